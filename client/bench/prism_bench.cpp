@@ -1,0 +1,574 @@
+// prism-bench: a UDP load generator for prismd, or for any server that sends the
+// request datagram back. Closed loop (W requests in flight per socket) by default,
+// open loop at a fixed total rate with --rate. Prints one result line.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/arena.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/datagram.hpp"
+#include "prism/client.hpp"
+
+namespace {
+
+using prism::Expected;
+using prism::make_error;
+
+constexpr int kBatch = 64;                             // datagrams per recvmmsg/sendmmsg
+constexpr int64_t kRequestTimeoutNs = 1'000'000'000;   // unanswered after this: a timeout
+constexpr int64_t kTimeoutScanNs = 10'000'000;         // how often slots are checked for it
+constexpr int64_t kRetryBlockedSendNs = 1'000'000;     // after a send hit EAGAIN
+constexpr size_t kReceiveBufferSize = 65536;           // any UDP datagram fits
+
+struct Options {
+  std::string server = "127.0.0.1:7777";
+  int clients = 4;
+  int inflight = 16;
+  double duration_s = 5.0;
+  double warmup_s = 0.5;
+  uint32_t packet_id = 101;  // default.echo
+  size_t payload_size = 32;
+  double rate = 0;  // 0: closed loop
+  int threads = 1;
+  std::string label = "prism";
+  bool json = false;
+};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Log-linear latency histogram: 128 buckets per power of two of nanoseconds, so a
+// value is reported within 1% of what was recorded. Fixed size: recording never
+// allocates.
+class LatencyHistogram {
+ public:
+  void record(int64_t ns) {
+    const uint64_t v = ns < 0 ? 0 : static_cast<uint64_t>(ns);
+    const int shift = std::max(0, static_cast<int>(std::bit_width(v)) - kSubBits);
+    counts_[static_cast<size_t>(shift) * kSub + (v >> shift)]++;
+    ++total_;
+  }
+
+  void merge(const LatencyHistogram& other) {
+    for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+    total_ += other.total_;
+  }
+
+  // The value below which a fraction q of the samples lie, in nanoseconds.
+  double quantile_ns(double q) const {
+    if (total_ == 0) return 0;
+    const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen >= std::max<uint64_t>(rank, 1)) {
+        const int shift = static_cast<int>(i / kSub);
+        const uint64_t low = (i % kSub) << shift;
+        return static_cast<double>(low) + static_cast<double>((uint64_t{1} << shift) - 1) / 2.0;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  static constexpr int kSubBits = 7;
+  static constexpr size_t kSub = size_t{1} << kSubBits;
+  std::array<uint64_t, 64 * kSub> counts_{};
+  uint64_t total_ = 0;
+};
+
+struct Stats {
+  uint64_t completed = 0;
+  uint64_t errors = 0;  // completed with a status other than OK
+  uint64_t timeouts = 0;
+  LatencyHistogram latency;
+};
+
+// The run's phases on the monotonic clock: warm-up from start, then measurement.
+struct Window {
+  int64_t start_ns = 0;
+  int64_t measure_ns = 0;
+  int64_t end_ns = 0;
+  bool measuring(int64_t t) const { return t >= measure_ns && t < end_ns; }
+};
+
+// One request slot of a socket. Slot i only ever carries request ids congruent to
+// i + 1 modulo W, so a reply finds its slot without a lookup table.
+struct Slot {
+  uint32_t request_id = 0;
+  bool outstanding = false;
+  int64_t sent_ns = 0;      // when it went out: the 1 s timeout runs from here
+  int64_t intended_ns = 0;  // when it should have gone out: latency runs from here
+};
+
+struct BenchSocket {
+  int fd = -1;
+  uint64_t connection_id = 0;
+  uint64_t next_packet_number = 0;
+  std::vector<Slot> slots;
+  std::vector<uint32_t> free_slots;  // indices of slots not outstanding
+  bool send_blocked = false;         // the last send hit EAGAIN
+
+  BenchSocket() = default;
+  BenchSocket(BenchSocket&& o) noexcept
+      : fd(std::exchange(o.fd, -1)),
+        connection_id(o.connection_id),
+        next_packet_number(o.next_packet_number),
+        slots(std::move(o.slots)),
+        free_slots(std::move(o.free_slots)),
+        send_blocked(o.send_blocked) {}
+  BenchSocket(const BenchSocket&) = delete;
+  ~BenchSocket() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+struct Target {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+Expected<Target> resolve_target(const prism::client::Endpoint& endpoint) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(endpoint.port);
+  if (const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return make_error("cannot resolve '" + endpoint.host + "': " + ::gai_strerror(rc));
+  }
+  Target target;
+  std::memcpy(&target.addr, found->ai_addr, found->ai_addrlen);
+  target.len = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  return target;
+}
+
+// Set by any thread that cannot go on; the others stop at their next wake-up.
+std::atomic<bool> g_abort{false};
+
+// Drives its share of the sockets from one thread with epoll. Everything the
+// send/receive loop touches is allocated up front.
+class LoadThread {
+ public:
+  LoadThread(const Options& opts, std::string peer) : opts_(opts), peer_(std::move(peer)) {}
+  LoadThread(const LoadThread&) = delete;
+  ~LoadThread() {
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  }
+
+  Expected<void> open(const Target& target, int socket_count, double rate, std::mt19937_64& rng) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) return make_error(std::string("epoll_create1: ") + std::strerror(errno));
+    const auto inflight = static_cast<uint32_t>(opts_.inflight);
+    for (int i = 0; i < socket_count; ++i) {
+      BenchSocket s;
+      s.fd = ::socket(target.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (s.fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
+      // Bursts of replies must not overflow the default receive buffer; the kernel
+      // caps this at net.core.rmem_max, which is fine.
+      const int rcvbuf = 4 << 20;
+      ::setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+      if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&target.addr), target.len) != 0) {
+        return make_error("connect to " + peer_ + ": " + std::strerror(errno));
+      }
+      do s.connection_id = rng(); while (s.connection_id == 0);
+      s.slots.resize(inflight);
+      s.free_slots.reserve(inflight);
+      for (uint32_t k = inflight; k-- > 0;) {
+        s.slots[k].request_id = k + 1 - inflight;  // the first send adds W
+        s.free_slots.push_back(k);
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(sockets_.size());
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s.fd, &ev) != 0) {
+        return make_error(std::string("epoll_ctl: ") + std::strerror(errno));
+      }
+      sockets_.push_back(std::move(s));
+    }
+    events_.resize(sockets_.size());
+    if (rate > 0) interval_ns_ = 1e9 / rate;
+
+    // The request is one Message frame; only its request id changes per send.
+    std::string payload(opts_.payload_size, '\0');
+    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
+    auto* message = request_.add_frames()->mutable_message();
+    message->set_packet_id(opts_.packet_id);
+    message->set_payload(std::move(payload));
+    message->set_request_id(UINT32_MAX);  // the longest encoding sizes the buffers
+    send_buffer_size_ = prism::net::kHeaderSize + request_.ByteSizeLong();
+
+    send_buffers_.resize(kBatch * send_buffer_size_);
+    receive_buffers_.resize(kBatch * kReceiveBufferSize);
+    for (int j = 0; j < kBatch; ++j) {
+      send_iov_[j] = {&send_buffers_[j * send_buffer_size_], 0};
+      send_msgs_[j] = {};
+      send_msgs_[j].msg_hdr.msg_iov = &send_iov_[j];
+      send_msgs_[j].msg_hdr.msg_iovlen = 1;
+      receive_iov_[j] = {&receive_buffers_[j * kReceiveBufferSize], kReceiveBufferSize};
+      receive_msgs_[j] = {};
+      receive_msgs_[j].msg_hdr.msg_iov = &receive_iov_[j];
+      receive_msgs_[j].msg_hdr.msg_iovlen = 1;
+    }
+    // Parsing a reply allocates from this block only, reset after each datagram.
+    arena_block_.resize(2 * kReceiveBufferSize + 64 * 1024);
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.initial_block = arena_block_.data();
+    arena_options.initial_block_size = arena_block_.size();
+    arena_ = std::make_unique<google::protobuf::Arena>(arena_options);
+    return {};
+  }
+
+  void run(const Window& window) {
+    window_ = window;
+    int64_t next_scan = window.start_ns + kTimeoutScanNs;
+    for (;;) {
+      const int64_t now = now_ns();
+      if (now >= window.end_ns || g_abort.load(std::memory_order_relaxed)) break;
+      if (interval_ns_ > 0) {
+        send_due(now);
+      } else {
+        for (auto& s : sockets_) fill(s, now);
+      }
+      if (now >= next_scan) {
+        expire(now);
+        next_scan = now + kTimeoutScanNs;
+      }
+      if (!error_.empty()) break;
+
+      int64_t wait = std::min(window.end_ns, next_scan) - now;
+      if (interval_ns_ > 0 && has_free_slot()) wait = std::min(wait, next_due_ns() - now);
+      for (const auto& s : sockets_) {
+        if (s.send_blocked) wait = std::min(wait, kRetryBlockedSendNs);
+      }
+      wait = std::max<int64_t>(wait, 0);
+      const timespec ts{.tv_sec = wait / 1'000'000'000, .tv_nsec = wait % 1'000'000'000};
+      const int n = ::epoll_pwait2(epoll_fd_, events_.data(), static_cast<int>(events_.size()), &ts,
+                                   nullptr);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fatal(std::string("epoll_pwait2: ") + std::strerror(errno));
+        break;
+      }
+      for (int i = 0; i < n; ++i) drain(sockets_[events_[i].data.u32]);
+    }
+  }
+
+  const Stats& stats() const { return stats_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  void fatal(std::string text) {
+    if (error_.empty()) error_ = std::move(text);
+    g_abort.store(true, std::memory_order_relaxed);
+  }
+
+  void socket_failure(std::string_view what, int err) {
+    if (err == ECONNREFUSED) {
+      fatal("nothing is listening on " + peer_ + " (connection refused)");
+    } else {
+      fatal(std::string(what) + " " + peer_ + ": " + std::strerror(err));
+    }
+  }
+
+  bool has_free_slot() const {
+    return std::any_of(sockets_.begin(), sockets_.end(),
+                       [](const BenchSocket& s) { return !s.free_slots.empty(); });
+  }
+
+  int64_t next_due_ns() const {
+    return window_.start_ns + static_cast<int64_t>(static_cast<double>(next_index_) * interval_ns_);
+  }
+
+  // Sends up to `count` requests on free slots of `s`. In open loop, request number
+  // `first_index` + j is intended to leave at its scheduled time; in closed loop, now.
+  // Returns how many went out (fewer when the socket buffer is full).
+  int send_batch(BenchSocket& s, int count, int64_t now, uint64_t first_index) {
+    count = std::min({count, kBatch, static_cast<int>(s.free_slots.size())});
+    if (count <= 0) return 0;
+    const auto inflight = static_cast<uint32_t>(opts_.inflight);
+    auto* message = request_.mutable_frames(0)->mutable_message();
+    const size_t first_free = s.free_slots.size() - static_cast<size_t>(count);
+    for (int j = 0; j < count; ++j) {
+      const uint32_t index = s.free_slots[first_free + static_cast<size_t>(j)];
+      Slot& slot = s.slots[index];
+      uint32_t id = slot.request_id + inflight;
+      if (id < slot.request_id || id == 0) id = index + 1;  // wrapped: restart the sequence
+      slot.request_id = id;
+      message->set_request_id(id);
+      const prism::net::DatagramHeader header{.connection_id = s.connection_id,
+                                              .packet_number = s.next_packet_number + j};
+      send_iov_[j].iov_len = prism::net::encode_datagram(
+          header, request_, {&send_buffers_[j * send_buffer_size_], send_buffer_size_});
+    }
+    int sent = 0;
+    while (sent < count) {
+      const int r = ::sendmmsg(s.fd, &send_msgs_[sent], static_cast<unsigned>(count - sent), 0);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+          s.send_blocked = true;
+          break;
+        }
+        socket_failure("send to", errno);
+        break;
+      }
+      sent += r;
+    }
+    if (sent == count) s.send_blocked = false;
+    s.next_packet_number += static_cast<uint64_t>(sent);
+    for (int j = 0; j < sent; ++j) {
+      Slot& slot = s.slots[s.free_slots[first_free + static_cast<size_t>(j)]];
+      slot.outstanding = true;
+      slot.sent_ns = now;
+      slot.intended_ns =
+          interval_ns_ > 0
+              ? window_.start_ns + static_cast<int64_t>(static_cast<double>(first_index + j) * interval_ns_)
+              : now;
+    }
+    // The unsent ones stay free; move the sent ones out of the free list.
+    s.free_slots.erase(s.free_slots.begin() + static_cast<std::ptrdiff_t>(first_free),
+                       s.free_slots.begin() + static_cast<std::ptrdiff_t>(first_free) + sent);
+    return sent;
+  }
+
+  // Closed loop: every free slot carries a new request.
+  void fill(BenchSocket& s, int64_t now) {
+    while (!s.free_slots.empty() && error_.empty()) {
+      const int want = std::min(kBatch, static_cast<int>(s.free_slots.size()));
+      if (send_batch(s, want, now, 0) < want) return;
+    }
+  }
+
+  // Open loop: send every request whose scheduled time has come, spread over the
+  // sockets. Requests that find no free slot wait, and their latency includes the wait.
+  void send_due(int64_t now) {
+    const auto due = static_cast<uint64_t>(static_cast<double>(now - window_.start_ns) / interval_ns_) + 1;
+    const size_t n = sockets_.size();
+    bool progress = true;
+    while (next_index_ < due && progress && error_.empty()) {
+      progress = false;
+      const uint64_t share = (due - next_index_ + n - 1) / n;
+      for (size_t i = 0; i < n && next_index_ < due; ++i) {
+        BenchSocket& s = sockets_[(next_socket_ + i) % n];
+        const auto want = static_cast<int>(std::min<uint64_t>({share, due - next_index_, kBatch}));
+        const int sent = send_batch(s, want, now, next_index_);
+        next_index_ += static_cast<uint64_t>(sent);
+        progress = progress || sent > 0;
+      }
+      next_socket_ = (next_socket_ + 1) % n;
+    }
+  }
+
+  void drain(BenchSocket& s) {
+    for (;;) {
+      const int n = ::recvmmsg(s.fd, receive_msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) socket_failure("receive from", errno);
+        return;
+      }
+      const int64_t now = now_ns();
+      for (int j = 0; j < n; ++j) {
+        complete(s, {&receive_buffers_[j * kReceiveBufferSize], receive_msgs_[j].msg_len}, now);
+      }
+      if (interval_ns_ <= 0) fill(s, now);
+      if (n < kBatch) return;
+    }
+  }
+
+  // Counts a datagram whose first frame is a Message carrying a request id that is
+  // outstanding on `s`: a prismd reply, or a raw echo of the request.
+  void complete(BenchSocket& s, std::span<const uint8_t> datagram, int64_t now) {
+    auto* packet = google::protobuf::Arena::CreateMessage<prism::v1::Packet>(arena_.get());
+    prism::net::DatagramHeader header;
+    if (prism::net::decode_datagram(datagram, prism::net::kMaxDatagramSize, header, *packet) ==
+            prism::net::DropReason::kNone &&
+        packet->frames(0).has_message()) {
+      const auto& m = packet->frames(0).message();
+      const uint32_t index = (m.request_id() - 1) % static_cast<uint32_t>(opts_.inflight);
+      Slot& slot = s.slots[index];
+      if (slot.outstanding && slot.request_id == m.request_id()) {
+        slot.outstanding = false;
+        s.free_slots.push_back(index);
+        if (window_.measuring(now)) {
+          ++stats_.completed;
+          if (m.is_reply() && m.status() != prism::v1::STATUS_OK) ++stats_.errors;
+          stats_.latency.record(now - slot.intended_ns);
+        }
+      }
+    }
+    arena_->Reset();
+  }
+
+  // A request unanswered for 1 s is a timeout; its slot is reused.
+  void expire(int64_t now) {
+    for (auto& s : sockets_) {
+      for (uint32_t i = 0; i < s.slots.size(); ++i) {
+        Slot& slot = s.slots[i];
+        if (!slot.outstanding || now - slot.sent_ns < kRequestTimeoutNs) continue;
+        slot.outstanding = false;
+        s.free_slots.push_back(i);
+        if (window_.measuring(now)) ++stats_.timeouts;
+      }
+    }
+  }
+
+  const Options& opts_;
+  std::string peer_;
+  int epoll_fd_ = -1;
+  std::vector<BenchSocket> sockets_;
+  std::vector<epoll_event> events_;
+  Window window_;
+  double interval_ns_ = 0;   // open loop: time between this thread's requests
+  uint64_t next_index_ = 0;  // open loop: the next scheduled request
+  size_t next_socket_ = 0;
+
+  prism::v1::Packet request_;
+  size_t send_buffer_size_ = 0;
+  std::vector<uint8_t> send_buffers_;
+  std::vector<uint8_t> receive_buffers_;
+  std::array<iovec, kBatch> send_iov_{};
+  std::array<mmsghdr, kBatch> send_msgs_{};
+  std::array<iovec, kBatch> receive_iov_{};
+  std::array<mmsghdr, kBatch> receive_msgs_{};
+  std::vector<char> arena_block_;
+  std::unique_ptr<google::protobuf::Arena> arena_;
+
+  Stats stats_;
+  std::string error_;
+};
+
+int fail(std::string_view reason) {
+  std::cerr << "prism-bench: " << reason << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opts;
+  CLI::App app{
+      "prism-bench: UDP load generator for prismd. Counts a request as completed when a\n"
+      "datagram comes back whose first frame is a Message with its request id, so it\n"
+      "also measures a plain echo server."};
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "prism-bench: " + std::string(e.what()) + " (see --help)\n";
+  });
+  app.add_option("--server", opts.server, "Target HOST:PORT")->capture_default_str();
+  app.add_option("--clients", opts.clients, "UDP sockets")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--inflight", opts.inflight, "Requests in flight per socket")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--duration", opts.duration_s, "Seconds measured (fractions allowed)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--warmup", opts.warmup_s, "Seconds of load before measuring")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--packet-id", opts.packet_id, "Packet id of the request (101 = default.echo)")
+      ->capture_default_str();
+  app.add_option("--payload-size", opts.payload_size, "Request payload bytes")
+      ->check(CLI::Range(size_t{0}, size_t{60000}))
+      ->capture_default_str();
+  app.add_option("--rate", opts.rate,
+                 "Open loop: total requests/s to send on a fixed schedule (latency counted from\n"
+                 "the scheduled time); without it, closed loop")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", opts.threads, "Threads, each driving its share of the sockets")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
+  app.add_flag("--json", opts.json, "Print the result as one JSON object");
+  CLI11_PARSE(app, argc, argv);
+
+  auto endpoint = prism::client::parse_endpoint(opts.server);
+  if (!endpoint) return fail(endpoint.error());
+  auto target = resolve_target(*endpoint);
+  if (!target) return fail(target.error());
+
+  const int threads = std::min(opts.threads, opts.clients);
+  std::vector<std::unique_ptr<LoadThread>> loads;
+  std::mt19937_64 rng(std::random_device{}());
+  for (int t = 0; t < threads; ++t) {
+    // Thread t drives sockets t, t + T, t + 2T, ...
+    const int sockets = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);
+    const double rate = opts.rate * sockets / opts.clients;
+    auto load = std::make_unique<LoadThread>(opts, prism::client::to_string(*endpoint));
+    if (auto opened = load->open(*target, sockets, rate, rng); !opened) return fail(opened.error());
+    loads.push_back(std::move(load));
+  }
+
+  Window window;
+  window.start_ns = now_ns();
+  window.measure_ns = window.start_ns + static_cast<int64_t>(opts.warmup_s * 1e9);
+  window.end_ns = window.measure_ns + static_cast<int64_t>(opts.duration_s * 1e9);
+  std::vector<std::thread> workers;
+  for (auto& load : loads) workers.emplace_back([&load, &window] { load->run(window); });
+  for (auto& w : workers) w.join();
+
+  Stats total;
+  for (const auto& load : loads) {
+    if (!load->error().empty()) return fail(load->error());
+    total.completed += load->stats().completed;
+    total.errors += load->stats().errors;
+    total.timeouts += load->stats().timeouts;
+    total.latency.merge(load->stats().latency);
+  }
+  const double seconds = static_cast<double>(window.end_ns - window.measure_ns) / 1e9;
+  const double rps = static_cast<double>(total.completed) / seconds;
+  const double p50 = total.latency.quantile_ns(0.50) / 1e3;
+  const double p99 = total.latency.quantile_ns(0.99) / 1e3;
+  const double p999 = total.latency.quantile_ns(0.999) / 1e3;
+  auto round1 = [](double v) { return std::round(v * 10.0) / 10.0; };
+
+  if (opts.json) {
+    const nlohmann::json result = {
+        {"label", opts.label},         {"server", opts.server},
+        {"requests", total.completed}, {"seconds", seconds},
+        {"rps", round1(rps)},          {"p50_us", round1(p50)},
+        {"p99_us", round1(p99)},       {"p999_us", round1(p999)},
+        {"timeouts", total.timeouts},  {"errors", total.errors},
+        {"clients", opts.clients},     {"inflight", opts.inflight},
+        {"threads", threads},          {"payload_size", opts.payload_size},
+        {"packet_id", opts.packet_id}, {"rate", opts.rate}};
+    std::cout << result.dump() << "\n";
+  } else {
+    std::printf(
+        "label=%s requests=%llu seconds=%.3f rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+        "timeouts=%llu errors=%llu\n",
+        opts.label.c_str(), static_cast<unsigned long long>(total.completed), seconds, rps, p50, p99,
+        p999, static_cast<unsigned long long>(total.timeouts),
+        static_cast<unsigned long long>(total.errors));
+  }
+  std::fflush(stdout);
+  if (total.completed == 0) return fail("no request completed against " + opts.server);
+  return 0;
+}

@@ -1,0 +1,293 @@
+// Loads prism.yaml into a Config: a table of the known keys, each with the parser that
+// checks its value. Anything else in the file is an error that says where it is.
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <set>
+#include <system_error>
+#include <vector>
+
+namespace prism::config {
+namespace {
+
+// "source:line:column: " from yaml-cpp's 0-based mark; "source: " when there is none.
+std::string where(std::string_view source, const YAML::Mark& mark) {
+  std::string out(source);
+  if (!mark.is_null()) {
+    out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  return out + ": ";
+}
+
+// How a value reads in an error: its text for scalars, its kind otherwise.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      // yaml-cpp tags quoted scalars "!" and plain ones "?".
+      return (node.Tag() == "!" ? "the string \"" : "\"") + node.Scalar() + "\"";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "nothing";
+  }
+}
+
+// A plain decimal integer in [min, max]. A quoted "5000" is a string, not a number.
+std::optional<uint64_t> integer_in(const YAML::Node& node, uint64_t min, uint64_t max) {
+  if (!node.IsScalar() || node.Tag() != "?") return std::nullopt;
+  const std::string& text = node.Scalar();
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+Expected<uint64_t> integer(const YAML::Node& node, uint64_t min, uint64_t max) {
+  if (auto value = integer_in(node, min, max)) return *value;
+  return make_error("expected an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                    ", got " + describe(node));
+}
+
+// Each setter checks one value and stores it; the error it returns is prefixed with
+// the location and key path by the walker.
+using Setter = Expected<void> (*)(const YAML::Node& value, Config& config);
+
+Expected<void> set_udp(const YAML::Node& node, Config& config) {
+  if (!node.IsScalar()) {
+    return make_error("expected \"HOST:PORT\" (quote IPv6 as \"[::1]:7777\"), got " + describe(node));
+  }
+  auto endpoint = parse_endpoint(node.Scalar());
+  if (!endpoint) return make_error(endpoint.error());
+  config.udp = std::move(*endpoint);
+  return {};
+}
+
+Expected<void> set_workers(const YAML::Node& node, Config& config) {
+  if (node.IsScalar() && node.Scalar() == "auto") {
+    config.workers = 0;
+    return {};
+  }
+  auto count = integer_in(node, 1, 256);
+  if (!count) return make_error("expected \"auto\" or an integer 1..256, got " + describe(node));
+  config.workers = static_cast<unsigned>(*count);
+  return {};
+}
+
+Expected<void> set_request_timeout(const YAML::Node& node, Config& config) {
+  auto ms = integer(node, 1, 600000);
+  if (!ms) return make_error(ms.error());
+  config.request_timeout = std::chrono::milliseconds(*ms);
+  return {};
+}
+
+Expected<void> set_max_datagram(const YAML::Node& node, Config& config) {
+  // 576: the smallest datagram every IPv4 host must accept; 65507: the largest UDP payload.
+  auto bytes = integer(node, 576, 65507);
+  if (!bytes) return make_error(bytes.error());
+  config.max_datagram_size = static_cast<size_t>(*bytes);
+  return {};
+}
+
+// plugins.dir, plugins.config_dir, state_dir: any non-empty string.
+template <std::string Config::*Member>
+Expected<void> set_path(const YAML::Node& node, Config& config) {
+  if (!node.IsScalar() || node.Scalar().empty()) {
+    return make_error("expected a path, got " + describe(node));
+  }
+  config.*Member = node.Scalar();
+  return {};
+}
+
+Expected<void> set_log_level(const YAML::Node& node, Config& config) {
+  static constexpr std::array<std::string_view, 6> kLevels{"trace", "debug", "info",
+                                                           "warn",  "error", "off"};
+  if (!node.IsScalar() || std::find(kLevels.begin(), kLevels.end(), node.Scalar()) == kLevels.end()) {
+    return make_error("expected one of trace|debug|info|warn|error|off, got " + describe(node));
+  }
+  config.log_level = node.Scalar();
+  return {};
+}
+
+Expected<void> set_metrics_interval(const YAML::Node& node, Config& config) {
+  auto seconds = integer(node, 0, 86400);
+  if (!seconds) return make_error(seconds.error());
+  config.metrics_interval = std::chrono::seconds(*seconds);
+  return {};
+}
+
+struct Key {
+  std::string_view path;  // dotted, as the error messages print it
+  Setter set;
+};
+
+// Every key the file may hold. A section is any prefix of these paths.
+constexpr std::array kKeys{
+    Key{"server.udp", set_udp},
+    Key{"server.workers", set_workers},
+    Key{"server.request_timeout_ms", set_request_timeout},
+    Key{"server.max_datagram", set_max_datagram},
+    Key{"plugins.dir", set_path<&Config::plugins_dir>},
+    Key{"plugins.config_dir", set_path<&Config::plugins_config_dir>},
+    Key{"state_dir", set_path<&Config::state_dir>},
+    Key{"log.level", set_log_level},
+    Key{"metrics.snapshot_interval_s", set_metrics_interval},
+};
+
+// True when `path` lies inside section `section` ("" is the top level).
+bool is_under(std::string_view path, std::string_view section) {
+  if (section.empty()) return true;
+  return path.size() > section.size() && path.starts_with(section) && path[section.size()] == '.';
+}
+
+std::string unknown_key(std::string_view name, std::string_view section) {
+  std::vector<std::string_view> known;
+  for (const Key& key : kKeys) {
+    if (!is_under(key.path, section)) continue;
+    std::string_view rest = key.path.substr(section.empty() ? 0 : section.size() + 1);
+    rest = rest.substr(0, rest.find('.'));
+    if (std::find(known.begin(), known.end(), rest) == known.end()) known.push_back(rest);
+  }
+  std::string message = "unknown key '" + std::string(name) + "'";
+  if (!section.empty()) message += " in '" + std::string(section) + "'";
+  message += " (known keys:";
+  for (std::string_view k : known) message += " " + std::string(k);
+  return message + ")";
+}
+
+// Applies one mapping level; `section` is its dotted path ("" at the top level).
+Expected<void> apply_map(const YAML::Node& map, const std::string& section,
+                         std::string_view source, Config& config) {
+  std::set<std::string> seen;
+  for (const auto& entry : map) {
+    const YAML::Node& key = entry.first;
+    const YAML::Node& value = entry.second;
+    const std::string at = where(source, key.Mark());
+    if (!key.IsScalar() || key.Scalar().empty()) {
+      return make_error(at + "expected a key name, got " + describe(key));
+    }
+    const std::string& name = key.Scalar();
+    const std::string path = section.empty() ? name : section + "." + name;
+    // yaml-cpp keeps duplicate keys silently; the second would be ignored, so refuse it.
+    if (!seen.insert(name).second) return make_error(at + path + ": duplicate key");
+
+    // yaml-cpp marks an empty value at the next token, so blame the key for those.
+    const std::string value_at = value.IsNull() ? at : where(source, value.Mark());
+    const auto known = std::find_if(kKeys.begin(), kKeys.end(),
+                                    [&](const Key& k) { return k.path == path; });
+    if (known != kKeys.end()) {
+      if (auto applied = known->set(value, config); !applied) {
+        return make_error(value_at + path + ": " + applied.error());
+      }
+      continue;
+    }
+    const bool is_section = std::any_of(kKeys.begin(), kKeys.end(),
+                                        [&](const Key& k) { return is_under(k.path, path); });
+    if (!is_section) return make_error(at + unknown_key(name, section));
+    if (value.IsNull()) continue;  // a section whose keys are all commented out
+    if (!value.IsMap()) return make_error(value_at + path + ": expected a map, got " + describe(value));
+    if (auto nested = apply_map(value, path, source, config); !nested) return nested;
+  }
+  return {};
+}
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+
+Expected<std::string> read_whole_file(const std::filesystem::path& file_path) {
+  const auto fail = [&](int error) {
+    return make_error(file_path.string() + ": cannot read config file: " +
+                      std::generic_category().message(error));
+  };
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(file_path.c_str(), "rb"));
+  if (!file) return fail(errno);
+  std::string text;
+  char buffer[8192];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  if (std::ferror(file.get())) return fail(errno);  // e.g. EISDIR for a directory
+  return text;
+}
+
+}  // namespace
+
+Expected<Config> load_string(std::string_view yaml, std::string_view source_name) {
+  Config config;
+  config.source = std::string(source_name);
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml));
+    if (root.IsNull()) return config;  // an empty file, or one holding only comments
+    if (!root.IsMap()) {
+      return make_error(where(source_name, root.Mark()) +
+                        "expected a map of settings at the top level, got " + describe(root));
+    }
+    if (auto applied = apply_map(root, "", source_name, config); !applied) {
+      return make_error(applied.error());
+    }
+    return config;
+  } catch (const YAML::Exception& e) {  // syntax errors carry the mark of the bad token
+    return make_error(where(source_name, e.mark) + e.msg);
+  } catch (const std::exception& e) {
+    return make_error(std::string(source_name) + ": " + e.what());
+  }
+}
+
+Expected<Config> load_file(const std::filesystem::path& path) {
+  auto text = read_whole_file(path);
+  if (!text) return make_error(text.error());
+  return load_string(*text, path.string());
+}
+
+Expected<UdpEndpoint> parse_endpoint(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  int family = AF_INET;
+  if (text.starts_with('[')) {
+    const size_t close = text.find("]:");
+    if (close == std::string_view::npos) {
+      return make_error("expected \"[IPv6]:PORT\", got \"" + std::string(text) + "\"");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    family = AF_INET6;
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return make_error("expected \"HOST:PORT\", got \"" + std::string(text) + "\"");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+
+  const std::string host_text(host);
+  in6_addr address{};  // large enough for either family
+  if (inet_pton(family, host_text.c_str(), &address) != 1) {
+    return make_error("\"" + host_text + "\" is not an " +
+                      (family == AF_INET6 ? std::string("IPv6 address")
+                                          : std::string("IPv4 address (write IPv6 as \"[::1]:PORT\")")));
+  }
+  uint16_t number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
+    return make_error("expected a port 0..65535, got \"" + std::string(port) + "\"");
+  }
+  return UdpEndpoint{host_text, number};
+}
+
+std::string to_string(const UdpEndpoint& endpoint) {
+  const bool v6 = endpoint.host.find(':') != std::string::npos;
+  return (v6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
+}
+
+}  // namespace prism::config

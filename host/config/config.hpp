@@ -1,0 +1,52 @@
+// prismd's configuration (etc/prism.yaml): the settings, their defaults, and the
+// loader that validates them, naming file:line:column and the key path in every error.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "base/expected.hpp"
+
+namespace prism::config {
+
+struct UdpEndpoint {
+  std::string host = "127.0.0.1";  // an IPv4 or IPv6 literal, without brackets
+  uint16_t port = 7777;            // 0 = any free port
+
+  friend bool operator==(const UdpEndpoint&, const UdpEndpoint&) = default;
+};
+
+// Each member names its YAML key; the initialisers are the defaults that
+// etc/prism.yaml repeats. Every section and every key is optional.
+struct Config {
+  std::string source;                                       // path loaded from ("" for defaults)
+  UdpEndpoint udp;                                          // server.udp: "HOST:PORT" or "[V6]:PORT"
+  unsigned workers = 0;                                     // server.workers: "auto" (0, one per core) or 1..256
+  std::chrono::milliseconds request_timeout{5000};          // server.request_timeout_ms: 1..600000
+  size_t max_datagram_size = 1400;                          // server.max_datagram: 576..65507 bytes of UDP payload
+  std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
+  std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
+  std::string state_dir = "/var/lib/prism";                 // state_dir
+  std::string log_level = "info";                           // log.level: trace|debug|info|warn|error|off
+  std::chrono::seconds metrics_interval{60};                // metrics.snapshot_interval_s: 0..86400 (0 = off)
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+// Reads and validates a config file. Errors read "<path>:<line>:<column>: <key.path>: <what>".
+Expected<Config> load_file(const std::filesystem::path& path);
+
+// As load_file, for YAML already in memory; source_name stands in for the path in errors.
+Expected<Config> load_string(std::string_view yaml, std::string_view source_name);
+
+// Parses "127.0.0.1:7777" or "[::1]:7777" (IP literals only; no name lookup).
+Expected<UdpEndpoint> parse_endpoint(std::string_view text);
+
+// The inverse of parse_endpoint, for logs: "127.0.0.1:7777", "[::1]:7777".
+std::string to_string(const UdpEndpoint& endpoint);
+
+}  // namespace prism::config

@@ -1,0 +1,228 @@
+// Request routing, the reply path and deadlines (DESIGN.md §2, docs/protocol.md §3.3).
+#include "dispatch/dispatcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "plugins/plugin_types.hpp"
+
+namespace prism::dispatch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// plugin.h statuses are the wire statuses negated; anything else is the plugin's bug.
+v1::Status to_wire(prism_status_t status) {
+  if (status > 0 || status < PRISM_INTERNAL) return v1::STATUS_INTERNAL;
+  return static_cast<v1::Status>(-status);
+}
+
+}  // namespace
+
+class RequestContext final : public prism_request {
+ public:
+  enum class State { kFree, kInHandler, kAnswered, kPending, kTimedOut };
+
+  explicit RequestContext(Dispatcher* owner) : owner_(owner) {}
+
+  prism_status_t complete(prism_status_t status, std::string_view message,
+                          std::span<const uint8_t> payload) override {
+    return owner_->complete(this, status, message, payload);
+  }
+  uint64_t session_id() const override { return origin.connection_id; }
+
+  net::RequestOrigin origin;
+  uint32_t request_id = 0;
+  uint32_t packet_id = 0;
+  std::shared_ptr<plugins::LoadedPlugin> plugin;  // keeps this version loaded until answered
+  Clock::time_point started;
+  State state = State::kFree;
+  RequestContext* prev = nullptr;
+  RequestContext* next = nullptr;
+
+ private:
+  Dispatcher* owner_;
+};
+
+Dispatcher::Dispatcher(net::LoopAccess& loop, net::ReplyTransport& transport,
+                       std::chrono::milliseconds request_timeout)
+    : loop_(loop),
+      transport_(transport),
+      timeout_(request_timeout),
+      table_(std::make_shared<plugins::RoutingTable>(std::vector<plugins::Route>{})) {
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_.loop(), timer_);
+  timer_->data = this;
+  // The closer owns only the timer: the dispatcher may be gone by the time it runs.
+  loop_.at_stop([timer = timer_] {
+    if (auto* self = static_cast<Dispatcher*>(timer->data)) self->timer_ = nullptr;
+    timer->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  });
+}
+
+Dispatcher::~Dispatcher() {
+  if (timer_ != nullptr) timer_->data = nullptr;
+}
+
+void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message& request) {
+  const uint32_t packet_id = request.packet_id();
+  if (packet_id < 100) {
+    if (host_service_ != nullptr) {
+      host_service_->on_host_request(origin, request, transport_);
+    } else {
+      transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
+                            "no host service", {});
+    }
+    return;
+  }
+  const plugins::Route* route = table_->find(packet_id);
+  if (route == nullptr) {
+    // protocol.md §3.3: every request gets a reply, an unowned id included.
+    transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
+                          "no service owns packet id " + std::to_string(packet_id), {});
+    return;
+  }
+
+  RequestContext* ctx = acquire();
+  ctx->origin = origin;
+  ctx->request_id = request.request_id();
+  ctx->packet_id = packet_id;
+  ctx->plugin = route->plugin;
+  ctx->started = Clock::now();
+  ctx->state = RequestContext::State::kInHandler;
+
+  const auto& payload = request.payload();
+  const prism_status_t status = ctx->plugin->handle(
+      ctx, packet_id - route->first,
+      {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+
+  if (ctx->state == RequestContext::State::kAnswered) {
+    if (status != PRISM_OK) {
+      SPDLOG_WARN("event=plugin_contract plugin={} detail=\"replied and returned status {}\"",
+                  ctx->plugin->name(), status);
+    }
+    release(ctx);
+  } else if (status != PRISM_OK) {
+    // plugin.h: a non-OK return means the plugin has not replied and never will.
+    answer(ctx, status, "request failed", {});
+    release(ctx);
+  } else {
+    ctx->state = RequestContext::State::kPending;
+    track(ctx);
+  }
+}
+
+prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
+                                    std::string_view message, std::span<const uint8_t> payload) {
+  if (!loop_.on_loop_thread()) {
+    // plugin.h asks for replies on the handling thread; a plugin that got it wrong still
+    // gets a correct reply, moved to the right thread with its own copy of the data.
+    loop_.post([this, ctx, status, msg = std::string(message),
+                data = std::vector<uint8_t>(payload.begin(), payload.end())] {
+      complete(ctx, status, msg, data);
+    });
+    return PRISM_OK;
+  }
+  using State = RequestContext::State;
+  switch (ctx->state) {
+    case State::kInHandler:
+      answer(ctx, status, message, payload);
+      ctx->state = State::kAnswered;
+      return PRISM_OK;
+    case State::kPending:
+      untrack(ctx);
+      answer(ctx, status, message, payload);
+      release(ctx);
+      return PRISM_OK;
+    case State::kTimedOut:
+      // The requester already got TIMEOUT; the late answer only frees the request.
+      release(ctx);
+      return PRISM_TIMEOUT;
+    case State::kAnswered:
+    case State::kFree:
+      break;
+  }
+  SPDLOG_ERROR("event=plugin_contract plugin={} detail=\"reply called twice\"",
+               ctx->plugin ? ctx->plugin->name() : "?");
+  return PRISM_INVALID_ARGUMENT;
+}
+
+void Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_view message,
+                        std::span<const uint8_t> payload) {
+  auto& plugin = *ctx->plugin;
+  plugin.request_counter().add();
+  plugin.latency().record(Clock::now() - ctx->started);
+  const v1::Status wire = to_wire(status);
+  if (wire != v1::STATUS_OK) plugin.error_counter().add();
+  if (!transport_.send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message,
+                             payload)) {
+    SPDLOG_WARN("event=reply_too_large plugin={} packet_id={} bytes={}", plugin.name(),
+                ctx->packet_id, payload.size());
+  }
+}
+
+RequestContext* Dispatcher::acquire() {
+  if (free_.empty()) {
+    all_.push_back(std::make_unique<RequestContext>(this));
+    return all_.back().get();
+  }
+  RequestContext* ctx = free_.back();
+  free_.pop_back();
+  return ctx;
+}
+
+void Dispatcher::release(RequestContext* ctx) {
+  ctx->state = RequestContext::State::kFree;
+  ctx->plugin.reset();
+  free_.push_back(ctx);
+}
+
+void Dispatcher::track(RequestContext* ctx) {
+  ctx->prev = pending_tail_;
+  ctx->next = nullptr;
+  (pending_tail_ ? pending_tail_->next : pending_head_) = ctx;
+  pending_tail_ = ctx;
+  ++pending_count_;
+  if (timer_ != nullptr && !uv_is_active(reinterpret_cast<uv_handle_t*>(timer_))) {
+    const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+        ctx->started + timeout_ - Clock::now());
+    uv_timer_start(timer_, &Dispatcher::on_deadline_timer,
+                   static_cast<uint64_t>(std::max<int64_t>(delay.count(), 0)) + 1, 0);
+  }
+}
+
+void Dispatcher::untrack(RequestContext* ctx) {
+  (ctx->prev ? ctx->prev->next : pending_head_) = ctx->next;
+  (ctx->next ? ctx->next->prev : pending_tail_) = ctx->prev;
+  ctx->prev = ctx->next = nullptr;
+  --pending_count_;
+}
+
+void Dispatcher::on_deadline_timer(uv_timer_t* timer) {
+  if (timer->data != nullptr) static_cast<Dispatcher*>(timer->data)->expire_overdue();
+}
+
+void Dispatcher::expire_overdue() {
+  const auto now = Clock::now();
+  while (pending_head_ != nullptr && pending_head_->started + timeout_ <= now) {
+    RequestContext* ctx = pending_head_;
+    untrack(ctx);
+    answer(ctx, PRISM_TIMEOUT,
+           "plugin did not answer within " + std::to_string(timeout_.count()) + " ms", {});
+    SPDLOG_WARN("event=request_timeout plugin={} packet_id={} timeout_ms={}",
+                ctx->plugin->name(), ctx->packet_id, timeout_.count());
+    // Kept until the plugin's late reply frees it (plugin.h: reply exactly once).
+    ctx->state = RequestContext::State::kTimedOut;
+  }
+  if (pending_head_ != nullptr && timer_ != nullptr) {
+    const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+        pending_head_->started + timeout_ - now);
+    uv_timer_start(timer_, &Dispatcher::on_deadline_timer,
+                   static_cast<uint64_t>(std::max<int64_t>(delay.count(), 0)) + 1, 0);
+  }
+}
+
+}  // namespace prism::dispatch

@@ -1,0 +1,76 @@
+// Routes each request a transport hands over to the plugin owning its packet id,
+// tracks it until the plugin replies, and answers TIMEOUT when the deadline passes.
+// One Dispatcher per worker; everything here runs on that worker's thread.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "net/loop_access.hpp"
+#include "net/pipeline.hpp"
+#include "plugins/registry.hpp"
+
+namespace prism::dispatch {
+
+// Answers the host-owned packet ids (below 100); the admin service implements it.
+class HostService {
+ public:
+  virtual ~HostService() = default;
+  virtual void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
+                               net::ReplyTransport& transport) = 0;
+};
+
+class RequestContext;
+
+class Dispatcher final : public net::RequestHandler {
+ public:
+  Dispatcher(net::LoopAccess& loop, net::ReplyTransport& transport,
+             std::chrono::milliseconds request_timeout);
+  ~Dispatcher() override;
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Loop thread only. The table is swapped as a whole (DESIGN.md §2).
+  void set_table(std::shared_ptr<const plugins::RoutingTable> table) { table_ = std::move(table); }
+  void set_host_service(HostService* service) { host_service_ = service; }
+
+  void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
+
+  // Requests handed to a plugin and not yet answered.
+  size_t pending() const { return pending_count_; }
+
+ private:
+  friend class RequestContext;
+
+  prism_status_t complete(RequestContext* ctx, prism_status_t status, std::string_view message,
+                          std::span<const uint8_t> payload);
+  void answer(RequestContext* ctx, prism_status_t status, std::string_view message,
+              std::span<const uint8_t> payload);
+  RequestContext* acquire();
+  void release(RequestContext* ctx);
+  void track(RequestContext* ctx);
+  void untrack(RequestContext* ctx);
+  static void on_deadline_timer(uv_timer_t* timer);
+  void expire_overdue();
+
+  net::LoopAccess& loop_;
+  net::ReplyTransport& transport_;
+  std::chrono::milliseconds timeout_;
+  std::shared_ptr<const plugins::RoutingTable> table_;
+  HostService* host_service_ = nullptr;
+
+  // Every context ever made (owned here) and the free ones, reused without allocating.
+  std::vector<std::unique_ptr<RequestContext>> all_;
+  std::vector<RequestContext*> free_;
+  // Pending requests in arrival order: with one timeout, also deadline order.
+  RequestContext* pending_head_ = nullptr;
+  RequestContext* pending_tail_ = nullptr;
+  size_t pending_count_ = 0;
+  uv_timer_t* timer_ = nullptr;  // heap: freed in its close callback
+};
+
+}  // namespace prism::dispatch

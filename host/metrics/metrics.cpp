@@ -1,0 +1,118 @@
+// Counters, latency histograms and the Prometheus text exposition format.
+#include "metrics/metrics.hpp"
+
+#include <cmath>
+#include <set>
+
+namespace prism::metrics {
+
+void LatencyHistogram::record(std::chrono::nanoseconds latency) {
+  const double us = static_cast<double>(latency.count()) / 1000.0;
+  size_t bucket = 0;
+  if (us >= 1.0) {
+    bucket = static_cast<size_t>(std::floor(std::log2(us) * 4.0)) + 1;
+    if (bucket >= kBuckets) bucket = kBuckets - 1;
+  }
+  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+}
+
+double LatencyHistogram::bucket_upper_us(size_t bucket) {
+  return std::exp2(static_cast<double>(bucket) / 4.0);
+}
+
+std::chrono::microseconds LatencyHistogram::quantile(double q) const {
+  const uint64_t total = count();
+  if (total == 0) return std::chrono::microseconds(0);
+  const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
+  uint64_t seen = 0;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    seen += bucket_count(i);
+    if (seen >= rank) {
+      return std::chrono::microseconds(static_cast<int64_t>(std::ceil(bucket_upper_us(i))));
+    }
+  }
+  return std::chrono::microseconds(static_cast<int64_t>(bucket_upper_us(kBuckets - 1)));
+}
+
+template <typename T>
+T& Registry::find_or_add(std::deque<Entry<T>>& entries, std::string_view name,
+                         std::string_view labels, std::string_view help) {
+  for (auto& e : entries) {
+    if (e.name == name && e.labels == labels) return e.metric;
+  }
+  auto& e = entries.emplace_back();
+  e.name = name;
+  e.labels = labels;
+  e.help = help;
+  return e.metric;
+}
+
+Counter& Registry::counter(std::string_view name, std::string_view labels,
+                           std::string_view help) {
+  std::lock_guard lock(mutex_);
+  return find_or_add(counters_, name, labels, help);
+}
+
+LatencyHistogram& Registry::histogram(std::string_view name, std::string_view labels,
+                                      std::string_view help) {
+  std::lock_guard lock(mutex_);
+  return find_or_add(histograms_, name, labels, help);
+}
+
+namespace {
+
+std::string series(const std::string& name, const std::string& labels,
+                   std::string_view extra = {}) {
+  std::string out = name;
+  if (labels.empty() && extra.empty()) return out;
+  out += '{';
+  out += labels;
+  if (!labels.empty() && !extra.empty()) out += ',';
+  out += extra;
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+std::string Registry::render_prometheus() const {
+  std::lock_guard lock(mutex_);
+  std::string out;
+  std::set<std::string> described;
+  for (const auto& e : counters_) {
+    if (described.insert(e.name).second) {
+      out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " counter\n";
+    }
+    out += series(e.name, e.labels) + " " + std::to_string(e.metric.value()) + "\n";
+  }
+  for (const auto& e : histograms_) {
+    if (described.insert(e.name).second) {
+      out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " histogram\n";
+    }
+    // Exposed in seconds, the Prometheus base unit; every 4th bucket keeps the text short.
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      cumulative += e.metric.bucket_count(i);
+      if (i % 4 != 0 || i > 100) continue;
+      char le[48];
+      std::snprintf(le, sizeof le, "le=\"%g\"", LatencyHistogram::bucket_upper_us(i) / 1e6);
+      out += series(e.name + "_bucket", e.labels, le) + " " + std::to_string(cumulative) + "\n";
+    }
+    out += series(e.name + "_bucket", e.labels, "le=\"+Inf\"") + " " +
+           std::to_string(e.metric.count()) + "\n";
+    char sum[48];
+    std::snprintf(sum, sizeof sum, "%g", static_cast<double>(e.metric.sum_us()) / 1e6);
+    out += series(e.name + "_sum", e.labels) + " " + sum + "\n";
+    out += series(e.name + "_count", e.labels) + " " + std::to_string(e.metric.count()) + "\n";
+  }
+  return out;
+}
+
+Registry& registry() {
+  static Registry instance;
+  return instance;
+}
+
+}  // namespace prism::metrics

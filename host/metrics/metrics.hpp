@@ -1,0 +1,77 @@
+// Counters and latency histograms shared by every layer, and their Prometheus text
+// exposition. Updates are lock-free; only registration takes a lock.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace prism::metrics {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Latencies in log-spaced buckets: bucket i holds values below 2^(i/4) microseconds
+// (four buckets per doubling, ~19% wide), from 1 us up to about 70 minutes.
+class LatencyHistogram {
+ public:
+  static constexpr size_t kBuckets = 128;
+
+  void record(std::chrono::nanoseconds latency);
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  // Upper bound of the bucket holding quantile q (0 < q <= 1); zero when empty.
+  std::chrono::microseconds quantile(double q) const;
+  static double bucket_upper_us(size_t bucket);
+  uint64_t bucket_count(size_t bucket) const {
+    return buckets_[bucket].load(std::memory_order_relaxed);
+  }
+  uint64_t sum_us() const { return sum_us_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_us_{0};
+};
+
+// Owns every metric of the process. References it hands out stay valid for its life.
+class Registry {
+ public:
+  // `labels` is Prometheus label text without braces, e.g. `plugin="default"`.
+  Counter& counter(std::string_view name, std::string_view labels, std::string_view help);
+  LatencyHistogram& histogram(std::string_view name, std::string_view labels,
+                              std::string_view help);
+
+  std::string render_prometheus() const;
+
+ private:
+  template <typename T>
+  struct Entry {
+    std::string name;
+    std::string labels;
+    std::string help;
+    T metric;
+  };
+  template <typename T>
+  static T& find_or_add(std::deque<Entry<T>>& entries, std::string_view name,
+                        std::string_view labels, std::string_view help);
+
+  mutable std::mutex mutex_;
+  std::deque<Entry<Counter>> counters_;
+  std::deque<Entry<LatencyHistogram>> histograms_;
+};
+
+// The process-wide registry.
+Registry& registry();
+
+}  // namespace prism::metrics

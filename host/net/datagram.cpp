@@ -1,0 +1,108 @@
+// The datagram codec: cleartext header and strict frame payload (docs/protocol.md §2-3).
+#include "net/datagram.hpp"
+
+namespace prism::net {
+namespace {
+
+void put_u64(uint8_t* p, uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = static_cast<uint8_t>(v);
+    v >>= 8;
+  }
+}
+
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+bool has_unknown_fields(const google::protobuf::Message& m) {
+  return !m.GetReflection()->GetUnknownFields(m).empty();
+}
+
+// protocol.md §3.1: a frame must carry exactly one known kind and nothing we do not know.
+bool frame_is_well_formed(const v1::Frame& frame) {
+  if (has_unknown_fields(frame)) return false;
+  switch (frame.kind_case()) {
+    case v1::Frame::kMessage: {
+      const auto& m = frame.message();
+      if (has_unknown_fields(m)) return false;
+      // A request must carry a correlation id (§3.2); replies echo one.
+      return m.request_id() != 0;
+    }
+    case v1::Frame::kPing:
+      return !has_unknown_fields(frame.ping());
+    case v1::Frame::kPong:
+      return !has_unknown_fields(frame.pong());
+    case v1::Frame::kClose:
+      return !has_unknown_fields(frame.close());
+    case v1::Frame::KIND_NOT_SET:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view drop_reason_name(DropReason reason) {
+  switch (reason) {
+    case DropReason::kNone: return "none";
+    case DropReason::kTruncated: return "truncated";
+    case DropReason::kOversized: return "oversized";
+    case DropReason::kBadVersion: return "bad_version";
+    case DropReason::kBadType: return "bad_type";
+    case DropReason::kBadPayload: return "bad_payload";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+void write_header(const DatagramHeader& header, std::span<uint8_t> out) {
+  out[0] = header.version;
+  out[1] = static_cast<uint8_t>(header.type);
+  put_u64(&out[2], header.connection_id);
+  put_u64(&out[10], header.packet_number);
+}
+
+DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, DatagramHeader& out) {
+  if (datagram.size() > max_size) return DropReason::kOversized;
+  // An empty payload carries no frame, so it is as useless as a short header.
+  if (datagram.size() <= kHeaderSize) return DropReason::kTruncated;
+  if (datagram[0] != kWireVersion) return DropReason::kBadVersion;
+  if (datagram[1] != static_cast<uint8_t>(DatagramType::kPlain)) return DropReason::kBadType;
+  out.version = datagram[0];
+  out.type = static_cast<DatagramType>(datagram[1]);
+  out.connection_id = get_u64(&datagram[2]);
+  out.packet_number = get_u64(&datagram[10]);
+  return DropReason::kNone;
+}
+
+DropReason parse_payload(std::span<const uint8_t> payload, v1::Packet& packet) {
+  packet.Clear();
+  if (!packet.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return DropReason::kBadPayload;
+  }
+  if (packet.frames_size() == 0 || has_unknown_fields(packet)) return DropReason::kBadPayload;
+  for (const auto& frame : packet.frames()) {
+    if (!frame_is_well_formed(frame)) return DropReason::kBadPayload;
+  }
+  return DropReason::kNone;
+}
+
+size_t encode_datagram(const DatagramHeader& header, const v1::Packet& packet,
+                       std::span<uint8_t> out) {
+  const size_t body = packet.ByteSizeLong();
+  if (out.size() < kHeaderSize || body > out.size() - kHeaderSize) return 0;
+  write_header(header, out);
+  packet.SerializeWithCachedSizesToArray(out.data() + kHeaderSize);
+  return kHeaderSize + body;
+}
+
+DropReason decode_datagram(std::span<const uint8_t> datagram, size_t max_size,
+                           DatagramHeader& header, v1::Packet& packet) {
+  if (auto r = read_header(datagram, max_size, header); r != DropReason::kNone) return r;
+  return parse_payload(datagram.subspan(kHeaderSize), packet);
+}
+
+}  // namespace prism::net

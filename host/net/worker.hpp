@@ -1,0 +1,95 @@
+// A worker: one thread, one uv_loop_t and one SO_REUSEPORT UDP socket (DESIGN.md §2).
+// Datagrams arrive in recvmmsg batches; replies leave in sendmmsg batches once per loop turn.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/expected.hpp"
+#include "net/loop_access.hpp"
+#include "net/pipeline.hpp"
+
+namespace prism::net {
+
+// Replies gathered during one loop turn, sent with one sendmmsg.
+class SendBatch final : public Outbox {
+ public:
+  static constexpr size_t kSlots = 64;
+
+  SendBatch(size_t max_datagram);
+  void set_fd(int fd) { fd_ = fd; }
+
+  std::span<uint8_t> next_buffer() override;
+  void commit(const PeerAddress& to, size_t len) override;
+  void flush();
+
+ private:
+  int fd_ = -1;
+  size_t max_datagram_;
+  size_t used_ = 0;
+  std::vector<uint8_t> storage_;  // kSlots * max_datagram
+  std::vector<PeerAddress> peers_;
+  std::vector<iovec> iov_;
+  std::vector<mmsghdr> msgs_;
+  metrics::Counter& send_failed_;
+};
+
+class Worker final : public LoopAccess {
+ public:
+  Worker(unsigned index, size_t max_datagram);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens and binds the socket. Port 0 picks a free port; returns the bound port.
+  Expected<uint16_t> bind(const std::string& host, uint16_t port);
+  void set_handler(RequestHandler* handler) { pipeline_.set_handler(handler); }
+
+  // Starts the worker's thread; the loop serves until stop().
+  void start();
+  // Asks the loop to close its handles and joins the thread.
+  void stop();
+
+  void post(std::function<void()> task) override;
+  bool on_loop_thread() const override { return std::this_thread::get_id() == thread_id_.load(); }
+  void at_stop(std::function<void()> close) override { at_stop_.push_back(std::move(close)); }
+  uv_loop_t* loop() override { return &loop_; }
+
+  unsigned index() const { return index_; }
+  ReplyTransport& transport() { return pipeline_; }
+
+ private:
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
+                      const sockaddr* addr, unsigned flags);
+  static void on_check(uv_check_t* handle);
+  static void on_async(uv_async_t* handle);
+  void run_posted();
+  void close_handles();
+
+  unsigned index_;
+  uv_loop_t loop_{};
+  uv_udp_t udp_{};
+  uv_check_t flush_check_{};
+  uv_async_t wakeup_{};
+  bool udp_open_ = false;
+  std::vector<char> recv_buffer_;
+  SendBatch batch_;
+  DatagramPipeline pipeline_;
+
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> at_stop_;  // set before start()
+};
+
+}  // namespace prism::net

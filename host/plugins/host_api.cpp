@@ -1,0 +1,106 @@
+// The prism_host_api_t table every plugin receives in init (plugin.h). Each entry
+// checks its arguments: a plugin's mistake becomes a status, never a host crash.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <regex>
+
+#include "metrics/metrics.hpp"
+#include "plugins/loaded_plugin.hpp"
+#include "plugins/plugin_types.hpp"
+#include "plugins/registry.hpp"
+
+namespace prism::plugins {
+namespace {
+
+prism_status_t api_reply(prism_request_t* request, prism_status_t status, const char* message,
+                         prism_bytes_t payload) {
+  if (request == nullptr) return PRISM_INVALID_ARGUMENT;
+  if (payload.data == nullptr && payload.len != 0) return PRISM_INVALID_ARGUMENT;
+  return request->complete(status, message != nullptr ? message : "", {payload.data, payload.len});
+}
+
+uint64_t api_request_session(const prism_request_t* request) {
+  return request != nullptr ? request->session_id() : 0;
+}
+
+void api_log(prism_host_t* host, prism_log_level_t level, const char* message, size_t len) {
+  if (host == nullptr || message == nullptr) return;
+  const std::string_view text(message, len);
+  const std::string& name = host->plugin->name();
+  switch (level) {
+    case PRISM_LOG_DEBUG: SPDLOG_DEBUG("plugin={} {}", name, text); break;
+    case PRISM_LOG_INFO: SPDLOG_INFO("plugin={} {}", name, text); break;
+    case PRISM_LOG_WARN: SPDLOG_WARN("plugin={} {}", name, text); break;
+    default: SPDLOG_ERROR("plugin={} {}", name, text); break;
+  }
+}
+
+prism_counter_t* api_counter_register(prism_host_t* host, const char* name, const char* help) {
+  static const std::regex pattern("[a-z0-9_]{1,64}");
+  if (host == nullptr || name == nullptr || !std::regex_match(name, pattern)) return nullptr;
+  auto& counter = metrics::registry().counter(
+      std::string("prism_plugin_") + name, "plugin=\"" + host->plugin->name() + "\"",
+      help != nullptr ? help : "");
+  // The handle is the counter itself; only this file turns it back.
+  return reinterpret_cast<prism_counter_t*>(&counter);
+}
+
+void api_counter_add(prism_counter_t* counter, uint64_t delta) {
+  if (counter != nullptr) reinterpret_cast<metrics::Counter*>(counter)->add(delta);
+}
+
+void api_server_info(prism_host_t* host, prism_server_info_t* out) {
+  if (host == nullptr || out == nullptr) return;
+  const auto& facts = host->registry->facts();
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  // Fill only the fields the caller's struct has room for.
+  prism_server_info_t info{};
+  info.struct_size = sizeof info;
+  info.version = facts.version.c_str();
+  info.started_at_ms = facts.started_at_ms;
+  info.now_ms = static_cast<uint64_t>(now);
+  info.workers = facts.workers;
+  const uint32_t size = std::min<uint32_t>(out->struct_size, sizeof info);
+  if (size <= sizeof(uint32_t)) return;
+  std::memcpy(reinterpret_cast<char*>(out) + sizeof(uint32_t),
+              reinterpret_cast<const char*>(&info) + sizeof(uint32_t), size - sizeof(uint32_t));
+}
+
+void api_visit_plugins(prism_host_t* host, prism_plugin_visitor_fn visit, void* user) {
+  if (host == nullptr || visit == nullptr) return;
+  const auto table = host->registry->table();
+  for (const auto& route : table->routes()) {
+    const auto& p = *route.plugin;
+    prism_plugin_info_t info{};
+    info.struct_size = sizeof info;
+    info.name = p.name().c_str();
+    info.version = p.version().c_str();
+    info.first_packet_id = route.first;
+    info.last_packet_id = route.last;
+    info.requests = p.requests();
+    info.errors = p.errors();
+    visit(user, &info);
+  }
+}
+
+const prism_host_api_t kHostApi = {
+    sizeof(prism_host_api_t),
+    PRISM_ABI_VERSION_MAJOR,
+    PRISM_ABI_VERSION_MINOR,
+    api_reply,
+    api_request_session,
+    api_log,
+    api_counter_register,
+    api_counter_add,
+    api_server_info,
+    api_visit_plugins,
+};
+
+}  // namespace
+
+const prism_host_api_t& host_api() { return kHostApi; }
+
+}  // namespace prism::plugins

@@ -1,0 +1,189 @@
+// Opening a plugin file, validating its descriptor against the ABI (plugin.h), init,
+// serialised handling, and shutdown + dlclose when the last reference goes away.
+#include "plugins/loaded_plugin.hpp"
+
+#include <dlfcn.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <regex>
+#include <set>
+
+#include "plugins/elf_check.hpp"
+#include "plugins/registry.hpp"
+
+namespace prism::plugins {
+namespace {
+
+// Ids below this belong to the host (docs/protocol.md §4).
+constexpr uint32_t kFirstPluginPacketId = 100;
+
+// The descriptor of ABI 1.0 ends with its shutdown field; older or broken files are shorter.
+constexpr size_t kDescriptorV1Size =
+    offsetof(prism_plugin_descriptor_t, shutdown) + sizeof(prism_plugin_descriptor_t::shutdown);
+
+bool valid_name(const char* name) {
+  if (name == nullptr) return false;
+  static const std::regex pattern("[a-z0-9_-]{1,32}");
+  return std::regex_match(name, pattern);
+}
+
+bool valid_version(const char* version) {
+  if (version == nullptr) return false;
+  static const std::regex pattern(R"(\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?)");
+  return std::regex_match(version, pattern);
+}
+
+uint64_t unix_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// Checks everything the host relies on before it calls into the plugin.
+Expected<void> validate(const prism_plugin_descriptor_t* d) {
+  if (d == nullptr) return make_error("prism_plugin_entry returned no descriptor");
+  if (d->struct_size < offsetof(prism_plugin_descriptor_t, name)) {
+    return make_error("descriptor is " + std::to_string(d->struct_size) +
+                      " bytes, too small to hold an ABI version");
+  }
+  if (d->abi_version_major != PRISM_ABI_VERSION_MAJOR) {
+    return make_error("built for plugin ABI " + std::to_string(d->abi_version_major) + "." +
+                      std::to_string(d->abi_version_minor) + ", this host speaks ABI " +
+                      std::to_string(PRISM_ABI_VERSION_MAJOR) + ".x (major must match)");
+  }
+  if (d->abi_version_minor > PRISM_ABI_VERSION_MINOR) {
+    return make_error("built for plugin ABI 1." + std::to_string(d->abi_version_minor) +
+                      ", newer than this host's 1." + std::to_string(PRISM_ABI_VERSION_MINOR));
+  }
+  if (d->struct_size < kDescriptorV1Size) {
+    return make_error("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs " +
+                      std::to_string(kDescriptorV1Size));
+  }
+  if (!valid_name(d->name)) return make_error("service name must match [a-z0-9_-]{1,32}");
+  if (!valid_version(d->version)) {
+    return make_error("version must be semantic (MAJOR.MINOR.PATCH)");
+  }
+  if (d->packet_id_count == 0) return make_error("requests an empty packet-id range");
+  if (d->packet_id_first < kFirstPluginPacketId) {
+    return make_error("requests packet id " + std::to_string(d->packet_id_first) +
+                      ", but ids below 100 belong to the host");
+  }
+  if (d->packet_id_count - 1 > UINT32_MAX - d->packet_id_first) {
+    return make_error("packet-id range overflows 32 bits");
+  }
+  if (d->init == nullptr || d->handle == nullptr) {
+    return make_error("descriptor has no init or no handle callback");
+  }
+  if (d->method_count > 0 && d->methods == nullptr) return make_error("method table is missing");
+  std::set<std::string> names;
+  for (size_t i = 0; i < d->method_count; ++i) {
+    const auto& m = d->methods[i];
+    if (m.name == nullptr || !names.insert(m.name).second) {
+      return make_error("method " + std::to_string(i) + " has no name or a duplicate name");
+    }
+    if (m.id >= d->packet_id_count) {
+      return make_error("method '" + std::string(m.name) + "' id " + std::to_string(m.id) +
+                        " lies outside the plugin's range of " +
+                        std::to_string(d->packet_id_count) + " ids");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string LoadedPlugin::describe() const { return "plugin " + name_ + " (" + file_ + ")"; }
+
+Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem::path& file,
+                                                          const RangeCheck& range_is_free) {
+  const std::string path = file.string();
+  auto refuse = [&](const std::string& who, const std::string& why) {
+    return make_error("plugin " + who + " (" + path + ") refused: " + why);
+  };
+  const std::string unnamed = file.stem().string();
+
+  if (auto complete = check_elf_shared_object(file); !complete) {
+    return refuse(unnamed, "cannot load shared object: " + complete.error());
+  }
+  // RTLD_LOCAL: a plugin's symbols never satisfy another plugin's references.
+  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (dl == nullptr) {
+    const char* why = dlerror();
+    return refuse(unnamed, std::string("cannot load shared object: ") + (why ? why : "unknown"));
+  }
+  auto entry = reinterpret_cast<prism_plugin_entry_fn>(dlsym(dl, PRISM_PLUGIN_ENTRY_SYMBOL));
+  if (entry == nullptr) {
+    dlclose(dl);
+    return refuse(unnamed, "no prism_plugin_entry symbol: not a Prism plugin");
+  }
+  const prism_plugin_descriptor_t* d = entry();
+  // The descriptor lives in the plugin's file: read it before any dlclose.
+  if (auto ok = validate(d); !ok) {
+    const std::string who = (d && d->struct_size >= kDescriptorV1Size && valid_name(d->name))
+                                ? d->name : unnamed;
+    dlclose(dl);
+    return refuse(who, ok.error());
+  }
+  const uint32_t last = d->packet_id_first + (d->packet_id_count - 1);
+  if (auto ok = range_is_free(d->name, d->packet_id_first, last); !ok) {
+    const std::string who = d->name;
+    dlclose(dl);
+    return refuse(who, ok.error());
+  }
+
+  std::unique_ptr<LoadedPlugin> plugin(new LoadedPlugin());
+  plugin->dl_ = dl;
+  plugin->descriptor_ = d;
+  plugin->name_ = d->name;
+  plugin->version_ = d->version;
+  plugin->file_ = path;
+  plugin->first_ = d->packet_id_first;
+  plugin->last_ = last;
+  plugin->concurrent_ = (d->flags & PRISM_PLUGIN_CONCURRENT) != 0;
+  for (size_t i = 0; i < d->method_count; ++i) {
+    plugin->methods_.push_back({d->methods[i].name, d->packet_id_first + d->methods[i].id});
+  }
+  const std::string labels = "plugin=\"" + plugin->name_ + "\"";
+  auto& reg = metrics::registry();
+  plugin->requests_ = &reg.counter("prism_plugin_requests_total", labels, "Requests answered");
+  plugin->errors_ = &reg.counter("prism_plugin_errors_total", labels,
+                                 "Requests answered with a status other than OK");
+  plugin->latency_ = &reg.histogram("prism_plugin_request_seconds", labels,
+                                    "Time from request to reply inside the host");
+  return plugin;
+}
+
+Expected<void> LoadedPlugin::init(Registry& registry, std::string_view config) {
+  host_.plugin = this;
+  host_.registry = &registry;
+  char error[512] = {0};
+  void* instance = nullptr;
+  const prism_bytes_t cfg{reinterpret_cast<const uint8_t*>(config.data()), config.size()};
+  const prism_status_t status =
+      descriptor_->init(&host_api(), &host_, cfg, &instance, error, sizeof error);
+  if (status != PRISM_OK) {
+    error[sizeof error - 1] = '\0';
+    return make_error(describe() + " refused: init failed with status " +
+                      std::to_string(status) + (error[0] ? std::string(": ") + error : ""));
+  }
+  instance_ = instance;
+  loaded_at_ms_ = unix_ms();
+  return {};
+}
+
+prism_status_t LoadedPlugin::handle(prism_request_t* request, uint32_t method,
+                                    std::span<const uint8_t> payload) {
+  const prism_bytes_t bytes{payload.data(), payload.size()};
+  if (concurrent_) return descriptor_->handle(instance_, request, method, bytes);
+  std::lock_guard lock(serial_);
+  return descriptor_->handle(instance_, request, method, bytes);
+}
+
+LoadedPlugin::~LoadedPlugin() {
+  if (instance_ != nullptr && descriptor_->shutdown != nullptr) descriptor_->shutdown(instance_);
+  if (dl_ != nullptr) dlclose(dl_);
+}
+
+}  // namespace prism::plugins

@@ -1,0 +1,137 @@
+// prismd's wiring and lifetime: start-up order, signals, shutdown order.
+#include "server.hpp"
+
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <chrono>
+#include <thread>
+
+#include "prism/version.hpp"
+
+namespace prism {
+namespace {
+
+uint64_t unix_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string format_endpoint(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+Server::Server(config::Config config) : config_(std::move(config)) {}
+
+Server::~Server() { stop_workers(); }
+
+Expected<uint16_t> Server::start_workers() {
+  const unsigned count =
+      config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  uint16_t port = config_.udp.port;
+  for (unsigned i = 0; i < count; ++i) {
+    auto worker = std::make_unique<net::Worker>(i, config_.max_datagram_size);
+    // The first worker may pick a free port (port 0); the others join it.
+    auto bound = worker->bind(config_.udp.host, port);
+    if (!bound) return make_error(bound.error());
+    port = *bound;
+    auto dispatcher = std::make_unique<dispatch::Dispatcher>(*worker, worker->transport(),
+                                                             config_.request_timeout);
+    dispatcher->set_table(registry_->table());
+    dispatcher->set_host_service(admin_.get());
+    worker->set_handler(dispatcher.get());
+    workers_.push_back(std::move(worker));
+    dispatchers_.push_back(std::move(dispatcher));
+  }
+  // A new routing table reaches each worker on its own thread; no lock on the hot path.
+  registry_->set_publisher([this](std::shared_ptr<const plugins::RoutingTable> table) {
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      auto* d = dispatchers_[i].get();
+      workers_[i]->post([d, table] { d->set_table(table); });
+    }
+  });
+  for (auto& w : workers_) w->start();
+  return port;
+}
+
+void Server::stop_workers() {
+  if (registry_) registry_->set_publisher(nullptr);
+  for (auto& w : workers_) w->stop();
+  dispatchers_.clear();
+  workers_.clear();
+}
+
+void Server::log_metrics_snapshot() const {
+  const auto status = admin_->server_status();
+  SPDLOG_INFO("event=metrics uptime_ms={} datagrams_received={} datagrams_dropped={} requests={}",
+              status.uptime_ms(), status.datagrams_received(), status.datagrams_dropped(),
+              status.requests());
+}
+
+int Server::run() {
+  const unsigned workers =
+      config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  registry_ = std::make_unique<plugins::Registry>(
+      plugins::HostFacts{std::string(kVersion), unix_ms(), workers});
+  admin_ = std::make_unique<admin::AdminService>(*registry_);
+
+  SPDLOG_INFO("event=starting version={} config={} plugins_dir={}", kVersion, config_.source,
+              config_.plugins_dir);
+  // A refused plugin is logged with its reason; the host serves the others.
+  registry_->load_directory(config_.plugins_dir);
+
+  // Signals are handled before the listening line, so a supervisor may stop us at once.
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  loop.data = this;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t metrics_timer;
+  auto on_signal = [](uv_signal_t* handle, int signum) {
+    SPDLOG_INFO("event=stopping signal={}", signum);
+    uv_stop(handle->loop);
+  };
+  uv_signal_init(&loop, &sigint);
+  uv_signal_start(&sigint, on_signal, SIGINT);
+  uv_signal_init(&loop, &sigterm);
+  uv_signal_start(&sigterm, on_signal, SIGTERM);
+  uv_timer_init(&loop, &metrics_timer);
+  if (config_.metrics_interval.count() > 0) {
+    const auto ms = static_cast<uint64_t>(config_.metrics_interval.count()) * 1000;
+    uv_timer_start(
+        &metrics_timer,
+        [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->log_metrics_snapshot(); }, ms,
+        ms);
+  }
+
+  int exit_code = 0;
+  auto port = start_workers();
+  if (!port) {
+    SPDLOG_CRITICAL("event=listen_failed error=\"{}\"", port.error());
+    exit_code = 1;
+  } else {
+    // Tests and scripts wait for this exact line (docs/operations.md).
+    SPDLOG_INFO("event=listening udp={} workers={}", format_endpoint(config_.udp.host, *port),
+                workers_.size());
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&metrics_timer), nullptr);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+
+  stop_workers();
+  log_metrics_snapshot();
+  // Plugins shut down as the last references to them go away.
+  admin_.reset();
+  registry_.reset();
+  SPDLOG_INFO("event=stopped");
+  return exit_code;
+}
+
+}  // namespace prism

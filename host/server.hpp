@@ -1,0 +1,36 @@
+// Wires the layers into a running prismd: registry and plugins, one worker with its
+// dispatcher per core, the admin service, signals and the periodic metrics line.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "admin/admin_service.hpp"
+#include "config/config.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "net/worker.hpp"
+#include "plugins/registry.hpp"
+
+namespace prism {
+
+class Server {
+ public:
+  explicit Server(config::Config config);
+  ~Server();
+
+  // Loads plugins, binds, serves until SIGINT or SIGTERM. Returns the exit code.
+  int run();
+
+ private:
+  Expected<uint16_t> start_workers();
+  void stop_workers();
+  void log_metrics_snapshot() const;
+
+  config::Config config_;
+  std::unique_ptr<plugins::Registry> registry_;
+  std::unique_ptr<admin::AdminService> admin_;
+  std::vector<std::unique_ptr<net::Worker>> workers_;
+  std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers_;
+};
+
+}  // namespace prism

@@ -1,0 +1,238 @@
+/*
+ * Prism plugin C ABI — the only stable contract between prismd and a plugin
+ * (DESIGN.md §4, docs/plugin-api.md). Compiles as C11 and as C++.
+ *
+ * Read top to bottom: versions, status codes, plain types, the host function table,
+ * the plugin descriptor, the entry symbol.
+ *
+ * Rules that hold everywhere:
+ *  - Every struct that may grow starts with `uint32_t struct_size`. A reader accepts a
+ *    larger size and treats fields beyond a smaller size as absent (PRISM_HAS_FIELD).
+ *  - Nothing throws across this boundary; fallible calls return prism_status_t.
+ *  - Beside every pointer: who owns it and how long it lives. Whoever must keep data
+ *    longer than that copies it.
+ *  - All host calls and all plugin callbacks run on a prismd worker thread. A plugin
+ *    without PRISM_PLUGIN_CONCURRENT is never entered by two threads at once.
+ */
+#ifndef PRISM_PLUGIN_H
+#define PRISM_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions ------------------------------------------------------------------ */
+
+/* A plugin built for another major version is refused. The host accepts a plugin
+ * built for an older or equal minor version; newer host minors only add tail fields. */
+#define PRISM_ABI_VERSION_MAJOR 1
+#define PRISM_ABI_VERSION_MINOR 0
+
+/* True when a struct read through `ptr` (whose first field is struct_size) is large
+ * enough to contain `field`. */
+#define PRISM_HAS_FIELD(ptr, type, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+#if defined(__GNUC__)
+#define PRISM_EXPORT __attribute__((visibility("default")))
+#else
+#define PRISM_EXPORT
+#endif
+
+/* ---- Status codes (docs/protocol.md §3.3) -------------------------------------- */
+
+/* 0 is success; failures are negative, the wire status negated. */
+typedef int32_t prism_status_t;
+
+#define PRISM_OK 0
+#define PRISM_INVALID_PACKET (-1)
+#define PRISM_LOGIN_REQUIRED (-2)
+#define PRISM_INVALID_SERVICE (-3)
+#define PRISM_INVALID_CREDENTIALS (-4)
+#define PRISM_NOT_FOUND (-5)
+#define PRISM_CONFLICT (-6)
+#define PRISM_INVALID_ARGUMENT (-7)
+#define PRISM_UNAVAILABLE (-8)
+#define PRISM_TIMEOUT (-9)
+#define PRISM_RATE_LIMITED (-10)
+#define PRISM_INTERNAL (-11)
+
+/* ---- Plain types ------------------------------------------------------------------ */
+
+/* A byte string with an explicit length. Ownership is stated where it is used. */
+typedef struct prism_bytes {
+  const uint8_t *data;
+  size_t len;
+} prism_bytes_t;
+
+/* The host's handle for one loaded plugin version. Owned by the host; valid from the
+ * call to init until shutdown returns. */
+typedef struct prism_host prism_host_t;
+
+/* One in-flight request. Owned by the host; valid from the call to handle until the
+ * plugin passes it to prism_host_api_t.reply (exactly once). */
+typedef struct prism_request prism_request_t;
+
+/* A named monotonic counter registered by a plugin. Owned by the host; valid until
+ * the plugin's shutdown returns. */
+typedef struct prism_counter prism_counter_t;
+
+typedef enum prism_log_level {
+  PRISM_LOG_DEBUG = 0,
+  PRISM_LOG_INFO = 1,
+  PRISM_LOG_WARN = 2,
+  PRISM_LOG_ERROR = 3
+} prism_log_level_t;
+
+/* A method a plugin answers: `id` is relative to the start of the plugin's packet-id
+ * range (packet id = range start + id), so an operator may move the range. */
+typedef struct prism_method {
+  const char *name; /* owned by the plugin; static for the life of the loaded file */
+  uint32_t id;
+} prism_method_t;
+
+/* Filled by prism_host_api_t.server_info. */
+typedef struct prism_server_info {
+  uint32_t struct_size;    /* set by the caller to sizeof(prism_server_info_t) */
+  const char *version;     /* owned by the host; static */
+  uint64_t started_at_ms;  /* Unix time in milliseconds when prismd started */
+  uint64_t now_ms;         /* Unix time in milliseconds, now */
+  uint32_t workers;        /* number of worker threads */
+} prism_server_info_t;
+
+/* One loaded plugin, as handed to a prism_plugin_visitor_fn. */
+typedef struct prism_plugin_info {
+  uint32_t struct_size;
+  const char *name;        /* owned by the host; valid until the visitor returns */
+  const char *version;     /* owned by the host; valid until the visitor returns */
+  uint32_t first_packet_id;
+  uint32_t last_packet_id; /* inclusive */
+  uint64_t requests;       /* requests handled by this version */
+  uint64_t errors;         /* replies with a status other than PRISM_OK */
+} prism_plugin_info_t;
+
+typedef void (*prism_plugin_visitor_fn)(void *user, const prism_plugin_info_t *info);
+
+typedef enum prism_event_type {
+  PRISM_EVENT_SESSION_OPENED = 1,
+  PRISM_EVENT_SESSION_CLOSED = 2
+} prism_event_type_t;
+
+/* Handed to on_event. Owned by the host; valid until on_event returns. */
+typedef struct prism_event {
+  uint32_t struct_size;
+  prism_event_type_t type;
+  uint64_t session_id;
+} prism_event_t;
+
+/* ---- The host function table ----------------------------------------------------- */
+
+/* Passed to init. Owned by the host; valid until shutdown returns. Check
+ * PRISM_HAS_FIELD before calling a function added in a later minor version. */
+typedef struct prism_host_api {
+  uint32_t struct_size;
+  uint16_t abi_version_major;
+  uint16_t abi_version_minor;
+
+  /* Answers `request` and releases it: call exactly once per request, on the thread
+   * that called handle (host completions run there too). `message` (NUL-terminated,
+   * may be NULL) and `payload` are owned by the caller and copied before this returns.
+   * After the call the request handle is invalid. Returns PRISM_INVALID_ARGUMENT if
+   * the payload is larger than the transport allows; the request is then answered
+   * with PRISM_INTERNAL and still released. */
+  prism_status_t (*reply)(prism_request_t *request, prism_status_t status,
+                          const char *message, prism_bytes_t payload);
+
+  /* The session a request came from; stable for the life of the session. */
+  uint64_t (*request_session)(const prism_request_t *request);
+
+  /* Writes one log line tagged with the plugin's name. `message` is owned by the
+   * caller and need not be NUL-terminated. */
+  void (*log)(prism_host_t *host, prism_log_level_t level, const char *message, size_t len);
+
+  /* Registers a counter exported as prism_plugin_<name> with a label plugin="<plugin>".
+   * `name` ([a-z0-9_]{1,64}) and `help` are copied. Returns NULL on a bad name. */
+  prism_counter_t *(*counter_register)(prism_host_t *host, const char *name, const char *help);
+
+  /* Adds to a counter; lock-free, callable from any callback. */
+  void (*counter_add)(prism_counter_t *counter, uint64_t delta);
+
+  /* Fills `out` (whose struct_size the caller sets) with facts about the server. */
+  void (*server_info)(prism_host_t *host, prism_server_info_t *out);
+
+  /* Calls `visit` once per loaded plugin, in packet-id order, before returning. */
+  void (*visit_plugins)(prism_host_t *host, prism_plugin_visitor_fn visit, void *user);
+} prism_host_api_t;
+
+/* ---- The plugin descriptor -------------------------------------------------------- */
+
+/* The plugin's handlers may run on several worker threads at once. Without it the
+ * host serialises every call into the plugin. */
+#define PRISM_PLUGIN_CONCURRENT (1u << 0)
+
+typedef struct prism_plugin_descriptor {
+  uint32_t struct_size; /* sizeof(prism_plugin_descriptor_t) when built */
+  uint16_t abi_version_major; /* PRISM_ABI_VERSION_MAJOR when built */
+  uint16_t abi_version_minor; /* PRISM_ABI_VERSION_MINOR when built */
+
+  const char *name;    /* service name, [a-z0-9_-]{1,32}; owned by the plugin, static */
+  const char *version; /* semantic version "MAJOR.MINOR.PATCH"; owned by the plugin, static */
+
+  /* The packet ids requested: [packet_id_first, packet_id_first + packet_id_count).
+   * Ids below 100 belong to the host; ranges of loaded plugins never overlap. */
+  uint32_t packet_id_first;
+  uint32_t packet_id_count;
+
+  uint32_t flags; /* PRISM_PLUGIN_* */
+
+  const prism_method_t *methods; /* owned by the plugin, static; may be NULL */
+  size_t method_count;
+
+  /* Creates the plugin's instance. `config` is the plugin's settings document (YAML
+   * text, may be empty), owned by the host and valid until init returns. On failure
+   * return a status other than PRISM_OK and write a NUL-terminated reason of at most
+   * `error_len` bytes into `error`; the plugin is refused and shutdown is not called. */
+  prism_status_t (*init)(const prism_host_api_t *api, prism_host_t *host, prism_bytes_t config,
+                         void **instance, char *error, size_t error_len);
+
+  /* Handles one request for method `method` (relative id, see prism_method_t).
+   * `payload` is owned by the host and valid until handle returns; copy to keep.
+   * Return PRISM_OK after replying, or when the plugin will reply later through
+   * api->reply. Any other status means the plugin has not replied and never will:
+   * the host answers with that status and the request handle is invalid. */
+  prism_status_t (*handle)(void *instance, prism_request_t *request, uint32_t method,
+                           prism_bytes_t payload);
+
+  /* Optional (may be NULL): a session opened or closed. */
+  void (*on_event)(void *instance, const prism_event_t *event);
+
+  /* Optional (may be NULL): state handed to the next version on hot reload. `*state`
+   * is owned by the plugin and must stay valid until the next call into the plugin. */
+  prism_status_t (*snapshot)(void *instance, prism_bytes_t *state);
+
+  /* Optional (may be NULL): receives the previous version's snapshot, owned by the host
+   * and valid until restore returns. */
+  prism_status_t (*restore)(void *instance, prism_bytes_t state);
+
+  /* Releases the instance. Called once, after the last request has been answered. */
+  void (*shutdown)(void *instance);
+} prism_plugin_descriptor_t;
+
+/* ---- The entry symbol --------------------------------------------------------------- */
+
+#define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry"
+
+/* Returns the plugin's descriptor, owned by the plugin and static for the life of the
+ * loaded file. Called once, before init. */
+typedef const prism_plugin_descriptor_t *(*prism_plugin_entry_fn)(void);
+
+PRISM_EXPORT const prism_plugin_descriptor_t *prism_plugin_entry(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* PRISM_PLUGIN_H */

@@ -1,0 +1,449 @@
+// prism/plugin.hpp: header-only C++20 wrapper over the C ABI in prism/plugin.h. A service
+// is one class with a table binding method ids to member functions; PRISM_PLUGIN builds
+// the C descriptor from it. Nothing C++ crosses the boundary: every trampoline is noexcept
+// and turns exceptions into statuses (STYLE.md, "The C ABI").
+//
+//   class Echo {
+//    public:
+//     static constexpr prism::sdk::ServiceInfo info{.name = "echo", .version = "1.0.0",
+//         .packet_id_first = 100, .packet_id_count = 100, .concurrent = true};
+//     Echo(prism::sdk::Host& host, std::string_view config);  // throw to refuse init
+//     void echo(prism::sdk::Request req, prism::sdk::Bytes payload) { req.ok(payload); }
+//     // Optional: std::string snapshot(); void restore(prism::sdk::Bytes state);
+//     //           void on_event(const prism_event_t& event);
+//     // The table comes after the handlers: a static member's initializer sees only
+//     // the members declared above it.
+//     static constexpr prism::sdk::Method<Echo> methods[] = {{0, "echo", &Echo::echo}};
+//   };
+//   PRISM_PLUGIN(Echo)
+#pragma once
+
+#include <prism/plugin.h>
+
+#include <algorithm>
+#include <array>
+#include <concepts>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// The one place the SDK reads a function from the host's table. A host built for an older
+// minor version has a shorter table; a function beyond its struct_size reads as nullptr,
+// which every caller below treats as "not offered".
+#define PRISM_SDK_HOST_FN(api, fn) \
+  (((api) != nullptr && PRISM_HAS_FIELD((api), prism_host_api_t, fn)) ? (api)->fn : nullptr)
+
+namespace prism::sdk {
+
+// A view of bytes someone else owns; each use says for how long.
+using Bytes = std::span<const uint8_t>;
+
+inline Bytes as_bytes(std::string_view text) noexcept {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+inline std::string_view as_text(Bytes bytes) noexcept {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+namespace detail {
+
+inline prism_bytes_t to_c(Bytes bytes) noexcept { return {bytes.data(), bytes.size()}; }
+inline Bytes from_c(prism_bytes_t bytes) noexcept {
+  return bytes.data != nullptr ? Bytes{bytes.data, bytes.len} : Bytes{};
+}
+
+// Copies `text` into `out` (out_len bytes) as a C string, truncated to fit, always terminated.
+inline void copy_c_string(std::string_view text, char* out, size_t out_len) noexcept {
+  if (out == nullptr || out_len == 0) return;
+  const size_t n = std::min(text.size(), out_len - 1);
+  if (n > 0) std::memcpy(out, text.data(), n);
+  out[n] = '\0';
+}
+
+// Formats one log line on the stack (no allocation; long lines are truncated) and hands it
+// to the host, which copies it.
+[[gnu::format(printf, 4, 5)]] inline void log_line(const prism_host_api_t* api, prism_host_t* host,
+                                                   prism_log_level_t level, const char* format,
+                                                   ...) noexcept {
+  auto log = PRISM_SDK_HOST_FN(api, log);
+  if (log == nullptr) return;
+  char line[512];
+  va_list args;
+  va_start(args, format);
+  const int n = std::vsnprintf(line, sizeof line, format, args);
+  va_end(args);
+  if (n > 0) log(host, level, line, std::min(static_cast<size_t>(n), sizeof line - 1));
+}
+
+}  // namespace detail
+
+// One request in flight. Move-only: exactly one Request holds the host's handle, and it
+// answers exactly once, through reply/ok/fail or, if destroyed unanswered (the handler
+// forgot, or an exception unwound it), with PRISM_INTERNAL. So every request gets a reply.
+// Answer it on the worker thread that called the handler (plugin.h, reply).
+class Request {
+ public:
+  // Made by the SDK for each call to handle. `api` and `host` are the host's and outlive
+  // the instance; `request` is the host's and becomes invalid once answered.
+  Request(const prism_host_api_t* api, prism_host_t* host, prism_request_t* request) noexcept
+      : api_(api), host_(host), request_(request) {}
+  Request(Request&& other) noexcept
+      : api_(other.api_), host_(other.host_), request_(std::exchange(other.request_, nullptr)) {}
+  Request& operator=(Request&& other) noexcept {
+    if (this != &other) {
+      answer_if_pending();
+      api_ = other.api_;
+      host_ = other.host_;
+      request_ = std::exchange(other.request_, nullptr);
+    }
+    return *this;
+  }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  ~Request() { answer_if_pending(); }
+
+  // The session the request came from; 0 once answered.
+  uint64_t session() const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, request_session);
+    return request_ != nullptr && fn != nullptr ? fn(request_) : 0;
+  }
+
+  // Answers the request. `message` and `payload` are the caller's; the host copies both
+  // before this returns. A second answer is a programming error: ignored and logged.
+  void reply(prism_status_t status, std::string_view message, Bytes payload) noexcept {
+    auto send = PRISM_SDK_HOST_FN(api_, reply);
+    if (request_ == nullptr || send == nullptr) {
+      detail::log_line(api_, host_, PRISM_LOG_ERROR,
+                       "reply ignored: request already answered or moved from status=%d", status);
+      return;
+    }
+    // The ABI wants a NUL-terminated message. Status messages are short: copy into a
+    // stack buffer rather than allocate per request, truncating anything longer.
+    char c_message[256];
+    detail::copy_c_string(message, c_message, sizeof c_message);
+    prism_request_t* request = std::exchange(request_, nullptr);  // invalid after send
+    const prism_status_t sent = send(request, status, c_message, detail::to_c(payload));
+    if (sent != PRISM_OK) {
+      detail::log_line(api_, host_, PRISM_LOG_WARN,
+                       "reply refused by host status=%d payload_len=%zu; host answered internal",
+                       sent, payload.size());
+    }
+  }
+  void ok(Bytes payload = {}) noexcept { reply(PRISM_OK, "OK", payload); }
+  void ok(std::string_view text) noexcept { reply(PRISM_OK, "OK", as_bytes(text)); }
+  void fail(prism_status_t status, std::string_view message) noexcept {
+    reply(status, message, {});
+  }
+
+ private:
+  void answer_if_pending() noexcept {
+    if (request_ != nullptr) reply(PRISM_INTERNAL, "handler did not reply", {});
+  }
+
+  const prism_host_api_t* api_;  // the host's; valid until shutdown returns
+  prism_host_t* host_;           // the host's; valid until shutdown returns
+  prism_request_t* request_;     // the host's; nullptr once answered or moved from
+};
+
+// A counter registered with the host. Copyable handle; a null counter's add does nothing.
+class Counter {
+ public:
+  Counter() = default;
+  Counter(prism_counter_t* counter, void (*add_fn)(prism_counter_t*, uint64_t)) noexcept
+      : counter_(counter), add_(add_fn) {}
+  void add(uint64_t delta = 1) const noexcept {
+    if (counter_ != nullptr && add_ != nullptr) add_(counter_, delta);
+  }
+  explicit operator bool() const noexcept { return counter_ != nullptr; }
+
+ private:
+  prism_counter_t* counter_ = nullptr;  // the host's; valid until shutdown returns
+  void (*add_)(prism_counter_t*, uint64_t) = nullptr;
+};
+
+// The host as one instance sees it. Owned by the SDK next to the service instance; a
+// service may keep the Host& its constructor receives until it is destroyed.
+class Host {
+ public:
+  Host(const prism_host_api_t* api, prism_host_t* host) noexcept : api_(api), host_(host) {}
+
+  void log(prism_log_level_t level, std::string_view message) const noexcept {
+    if (auto fn = PRISM_SDK_HOST_FN(api_, log)) fn(host_, level, message.data(), message.size());
+  }
+  void debug(std::string_view message) const noexcept { log(PRISM_LOG_DEBUG, message); }
+  void info(std::string_view message) const noexcept { log(PRISM_LOG_INFO, message); }
+  void warn(std::string_view message) const noexcept { log(PRISM_LOG_WARN, message); }
+  void error(std::string_view message) const noexcept { log(PRISM_LOG_ERROR, message); }
+
+  // Registers prism_plugin_<name>; the host copies both strings. Null on a bad name.
+  Counter counter(const char* name, const char* help) const noexcept {
+    auto reg = PRISM_SDK_HOST_FN(api_, counter_register);
+    return reg != nullptr ? Counter{reg(host_, name, help), PRISM_SDK_HOST_FN(api_, counter_add)}
+                          : Counter{};
+  }
+
+  // Fields the host does not fill stay zero; `version` is the host's static string.
+  prism_server_info_t server_info() const noexcept {
+    prism_server_info_t info{};
+    info.struct_size = sizeof info;
+    if (auto fn = PRISM_SDK_HOST_FN(api_, server_info)) fn(host_, &info);
+    if (info.version == nullptr) info.version = "";
+    return info;
+  }
+
+  // Calls visit(const prism_plugin_info_t&) once per loaded plugin, in packet-id order,
+  // before returning. The info's strings are the host's, valid during that call only.
+  // An exception from `visit` must not unwind through the host's C frames: it is held,
+  // the remaining plugins are skipped, and it is rethrown here once the host returns.
+  template <class F>
+  void visit_plugins(F&& visit) const {
+    auto fn = PRISM_SDK_HOST_FN(api_, visit_plugins);
+    if (fn == nullptr) return;
+    struct Context {
+      F& visit;
+      std::exception_ptr error;
+    } context{visit, nullptr};
+    auto trampoline = [](void* user, const prism_plugin_info_t* info) noexcept {
+      auto& ctx = *static_cast<Context*>(user);
+      if (ctx.error || info == nullptr) return;
+      // Read through struct_size: fields an older host does not send stay zero.
+      prism_plugin_info_t full{};
+      std::memcpy(&full, info, std::min<size_t>(info->struct_size, sizeof full));
+      full.struct_size = sizeof full;
+      if (full.name == nullptr) full.name = "";
+      if (full.version == nullptr) full.version = "";
+      try {
+        ctx.visit(std::as_const(full));
+      } catch (...) {
+        ctx.error = std::current_exception();
+      }
+    };
+    fn(host_, trampoline, &context);
+    if (context.error) std::rethrow_exception(context.error);
+  }
+
+  // For host calls this wrapper does not cover yet. Both are the host's, valid until shutdown.
+  const prism_host_api_t* api() const noexcept { return api_; }
+  prism_host_t* handle() const noexcept { return host_; }
+
+ private:
+  const prism_host_api_t* api_;
+  prism_host_t* host_;
+};
+
+// What a service declares about itself as `static constexpr ServiceInfo info`.
+struct ServiceInfo {
+  const char* name;          // [a-z0-9_-]{1,32}; static
+  const char* version;       // "MAJOR.MINOR.PATCH"; static
+  uint32_t packet_id_first;  // requested range: [first, first + count)
+  uint32_t packet_id_count;
+  bool concurrent = false;  // handlers may run on several workers at once; else serialised
+};
+
+// One row of `static constexpr Method<Service> methods[]`. `payload` is the host's, valid
+// until the handler returns: copy it to keep it, e.g. when moving `request` elsewhere to
+// answer later.
+template <class Service>
+struct Method {
+  uint32_t id;       // relative to packet_id_first
+  const char* name;  // static
+  void (Service::*handler)(Request request, Bytes payload);
+};
+
+namespace detail {
+
+template <class S>
+concept HasSnapshot = requires(S& s) {
+  { s.snapshot() } -> std::convertible_to<std::string>;
+};
+template <class S>
+concept HasRestore = requires(S& s, Bytes state) {
+  s.restore(state);
+};
+template <class S>
+concept HasOnEvent = requires(S& s, const prism_event_t& event) {
+  s.on_event(event);
+};
+
+template <class Service>
+consteval bool methods_are_valid() {
+  const auto& methods = Service::methods;
+  for (size_t i = 0; i < std::size(methods); ++i) {
+    if (methods[i].name == nullptr || methods[i].name[0] == '\0' || methods[i].handler == nullptr)
+      return false;
+    if (methods[i].id >= Service::info.packet_id_count) return false;
+    for (size_t j = 0; j < i; ++j)
+      if (methods[j].id == methods[i].id) return false;
+  }
+  return true;
+}
+
+// One loaded instance: the Host it was given, the service, and the last snapshot, kept
+// here so the bytes handed to the host stay valid until the next call (plugin.h, snapshot).
+template <class Service>
+struct Instance {
+  Instance(const prism_host_api_t* api, prism_host_t* host_handle, std::string_view config)
+      : host(api, host_handle), service(host, config) {}
+  Host host;  // declared before `service`, which may keep a reference to it
+  Service service;
+  std::string last_snapshot;
+};
+
+// The C face of Service: the trampolines the descriptor points at. Each is noexcept, so
+// an exception the catch clauses miss terminates instead of unwinding into the host.
+template <class Service>
+struct ServiceAbi {
+  static_assert(std::is_constructible_v<Service, Host&, std::string_view>,
+                "a service is constructed from (prism::sdk::Host&, std::string_view config)");
+  static_assert(
+      methods_are_valid<Service>(),
+      "methods[]: each needs a name and a handler, and a unique id below packet_id_count");
+  static_assert(
+      !requires { Service::concurrent; },
+      "declare concurrency in ServiceInfo::concurrent, the one place the SDK reads it");
+
+  static constexpr auto c_methods = [] {
+    std::array<prism_method_t, std::size(Service::methods)> out{};
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = {Service::methods[i].name, Service::methods[i].id};
+    return out;
+  }();
+
+  static Instance<Service>* self(void* instance) noexcept {
+    return static_cast<Instance<Service>*>(instance);
+  }
+
+  static prism_status_t init(const prism_host_api_t* api, prism_host_t* host, prism_bytes_t config,
+                             void** instance, char* error, size_t error_len) noexcept {
+    if (instance == nullptr) return PRISM_INVALID_ARGUMENT;
+    *instance = nullptr;
+    if (api == nullptr || api->abi_version_major != PRISM_ABI_VERSION_MAJOR ||
+        PRISM_SDK_HOST_FN(api, reply) == nullptr) {
+      copy_c_string("host API table missing or of another ABI major version", error, error_len);
+      return PRISM_INVALID_ARGUMENT;
+    }
+    try {
+      *instance = new Instance<Service>(api, host, as_text(from_c(config)));
+      return PRISM_OK;
+    } catch (const std::exception& e) {
+      copy_c_string(e.what(), error, error_len);
+    } catch (...) {
+      copy_c_string("constructor threw a non-std exception", error, error_len);
+    }
+    return PRISM_INTERNAL;
+  }
+
+  // Runs `body`, keeping any exception on this side of the ABI: logged, reported as false.
+  template <class Body>
+  static bool guarded(Instance<Service>& it, const char* what, const char* method,
+                      Body&& body) noexcept {
+    try {
+      body();
+      return true;
+    } catch (const std::exception& e) {
+      log_exception(it, what, method, e.what());
+    } catch (...) {
+      log_exception(it, what, method, "non-std exception");
+    }
+    return false;
+  }
+  static void log_exception(Instance<Service>& it, const char* what, const char* method,
+                            const char* error) noexcept {
+    if (method != nullptr)
+      log_line(it.host.api(), it.host.handle(), PRISM_LOG_ERROR, "%s threw method=%s error=\"%s\"",
+               what, method, error);
+    else
+      log_line(it.host.api(), it.host.handle(), PRISM_LOG_ERROR, "%s threw error=\"%s\"", what,
+               error);
+  }
+
+  // Always PRISM_OK: the request is answered here, or by the handler (now or later), or
+  // by Request's destructor when the handler throws or forgets.
+  static prism_status_t handle(void* instance, prism_request_t* request, uint32_t method,
+                               prism_bytes_t payload) noexcept {
+    Instance<Service>& it = *self(instance);
+    Request req(it.host.api(), it.host.handle(), request);
+    // Tables are small; a scan beats a map and allocates nothing.
+    const auto* found = std::find_if(std::begin(Service::methods), std::end(Service::methods),
+                                     [method](const Method<Service>& m) { return m.id == method; });
+    if (found == std::end(Service::methods)) {
+      req.fail(PRISM_INVALID_PACKET, "unknown method");
+      return PRISM_OK;
+    }
+    guarded(it, "handler", found->name,
+            [&] { (it.service.*(found->handler))(std::move(req), from_c(payload)); });
+    return PRISM_OK;
+  }
+
+  static void on_event([[maybe_unused]] void* instance,
+                       [[maybe_unused]] const prism_event_t* event) noexcept {
+    if constexpr (HasOnEvent<Service>) {
+      guarded(*self(instance), "on_event", nullptr,
+              [&] { self(instance)->service.on_event(*event); });
+    }
+  }
+
+  static prism_status_t snapshot([[maybe_unused]] void* instance, prism_bytes_t* state) noexcept {
+    *state = {nullptr, 0};
+    if constexpr (HasSnapshot<Service>) {
+      Instance<Service>& it = *self(instance);
+      if (guarded(it, "snapshot", nullptr, [&] { it.last_snapshot = it.service.snapshot(); })) {
+        *state = to_c(as_bytes(it.last_snapshot));  // valid until the next call (plugin.h)
+        return PRISM_OK;
+      }
+    }
+    return PRISM_INTERNAL;
+  }
+
+  static prism_status_t restore([[maybe_unused]] void* instance,
+                                [[maybe_unused]] prism_bytes_t state) noexcept {
+    if constexpr (HasRestore<Service>) {
+      Instance<Service>& it = *self(instance);
+      // The state is the host's, valid until we return; the service copies what it keeps.
+      if (guarded(it, "restore", nullptr, [&] { it.service.restore(from_c(state)); }))
+        return PRISM_OK;
+    }
+    return PRISM_INTERNAL;
+  }
+
+  static void shutdown(void* instance) noexcept { delete self(instance); }
+
+  // Static for the life of the loaded file, as prism_plugin_entry promises.
+  static constexpr prism_plugin_descriptor_t descriptor{
+      .struct_size = sizeof(prism_plugin_descriptor_t),
+      .abi_version_major = PRISM_ABI_VERSION_MAJOR,
+      .abi_version_minor = PRISM_ABI_VERSION_MINOR,
+      .name = Service::info.name,
+      .version = Service::info.version,
+      .packet_id_first = Service::info.packet_id_first,
+      .packet_id_count = Service::info.packet_id_count,
+      .flags = Service::info.concurrent ? PRISM_PLUGIN_CONCURRENT : 0u,
+      .methods = c_methods.data(),
+      .method_count = c_methods.size(),
+      .init = &init,
+      .handle = &handle,
+      .on_event = HasOnEvent<Service> ? &on_event : nullptr,
+      .snapshot = HasSnapshot<Service> ? &snapshot : nullptr,
+      .restore = HasRestore<Service> ? &restore : nullptr,
+      .shutdown = &shutdown,
+  };
+};
+
+}  // namespace detail
+}  // namespace prism::sdk
+
+#undef PRISM_SDK_HOST_FN
+
+// Defines the plugin's one exported symbol. Use once per plugin, at namespace scope.
+#define PRISM_PLUGIN(Service)                                                         \
+  extern "C" PRISM_EXPORT const prism_plugin_descriptor_t* prism_plugin_entry(void) { \
+    return &::prism::sdk::detail::ServiceAbi<Service>::descriptor;                    \
+  }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Prism builds and tests with, only those missing.
+# Called by `make run` and `make test`; safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev
+  libuv1-dev libprotobuf-dev protobuf-compiler libcrypto++-dev libyaml-cpp-dev
+  libhiredis-dev libpqxx-dev libsqlite3-dev libwebsockets-dev libspdlog-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  redis-server postgresql-15
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# Do not let package installs start system services (redis, postgres): tests run their own.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy && -z $sudo ]]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+fi
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((created_policy)); then rm -f "$policy"; fi

@@ -1,0 +1,138 @@
+// Process plumbing for the integration tests: fork/exec, log capture, exit status.
+#include "prismd_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+namespace prism::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int exit_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+PrismdProcess::PrismdProcess(const PrismdOptions& options) {
+  char tmpl[] = "/tmp/prismd-test-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  const fs::path config = dir_ / "prism.yaml";
+  std::ofstream(config) << "server:\n  udp: 127.0.0.1:0\n  workers: " << options.workers
+                        << "\n  request_timeout_ms: 2000\n"
+                        << "state_dir: " << (dir_ / "state").string() << "\n"
+                        << "log:\n  level: info\n"
+                        << options.extra_yaml;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  pid_ = spawn({std::string(PRISM_BINARY_DIR) + "/prismd", "--config", config.string(),
+                "--plugins-dir", options.plugins_dir.string()},
+               fds[1]);
+  close(fds[1]);
+  log_fd_ = fds[0];
+  if (wait_for_log("event=listening")) {
+    std::smatch m;
+    static const std::regex listening(R"(event=listening udp=127\.0\.0\.1:(\d+))");
+    if (std::regex_search(log_, m, listening)) port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+}
+
+PrismdProcess::~PrismdProcess() {
+  if (pid_ > 0) stop(SIGKILL);
+  if (log_fd_ >= 0) close(log_fd_);
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+bool PrismdProcess::read_some(std::chrono::milliseconds wait) {
+  if (log_fd_ < 0) return false;
+  pollfd p{log_fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(wait.count())) <= 0) return true;
+  char buf[4096];
+  const ssize_t n = read(log_fd_, buf, sizeof buf);
+  if (n <= 0) {
+    close(log_fd_);
+    log_fd_ = -1;
+    return false;
+  }
+  log_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+bool PrismdProcess::wait_for_log(std::string_view needle, std::chrono::milliseconds limit) {
+  const auto end = Clock::now() + limit;
+  while (log_.find(needle) == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    if (left.count() <= 0 || !read_some(std::min(left, std::chrono::milliseconds(200)))) {
+      return log_.find(needle) != std::string::npos;
+    }
+  }
+  return true;
+}
+
+int PrismdProcess::stop(int signal) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  // Drain the log until the process closes it, so the last lines are kept.
+  while (read_some(std::chrono::milliseconds(200))) {
+  }
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return exit_status(status);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds limit) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return {};
+  const pid_t pid = spawn(argv, fds[1]);
+  close(fds[1]);
+  CommandResult result;
+  const auto end = Clock::now() + limit;
+  char buf[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    result.output.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = exit_status(status);
+  return result;
+}
+
+}  // namespace prism::testing

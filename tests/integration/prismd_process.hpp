@@ -1,0 +1,61 @@
+// Runs a real prismd for integration tests: a temporary config on a free loopback
+// port, its log captured, readiness awaited on the "event=listening" line (no sleeps).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace prism::testing {
+
+struct PrismdOptions {
+  std::filesystem::path plugins_dir = PRISM_PLUGIN_DIR;
+  unsigned workers = 2;
+  std::string extra_yaml;  // appended to the generated config
+};
+
+class PrismdProcess {
+ public:
+  explicit PrismdProcess(const PrismdOptions& options = {});
+  ~PrismdProcess();
+  PrismdProcess(const PrismdProcess&) = delete;
+  PrismdProcess& operator=(const PrismdProcess&) = delete;
+
+  // True once prismd printed its listening line; port() is then valid.
+  bool ready() const { return port_ != 0; }
+  uint16_t port() const { return port_; }
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& log() const { return log_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // Reads the log until it contains `needle` or the process exits or `limit` passes.
+  bool wait_for_log(std::string_view needle,
+                    std::chrono::milliseconds limit = std::chrono::seconds(10));
+  // Sends `signal`, waits for exit, returns the exit status (or 128 + signal).
+  int stop(int signal = 15);
+
+ private:
+  bool read_some(std::chrono::milliseconds wait);
+
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+  int log_fd_ = -1;
+  uint16_t port_ = 0;
+  std::string log_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv to completion (bounded by `limit`), capturing its output.
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds limit = std::chrono::seconds(20));
+
+}  // namespace prism::testing

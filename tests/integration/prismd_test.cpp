@@ -1,0 +1,234 @@
+// prismd end to end: a real process on a free loopback port, driven through
+// libprism-client and the prismctl binary exactly as a user would.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "net/datagram.hpp"
+#include "prism/client.hpp"
+#include "prismd_process.hpp"
+
+namespace prism::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+client::Client connect_to(const PrismdProcess& prismd) {
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()});
+  EXPECT_TRUE(c) << c.error();
+  return std::move(*c);
+}
+
+CommandResult prismctl(const PrismdProcess& prismd, std::vector<std::string> args) {
+  std::vector<std::string> argv{std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
+                                prismd.endpoint()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
+}
+
+class PrismdTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(prismd.ready()) << prismd.log(); }
+  PrismdProcess prismd;
+};
+
+TEST_F(PrismdTest, LogsOneLinePerLoadedPlugin) {
+  EXPECT_NE(prismd.log().find("event=plugin_loaded name=default version=1.0.0 range=100-199 file="),
+            std::string::npos)
+      << prismd.log();
+}
+
+TEST_F(PrismdTest, PingIsAnswered) {
+  auto c = connect_to(prismd);
+  auto rtt = c.ping();
+  ASSERT_TRUE(rtt) << rtt.error();
+  EXPECT_GT(rtt->count(), 0);
+}
+
+TEST_F(PrismdTest, EchoReturnsThePayload) {
+  auto c = connect_to(prismd);
+  auto reply = c.call(101, "{\"x\":1}");
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->status, v1::STATUS_OK);
+  EXPECT_EQ(reply->payload, "{\"x\":1}");
+}
+
+TEST_F(PrismdTest, UnownedPacketIdGetsInvalidPacket) {
+  auto c = connect_to(prismd);
+  auto reply = c.call(4242, "");
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->status, v1::STATUS_INVALID_PACKET);
+  EXPECT_NE(reply->message.find("4242"), std::string::npos);
+}
+
+TEST_F(PrismdTest, PluginListShowsTheDefaultPluginAndItsMethods) {
+  auto c = connect_to(prismd);
+  auto echo = c.call(101, "count me");
+  ASSERT_TRUE(echo);
+  auto list = c.list_plugins();
+  ASSERT_TRUE(list) << list.error();
+  ASSERT_EQ(list->plugins_size(), 1);
+  const auto& p = list->plugins(0);
+  EXPECT_EQ(p.name(), "default");
+  EXPECT_EQ(p.first_packet_id(), 100u);
+  EXPECT_EQ(p.last_packet_id(), 199u);
+  EXPECT_GE(p.requests(), 1u);
+  auto id = c.resolve("default", "echo");
+  ASSERT_TRUE(id) << id.error();
+  EXPECT_EQ(*id, 101u);
+}
+
+TEST_F(PrismdTest, InfoReportsVersionWorkersAndPlugins) {
+  auto c = connect_to(prismd);
+  auto id = c.resolve("default", "info");
+  ASSERT_TRUE(id) << id.error();
+  auto reply = c.call(*id, "");
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->status, v1::STATUS_OK);
+  EXPECT_NE(reply->payload.find("\"workers\":2"), std::string::npos) << reply->payload;
+  EXPECT_NE(reply->payload.find("\"name\":\"default\""), std::string::npos) << reply->payload;
+}
+
+// Garbage is counted and dropped, never answered: the first datagram that comes back
+// on this socket is the pong to the ping sent after the garbage.
+TEST_F(PrismdTest, GarbageIsCountedAndNeverAnswered) {
+  auto c = connect_to(prismd);
+  auto before = c.server_status();
+  ASSERT_TRUE(before) << before.error();
+
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(prismd.port());
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  constexpr int kGarbage = 200;
+  std::vector<uint8_t> junk(300);
+  for (int i = 0; i < kGarbage; ++i) {
+    junk.resize(static_cast<size_t>(i % 50) * 7);
+    for (size_t j = 0; j < junk.size(); ++j) junk[j] = static_cast<uint8_t>(i * 31 + j);
+    send(fd, junk.data(), junk.size(), 0);
+  }
+  v1::Packet ping;
+  ping.add_frames()->mutable_ping()->set_nonce(4711);
+  std::vector<uint8_t> buf(2048);
+  net::DatagramHeader header;
+  header.connection_id = 99;
+  const size_t len = net::encode_datagram(header, ping, buf);
+  send(fd, buf.data(), len, 0);
+
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+  ASSERT_GT(n, 0);
+  v1::Packet reply;
+  ASSERT_EQ(net::decode_datagram({buf.data(), static_cast<size_t>(n)}, buf.size(), header, reply),
+            net::DropReason::kNone);
+  ASSERT_EQ(reply.frames(0).kind_case(), v1::Frame::kPong);
+  EXPECT_EQ(reply.frames(0).pong().nonce(), 4711u);
+  close(fd);
+
+  auto after = c.server_status();
+  ASSERT_TRUE(after) << after.error();
+  EXPECT_GE(after->datagrams_dropped() - before->datagrams_dropped(),
+            static_cast<uint64_t>(kGarbage));
+}
+
+TEST_F(PrismdTest, PrismctlPingPluginsAndCall) {
+  auto ping = prismctl(prismd, {"ping"});
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+  EXPECT_NE(ping.output.find("pong from " + prismd.endpoint()), std::string::npos) << ping.output;
+
+  auto plugins = prismctl(prismd, {"plugins"});
+  EXPECT_EQ(plugins.exit_code, 0) << plugins.output;
+  EXPECT_NE(plugins.output.find("default"), std::string::npos) << plugins.output;
+  EXPECT_NE(plugins.output.find("100-199"), std::string::npos) << plugins.output;
+
+  auto call = prismctl(prismd, {"call", "default", "echo", "{\"x\":1}"});
+  EXPECT_EQ(call.exit_code, 0) << call.output;
+  EXPECT_NE(call.output.find("status=OK"), std::string::npos) << call.output;
+  EXPECT_NE(call.output.find("{\"x\":1}"), std::string::npos) << call.output;
+}
+
+TEST_F(PrismdTest, PrismctlFailsClearlyOnAnUnknownService) {
+  auto call = prismctl(prismd, {"call", "nosuch", "echo"});
+  EXPECT_NE(call.exit_code, 0);
+  EXPECT_NE(call.output.find("nosuch"), std::string::npos) << call.output;
+}
+
+TEST_F(PrismdTest, SigtermStopsCleanly) {
+  EXPECT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
+  EXPECT_NE(prismd.log().find("event=stopped"), std::string::npos) << prismd.log();
+}
+
+// Broken plugins beside a good one: each refusal is logged with its reason and the
+// host serves the rest.
+TEST(PrismdPlugins, RefusedPluginsAreLoggedAndTheHostKeepsServing) {
+  char tmpl[] = "/tmp/prism-plugins-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  const fs::path test_plugins = PRISM_TEST_PLUGIN_DIR;
+  fs::copy_file(fs::path(PRISM_PLUGIN_DIR) / "default.so", dir / "default.so");
+  for (const char* name : {"c_plugin.so", "wrong_abi.so", "overlap.so", "no_entry.so",
+                           "init_fails.so"}) {
+    fs::copy_file(test_plugins / name, dir / name);
+  }
+  std::ofstream(dir / "truncated.so") << "\x7f" "ELF truncated";
+
+  PrismdOptions options;
+  options.plugins_dir = dir;
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const std::string& log = prismd.log();
+  EXPECT_NE(log.find("wrong_abi.so) refused: built for plugin ABI 2.0"), std::string::npos) << log;
+  EXPECT_NE(log.find("overlaps plugin default (100-199)"), std::string::npos) << log;
+  EXPECT_NE(log.find("no_entry.so) refused: no prism_plugin_entry symbol"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("database unreachable"), std::string::npos) << log;
+  EXPECT_NE(log.find("truncated.so) refused: cannot load shared object"), std::string::npos)
+      << log;
+
+  auto c = connect_to(prismd);
+  auto echo = c.call(101, "still here");
+  ASSERT_TRUE(echo) << echo.error();
+  EXPECT_EQ(echo->payload, "still here");
+  auto hello = c.call(900, "");
+  ASSERT_TRUE(hello) << hello.error();
+  EXPECT_EQ(hello->status, v1::STATUS_OK);
+  EXPECT_EQ(hello->payload, "hello from C");
+  auto list = c.list_plugins();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->plugins_size(), 2);
+  prismd.stop();
+  fs::remove_all(dir);
+}
+
+TEST(PrismdCommandLine, CheckConfigNamesFileLineAndKey) {
+  char tmpl[] = "/tmp/prism-config-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  std::ofstream(dir / "bad.yaml") << "server:\n  workers: lots\n";
+  auto r = run_command({std::string(PRISM_BINARY_DIR) + "/prismd", "--check-config", "--config",
+                        (dir / "bad.yaml").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("bad.yaml:2:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("server.workers"), std::string::npos) << r.output;
+
+  auto ok = run_command({std::string(PRISM_BINARY_DIR) + "/prismd", "--check-config", "--config",
+                         std::string(PRISM_SOURCE_DIR) + "/etc/prism.yaml"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  fs::remove_all(dir);
+}
+
+TEST(PrismdCommandLine, VersionIsPrinted) {
+  auto r = run_command({std::string(PRISM_BINARY_DIR) + "/prismd", "--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("prismd 0."), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace prism::testing

@@ -1,0 +1,21 @@
+/* A plugin whose range (150..159) overlaps the default plugin's (100..199): the loader
+ * must refuse it. */
+#include "stub_plugin.h"
+
+static const prism_plugin_descriptor_t descriptor = {
+    .struct_size = sizeof(prism_plugin_descriptor_t),
+    .abi_version_major = PRISM_ABI_VERSION_MAJOR,
+    .abi_version_minor = PRISM_ABI_VERSION_MINOR,
+    .name = "overlap",
+    .version = "1.0.0",
+    .packet_id_first = 150,
+    .packet_id_count = 10,
+    .flags = PRISM_PLUGIN_CONCURRENT,
+    .methods = stub_methods,
+    .method_count = 1,
+    .init = stub_init,
+    .handle = stub_handle,
+    .shutdown = stub_shutdown,
+};
+
+const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &descriptor; }

@@ -1,0 +1,327 @@
+// Unit tests for host/config: defaults, every validation rule of prism.yaml, the
+// file:line:column + key path in each error, and UDP endpoint parsing.
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace prism::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A substring check with gtest alone (the unit tests do not link gmock).
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+// The error load_string gives for `yaml`, read as if from etc/prism.yaml.
+std::string error_of(std::string_view yaml) {
+  auto loaded = load_string(yaml, "etc/prism.yaml");
+  EXPECT_FALSE(loaded.ok()) << "accepted:\n" << yaml;
+  return loaded.ok() ? std::string() : loaded.error();
+}
+
+Config loaded(std::string_view yaml) {
+  auto config = load_string(yaml, "etc/prism.yaml");
+  EXPECT_TRUE(config.ok()) << config.error();
+  return config.ok() ? *config : Config{};
+}
+
+Config defaults_from(std::string source) {
+  Config config;
+  config.source = std::move(source);
+  return config;
+}
+
+// A private directory for load_file cases, removed after each test.
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "prism-config-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path write(const std::string& name, std::string_view text) {
+    const fs::path path = dir_ / name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  fs::path dir_;
+};
+
+TEST(ConfigTest, ShippedConfigMatchesDefaults) {
+  const fs::path path = PRISM_SOURCE_DIR "/etc/prism.yaml";
+  auto config = load_file(path);
+  ASSERT_TRUE(config.ok()) << config.error();
+  EXPECT_EQ(*config, defaults_from(path.string()));
+}
+
+TEST(ConfigTest, DefaultsMatchTheContract) {
+  const Config config;
+  EXPECT_EQ(config.source, "");
+  EXPECT_EQ(config.udp.host, "127.0.0.1");
+  EXPECT_EQ(config.udp.port, 7777);
+  EXPECT_EQ(config.workers, 0u);
+  EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(config.max_datagram_size, 1400u);
+  EXPECT_EQ(config.plugins_dir, "/usr/lib/prism/plugins");
+  EXPECT_EQ(config.plugins_config_dir, "/etc/prism/plugins.d");
+  EXPECT_EQ(config.state_dir, "/var/lib/prism");
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.metrics_interval, std::chrono::seconds(60));
+}
+
+TEST(ConfigTest, CommentOnlyFileGivesDefaults) {
+  EXPECT_EQ(loaded("# nothing set\n\n   # still nothing\n"), defaults_from("etc/prism.yaml"));
+}
+
+TEST(ConfigTest, EmptySectionGivesDefaults) {
+  EXPECT_EQ(loaded("server:\n  # udp: 0.0.0.0:7777\nlog:\n"), defaults_from("etc/prism.yaml"));
+}
+
+TEST(ConfigTest, MissingKeysKeepDefaults) {
+  Config expected = defaults_from("etc/prism.yaml");
+  expected.workers = 4;
+  EXPECT_EQ(loaded("server:\n  workers: 4\n"), expected);
+}
+
+TEST(ConfigTest, EveryKeyIsRead) {
+  const Config config = loaded(R"(
+server:
+  udp: "[::1]:0"
+  workers: 8
+  request_timeout_ms: 250
+  max_datagram: 1200
+plugins:
+  dir: build/plugins
+  config_dir: etc/plugins.d
+state_dir: ./state
+log:
+  level: debug
+metrics:
+  snapshot_interval_s: 0
+)");
+  EXPECT_EQ(config.udp, (UdpEndpoint{"::1", 0}));
+  EXPECT_EQ(config.workers, 8u);
+  EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(config.max_datagram_size, 1200u);
+  EXPECT_EQ(config.plugins_dir, "build/plugins");
+  EXPECT_EQ(config.plugins_config_dir, "etc/plugins.d");
+  EXPECT_EQ(config.state_dir, "./state");
+  EXPECT_EQ(config.log_level, "debug");
+  EXPECT_EQ(config.metrics_interval, std::chrono::seconds(0));
+}
+
+TEST(ConfigTest, ErrorFollowsTheDocumentedForm) {
+  EXPECT_EQ(error_of("server:\n  udp: 127.0.0.1:7777\n  workers: lots\n"),
+            "etc/prism.yaml:3:12: server.workers: expected \"auto\" or an integer 1..256, got \"lots\"");
+}
+
+TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
+  const std::string error = error_of("server:\n  workers: 2\n  listn: 0.0.0.0:7777\n");
+  EXPECT_TRUE(contains(error, "prism.yaml:3:3: "));
+  EXPECT_TRUE(contains(error, "unknown key 'listn' in 'server'"));
+  EXPECT_TRUE(contains(error, "known keys: udp workers request_timeout_ms max_datagram"));
+}
+
+TEST(ConfigTest, UnknownTopLevelKeyIsRejected) {
+  const std::string error = error_of("log:\n  level: info\nx: 1\n");
+  EXPECT_TRUE(contains(error, "prism.yaml:3:1: unknown key 'x' ("));
+  EXPECT_TRUE(contains(error_of("\"\": 1\n"), "prism.yaml:1:1: expected a key name, got the string \"\""));
+}
+
+TEST(ConfigTest, TypoInNestedKeyIsRejected) {
+  EXPECT_TRUE(contains(error_of("metrics:\n  snapshot_interval: 10\n"),
+              "prism.yaml:2:3: unknown key 'snapshot_interval' in 'metrics'"));
+  EXPECT_TRUE(contains(error_of("plugins:\n  dri: /tmp\n"), "unknown key 'dri' in 'plugins'"));
+}
+
+TEST(ConfigTest, KeyDeeperThanAnySettingIsRejected) {
+  EXPECT_TRUE(contains(error_of("log:\n  level:\n    name: info\n"),
+              "prism.yaml:3:5: log.level: expected one of trace|debug|info|warn|error|off, got a map"));
+}
+
+TEST(ConfigTest, WrongTypeNamesKey) {
+  const std::string error = error_of("server:\n  workers: {count: 2}\n");
+  EXPECT_TRUE(contains(error, "prism.yaml:2:"));
+  EXPECT_TRUE(contains(error, "server.workers: "));
+  EXPECT_TRUE(contains(error, "got a map"));
+  EXPECT_TRUE(contains(error_of("plugins:\n  dir: [a, b]\n"), "plugins.dir: expected a path, got a list"));
+}
+
+TEST(ConfigTest, StringWhereIntegerExpectedIsRejected) {
+  EXPECT_TRUE(contains(error_of("server:\n  request_timeout_ms: soon\n"),
+              "prism.yaml:2:23: server.request_timeout_ms: expected an integer 1..600000, got \"soon\""));
+  EXPECT_TRUE(contains(error_of("server:\n  request_timeout_ms: 2.5\n"), "server.request_timeout_ms"));
+}
+
+TEST(ConfigTest, QuotedNumberIsAString) {
+  EXPECT_TRUE(contains(error_of("server:\n  max_datagram: \"1400\"\n"),
+              "server.max_datagram: expected an integer 576..65507, got the string \"1400\""));
+}
+
+TEST(ConfigTest, NegativeNumberIsRejected) {
+  EXPECT_TRUE(contains(error_of("metrics:\n  snapshot_interval_s: -1\n"),
+              "prism.yaml:2:24: metrics.snapshot_interval_s: expected an integer 0..86400, got \"-1\""));
+  EXPECT_TRUE(contains(error_of("server:\n  workers: -4\n"), "server.workers"));
+}
+
+TEST(ConfigTest, OutOfRangeIsRejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"server:\n  workers: 0\n", "server.workers"},
+      {"server:\n  workers: 257\n", "server.workers"},
+      {"server:\n  request_timeout_ms: 0\n", "server.request_timeout_ms"},
+      {"server:\n  request_timeout_ms: 600001\n", "server.request_timeout_ms"},
+      {"server:\n  max_datagram: 575\n", "server.max_datagram"},
+      {"server:\n  max_datagram: 65508\n", "server.max_datagram"},
+      {"server:\n  max_datagram: 99999999999999999999999\n", "server.max_datagram"},
+      {"metrics:\n  snapshot_interval_s: 86401\n", "metrics.snapshot_interval_s"},
+      {"server:\n  udp: 127.0.0.1:65536\n", "server.udp"},
+  };
+  for (const auto& [yaml, key] : cases) {
+    SCOPED_TRACE(yaml);
+    const std::string error = error_of(yaml);
+    EXPECT_TRUE(contains(error, "prism.yaml:2:"));
+    EXPECT_TRUE(contains(error, key + ": "));
+  }
+}
+
+TEST(ConfigTest, RangeBoundsAreAccepted) {
+  Config config = loaded("server:\n  workers: 256\n  request_timeout_ms: 600000\n  max_datagram: 65507\n"
+                         "metrics:\n  snapshot_interval_s: 86400\n");
+  EXPECT_EQ(config.workers, 256u);
+  EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(600000));
+  EXPECT_EQ(config.max_datagram_size, 65507u);
+  EXPECT_EQ(config.metrics_interval, std::chrono::seconds(86400));
+  config = loaded("server:\n  workers: 1\n  request_timeout_ms: 1\n  max_datagram: 576\n");
+  EXPECT_EQ(config.workers, 1u);
+  EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(1));
+  EXPECT_EQ(config.max_datagram_size, 576u);
+}
+
+TEST(ConfigTest, WorkersAcceptsAuto) {
+  EXPECT_EQ(loaded("server:\n  workers: 3\n").workers, 3u);
+  EXPECT_EQ(loaded("server:\n  workers: auto\n").workers, 0u);
+  EXPECT_EQ(loaded("server:\n  workers: \"auto\"\n").workers, 0u);
+}
+
+TEST(ConfigTest, EmptyValueNamesKey) {
+  EXPECT_TRUE(contains(error_of("server:\n  workers:\n  udp: 127.0.0.1:1\n"),
+              "prism.yaml:2:3: server.workers: expected \"auto\" or an integer 1..256, got nothing"));
+  EXPECT_TRUE(contains(error_of("state_dir: \"\"\n"), "prism.yaml:1:12: state_dir: expected a path"));
+}
+
+TEST(ConfigTest, SectionMustBeAMap) {
+  EXPECT_TRUE(contains(error_of("server: 127.0.0.1:7777\n"),
+              "prism.yaml:1:9: server: expected a map, got \"127.0.0.1:7777\""));
+}
+
+TEST(ConfigTest, TopLevelMustBeAMap) {
+  EXPECT_TRUE(contains(error_of("- server\n"), "prism.yaml:1:1: expected a map of settings at the top level"));
+}
+
+TEST(ConfigTest, DuplicateKeyIsRejected) {
+  EXPECT_TRUE(contains(error_of("log:\n  level: info\nlog:\n  level: off\n"), "prism.yaml:3:1: log: duplicate key"));
+}
+
+TEST(ConfigTest, LogLevelMustBeKnown) {
+  EXPECT_EQ(loaded("log:\n  level: off\n").log_level, "off");
+  EXPECT_TRUE(contains(error_of("log:\n  level: loud\n"), "prism.yaml:2:10: log.level: expected one of"));
+}
+
+TEST(ConfigTest, SyntaxErrorNamesLine) {
+  const std::string error = error_of("server:\n  workers: 4\n   bad: x\n");
+  EXPECT_TRUE(contains(error, "etc/prism.yaml:3:7: "));
+  EXPECT_TRUE(contains(error, "illegal map value"));
+}
+
+TEST(ConfigTest, UnquotedIpv6IsASyntaxErrorAndQuotedIsRead) {
+  EXPECT_TRUE(contains(error_of("server:\n  udp: [::1]:7777\n"), "prism.yaml:2:"));
+  EXPECT_EQ(loaded("server:\n  udp: \"[::1]:7777\"\n").udp, (UdpEndpoint{"::1", 7777}));
+}
+
+TEST(ConfigTest, BadEndpointNamesKey) {
+  EXPECT_TRUE(contains(error_of("server:\n  udp: localhost:7777\n"),
+              "prism.yaml:2:8: server.udp: \"localhost\" is not an IPv4 address"));
+}
+
+TEST_F(ConfigFileTest, EmptyFileGivesDefaults) {
+  const fs::path path = write("empty.yaml", "");
+  auto config = load_file(path);
+  ASSERT_TRUE(config.ok()) << config.error();
+  EXPECT_EQ(*config, defaults_from(path.string()));
+}
+
+TEST_F(ConfigFileTest, FileErrorsNameThePath) {
+  const fs::path path = write("prism.yaml", "server:\n  max_datagram: 100\n");
+  auto config = load_file(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_TRUE(contains(config.error(), path.string() + ":2:17: server.max_datagram: "));
+}
+
+TEST_F(ConfigFileTest, MissingFileIsAnError) {
+  const fs::path path = dir_ / "absent.yaml";
+  auto config = load_file(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error(), path.string() + ": cannot read config file: No such file or directory");
+}
+
+TEST_F(ConfigFileTest, DirectoryIsAnError) {
+  auto config = load_file(dir_);
+  ASSERT_FALSE(config.ok());
+  EXPECT_TRUE(contains(config.error(), dir_.string() + ": cannot read config file: "));
+}
+
+TEST(EndpointTest, EndpointParsesIpv4) {
+  auto endpoint = parse_endpoint("0.0.0.0:7777");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error();
+  EXPECT_EQ(*endpoint, (UdpEndpoint{"0.0.0.0", 7777}));
+}
+
+TEST(EndpointTest, EndpointParsesIpv6) {
+  auto endpoint = parse_endpoint("[::1]:7777");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error();
+  EXPECT_EQ(*endpoint, (UdpEndpoint{"::1", 7777}));
+  ASSERT_TRUE(parse_endpoint("[2001:db8::5]:65535").ok());
+}
+
+TEST(EndpointTest, PortZeroMeansAnyPort) {
+  auto endpoint = parse_endpoint("127.0.0.1:0");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error();
+  EXPECT_EQ(endpoint->port, 0);
+}
+
+TEST(EndpointTest, MalformedEndpointsAreRejected) {
+  for (const char* text : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:65536", "127.0.0.1:80x",
+                           "127.0.0.1: 80", "localhost:7777", "256.0.0.1:1", "::1:7777", "[::1]", "[::1]7777",
+                           "[127.0.0.1]:7777", "[]:1", ":7777"}) {
+    EXPECT_FALSE(parse_endpoint(text).ok()) << text;
+  }
+}
+
+TEST(EndpointTest, UnbracketedIpv6SaysToUseBrackets) {
+  auto endpoint = parse_endpoint("::1:7777");
+  ASSERT_FALSE(endpoint.ok());
+  EXPECT_TRUE(contains(endpoint.error(), "[::1]:PORT"));
+}
+
+TEST(EndpointTest, ToStringRoundTrips) {
+  for (const char* text : {"127.0.0.1:7777", "[::1]:0", "[2001:db8::5]:65535"}) {
+    auto endpoint = parse_endpoint(text);
+    ASSERT_TRUE(endpoint.ok()) << endpoint.error();
+    EXPECT_EQ(to_string(*endpoint), text);
+  }
+}
+
+}  // namespace
+}  // namespace prism::config

@@ -1,0 +1,200 @@
+// Dispatch (DESIGN.md §2): routing by packet id, the reply path, deadlines, and the
+// promise that every request gets exactly one reply with a status.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "dispatch/dispatcher.hpp"
+
+namespace prism::dispatch {
+namespace {
+
+const std::filesystem::path kPlugins = PRISM_PLUGIN_DIR;
+const std::filesystem::path kTestPlugins = PRISM_TEST_PLUGIN_DIR;
+
+// A uv loop driven by the test thread.
+class TestLoop final : public net::LoopAccess {
+ public:
+  TestLoop() { uv_loop_init(&loop_); }
+  ~TestLoop() override {
+    for (auto& close : closers_) close();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+  uv_loop_t* loop() override { return &loop_; }
+  void post(std::function<void()> task) override { posted_.push_back(std::move(task)); }
+  bool on_loop_thread() const override { return std::this_thread::get_id() == owner_; }
+  void at_stop(std::function<void()> close) override { closers_.push_back(std::move(close)); }
+
+  // Runs loop iterations until `done` holds or `limit` passes (the limit only bounds a
+  // broken test; the awaited event is the timer firing).
+  template <typename Pred>
+  bool run_until(Pred done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) uv_run(&loop_, UV_RUN_ONCE);
+    return done();
+  }
+
+ private:
+  uv_loop_t loop_{};
+  std::thread::id owner_ = std::this_thread::get_id();
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> closers_;
+};
+
+struct SentReply {
+  uint32_t request_id;
+  uint32_t packet_id;
+  v1::Status status;
+  std::string message;
+  std::string payload;
+};
+
+class RecordingTransport final : public net::ReplyTransport {
+ public:
+  bool send_reply(const net::RequestOrigin&, uint32_t request_id, uint32_t packet_id,
+                  v1::Status status, std::string_view message,
+                  std::span<const uint8_t> payload) override {
+    replies.push_back({request_id, packet_id, status, std::string(message),
+                       std::string(payload.begin(), payload.end())});
+    return true;
+  }
+  std::vector<SentReply> replies;
+};
+
+class RecordingHostService final : public HostService {
+ public:
+  void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
+                       net::ReplyTransport& transport) override {
+    ++calls;
+    transport.send_reply(origin, request.request_id(), request.packet_id(), v1::STATUS_OK, "host",
+                         {});
+  }
+  int calls = 0;
+};
+
+class DispatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (auto file : {kPlugins / "default.so", kTestPlugins / "deferred.so"}) {
+      auto loaded = registry.load(file);
+      ASSERT_TRUE(loaded) << loaded.error();
+    }
+    dispatcher.set_table(registry.table());
+    dispatcher.set_host_service(&host);
+  }
+
+  void send(uint32_t request_id, uint32_t packet_id, std::string payload = {}) {
+    v1::Message m;
+    m.set_request_id(request_id);
+    m.set_packet_id(packet_id);
+    m.set_payload(std::move(payload));
+    dispatcher.on_request({}, m);
+  }
+
+  const SentReply* reply_to(uint32_t request_id) const {
+    for (const auto& r : transport.replies) {
+      if (r.request_id == request_id) return &r;
+    }
+    return nullptr;
+  }
+
+  // Declared first: destroyed last, after the dispatcher has closed its timer.
+  TestLoop loop;
+  plugins::Registry registry{plugins::HostFacts{"test", 0, 1}};
+  RecordingTransport transport;
+  RecordingHostService host;
+  Dispatcher dispatcher{loop, transport, std::chrono::milliseconds(50)};
+};
+
+constexpr uint32_t kEcho = 101;
+constexpr uint32_t kHold = 950, kRelease = 951, kFail = 952, kReplyTwice = 953;
+
+TEST_F(DispatchTest, UnownedPacketIdRepliesInvalidPacket) {
+  send(1, 5000);
+  ASSERT_EQ(transport.replies.size(), 1u);
+  EXPECT_EQ(transport.replies[0].status, v1::STATUS_INVALID_PACKET);
+  EXPECT_NE(transport.replies[0].message.find("5000"), std::string::npos);
+}
+
+TEST_F(DispatchTest, RequestIsRoutedToTheOwningPlugin) {
+  auto& plugin = *registry.table()->find(kEcho)->plugin;
+  const uint64_t before = plugin.requests();
+  send(7, kEcho, "{\"x\":1}");
+  ASSERT_EQ(transport.replies.size(), 1u);
+  EXPECT_EQ(transport.replies[0].request_id, 7u);
+  EXPECT_EQ(transport.replies[0].packet_id, kEcho);
+  EXPECT_EQ(transport.replies[0].status, v1::STATUS_OK);
+  EXPECT_EQ(transport.replies[0].payload, "{\"x\":1}");
+  EXPECT_EQ(plugin.requests(), before + 1);
+  EXPECT_EQ(dispatcher.pending(), 0u);
+}
+
+TEST_F(DispatchTest, HostPacketIdsGoToTheHostService) {
+  send(3, 1);
+  EXPECT_EQ(host.calls, 1);
+  ASSERT_NE(reply_to(3), nullptr);
+  EXPECT_EQ(reply_to(3)->message, "host");
+}
+
+TEST_F(DispatchTest, FailureStatusIsSentWhenThePluginDoesNotReply) {
+  auto& plugin = *registry.table()->find(kFail)->plugin;
+  const uint64_t errors = plugin.errors();
+  send(4, kFail);
+  ASSERT_NE(reply_to(4), nullptr);
+  EXPECT_EQ(reply_to(4)->status, v1::STATUS_CONFLICT);
+  EXPECT_EQ(plugin.errors(), errors + 1);
+}
+
+TEST_F(DispatchTest, HeldRequestIsAnsweredWhenThePluginReplies) {
+  send(10, kHold);
+  EXPECT_EQ(reply_to(10), nullptr);
+  EXPECT_EQ(dispatcher.pending(), 1u);
+  send(11, kRelease);
+  ASSERT_NE(reply_to(10), nullptr);
+  EXPECT_EQ(reply_to(10)->payload, "released");
+  ASSERT_NE(reply_to(11), nullptr);
+  EXPECT_EQ(reply_to(11)->status, v1::STATUS_OK);
+  EXPECT_EQ(dispatcher.pending(), 0u);
+}
+
+TEST_F(DispatchTest, UnansweredRequestGetsTimeoutAndTheLateReplyIsDropped) {
+  send(20, kHold);
+  ASSERT_TRUE(loop.run_until([&] { return reply_to(20) != nullptr; }));
+  EXPECT_EQ(reply_to(20)->status, v1::STATUS_TIMEOUT);
+  EXPECT_EQ(dispatcher.pending(), 0u);
+  // The plugin answers late: the host tells it so, and the requester hears nothing more.
+  send(21, kRelease);
+  ASSERT_NE(reply_to(21), nullptr);
+  EXPECT_EQ(reply_to(21)->status, v1::STATUS_TIMEOUT);
+  int answers_to_20 = 0;
+  for (const auto& r : transport.replies) answers_to_20 += r.request_id == 20;
+  EXPECT_EQ(answers_to_20, 1);
+}
+
+TEST_F(DispatchTest, SecondReplyToOneRequestIsRefused) {
+  send(30, kReplyTwice);
+  int answers = 0;
+  for (const auto& r : transport.replies) answers += r.request_id == 30;
+  EXPECT_EQ(answers, 1);
+  EXPECT_EQ(reply_to(30)->status, v1::STATUS_OK);
+}
+
+TEST_F(DispatchTest, NewTableTakesEffectForTheNextRequest) {
+  ASSERT_TRUE(registry.unload("default"));
+  dispatcher.set_table(registry.table());
+  send(40, kEcho);
+  ASSERT_NE(reply_to(40), nullptr);
+  EXPECT_EQ(reply_to(40)->status, v1::STATUS_INVALID_PACKET);
+}
+
+TEST_F(DispatchTest, PendingRequestKeepsItsPluginVersionLoaded) {
+  std::weak_ptr<plugins::LoadedPlugin> deferred = registry.table()->find(kHold)->plugin;
+  send(50, kHold);
+  ASSERT_TRUE(registry.unload("deferred"));
+  dispatcher.set_table(registry.table());
+  EXPECT_FALSE(deferred.expired());  // the held request still needs it
+}
+
+}  // namespace
+}  // namespace prism::dispatch

@@ -1,0 +1,432 @@
+// sdk_test: dlopen()s the built plugins and drives them through a fake host table, checking
+// the C++ SDK's promises (every request answered exactly once, exceptions kept on the
+// plugin's side of the ABI, state handed across versions) and the default plugin's replies.
+#include <prism/plugin.h>
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+
+const std::string kPluginDir = PRISM_PLUGIN_DIR;
+const std::string kTestPluginDir = PRISM_TEST_PLUGIN_DIR;
+
+prism_bytes_t bytes_of(std::string_view text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+std::string text_of(prism_bytes_t bytes) {
+  return bytes.data != nullptr ? std::string(reinterpret_cast<const char*>(bytes.data), bytes.len)
+                               : "";
+}
+
+struct Reply {
+  prism_status_t status;
+  std::string message;
+  std::string payload;
+};
+
+struct Counter {
+  std::string name;
+  uint64_t value = 0;
+};
+
+struct PluginRow {
+  std::string name, version;
+  uint32_t first, last;
+  uint64_t requests, errors;
+};
+
+class FakeHost;
+
+// What the fake hands the plugin as an opaque prism_request_t*.
+struct FakeRequest {
+  FakeHost* host;
+  uint64_t session;
+  bool answered = false;
+};
+
+// A host table whose functions record what the plugin did. The plugin sees only opaque
+// pointers, which the fake casts back to its own types (never defining the ABI's structs,
+// so this test cannot clash with the real host's definitions).
+class FakeHost {
+ public:
+  FakeHost() = default;
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  const prism_host_api_t* api() const { return &api_; }
+  prism_host_api_t& api_mutable() { return api_; }
+  prism_host_t* handle() { return reinterpret_cast<prism_host_t*>(this); }
+
+  // Whether any log line at `level` contains `text`.
+  bool logged(prism_log_level_t level, std::string_view text) const {
+    for (const auto& [l, line] : logs)
+      if (l == level && line.find(text) != std::string::npos) return true;
+    return false;
+  }
+
+  std::vector<Reply> replies;
+  int replies_after_answer = 0;  // a request answered twice; must stay 0
+  std::vector<std::pair<prism_log_level_t, std::string>> logs;
+  std::deque<Counter> counters;  // a deque keeps the addresses handed out as handles stable
+  std::vector<PluginRow> plugins;
+  prism_server_info_t server{sizeof(prism_server_info_t), "9.9.9-test", 1'000, 5'000, 4};
+  int server_info_calls = 0;
+
+ private:
+  static FakeHost& of(prism_host_t* host) { return *reinterpret_cast<FakeHost*>(host); }
+
+  static prism_status_t reply(prism_request_t* r, prism_status_t status, const char* message,
+                              prism_bytes_t payload) {
+    auto* request = reinterpret_cast<FakeRequest*>(r);
+    if (std::exchange(request->answered, true)) {
+      ++request->host->replies_after_answer;
+      return PRISM_INVALID_ARGUMENT;
+    }
+    request->host->replies.push_back({status, message != nullptr ? message : "", text_of(payload)});
+    return PRISM_OK;
+  }
+  static uint64_t request_session(const prism_request_t* r) {
+    return reinterpret_cast<const FakeRequest*>(r)->session;
+  }
+  static void log(prism_host_t* h, prism_log_level_t level, const char* message, size_t len) {
+    of(h).logs.emplace_back(level, std::string(message, len));
+  }
+  static prism_counter_t* counter_register(prism_host_t* h, const char* name, const char*) {
+    return reinterpret_cast<prism_counter_t*>(&of(h).counters.emplace_back(Counter{name}));
+  }
+  static void counter_add(prism_counter_t* c, uint64_t delta) {
+    reinterpret_cast<Counter*>(c)->value += delta;
+  }
+  static void server_info(prism_host_t* h, prism_server_info_t* out) {
+    ++of(h).server_info_calls;
+    *out = of(h).server;
+  }
+  static void visit_plugins(prism_host_t* h, prism_plugin_visitor_fn visit, void* user) {
+    for (const PluginRow& row : of(h).plugins) {
+      const prism_plugin_info_t info{sizeof info, row.name.c_str(), row.version.c_str(), row.first,
+                                     row.last,    row.requests,     row.errors};
+      visit(user, &info);
+    }
+  }
+
+  prism_host_api_t api_{
+      .struct_size = sizeof(prism_host_api_t),
+      .abi_version_major = PRISM_ABI_VERSION_MAJOR,
+      .abi_version_minor = PRISM_ABI_VERSION_MINOR,
+      .reply = &reply,
+      .request_session = &request_session,
+      .log = &log,
+      .counter_register = &counter_register,
+      .counter_add = &counter_add,
+      .server_info = &server_info,
+      .visit_plugins = &visit_plugins,
+  };
+};
+
+// One plugin file opened with dlopen and, if it has an entry and init succeeds, one
+// instance of it. Members are destroyed in reverse: shutdown runs before dlclose.
+class LoadedPlugin {
+ public:
+  LoadedPlugin(const std::string& path, FakeHost& host, std::string_view config = {})
+      : host_(host) {
+    file_.reset(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
+    if (!file_) {
+      init_error = dlerror();
+      return;
+    }
+    auto entry =
+        reinterpret_cast<prism_plugin_entry_fn>(dlsym(file_.get(), PRISM_PLUGIN_ENTRY_SYMBOL));
+    if (entry == nullptr) return;
+    descriptor = entry();
+    char error[256] = "";
+    init_status = descriptor->init(host.api(), host.handle(), bytes_of(config), &instance_, error,
+                                   sizeof error);
+    init_error = error;
+  }
+  ~LoadedPlugin() {
+    if (instance_ != nullptr && init_status == PRISM_OK) descriptor->shutdown(instance_);
+  }
+
+  bool started() const { return descriptor != nullptr && init_status == PRISM_OK; }
+  void* symbol(const char* name) const { return file_ ? dlsym(file_.get(), name) : nullptr; }
+
+  // Calls handle for `method` from session 7; the reply, if any, lands in host.replies.
+  prism_status_t call(uint32_t method, std::string_view payload = {}) {
+    FakeRequest request{&host_, 7};
+    return descriptor->handle(instance_, reinterpret_cast<prism_request_t*>(&request), method,
+                              bytes_of(payload));
+  }
+  // The last reply's payload, after calling `method`.
+  std::string call_text(uint32_t method, std::string_view payload = {}) {
+    const size_t before = host_.replies.size();
+    EXPECT_EQ(call(method, payload), PRISM_OK);
+    EXPECT_EQ(host_.replies.size(), before + 1)
+        << "method " << method << " must reply exactly once";
+    return host_.replies.empty() ? "" : host_.replies.back().payload;
+  }
+  void* instance() const { return instance_; }
+
+  const prism_plugin_descriptor_t* descriptor = nullptr;  // null: no entry symbol
+  prism_status_t init_status = PRISM_INTERNAL;
+  std::string init_error;
+
+ private:
+  struct Close {
+    void operator()(void* handle) const { dlclose(handle); }
+  };
+  FakeHost& host_;
+  std::unique_ptr<void, Close> file_;
+  void* instance_ = nullptr;
+};
+
+std::string bundled(std::string_view name) { return kPluginDir + "/" + std::string(name) + ".so"; }
+std::string test_plugin(std::string_view name) {
+  return kTestPluginDir + "/" + std::string(name) + ".so";
+}
+
+// Relative method ids of the default plugin.
+constexpr uint32_t kPing = 0, kEcho = 1, kTime = 2, kInfo = 3, kServices = 4;
+
+TEST(DefaultPlugin, EchoRepliesWithTheSamePayload) {
+  FakeHost host;
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  const std::string payload("bytes\0with\xff nul and high bits", 29);
+
+  EXPECT_EQ(plugin.call_text(kEcho, payload), payload);
+  EXPECT_EQ(host.replies.back().status, PRISM_OK);
+  ASSERT_EQ(host.counters.size(), 1u);
+  EXPECT_EQ(host.counters[0].name, "echo_requests");
+  EXPECT_EQ(host.counters[0].value, 1u);
+}
+
+TEST(DefaultPlugin, PingRepliesPong) {
+  FakeHost host;
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(json::parse(plugin.call_text(kPing)), json({{"pong", true}}));
+}
+
+TEST(DefaultPlugin, TimeRepliesTheServerClock) {
+  FakeHost host;
+  host.server.now_ms = 1'700'000'000'123;
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(json::parse(plugin.call_text(kTime)).at("unix_ms"), 1'700'000'000'123u);
+}
+
+TEST(DefaultPlugin, InfoListsPluginsFromHost) {
+  FakeHost host;
+  host.plugins = {{"default", "1.0.0", 100, 199, 42, 3}, {"cplug", "0.2.0", 900, 909, 5, 0}};
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  const json info = json::parse(plugin.call_text(kInfo));
+  EXPECT_EQ(info.at("version"), "9.9.9-test");
+  EXPECT_EQ(info.at("uptime_ms"), 4'000);
+  EXPECT_EQ(info.at("workers"), 4);
+  ASSERT_EQ(info.at("plugins").size(), 2u);
+  EXPECT_EQ(info["plugins"][0], json({{"name", "default"},
+                                      {"version", "1.0.0"},
+                                      {"first_packet_id", 100},
+                                      {"last_packet_id", 199},
+                                      {"requests", 42},
+                                      {"errors", 3}}));
+  EXPECT_EQ(info["plugins"][1].at("name"), "cplug");
+  EXPECT_EQ(info["plugins"][1].at("last_packet_id"), 909);
+}
+
+TEST(DefaultPlugin, ServicesListsNamesAndRanges) {
+  FakeHost host;
+  host.plugins = {{"default", "1.0.0", 100, 199, 42, 3}, {"cplug", "0.2.0", 900, 909, 5, 0}};
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  const json services = json::parse(plugin.call_text(kServices)).at("services");
+  ASSERT_EQ(services.size(), 2u);
+  EXPECT_EQ(services[1], json({{"name", "cplug"},
+                               {"version", "0.2.0"},
+                               {"first_packet_id", 900},
+                               {"last_packet_id", 909}}));
+  EXPECT_FALSE(services[0].contains("requests")) << "services lists identities, not statistics";
+}
+
+TEST(Sdk, UnknownMethodRepliesInvalidPacket) {
+  FakeHost host;
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  EXPECT_EQ(plugin.call(77), PRISM_OK) << "the SDK replied itself";
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_INVALID_PACKET);
+  EXPECT_EQ(host.replies[0].message, "unknown method");
+}
+
+TEST(Sdk, DescriptorIsBuiltFromTheMethodTable) {
+  FakeHost host;
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  const prism_plugin_descriptor_t& d = *plugin.descriptor;
+
+  EXPECT_EQ(d.struct_size, sizeof(prism_plugin_descriptor_t));
+  EXPECT_EQ(d.abi_version_major, PRISM_ABI_VERSION_MAJOR);
+  EXPECT_STREQ(d.name, "default");
+  EXPECT_STREQ(d.version, "1.0.0");
+  EXPECT_EQ(d.packet_id_first, 100u);
+  EXPECT_EQ(d.packet_id_count, 100u);
+  EXPECT_EQ(d.flags, PRISM_PLUGIN_CONCURRENT);
+  ASSERT_EQ(d.method_count, 5u);
+  EXPECT_STREQ(d.methods[3].name, "info");
+  EXPECT_EQ(d.methods[3].id, kInfo);
+  EXPECT_EQ(d.snapshot, nullptr) << "default has no snapshot()";
+  EXPECT_EQ(d.restore, nullptr);
+
+  LoadedPlugin versioned(test_plugin("versioned_v1"), host);
+  ASSERT_TRUE(versioned.started()) << versioned.init_error;
+  EXPECT_EQ(versioned.descriptor->flags, 0u) << "ServiceInfo::concurrent defaults to false";
+  EXPECT_NE(versioned.descriptor->snapshot, nullptr);
+  EXPECT_NE(versioned.descriptor->restore, nullptr);
+}
+
+TEST(Sdk, ThrowingHandlerRepliesInternal) {
+  FakeHost host;
+  LoadedPlugin plugin(test_plugin("throws"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  EXPECT_EQ(plugin.call(0), PRISM_OK) << "the reply was sent, so handle reports OK";
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_INTERNAL);
+  EXPECT_TRUE(host.logged(PRISM_LOG_ERROR, "boom")) << "the exception's message goes to the log";
+  EXPECT_EQ(host.replies[0].message.find("boom"), std::string::npos) << "but not to the client";
+}
+
+TEST(Sdk, HandlerThatForgetsToReplyGetsInternal) {
+  FakeHost host;
+  LoadedPlugin plugin(test_plugin("throws"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  EXPECT_EQ(plugin.call(1), PRISM_OK);
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_INTERNAL);
+  EXPECT_EQ(host.replies[0].message, "handler did not reply");
+}
+
+TEST(Sdk, SecondReplyIsIgnoredAndLogged) {
+  FakeHost host;
+  LoadedPlugin plugin(test_plugin("throws"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  EXPECT_EQ(plugin.call(2), PRISM_OK);
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].payload, "first");
+  EXPECT_EQ(host.replies_after_answer, 0) << "the second reply must not reach the host";
+  EXPECT_TRUE(host.logged(PRISM_LOG_ERROR, "already answered"));
+}
+
+TEST(Sdk, ConstructorExceptionBecomesInitError) {
+  FakeHost host;
+  LoadedPlugin refused(test_plugin("throws"), host, "refuse");
+  ASSERT_NE(refused.descriptor, nullptr);
+  EXPECT_EQ(refused.init_status, PRISM_INTERNAL);
+  EXPECT_EQ(refused.init_error, "config refused: refuse");
+  EXPECT_EQ(refused.instance(), nullptr);
+
+  // A short buffer gets a truncated, terminated message and nothing written past it.
+  char buffer[16];
+  std::memset(buffer, 'X', sizeof buffer);
+  void* instance = nullptr;
+  EXPECT_EQ(
+      refused.descriptor->init(host.api(), host.handle(), bytes_of("refuse"), &instance, buffer, 8),
+      PRISM_INTERNAL);
+  EXPECT_STREQ(buffer, "config ");
+  EXPECT_EQ(std::string(buffer + 8, 8), "XXXXXXXX");
+}
+
+TEST(Sdk, SnapshotRestoreCarriesState) {
+  FakeHost host;
+  LoadedPlugin v1(test_plugin("versioned_v1"), host);
+  LoadedPlugin v2(test_plugin("versioned_v2"), host);
+  ASSERT_TRUE(v1.started()) << v1.init_error;
+  ASSERT_TRUE(v2.started()) << v2.init_error;
+  EXPECT_EQ(v1.call_text(0), "1.0.0");
+  EXPECT_EQ(v1.call_text(1), "1");
+  EXPECT_EQ(v1.call_text(1), "2");
+  EXPECT_EQ(v1.call_text(1), "3");
+
+  prism_bytes_t state{};
+  ASSERT_EQ(v1.descriptor->snapshot(v1.instance(), &state), PRISM_OK);
+  EXPECT_EQ(text_of(state), "3");
+  ASSERT_EQ(v2.descriptor->restore(v2.instance(), state), PRISM_OK);
+
+  EXPECT_EQ(v2.call_text(0), "2.0.0");
+  EXPECT_EQ(v2.call_text(1), "4") << "v2 continues from v1's count";
+
+  EXPECT_EQ(v2.descriptor->restore(v2.instance(), bytes_of("not a number")), PRISM_INTERNAL)
+      << "restore's exception becomes a status";
+  EXPECT_TRUE(host.logged(PRISM_LOG_ERROR, "restore threw"));
+}
+
+TEST(Sdk, HostTableOfAnOlderMinorIsReadOnlyUpToItsSize) {
+  FakeHost host;
+  host.plugins = {{"default", "1.0.0", 100, 199, 1, 0}};
+  // A host whose table ends before server_info: the SDK must not read past struct_size.
+  host.api_mutable().struct_size = offsetof(prism_host_api_t, server_info);
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+
+  EXPECT_EQ(json::parse(plugin.call_text(kTime)).at("unix_ms"), 0);
+  EXPECT_TRUE(json::parse(plugin.call_text(kServices)).at("services").empty());
+  EXPECT_EQ(host.server_info_calls, 0);
+}
+
+TEST(CPlugin, CPluginCompiledAsC11Answers) {
+  FakeHost host;
+  LoadedPlugin plugin(test_plugin("c_plugin"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_STREQ(plugin.descriptor->name, "cplug");
+  EXPECT_EQ(plugin.descriptor->packet_id_first, 900u);
+
+  EXPECT_EQ(plugin.call_text(0), "hello from C");
+  EXPECT_EQ(host.replies.back().status, PRISM_OK);
+
+  EXPECT_EQ(plugin.call(1), PRISM_NOT_FOUND)
+      << "a status from handle means the plugin did not reply";
+  EXPECT_EQ(host.replies.size(), 1u);
+}
+
+// The loader tests rely on these fixtures being broken in exactly one way each.
+TEST(LoaderFixtures, EachTestPluginIsBrokenAsItsNameSays) {
+  FakeHost host;
+  LoadedPlugin wrong_abi(test_plugin("wrong_abi"), host);
+  ASSERT_NE(wrong_abi.descriptor, nullptr);
+  EXPECT_EQ(wrong_abi.descriptor->abi_version_major, PRISM_ABI_VERSION_MAJOR + 1);
+
+  LoadedPlugin overlap(test_plugin("overlap"), host);
+  ASSERT_NE(overlap.descriptor, nullptr);
+  EXPECT_EQ(overlap.descriptor->packet_id_first, 150u);
+  EXPECT_EQ(overlap.descriptor->packet_id_count, 10u);
+
+  LoadedPlugin no_entry(test_plugin("no_entry"), host);
+  EXPECT_NE(no_entry.symbol("prism_not_a_plugin"), nullptr) << "the file itself loads";
+  EXPECT_EQ(no_entry.descriptor, nullptr);
+
+  LoadedPlugin init_fails(test_plugin("init_fails"), host);
+  ASSERT_NE(init_fails.descriptor, nullptr);
+  EXPECT_EQ(init_fails.init_status, PRISM_INTERNAL);
+  EXPECT_EQ(init_fails.init_error, "database unreachable");
+}
+
+}  // namespace
