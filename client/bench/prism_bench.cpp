@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "net/datagram.hpp"
@@ -170,6 +171,81 @@ Expected<Target> resolve_target(const prism::client::Endpoint& endpoint) {
   return target;
 }
 
+// What the bench needs from the first frame of a datagram, when it is a Message.
+struct FirstMessage {
+  uint32_t request_id = 0;
+  bool is_reply = false;
+  uint32_t status = 0;
+};
+
+// Protobuf wire types (protobuf.dev/programming-guides/encoding).
+constexpr uint32_t kWireVarint = 0;
+constexpr uint32_t kWireFixed64 = 1;
+constexpr uint32_t kWireLengthDelimited = 2;
+constexpr uint32_t kWireFixed32 = 5;
+
+bool skip_field(google::protobuf::io::CodedInputStream& in, uint32_t tag) {
+  uint64_t varint = 0;
+  uint32_t length = 0;
+  switch (tag & 7) {
+    case kWireVarint: return in.ReadVarint64(&varint);
+    case kWireFixed64: return in.Skip(8);
+    case kWireLengthDelimited: return in.ReadVarint32(&length) && in.Skip(static_cast<int>(length));
+    case kWireFixed32: return in.Skip(4);
+    default: return false;  // groups: never used by prism.v1
+  }
+}
+
+// Reads the first frame straight from the wire format (protocol.md §3) instead of
+// parsing a prism.v1.Packet, which would allocate the Message and its payload for
+// every datagram. Field numbers: Packet.frames = 1, Frame.message = 1,
+// Message.request_id = 1, is_reply = 3, status = 4.
+bool read_first_message(std::span<const uint8_t> datagram, FirstMessage& out) {
+  prism::net::DatagramHeader header;
+  if (prism::net::read_header(datagram, prism::net::kMaxDatagramSize, header) !=
+      prism::net::DropReason::kNone) {
+    return false;
+  }
+  const auto body = datagram.subspan(prism::net::kHeaderSize);
+  google::protobuf::io::CodedInputStream in(body.data(), static_cast<int>(body.size()));
+  // Enters the first field 1 of the current message, which must be a submessage.
+  auto enter_field_one = [&in] {
+    for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+      if (tag >> 3 != 1) {
+        if (!skip_field(in, tag)) return false;
+        continue;
+      }
+      uint32_t length = 0;
+      if ((tag & 7) != kWireLengthDelimited || !in.ReadVarint32(&length)) return false;
+      in.PushLimit(static_cast<int>(length));
+      return true;
+    }
+    return false;
+  };
+  if (!enter_field_one() || !enter_field_one()) return false;  // Packet.frames[0].message
+  out = {};
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    const bool varint = (tag & 7) == kWireVarint;
+    uint32_t value = 0;
+    switch (tag >> 3) {
+      case 1:
+        if (!varint || !in.ReadVarint32(&out.request_id)) return false;
+        break;
+      case 3:
+        if (!varint || !in.ReadVarint32(&value)) return false;
+        out.is_reply = value != 0;
+        break;
+      case 4:
+        if (!varint || !in.ReadVarint32(&out.status)) return false;
+        break;
+      default:
+        if (!skip_field(in, tag)) return false;
+    }
+  }
+  // A Message cut short by the end of the datagram leaves bytes before its limit.
+  return in.ConsumedEntireMessage() && in.BytesUntilLimit() == 0 && out.request_id != 0;
+}
+
 // Set by any thread that cannot go on; the others stop at their next wake-up.
 std::atomic<bool> g_abort{false};
 
@@ -237,12 +313,6 @@ class LoadThread {
       receive_msgs_[j].msg_hdr.msg_iov = &receive_iov_[j];
       receive_msgs_[j].msg_hdr.msg_iovlen = 1;
     }
-    // Parsing a reply allocates from this block only, reset after each datagram.
-    arena_block_.resize(2 * kReceiveBufferSize + 64 * 1024);
-    google::protobuf::ArenaOptions arena_options;
-    arena_options.initial_block = arena_block_.data();
-    arena_options.initial_block_size = arena_block_.size();
-    arena_ = std::make_unique<google::protobuf::Arena>(arena_options);
     return {};
   }
 
@@ -264,17 +334,19 @@ class LoadThread {
       if (!error_.empty()) break;
 
       int64_t wait = std::min(window.end_ns, next_scan) - now;
-      if (interval_ns_ > 0 && has_free_slot()) wait = std::min(wait, next_due_ns() - now);
+      if (interval_ns_ > 0 && has_free_slot()) {
+        // A request already due with a slot free means its send was refused (EAGAIN).
+        const int64_t due_in = next_due_ns() - now;
+        wait = std::min(wait, due_in > 0 ? due_in : kRetryBlockedSendNs);
+      }
       for (const auto& s : sockets_) {
         if (s.send_blocked) wait = std::min(wait, kRetryBlockedSendNs);
       }
       wait = std::max<int64_t>(wait, 0);
-      const timespec ts{.tv_sec = wait / 1'000'000'000, .tv_nsec = wait % 1'000'000'000};
-      const int n = ::epoll_pwait2(epoll_fd_, events_.data(), static_cast<int>(events_.size()), &ts,
-                                   nullptr);
+      const int n = wait_for_events(wait);
       if (n < 0) {
         if (errno == EINTR) continue;
-        fatal(std::string("epoll_pwait2: ") + std::strerror(errno));
+        fatal(std::string("epoll_wait: ") + std::strerror(errno));
         break;
       }
       for (int i = 0; i < n; ++i) drain(sockets_[events_[i].data.u32]);
@@ -285,6 +357,20 @@ class LoadThread {
   const std::string& error() const { return error_; }
 
  private:
+  // epoll_pwait2 (Linux 5.11) waits to the nanosecond, which the open loop's schedule
+  // needs; older kernels and sandboxes get epoll_wait, rounded up to a millisecond.
+  int wait_for_events(int64_t wait_ns) {
+    const int max_events = static_cast<int>(events_.size());
+    if (have_pwait2_) {
+      const timespec ts{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
+      const int n = ::epoll_pwait2(epoll_fd_, events_.data(), max_events, &ts, nullptr);
+      if (n >= 0 || errno != ENOSYS) return n;
+      have_pwait2_ = false;
+    }
+    const auto wait_ms = static_cast<int>((wait_ns + 999'999) / 1'000'000);
+    return ::epoll_wait(epoll_fd_, events_.data(), max_events, wait_ms);
+  }
+
   void fatal(std::string text) {
     if (error_.empty()) error_ = std::move(text);
     g_abort.store(true, std::memory_order_relaxed);
@@ -407,25 +493,18 @@ class LoadThread {
   // Counts a datagram whose first frame is a Message carrying a request id that is
   // outstanding on `s`: a prismd reply, or a raw echo of the request.
   void complete(BenchSocket& s, std::span<const uint8_t> datagram, int64_t now) {
-    auto* packet = google::protobuf::Arena::CreateMessage<prism::v1::Packet>(arena_.get());
-    prism::net::DatagramHeader header;
-    if (prism::net::decode_datagram(datagram, prism::net::kMaxDatagramSize, header, *packet) ==
-            prism::net::DropReason::kNone &&
-        packet->frames(0).has_message()) {
-      const auto& m = packet->frames(0).message();
-      const uint32_t index = (m.request_id() - 1) % static_cast<uint32_t>(opts_.inflight);
-      Slot& slot = s.slots[index];
-      if (slot.outstanding && slot.request_id == m.request_id()) {
-        slot.outstanding = false;
-        s.free_slots.push_back(index);
-        if (window_.measuring(now)) {
-          ++stats_.completed;
-          if (m.is_reply() && m.status() != prism::v1::STATUS_OK) ++stats_.errors;
-          stats_.latency.record(now - slot.intended_ns);
-        }
-      }
+    FirstMessage m;
+    if (!read_first_message(datagram, m)) return;
+    const uint32_t index = (m.request_id - 1) % static_cast<uint32_t>(opts_.inflight);
+    Slot& slot = s.slots[index];
+    if (!slot.outstanding || slot.request_id != m.request_id) return;
+    slot.outstanding = false;
+    s.free_slots.push_back(index);
+    if (window_.measuring(now)) {
+      ++stats_.completed;
+      if (m.is_reply && m.status != prism::v1::STATUS_OK) ++stats_.errors;
+      stats_.latency.record(now - slot.intended_ns);
     }
-    arena_->Reset();
   }
 
   // A request unanswered for 1 s is a timeout; its slot is reused.
@@ -444,6 +523,7 @@ class LoadThread {
   const Options& opts_;
   std::string peer_;
   int epoll_fd_ = -1;
+  bool have_pwait2_ = true;
   std::vector<BenchSocket> sockets_;
   std::vector<epoll_event> events_;
   Window window_;
@@ -459,8 +539,6 @@ class LoadThread {
   std::array<mmsghdr, kBatch> send_msgs_{};
   std::array<iovec, kBatch> receive_iov_{};
   std::array<mmsghdr, kBatch> receive_msgs_{};
-  std::vector<char> arena_block_;
-  std::unique_ptr<google::protobuf::Arena> arena_;
 
   Stats stats_;
   std::string error_;
@@ -516,7 +594,9 @@ int main(int argc, char** argv) {
 
   const int threads = std::min(opts.threads, opts.clients);
   std::vector<std::unique_ptr<LoadThread>> loads;
-  std::mt19937_64 rng(std::random_device{}());
+  std::random_device device;
+  std::seed_seq seed{device(), device(), device(), device()};
+  std::mt19937_64 rng(seed);  // connection ids
   for (int t = 0; t < threads; ++t) {
     // Thread t drives sockets t, t + T, t + 2T, ...
     const int sockets = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);

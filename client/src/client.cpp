@@ -25,6 +25,14 @@ using Clock = std::chrono::steady_clock;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// Connection ids must not collide between clients, so the generator is seeded with
+// more than the 32 bits of one random_device draw.
+std::mt19937_64 make_rng() {
+  std::random_device device;
+  std::seed_seq seq{device(), device(), device(), device()};
+  return std::mt19937_64(seq);
+}
+
 // "a, b, c", or "none" for an empty list.
 template <typename Range, typename Name>
 std::string join_names(const Range& items, Name name) {
@@ -93,7 +101,7 @@ class Client::Connection {
         peer_(to_string(endpoint_)),
         timeout_(timeout),
         fd_(fd),
-        rng_(std::random_device{}()),
+        rng_(make_rng()),
         buffer_(net::kMaxDatagramSize) {
     // A connection id of 0 would look unset in the server's logs.
     do connection_id_ = rng_(); while (connection_id_ == 0);

@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <regex>
+#include <cstring>
 
 #include "metrics/metrics.hpp"
 #include "plugins/loaded_plugin.hpp"
@@ -37,8 +37,7 @@ void api_log(prism_host_t* host, prism_log_level_t level, const char* message, s
 }
 
 prism_counter_t* api_counter_register(prism_host_t* host, const char* name, const char* help) {
-  static const std::regex pattern("[a-z0-9_]{1,64}");
-  if (host == nullptr || name == nullptr || !std::regex_match(name, pattern)) return nullptr;
+  if (host == nullptr || name == nullptr || !is_identifier(name, 64)) return nullptr;
   auto& counter = metrics::registry().counter(
       std::string("prism_plugin_") + name, "plugin=\"" + host->plugin->name() + "\"",
       help != nullptr ? help : "");

@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cctype>
 #include <cstring>
-#include <regex>
 #include <set>
 
 #include "plugins/elf_check.hpp"
@@ -23,16 +23,31 @@ constexpr uint32_t kFirstPluginPacketId = 100;
 constexpr size_t kDescriptorV1Size =
     offsetof(prism_plugin_descriptor_t, shutdown) + sizeof(prism_plugin_descriptor_t::shutdown);
 
-bool valid_name(const char* name) {
-  if (name == nullptr) return false;
-  static const std::regex pattern("[a-z0-9_-]{1,32}");
-  return std::regex_match(name, pattern);
-}
+bool valid_name(const char* name) { return name != nullptr && is_identifier(name, 32, "-"); }
 
+// Digits, a dot, digits, a dot, digits; then optionally [-+] and [0-9A-Za-z.+-]+ (semver).
 bool valid_version(const char* version) {
   if (version == nullptr) return false;
-  static const std::regex pattern(R"(\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?)");
-  return std::regex_match(version, pattern);
+  std::string_view v(version);
+  size_t i = 0;
+  for (int part = 0; part < 3; ++part) {
+    const size_t start = i;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+    if (i == start) return false;
+    if (part < 2) {
+      if (i == v.size() || v[i] != '.') return false;
+      ++i;
+    }
+  }
+  if (i == v.size()) return true;
+  if ((v[i] != '-' && v[i] != '+') || i + 1 == v.size()) return false;
+  for (++i; i < v.size(); ++i) {
+    const char c = v[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '+' && c != '-') {
+      return false;
+    }
+  }
+  return true;
 }
 
 uint64_t unix_ms() {

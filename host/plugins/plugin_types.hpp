@@ -32,6 +32,18 @@ struct prism_host {
 
 namespace prism::plugins {
 
+// True when `text` is 1..max_len characters from [a-z0-9_] plus `extra` (plugin.h's
+// rules for service and counter names).
+inline bool is_identifier(std::string_view text, size_t max_len, std::string_view extra = {}) {
+  if (text.empty() || text.size() > max_len) return false;
+  for (char c : text) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                    extra.find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // The function table handed to every plugin's init.
 const prism_host_api_t& host_api();
 

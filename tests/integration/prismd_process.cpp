@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <regex>
 #include <stdexcept>
 
 namespace prism::testing {
@@ -55,10 +54,9 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
                fds[1]);
   close(fds[1]);
   log_fd_ = fds[0];
-  if (wait_for_log("event=listening")) {
-    std::smatch m;
-    static const std::regex listening(R"(event=listening udp=127\.0\.0\.1:(\d+))");
-    if (std::regex_search(log_, m, listening)) port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  constexpr std::string_view kListening = "event=listening udp=127.0.0.1:";
+  if (wait_for_log(kListening)) {
+    port_ = static_cast<uint16_t>(std::stoi(log_.substr(log_.find(kListening) + kListening.size())));
   }
 }
 

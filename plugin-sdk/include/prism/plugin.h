@@ -105,7 +105,7 @@ typedef struct prism_server_info {
 
 /* One loaded plugin, as handed to a prism_plugin_visitor_fn. */
 typedef struct prism_plugin_info {
-  uint32_t struct_size;
+  uint32_t struct_size;    /* set by the host to the size it filled */
   const char *name;        /* owned by the host; valid until the visitor returns */
   const char *version;     /* owned by the host; valid until the visitor returns */
   uint32_t first_packet_id;
@@ -124,7 +124,7 @@ typedef enum prism_event_type {
 /* Handed to on_event. Owned by the host; valid until on_event returns. */
 typedef struct prism_event {
   uint32_t struct_size;
-  prism_event_type_t type;
+  uint32_t type; /* a prism_event_type_t; a fixed-width field keeps the layout compiler-independent */
   uint64_t session_id;
 } prism_event_t;
 
@@ -154,7 +154,9 @@ typedef struct prism_host_api {
   void (*log)(prism_host_t *host, prism_log_level_t level, const char *message, size_t len);
 
   /* Registers a counter exported as prism_plugin_<name> with a label plugin="<plugin>".
-   * `name` ([a-z0-9_]{1,64}) and `help` are copied. Returns NULL on a bad name. */
+   * `name` ([a-z0-9_]{1,64}) and `help` are copied. Returns NULL on a bad name.
+   * Registering a name again (also from a newer version of the plugin) returns the same
+   * counter, so totals survive a reload. */
   prism_counter_t *(*counter_register)(prism_host_t *host, const char *name, const char *help);
 
   /* Adds to a counter; lock-free, callable from any callback. */
@@ -210,11 +212,13 @@ typedef struct prism_plugin_descriptor {
   void (*on_event)(void *instance, const prism_event_t *event);
 
   /* Optional (may be NULL): state handed to the next version on hot reload. `*state`
-   * is owned by the plugin and must stay valid until the next call into the plugin. */
+   * is owned by the plugin and must stay valid until the next call into the plugin.
+   * The host calls it once no other callback of this version is running. */
   prism_status_t (*snapshot)(void *instance, prism_bytes_t *state);
 
   /* Optional (may be NULL): receives the previous version's snapshot, owned by the host
-   * and valid until restore returns. */
+   * and valid until restore returns. A status other than PRISM_OK fails the reload: the
+   * new version is shut down and the previous one keeps serving. */
   prism_status_t (*restore)(void *instance, prism_bytes_t state);
 
   /* Releases the instance. Called once, after the last request has been answered. */
