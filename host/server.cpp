@@ -7,16 +7,11 @@
 #include <chrono>
 #include <thread>
 
+#include "base/clock.hpp"
 #include "prism/version.hpp"
 
 namespace prism {
 namespace {
-
-uint64_t unix_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 std::string format_endpoint(const std::string& host, uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;

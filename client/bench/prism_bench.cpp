@@ -149,27 +149,7 @@ struct BenchSocket {
   }
 };
 
-struct Target {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-};
-
-Expected<Target> resolve_target(const prism::client::Endpoint& endpoint) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(endpoint.port);
-  if (const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return make_error("cannot resolve '" + endpoint.host + "': " + ::gai_strerror(rc));
-  }
-  Target target;
-  std::memcpy(&target.addr, found->ai_addr, found->ai_addrlen);
-  target.len = found->ai_addrlen;
-  ::freeaddrinfo(found);
-  return target;
-}
+using Target = prism::client::SocketAddress;
 
 // What the bench needs from the first frame of a datagram, when it is a Message.
 struct FirstMessage {
@@ -589,8 +569,9 @@ int main(int argc, char** argv) {
 
   auto endpoint = prism::client::parse_endpoint(opts.server);
   if (!endpoint) return fail(endpoint.error());
-  auto target = resolve_target(*endpoint);
-  if (!target) return fail(target.error());
+  auto addresses = prism::client::resolve_addresses(*endpoint);
+  if (!addresses) return fail(addresses.error());
+  const Target* target = &addresses->front();
 
   const int threads = std::min(opts.threads, opts.clients);
   std::vector<std::unique_ptr<LoadThread>> loads;

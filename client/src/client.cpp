@@ -196,10 +196,7 @@ class Client::Connection {
   v1::Packet incoming_;
 };
 
-Expected<Client> Client::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
-  if (timeout <= std::chrono::milliseconds(0)) {
-    return make_error("timeout must be positive, got " + std::to_string(timeout.count()) + " ms");
-  }
+Expected<std::vector<SocketAddress>> resolve_addresses(const Endpoint& endpoint) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
@@ -209,22 +206,40 @@ Expected<Client> Client::connect(const Endpoint& endpoint, std::chrono::millisec
   if (const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     return make_error("cannot resolve '" + endpoint.host + "': " + ::gai_strerror(rc));
   }
+  std::vector<SocketAddress> addresses;
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    SocketAddress a;
+    std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
+    a.len = ai->ai_addrlen;
+    addresses.push_back(a);
+  }
+  ::freeaddrinfo(found);
+  return addresses;
+}
+
+Expected<Client> Client::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  if (timeout <= std::chrono::milliseconds(0)) {
+    return make_error("timeout must be positive, got " + std::to_string(timeout.count()) + " ms");
+  }
+  auto addresses = resolve_addresses(endpoint);
+  if (!addresses) return make_error(addresses.error());
   std::string last_error = "no address";
   int fd = -1;
-  for (const addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+  for (const auto& a : *addresses) {
+    fd = ::socket(a.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       last_error = "socket: " + errno_text(errno);
       continue;
     }
     // A connected UDP socket only receives from the server and reports ICMP errors.
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
       last_error = "connect: " + errno_text(errno);
       ::close(fd);
       fd = -1;
+      continue;
     }
+    break;
   }
-  ::freeaddrinfo(found);
   if (fd < 0) return make_error("cannot open a socket to " + to_string(endpoint) + ": " + last_error);
   return Client(std::make_unique<Connection>(endpoint, fd, timeout));
 }

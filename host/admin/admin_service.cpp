@@ -3,19 +3,11 @@
 
 #include <chrono>
 
+#include "base/clock.hpp"
 #include "net/datagram.hpp"
 #include "prism/v1/admin.pb.h"
 
 namespace prism::admin {
-namespace {
-
-uint64_t unix_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
-}  // namespace
 
 AdminService::AdminService(plugins::Registry& registry)
     : registry_(registry),

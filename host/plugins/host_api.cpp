@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/clock.hpp"
 #include "metrics/metrics.hpp"
 #include "plugins/loaded_plugin.hpp"
 #include "plugins/plugin_types.hpp"
@@ -52,15 +53,12 @@ void api_counter_add(prism_counter_t* counter, uint64_t delta) {
 void api_server_info(prism_host_t* host, prism_server_info_t* out) {
   if (host == nullptr || out == nullptr) return;
   const auto& facts = host->registry->facts();
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
   // Fill only the fields the caller's struct has room for.
   prism_server_info_t info{};
   info.struct_size = sizeof info;
   info.version = facts.version.c_str();
   info.started_at_ms = facts.started_at_ms;
-  info.now_ms = static_cast<uint64_t>(now);
+  info.now_ms = unix_ms();
   info.workers = facts.workers;
   const uint32_t size = std::min<uint32_t>(out->struct_size, sizeof info);
   if (size <= sizeof(uint32_t)) return;

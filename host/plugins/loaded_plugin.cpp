@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 
+#include "base/clock.hpp"
 #include "plugins/elf_check.hpp"
 #include "plugins/registry.hpp"
 
@@ -48,12 +49,6 @@ bool valid_version(const char* version) {
     }
   }
   return true;
-}
-
-uint64_t unix_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 // Checks everything the host relies on before it calls into the plugin.

@@ -3,10 +3,13 @@
 // reliability can be added there without changing a caller.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "base/expected.hpp"
@@ -29,6 +32,15 @@ std::string to_string(const Endpoint& endpoint);
 
 // What the server answered. A request that got no reply before the client's timeout
 // completes with STATUS_TIMEOUT; one cut short by a Close frame with STATUS_UNAVAILABLE.
+// One address an Endpoint resolved to.
+struct SocketAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+// Every UDP address `endpoint` resolves to (getaddrinfo), in the resolver's order.
+Expected<std::vector<SocketAddress>> resolve_addresses(const Endpoint& endpoint);
+
 struct Reply {
   v1::Status status = v1::STATUS_OK;
   std::string message;  // the reply's status_message; empty on success
