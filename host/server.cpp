@@ -31,7 +31,7 @@ Expected<uint16_t> Server::start_workers() {
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<net::Worker>(i, config_.max_datagram_size);
     // The first worker may pick a free port (port 0); the others join it.
-    auto bound = worker->bind(config_.udp.host, port);
+    auto bound = worker->bind(config_.udp.host, port, i == 0);
     if (!bound) return make_error(bound.error());
     port = *bound;
     auto dispatcher = std::make_unique<dispatch::Dispatcher>(*worker, worker->transport(),

@@ -128,15 +128,17 @@ prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
   }
   using State = RequestContext::State;
   switch (ctx->state) {
-    case State::kInHandler:
-      answer(ctx, status, message, payload);
+    case State::kInHandler: {
+      const bool fit = answer(ctx, status, message, payload);
       ctx->state = State::kAnswered;
-      return PRISM_OK;
-    case State::kPending:
+      return fit ? PRISM_OK : PRISM_INVALID_ARGUMENT;
+    }
+    case State::kPending: {
       untrack(ctx);
-      answer(ctx, status, message, payload);
+      const bool fit = answer(ctx, status, message, payload);
       release(ctx);
-      return PRISM_OK;
+      return fit ? PRISM_OK : PRISM_INVALID_ARGUMENT;
+    }
     case State::kTimedOut:
       // The requester already got TIMEOUT; the late answer only frees the request.
       release(ctx);
@@ -150,18 +152,21 @@ prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
   return PRISM_INVALID_ARGUMENT;
 }
 
-void Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_view message,
+bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_view message,
                         std::span<const uint8_t> payload) {
   auto& plugin = *ctx->plugin;
   plugin.request_counter().add();
   plugin.latency().record(Clock::now() - ctx->started);
   const v1::Status wire = to_wire(status);
-  if (wire != v1::STATUS_OK) plugin.error_counter().add();
-  if (!transport_.send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message,
-                             payload)) {
-    SPDLOG_WARN("event=reply_too_large plugin={} packet_id={} bytes={}", plugin.name(),
-                ctx->packet_id, payload.size());
+  const bool fit =
+      transport_.send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);
+  // A reply that did not fit went out as INTERNAL: an error either way.
+  if (wire != v1::STATUS_OK || !fit) plugin.error_counter().add();
+  if (!fit && log_limiter_.allow()) {
+    SPDLOG_WARN("event=reply_too_large plugin={} packet_id={} bytes={} suppressed={}",
+                plugin.name(), ctx->packet_id, payload.size(), log_limiter_.take_suppressed());
   }
+  return fit;
 }
 
 RequestContext* Dispatcher::acquire() {
@@ -212,8 +217,11 @@ void Dispatcher::expire_overdue() {
     untrack(ctx);
     answer(ctx, PRISM_TIMEOUT,
            "plugin did not answer within " + std::to_string(timeout_.count()) + " ms", {});
-    SPDLOG_WARN("event=request_timeout plugin={} packet_id={} timeout_ms={}",
-                ctx->plugin->name(), ctx->packet_id, timeout_.count());
+    if (log_limiter_.allow()) {
+      SPDLOG_WARN("event=request_timeout plugin={} packet_id={} timeout_ms={} suppressed={}",
+                  ctx->plugin->name(), ctx->packet_id, timeout_.count(),
+                  log_limiter_.take_suppressed());
+    }
     // Kept until the plugin's late reply frees it (plugin.h: reply exactly once).
     ctx->state = RequestContext::State::kTimedOut;
   }

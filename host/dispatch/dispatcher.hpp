@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/log.hpp"
 #include "net/loop_access.hpp"
 #include "net/pipeline.hpp"
 #include "plugins/registry.hpp"
@@ -48,7 +49,8 @@ class Dispatcher final : public net::RequestHandler {
 
   prism_status_t complete(RequestContext* ctx, prism_status_t status, std::string_view message,
                           std::span<const uint8_t> payload);
-  void answer(RequestContext* ctx, prism_status_t status, std::string_view message,
+  // Sends the reply; false when it did not fit and INTERNAL was sent instead.
+  bool answer(RequestContext* ctx, prism_status_t status, std::string_view message,
               std::span<const uint8_t> payload);
   RequestContext* acquire();
   void release(RequestContext* ctx);
@@ -71,6 +73,7 @@ class Dispatcher final : public net::RequestHandler {
   RequestContext* pending_tail_ = nullptr;
   size_t pending_count_ = 0;
   uv_timer_t* timer_ = nullptr;  // heap: freed in its close callback
+  LogRateLimiter log_limiter_;   // these logs are triggered by remote input (STYLE.md)
 };
 
 }  // namespace prism::dispatch

@@ -93,6 +93,8 @@ Worker::Worker(unsigned index, size_t max_datagram)
   loop_.data = this;
   uv_check_init(&loop_, &flush_check_);
   flush_check_.data = this;
+  uv_prepare_init(&loop_, &flush_prepare_);
+  flush_prepare_.data = this;
   uv_async_init(&loop_, &wakeup_, &Worker::on_async);
   wakeup_.data = this;
 }
@@ -108,9 +110,19 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-Expected<uint16_t> Worker::bind(const std::string& host, uint16_t port) {
+Expected<uint16_t> Worker::bind(const std::string& host, uint16_t port, bool first) {
   auto addr = resolve_listen(host, port);
   if (!addr) return make_error(addr.error());
+  if (first && port != 0) {
+    // A socket without SO_REUSEPORT cannot bind beside one that has it: if this probe
+    // fails, another process owns the port and would get half of our traffic.
+    const int probe = socket(addr->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const bool taken =
+        probe >= 0 && ::bind(probe, reinterpret_cast<const sockaddr*>(&addr->addr), addr->len) != 0;
+    const std::string why = std::strerror(errno);
+    if (probe >= 0) ::close(probe);
+    if (taken) return make_error("bind " + host + ":" + std::to_string(port) + ": " + why);
+  }
   const int fd = socket(addr->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
@@ -142,6 +154,7 @@ Expected<uint16_t> Worker::bind(const std::string& host, uint16_t port) {
 void Worker::start() {
   if (udp_open_) uv_udp_recv_start(&udp_, &Worker::on_alloc, &Worker::on_recv);
   uv_check_start(&flush_check_, &Worker::on_check);
+  uv_prepare_start(&flush_prepare_, &Worker::on_prepare);
   thread_ = std::thread([this] {
     thread_id_.store(std::this_thread::get_id());
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -160,6 +173,7 @@ void Worker::stop() {
 void Worker::close_handles() {
   if (udp_open_) uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
 }
 
@@ -207,5 +221,9 @@ void Worker::on_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const
 }
 
 void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->batch_.flush(); }
+
+void Worker::on_prepare(uv_prepare_t* handle) {
+  static_cast<Worker*>(handle->data)->batch_.flush();
+}
 
 }  // namespace prism::net

@@ -1,5 +1,6 @@
 // A worker: one thread, one uv_loop_t and one SO_REUSEPORT UDP socket (DESIGN.md §2).
-// Datagrams arrive in recvmmsg batches; replies leave in sendmmsg batches once per loop turn.
+// Datagrams arrive in recvmmsg batches; replies leave in sendmmsg batches, flushed after
+// the I/O callbacks and again before the loop blocks, so nothing waits for the next wake-up.
 #pragma once
 
 #include <uv.h>
@@ -50,7 +51,9 @@ class Worker final : public LoopAccess {
   Worker& operator=(const Worker&) = delete;
 
   // Opens and binds the socket. Port 0 picks a free port; returns the bound port.
-  Expected<uint16_t> bind(const std::string& host, uint16_t port);
+  // `first` marks the first worker of a process: it refuses a port another process
+  // already holds, which SO_REUSEPORT alone would silently share.
+  Expected<uint16_t> bind(const std::string& host, uint16_t port, bool first);
   void set_handler(RequestHandler* handler) { pipeline_.set_handler(handler); }
 
   // Starts the worker's thread; the loop serves until stop().
@@ -71,6 +74,7 @@ class Worker final : public LoopAccess {
   static void on_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
                       const sockaddr* addr, unsigned flags);
   static void on_check(uv_check_t* handle);
+  static void on_prepare(uv_prepare_t* handle);
   static void on_async(uv_async_t* handle);
   void run_posted();
   void close_handles();
@@ -78,7 +82,8 @@ class Worker final : public LoopAccess {
   unsigned index_;
   uv_loop_t loop_{};
   uv_udp_t udp_{};
-  uv_check_t flush_check_{};
+  uv_check_t flush_check_{};      // after I/O callbacks: replies to what just arrived
+  uv_prepare_t flush_prepare_{};  // before the loop blocks: replies made by timers
   uv_async_t wakeup_{};
   bool udp_open_ = false;
   std::vector<char> recv_buffer_;

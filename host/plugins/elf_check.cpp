@@ -9,6 +9,20 @@
 #include <vector>
 
 namespace prism::plugins {
+namespace {
+
+// The machine this host was built for: a plugin must match it.
+#if defined(__x86_64__)
+constexpr uint16_t kHostMachine = EM_X86_64;
+constexpr const char* kHostMachineName = "x86-64";
+#elif defined(__aarch64__)
+constexpr uint16_t kHostMachine = EM_AARCH64;
+constexpr const char* kHostMachineName = "aarch64";
+#else
+#error "add this machine's ELF e_machine value"
+#endif
+
+}  // namespace
 
 Expected<void> check_elf_shared_object(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -22,8 +36,8 @@ Expected<void> check_elf_shared_object(const std::filesystem::path& file) {
     return make_error("not an ELF file (shorter than an ELF header)");
   }
   if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return make_error("not an ELF file");
-  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
-    return make_error("ELF file is not a 64-bit x86-64 object");
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != kHostMachine) {
+    return make_error(std::string("ELF file is not a 64-bit ") + kHostMachineName + " object");
   }
   if (eh.e_type != ET_DYN) return make_error("ELF file is not a shared object");
   if (eh.e_phentsize != sizeof(Elf64_Phdr) ||

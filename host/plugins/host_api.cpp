@@ -17,7 +17,11 @@ namespace {
 prism_status_t api_reply(prism_request_t* request, prism_status_t status, const char* message,
                          prism_bytes_t payload) {
   if (request == nullptr) return PRISM_INVALID_ARGUMENT;
-  if (payload.data == nullptr && payload.len != 0) return PRISM_INVALID_ARGUMENT;
+  if (payload.data == nullptr && payload.len != 0) {
+    // plugin.h: the request is answered and released even when the call is refused.
+    request->complete(PRISM_INTERNAL, "plugin replied with an invalid payload", {});
+    return PRISM_INVALID_ARGUMENT;
+  }
   return request->complete(status, message != nullptr ? message : "", {payload.data, payload.len});
 }
 
@@ -27,18 +31,28 @@ uint64_t api_request_session(const prism_request_t* request) {
 
 void api_log(prism_host_t* host, prism_log_level_t level, const char* message, size_t len) {
   if (host == nullptr || message == nullptr) return;
-  const std::string_view text(message, len);
+  // One line per event, and the plugin's text cannot forge fields or lines of its own.
+  std::string text(message, len);
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+    if (c == '"') c = '\'';
+  }
   const std::string& name = host->plugin->name();
   switch (level) {
-    case PRISM_LOG_DEBUG: SPDLOG_DEBUG("plugin={} {}", name, text); break;
-    case PRISM_LOG_INFO: SPDLOG_INFO("plugin={} {}", name, text); break;
-    case PRISM_LOG_WARN: SPDLOG_WARN("plugin={} {}", name, text); break;
-    default: SPDLOG_ERROR("plugin={} {}", name, text); break;
+    case PRISM_LOG_DEBUG: SPDLOG_DEBUG("event=plugin_log plugin={} msg=\"{}\"", name, text); break;
+    case PRISM_LOG_INFO: SPDLOG_INFO("event=plugin_log plugin={} msg=\"{}\"", name, text); break;
+    case PRISM_LOG_WARN: SPDLOG_WARN("event=plugin_log plugin={} msg=\"{}\"", name, text); break;
+    default: SPDLOG_ERROR("event=plugin_log plugin={} msg=\"{}\"", name, text); break;
   }
 }
 
 prism_counter_t* api_counter_register(prism_host_t* host, const char* name, const char* help) {
   if (host == nullptr || name == nullptr || !is_identifier(name, 64)) return nullptr;
+  // The host's own per-plugin series share the prefix; a plugin may not write to them.
+  const std::string_view n(name);
+  if (n == "requests_total" || n == "errors_total" || n.starts_with("request_seconds")) {
+    return nullptr;
+  }
   auto& counter = metrics::registry().counter(
       std::string("prism_plugin_") + name, "plugin=\"" + host->plugin->name() + "\"",
       help != nullptr ? help : "");

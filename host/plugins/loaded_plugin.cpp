@@ -64,8 +64,10 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
                       std::to_string(PRISM_ABI_VERSION_MAJOR) + ".x (major must match)");
   }
   if (d->abi_version_minor > PRISM_ABI_VERSION_MINOR) {
-    return make_error("built for plugin ABI 1." + std::to_string(d->abi_version_minor) +
-                      ", newer than this host's 1." + std::to_string(PRISM_ABI_VERSION_MINOR));
+    const std::string major = std::to_string(PRISM_ABI_VERSION_MAJOR) + ".";
+    return make_error("built for plugin ABI " + major + std::to_string(d->abi_version_minor) +
+                      ", newer than this host's " + major +
+                      std::to_string(PRISM_ABI_VERSION_MINOR));
   }
   if (d->struct_size < kDescriptorV1Size) {
     return make_error("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs " +
@@ -88,10 +90,14 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
   }
   if (d->method_count > 0 && d->methods == nullptr) return make_error("method table is missing");
   std::set<std::string> names;
+  std::set<uint32_t> ids;
   for (size_t i = 0; i < d->method_count; ++i) {
     const auto& m = d->methods[i];
     if (m.name == nullptr || !names.insert(m.name).second) {
       return make_error("method " + std::to_string(i) + " has no name or a duplicate name");
+    }
+    if (!ids.insert(m.id).second) {
+      return make_error("method '" + std::string(m.name) + "' reuses id " + std::to_string(m.id));
     }
     if (m.id >= d->packet_id_count) {
       return make_error("method '" + std::string(m.name) + "' id " + std::to_string(m.id) +
@@ -131,8 +137,10 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   const prism_plugin_descriptor_t* d = entry();
   // The descriptor lives in the plugin's file: read it before any dlclose.
   if (auto ok = validate(d); !ok) {
-    const std::string who = (d && d->struct_size >= kDescriptorV1Size && valid_name(d->name))
-                                ? d->name : unnamed;
+    // Only a descriptor of this ABI major has its name where we would look for it.
+    const bool readable = d && d->struct_size >= kDescriptorV1Size &&
+                          d->abi_version_major == PRISM_ABI_VERSION_MAJOR && valid_name(d->name);
+    const std::string who = readable ? d->name : unnamed;
     dlclose(dl);
     return refuse(who, ok.error());
   }

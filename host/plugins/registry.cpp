@@ -80,13 +80,13 @@ std::vector<std::string> Registry::load_directory(const std::filesystem::path& d
   }
   if (ec) {
     refusals.push_back("plugins directory " + dir.string() + ": " + ec.message());
-    SPDLOG_ERROR("event=plugins_dir_unreadable dir={} error={}", dir.string(), ec.message());
+    SPDLOG_ERROR("event=plugins_dir_unreadable dir={} error=\"{}\"", dir.string(), ec.message());
     return refusals;
   }
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
     if (auto loaded = load(file); !loaded) {
-      SPDLOG_ERROR("event=plugin_refused {}", loaded.error());
+      SPDLOG_ERROR("event=plugin_refused file={} reason=\"{}\"", file.string(), loaded.error());
       refusals.push_back(loaded.error());
     }
   }

@@ -42,8 +42,9 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
   char tmpl[] = "/tmp/prismd-test-XXXXXX";
   dir_ = mkdtemp(tmpl);
   const fs::path config = dir_ / "prism.yaml";
-  std::ofstream(config) << "server:\n  udp: 127.0.0.1:0\n  workers: " << options.workers
-                        << "\n  request_timeout_ms: 2000\n"
+  std::ofstream(config) << "server:\n  udp: 127.0.0.1:" << options.port
+                        << "\n  workers: " << options.workers
+                        << "\n  request_timeout_ms: " << options.request_timeout_ms << "\n"
                         << "state_dir: " << (dir_ / "state").string() << "\n"
                         << "log:\n  level: info\n"
                         << options.extra_yaml;

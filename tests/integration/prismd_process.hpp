@@ -16,6 +16,8 @@ namespace prism::testing {
 struct PrismdOptions {
   std::filesystem::path plugins_dir = PRISM_PLUGIN_DIR;
   unsigned workers = 2;
+  uint16_t port = 0;  // 0 = a free port
+  unsigned request_timeout_ms = 2000;
   std::string extra_yaml;  // appended to the generated config
 };
 

@@ -208,6 +208,43 @@ TEST(PrismdPlugins, RefusedPluginsAreLoggedAndTheHostKeepsServing) {
   fs::remove_all(dir);
 }
 
+// The host's TIMEOUT must leave at once, not wait in the send batch until some other
+// datagram wakes the worker: the client would then only see its own, later timeout.
+TEST(PrismdDeadlines, TimeoutReplyComesFromTheServerOnTime) {
+  char tmpl[] = "/tmp/prism-plugins-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  fs::copy_file(fs::path(PRISM_TEST_PLUGIN_DIR) / "deferred.so", dir / "deferred.so");
+  PrismdOptions options;
+  options.plugins_dir = dir;
+  options.request_timeout_ms = 300;
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, std::chrono::seconds(10));
+  ASSERT_TRUE(c) << c.error();
+  auto reply = c->call(950, "");  // deferred.hold: the plugin never answers by itself
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->status, v1::STATUS_TIMEOUT);
+  EXPECT_NE(reply->message.find("plugin did not answer within 300 ms"), std::string::npos)
+      << reply->message;
+  prismd.stop();
+  fs::remove_all(dir);
+}
+
+// SO_REUSEPORT would let a second prismd share the port and take half of the traffic.
+TEST(PrismdCommandLine, SecondServerOnATakenPortIsRefused) {
+  PrismdProcess first;
+  ASSERT_TRUE(first.ready()) << first.log();
+  PrismdOptions options;
+  options.port = first.port();
+  PrismdProcess second(options);
+  EXPECT_FALSE(second.ready());
+  EXPECT_EQ(second.stop(), 1) << second.log();
+  EXPECT_NE(second.log().find("bind 127.0.0.1:" + std::to_string(first.port())),
+            std::string::npos)
+      << second.log();
+  EXPECT_NE(second.log().find("Address already in use"), std::string::npos) << second.log();
+}
+
 TEST(PrismdCommandLine, CheckConfigNamesFileLineAndKey) {
   char tmpl[] = "/tmp/prism-config-XXXXXX";
   const fs::path dir = mkdtemp(tmpl);

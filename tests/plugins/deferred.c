@@ -2,6 +2,7 @@
  * tests can exercise late replies, deadlines and replies after a timeout.
  * Service "deferred", packet ids 950-959. Not concurrent: the host serialises it. */
 #include <prism/plugin.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_HELD 16
@@ -9,12 +10,15 @@
 static const prism_host_api_t *g_api;
 static prism_request_t *g_held[MAX_HELD];
 static size_t g_held_count;
+static prism_host_t *g_host;
+static prism_status_t g_last_status;
 
 static prism_status_t deferred_init(const prism_host_api_t *api, prism_host_t *host,
                                     prism_bytes_t config, void **instance, char *error,
                                     size_t error_len) {
-  (void)host; (void)config; (void)error; (void)error_len;
+  (void)config; (void)error; (void)error_len;
   g_api = api;
+  g_host = host;
   g_held_count = 0;
   *instance = &g_held_count;
   return PRISM_OK;
@@ -49,6 +53,29 @@ static prism_status_t deferred_handle(void *instance, prism_request_t *request, 
       g_api->reply(request, PRISM_OK, NULL, none);
       return g_api->reply(request, PRISM_OK, NULL, none) == PRISM_INVALID_ARGUMENT
                  ? PRISM_OK : PRISM_INTERNAL;
+    case 4: { /* too_big: a reply larger than any datagram; remembers what reply said */
+      static uint8_t big[70000];
+      prism_bytes_t payload = {big, sizeof big};
+      g_last_status = g_api->reply(request, PRISM_OK, NULL, payload);
+      return PRISM_OK;
+    }
+    case 5: { /* last_status: the status the previous too_big/bad_payload reply returned */
+      char text[16];
+      int n = snprintf(text, sizeof text, "%d", (int)g_last_status);
+      prism_bytes_t payload = {(const uint8_t *)text, (size_t)n};
+      g_api->reply(request, PRISM_OK, NULL, payload);
+      return PRISM_OK;
+    }
+    case 6: { /* bad_payload: NULL data with a length */
+      prism_bytes_t payload = {NULL, 5};
+      g_last_status = g_api->reply(request, PRISM_OK, NULL, payload);
+      return PRISM_OK;
+    }
+    case 7: /* reserved_counter: the host's own series are refused, others granted */
+      return g_api->counter_register(g_host, "requests_total", "x") == NULL &&
+                     g_api->counter_register(g_host, "held_total", "x") != NULL
+                 ? (g_api->reply(request, PRISM_OK, NULL, none), PRISM_OK)
+                 : PRISM_INTERNAL;
     default:
       return PRISM_INVALID_PACKET;
   }
@@ -59,7 +86,8 @@ static void deferred_shutdown(void *instance) {
 }
 
 static const prism_method_t kMethods[] = {
-    {"hold", 0}, {"release", 1}, {"fail", 2}, {"reply_twice", 3}};
+    {"hold", 0},    {"release", 1},     {"fail", 2},        {"reply_twice", 3},
+    {"too_big", 4}, {"last_status", 5}, {"bad_payload", 6}, {"reserved_counter", 7}};
 
 static const prism_plugin_descriptor_t kDescriptor = {
     sizeof(prism_plugin_descriptor_t),

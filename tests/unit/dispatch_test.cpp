@@ -52,9 +52,15 @@ struct SentReply {
 
 class RecordingTransport final : public net::ReplyTransport {
  public:
+  static constexpr size_t kMaxPayload = 1200;
   bool send_reply(const net::RequestOrigin&, uint32_t request_id, uint32_t packet_id,
                   v1::Status status, std::string_view message,
                   std::span<const uint8_t> payload) override {
+    // Like the real pipeline: a reply larger than a datagram goes out as INTERNAL.
+    if (payload.size() > kMaxPayload) {
+      replies.push_back({request_id, packet_id, v1::STATUS_INTERNAL, "too large", {}});
+      return false;
+    }
     replies.push_back({request_id, packet_id, status, std::string(message),
                        std::string(payload.begin(), payload.end())});
     return true;
@@ -108,7 +114,8 @@ class DispatchTest : public ::testing::Test {
 };
 
 constexpr uint32_t kEcho = 101;
-constexpr uint32_t kHold = 950, kRelease = 951, kFail = 952, kReplyTwice = 953;
+constexpr uint32_t kHold = 950, kRelease = 951, kFail = 952, kReplyTwice = 953, kTooBig = 954,
+                   kLastStatus = 955, kBadPayload = 956, kReservedCounter = 957;
 
 TEST_F(DispatchTest, UnownedPacketIdRepliesInvalidPacket) {
   send(1, 5000);
@@ -178,6 +185,33 @@ TEST_F(DispatchTest, SecondReplyToOneRequestIsRefused) {
   for (const auto& r : transport.replies) answers += r.request_id == 30;
   EXPECT_EQ(answers, 1);
   EXPECT_EQ(reply_to(30)->status, v1::STATUS_OK);
+}
+
+TEST_F(DispatchTest, ReplyTooLargeIsAnsweredInternalAndRefusedToThePlugin) {
+  auto& plugin = *registry.table()->find(kTooBig)->plugin;
+  const uint64_t errors = plugin.errors();
+  send(60, kTooBig);
+  ASSERT_NE(reply_to(60), nullptr);
+  EXPECT_EQ(reply_to(60)->status, v1::STATUS_INTERNAL);
+  EXPECT_EQ(plugin.errors(), errors + 1);
+  send(61, kLastStatus);
+  ASSERT_NE(reply_to(61), nullptr);
+  EXPECT_EQ(reply_to(61)->payload, std::to_string(PRISM_INVALID_ARGUMENT));
+}
+
+TEST_F(DispatchTest, InvalidPayloadIsAnsweredAtOnceNotLeftToTimeOut) {
+  send(62, kBadPayload);
+  ASSERT_NE(reply_to(62), nullptr);
+  EXPECT_EQ(reply_to(62)->status, v1::STATUS_INTERNAL);
+  EXPECT_EQ(dispatcher.pending(), 0u);
+  send(63, kLastStatus);
+  EXPECT_EQ(reply_to(63)->payload, std::to_string(PRISM_INVALID_ARGUMENT));
+}
+
+TEST_F(DispatchTest, PluginCannotRegisterTheHostsOwnCounters) {
+  send(64, kReservedCounter);
+  ASSERT_NE(reply_to(64), nullptr);
+  EXPECT_EQ(reply_to(64)->status, v1::STATUS_OK);
 }
 
 TEST_F(DispatchTest, NewTableTakesEffectForTheNextRequest) {

@@ -321,7 +321,8 @@ TEST(Sdk, HandlerThatForgetsToReplyGetsInternal) {
   EXPECT_EQ(plugin.call(1), PRISM_OK);
   ASSERT_EQ(host.replies.size(), 1u);
   EXPECT_EQ(host.replies[0].status, PRISM_INTERNAL);
-  EXPECT_EQ(host.replies[0].message, "handler did not reply");
+  EXPECT_EQ(host.replies[0].message,
+            "handler failed without replying (it threw or returned early)");
 }
 
 TEST(Sdk, SecondReplyIsIgnoredAndLogged) {

@@ -11,8 +11,10 @@
  *  - Nothing throws across this boundary; fallible calls return prism_status_t.
  *  - Beside every pointer: who owns it and how long it lives. Whoever must keep data
  *    longer than that copies it.
- *  - All host calls and all plugin callbacks run on a prismd worker thread. A plugin
- *    without PRISM_PLUGIN_CONCURRENT is never entered by two threads at once.
+ *  - handle, on_event and the host calls made from them run on a prismd worker thread;
+ *    init, snapshot, restore and shutdown run on the thread that loads or unloads the
+ *    plugin, never while another callback of that plugin runs. A plugin without
+ *    PRISM_PLUGIN_CONCURRENT is never entered by two threads at once.
  */
 #ifndef PRISM_PLUGIN_H
 #define PRISM_PLUGIN_H
@@ -154,7 +156,9 @@ typedef struct prism_host_api {
   void (*log)(prism_host_t *host, prism_log_level_t level, const char *message, size_t len);
 
   /* Registers a counter exported as prism_plugin_<name> with a label plugin="<plugin>".
-   * `name` ([a-z0-9_]{1,64}) and `help` are copied. Returns NULL on a bad name.
+   * `name` ([a-z0-9_]{1,64}) and `help` are copied. Returns NULL on a bad name or on a
+   * name the host reserves for its own series (requests_total, errors_total,
+   * request_seconds*).
    * Registering a name again (also from a newer version of the plugin) returns the same
    * counter, so totals survive a reload. */
   prism_counter_t *(*counter_register)(prism_host_t *host, const char *name, const char *help);

@@ -137,15 +137,17 @@ class Request {
                        sent, payload.size());
     }
   }
-  void ok(Bytes payload = {}) noexcept { reply(PRISM_OK, "OK", payload); }
-  void ok(std::string_view text) noexcept { reply(PRISM_OK, "OK", as_bytes(text)); }
+  void ok(Bytes payload = {}) noexcept { reply(PRISM_OK, {}, payload); }
+  void ok(std::string_view text) noexcept { reply(PRISM_OK, {}, as_bytes(text)); }
   void fail(prism_status_t status, std::string_view message) noexcept {
     reply(status, message, {});
   }
 
  private:
   void answer_if_pending() noexcept {
-    if (request_ != nullptr) reply(PRISM_INTERNAL, "handler did not reply", {});
+    if (request_ != nullptr) {
+      reply(PRISM_INTERNAL, "handler failed without replying (it threw or returned early)", {});
+    }
   }
 
   const prism_host_api_t* api_;  // the host's; valid until shutdown returns
