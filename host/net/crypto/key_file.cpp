@@ -1,0 +1,233 @@
+// Server key files: strict hex contents, owner-only permissions, atomic no-replace writes
+// (temporary file, fsync, renameat2(RENAME_NOREPLACE)), and the "prism1:" public key text.
+#include "net/crypto/key_file.hpp"
+
+#include <cryptopp/misc.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+namespace prism::net::crypto {
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string to_hex(const std::array<uint8_t, 32>& bytes) {
+  std::string out;
+  out.reserve(64);
+  for (uint8_t b : bytes) {
+    out.push_back(kHexDigits[b >> 4]);
+    out.push_back(kHexDigits[b & 0x0f]);
+  }
+  return out;
+}
+
+// Decodes exactly 64 hex digits; on failure returns the index of the first bad character.
+bool from_hex(std::string_view hex, std::array<uint8_t, 32>& out, size_t& bad_index) {
+  for (size_t i = 0; i < 32; ++i) {
+    const int hi = hex_value(hex[2 * i]);
+    const int lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      bad_index = hi < 0 ? 2 * i : 2 * i + 1;
+      return false;
+    }
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+std::string errno_text(int err) { return std::system_category().message(err); }
+
+void wipe(std::string& s) {
+  CryptoPP::SecureWipeArray(s.data(), s.size());
+  s.clear();
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now and reports the error close() gives (a late write error on some file systems).
+  int close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+bool exists_or_dangling(const std::filesystem::path& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 || errno != ENOENT;
+}
+
+// Moves `from` to `to` only if `to` does not exist, atomically.
+int rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+  // A file system without RENAME_NOREPLACE: link() also fails with EEXIST instead of replacing.
+  if (::link(from.c_str(), to.c_str()) != 0) return errno;
+  ::unlink(from.c_str());
+  return 0;
+}
+
+Expected<void> write_file_no_replace(const std::filesystem::path& path,
+                                     const std::string& contents, mode_t mode) {
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  Fd fd(::mkstemp(temp.data()));  // O_EXCL, mode 0600
+  if (fd.get() < 0) {
+    return make_error(path.string() + ": cannot create a temporary file in " + dir.string() +
+                      ": " + errno_text(errno));
+  }
+  auto fail = [&](const std::string& what, int err) {
+    ::unlink(temp.c_str());
+    return make_error(path.string() + ": " + what + ": " + errno_text(err));
+  };
+  if (::fchmod(fd.get(), mode) != 0) return fail("cannot set its mode", errno);
+  size_t written = 0;
+  while (written < contents.size()) {
+    const ssize_t n = ::write(fd.get(), contents.data() + written, contents.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("cannot write", n < 0 ? errno : EIO);
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot flush to disk", errno);
+  if (fd.close() != 0) return fail("cannot close", errno);
+  if (const int err = rename_no_replace(temp, path); err != 0) {
+    ::unlink(temp.c_str());
+    if (err == EEXIST) {
+      return make_error(path.string() + " already exists; refusing to overwrite it");
+    }
+    return make_error(path.string() + ": cannot move the temporary file into place: " +
+                      errno_text(err));
+  }
+  // Make the new directory entry durable too.
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+  return {};
+}
+
+}  // namespace
+
+Expected<KeyPair> load_private_key(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) {
+    return make_error(name + ": cannot open the private key: " + errno_text(errno));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return make_error(name + ": cannot stat the private key: " + errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return make_error(name + ": the private key is not a regular file");
+  // Checked on the opened file, so a chmod or swap between check and read changes nothing.
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(name + ": the private key has mode " + mode +
+                      ", so group or others can access it; run `chmod 600 " + name + "`");
+  }
+
+  // 64 hex digits and one newline; read one byte more to notice anything longer.
+  std::string contents(66, '\0');
+  size_t got = 0;
+  while (got < contents.size()) {
+    const ssize_t n = ::read(fd.get(), contents.data() + got, contents.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      wipe(contents);
+      return make_error(name + ": cannot read the private key: " + errno_text(errno));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  contents.resize(got);
+  if (!contents.empty() && contents.back() == '\n') contents.pop_back();
+  if (contents.size() != 64) {
+    wipe(contents);
+    return make_error(name + ": the private key file must hold 64 hex digits and an optional "
+                             "newline");
+  }
+  std::array<uint8_t, 32> key;
+  size_t bad = 0;
+  const bool decoded = from_hex(contents, key, bad);
+  wipe(contents);
+  if (!decoded) {
+    return make_error(name + ": the private key has a non-hex character at offset " +
+                      std::to_string(bad));
+  }
+  auto pair = KeyPair::from_private(key);
+  CryptoPP::SecureWipeArray(key.data(), key.size());
+  if (!pair) return make_error(name + ": " + pair.error());
+  return pair;
+}
+
+Expected<void> write_key_pair(const std::filesystem::path& private_path,
+                              const std::filesystem::path& public_path, const KeyPair& pair) {
+  if (private_path == public_path) {
+    return make_error(private_path.string() + ": the private and public key paths are the same");
+  }
+  for (const auto* path : {&private_path, &public_path}) {
+    if (exists_or_dangling(*path)) {
+      return make_error(path->string() + " already exists; refusing to overwrite it");
+    }
+  }
+  std::string private_text = to_hex(pair.private_key) + "\n";
+  auto written = write_file_no_replace(private_path, private_text, 0600);
+  wipe(private_text);
+  if (!written) return written;
+  written = write_file_no_replace(public_path, encode_public_key(pair.public_key) + "\n", 0644);
+  if (!written) {
+    ::unlink(private_path.c_str());  // ours: created above; a half-written pair is useless
+    return written;
+  }
+  return {};
+}
+
+std::string encode_public_key(const std::array<uint8_t, 32>& public_key) {
+  return std::string(kPublicKeyPrefix) + to_hex(public_key);
+}
+
+Expected<std::array<uint8_t, 32>> decode_public_key(std::string_view text) {
+  if (!text.starts_with(kPublicKeyPrefix)) {
+    return make_error("public key must start with \"prism1:\"");
+  }
+  const std::string_view hex = text.substr(kPublicKeyPrefix.size());
+  if (hex.size() != 64) {
+    return make_error("public key must have 64 hex digits after \"prism1:\", got " +
+                      std::to_string(hex.size()) + " characters");
+  }
+  std::array<uint8_t, 32> key;
+  size_t bad = 0;
+  if (!from_hex(hex, key, bad)) {
+    return make_error("public key has a non-hex character at position " +
+                      std::to_string(kPublicKeyPrefix.size() + bad));
+  }
+  if (is_low_order_public_key(key)) {
+    return make_error("public key is a low-order X25519 point (such as all zeros); "
+                      "no real server key is one");
+  }
+  return key;
+}
+
+}  // namespace prism::net::crypto

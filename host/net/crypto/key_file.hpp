@@ -1,0 +1,37 @@
+// The server's static key on disk and the public key's text form (DESIGN.md §3): loading
+// and writing key files safely, and "prism1:<hex>" public keys for client configuration.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "base/expected.hpp"
+#include "net/crypto/noise_nk.hpp"
+
+namespace prism::net::crypto {
+
+inline constexpr std::string_view kPublicKeyPrefix = "prism1:";
+
+// Reads a private key file: exactly 64 hex digits, optionally followed by one newline.
+// Refuses a file that group or others may access in any way (the error names the file
+// and says to `chmod 600` it), a file that is not a regular file, and malformed contents.
+Expected<KeyPair> load_private_key(const std::filesystem::path& path);
+
+// Writes the private key (64 hex digits and a newline, mode 0600) and the public key
+// (encode_public_key and a newline, mode 0644). Each file is written to a temporary file
+// in its directory, flushed and then renamed into place without replacing anything: if
+// either path already exists nothing is written and an error names it.
+Expected<void> write_key_pair(const std::filesystem::path& private_path,
+                              const std::filesystem::path& public_path, const KeyPair& pair);
+
+// "prism1:" followed by the 64 lowercase hex digits of the key.
+std::string encode_public_key(const std::array<uint8_t, 32>& public_key);
+
+// The inverse of encode_public_key (hex digits in either case). Errors say what is wrong:
+// the prefix, the length, the character, or a low-order key that Noise would refuse.
+Expected<std::array<uint8_t, 32>> decode_public_key(std::string_view text);
+
+}  // namespace prism::net::crypto
