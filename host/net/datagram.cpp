@@ -1,21 +1,10 @@
 // The datagram codec: cleartext header and strict frame payload (docs/protocol.md §2-3).
 #include "net/datagram.hpp"
 
+#include "base/byte_order.hpp"
+
 namespace prism::net {
 namespace {
-
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = static_cast<uint8_t>(v);
-    v >>= 8;
-  }
-}
-
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
-}
 
 bool has_unknown_fields(const google::protobuf::Message& m) {
   return !m.GetReflection()->GetUnknownFields(m).empty();
@@ -61,8 +50,8 @@ std::string_view drop_reason_name(DropReason reason) {
 void write_header(const DatagramHeader& header, std::span<uint8_t> out) {
   out[0] = header.version;
   out[1] = static_cast<uint8_t>(header.type);
-  put_u64(&out[2], header.connection_id);
-  put_u64(&out[10], header.packet_number);
+  store_be64(&out[2], header.connection_id);
+  store_be64(&out[10], header.packet_number);
 }
 
 DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, DatagramHeader& out) {
@@ -73,8 +62,8 @@ DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, Datag
   if (datagram[1] != static_cast<uint8_t>(DatagramType::kPlain)) return DropReason::kBadType;
   out.version = datagram[0];
   out.type = static_cast<DatagramType>(datagram[1]);
-  out.connection_id = get_u64(&datagram[2]);
-  out.packet_number = get_u64(&datagram[10]);
+  out.connection_id = load_be64(&datagram[2]);
+  out.packet_number = load_be64(&datagram[10]);
   return DropReason::kNone;
 }
 

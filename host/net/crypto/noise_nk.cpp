@@ -3,6 +3,8 @@
 // Every primitive is Crypto++'s: x25519, GCM<AES>, SHA256, HMAC<SHA256>.
 #include "net/crypto/noise_nk.hpp"
 
+#include "base/byte_order.hpp"
+
 #include <cryptopp/aes.h>
 #include <cryptopp/cryptlib.h>
 #include <cryptopp/gcm.h>
@@ -19,21 +21,17 @@
 #include <tuple>
 
 namespace prism::net::crypto {
-namespace {
 
-constexpr size_t kNonceSize = 12;
+std::array<uint8_t, kNonceSize> aesgcm_nonce(uint64_t counter) {
+  std::array<uint8_t, kNonceSize> nonce{};
+  store_be64(nonce.data() + 4, counter);
+  return nonce;
+}
+
+namespace {
 
 void wipe(Key32& key) { CryptoPP::SecureWipeArray(key.data(), key.size()); }
 
-// Noise §12.4: the AESGCM nonce is 32 bits of zeros then the 64-bit counter, big-endian.
-std::array<uint8_t, kNonceSize> aesgcm_nonce(uint64_t n) {
-  std::array<uint8_t, kNonceSize> nonce{};
-  for (int i = 11; i >= 4; --i) {
-    nonce[static_cast<size_t>(i)] = static_cast<uint8_t>(n);
-    n >>= 8;
-  }
-  return nonce;
-}
 
 // Noise §4.1 DH() with the §12.1 25519 functions. Refuses low-order peer keys and, as the
 // last word, any all-zero shared secret (Noise §12.1 lets implementations reject it; a

@@ -26,6 +26,11 @@ inline constexpr size_t kMaxNoiseMessage = 65535;
 // Both handshake messages are `e || AEAD(payload)` (Noise §7.5, pattern NK).
 inline constexpr size_t kHandshakeOverhead = kDhLen + kAeadTagSize;
 inline constexpr size_t kMaxHandshakePayload = kMaxNoiseMessage - kHandshakeOverhead;
+inline constexpr size_t kNonceSize = 12;
+
+// Noise §12.4: the AESGCM nonce is 32 bits of zeros then the 64-bit counter, big-endian.
+// Data packets use the same layout with their packet number as the counter.
+std::array<uint8_t, kNonceSize> aesgcm_nonce(uint64_t counter);
 
 using Key32 = std::array<uint8_t, 32>;
 

@@ -12,21 +12,10 @@
 namespace prism::net::crypto {
 namespace {
 
-constexpr size_t kNonceSize = 12;
-
-std::array<uint8_t, kNonceSize> packet_nonce(uint64_t packet_number) {
-  std::array<uint8_t, kNonceSize> nonce{};
-  for (int i = 11; i >= 4; --i) {
-    nonce[static_cast<size_t>(i)] = static_cast<uint8_t>(packet_number);
-    packet_number >>= 8;
-  }
-  return nonce;
-}
-
 // Crypto++ insists on an IV with the key; every seal/open resynchronizes with its own nonce.
 template <typename Gcm>
 void keyed(Gcm& gcm, const std::array<uint8_t, 32>& key) {
-  const auto nonce = packet_nonce(0);
+  const auto nonce = aesgcm_nonce(0);
   gcm.SetKeyWithIV(key.data(), key.size(), nonce.data(), nonce.size());
 }
 
@@ -40,7 +29,7 @@ size_t PacketSealer::seal(uint64_t packet_number, std::span<const uint8_t> heade
                           std::span<const uint8_t> plaintext, std::span<uint8_t> out) {
   const size_t sealed_size = plaintext.size() + kPacketTagSize;
   if (out.size() < sealed_size) return 0;
-  const auto nonce = packet_nonce(packet_number);
+  const auto nonce = aesgcm_nonce(packet_number);
   gcm_.EncryptAndAuthenticate(out.data(), out.data() + plaintext.size(), kPacketTagSize,
                               nonce.data(), nonce.size(), header.data(), header.size(),
                               plaintext.data(), plaintext.size());
@@ -57,7 +46,7 @@ Expected<size_t> PacketOpener::open(uint64_t packet_number, std::span<const uint
   if (ciphertext_and_tag.size() < kPacketTagSize) return make_error("open: truncated");
   const size_t plaintext_size = ciphertext_and_tag.size() - kPacketTagSize;
   if (out.size() < plaintext_size) return make_error("open: no room");
-  const auto nonce = packet_nonce(packet_number);
+  const auto nonce = aesgcm_nonce(packet_number);
   const uint8_t* tag = ciphertext_and_tag.data() + plaintext_size;
   const bool authentic = gcm_.DecryptAndVerify(out.data(), tag, kPacketTagSize, nonce.data(),
                                                nonce.size(), header.data(), header.size(),

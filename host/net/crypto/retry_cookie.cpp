@@ -7,21 +7,10 @@
 
 #include <stdexcept>
 
+#include "base/byte_order.hpp"
+
 namespace prism::net::crypto {
 namespace {
-
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = static_cast<uint8_t>(v);
-    v >>= 8;
-  }
-}
-
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
-}
 
 }  // namespace
 
@@ -70,10 +59,10 @@ void RetryCookies::compute(Mac& mac, uint64_t bucket, std::span<const uint8_t> a
                            uint64_t connection_id, uint8_t* out) {
   // The address sits between two fixed-size fields, so the encoding is unambiguous.
   uint8_t field[8];
-  put_u64(field, bucket);
+  store_be64(field, bucket);
   mac.Update(field, sizeof field);
   mac.Update(address_bytes.data(), address_bytes.size());
-  put_u64(field, connection_id);
+  store_be64(field, connection_id);
   mac.Update(field, sizeof field);
   mac.TruncatedFinal(out, kMacSize);
 }
@@ -83,7 +72,7 @@ std::array<uint8_t, RetryCookies::kCookieSize> RetryCookies::mint(
   const uint64_t bucket = bucket_of(now);
   rotate_if_due(bucket);
   std::array<uint8_t, kCookieSize> cookie;
-  put_u64(cookie.data(), bucket);
+  store_be64(cookie.data(), bucket);
   compute(macs_[current_], bucket, address_bytes, connection_id, cookie.data() + 8);
   return cookie;
 }
@@ -93,7 +82,7 @@ bool RetryCookies::verify(std::span<const uint8_t, kCookieSize> cookie,
                           time_point now) {
   const uint64_t now_bucket = bucket_of(now);
   rotate_if_due(now_bucket);
-  const uint64_t bucket = get_u64(cookie.data());
+  const uint64_t bucket = load_be64(cookie.data());
   const bool fresh = bucket == now_bucket || (now_bucket > 0 && bucket == now_bucket - 1);
   if (!fresh) return false;
 
