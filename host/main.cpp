@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   }
 
   prism::init_logging();
+  prism::route_protobuf_logs();
   if (auto ok = prism::set_log_level(config->log_level); !ok) {
     std::fprintf(stderr, "prismd: %s\n", ok.error().c_str());
     return 2;

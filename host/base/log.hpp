@@ -19,6 +19,10 @@ Expected<void> set_log_level(std::string_view name);
 // Installs the default logger (stderr, "[time] [level] message") once at start-up.
 void init_logging();
 
+// Routes libprotobuf's own messages (it reports every string field with invalid UTF-8,
+// which any remote peer can send) into the log as rate-limited event=protobuf_log lines.
+void route_protobuf_logs();
+
 // Lets through at most `per_second` log lines per second and counts the rest, so a log
 // line that remote input can trigger cannot flood the log. Not thread-safe: one per loop.
 class LogRateLimiter {

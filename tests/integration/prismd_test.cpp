@@ -140,6 +140,43 @@ TEST_F(PrismdTest, GarbageIsCountedAndNeverAnswered) {
             static_cast<uint64_t>(kGarbage));
 }
 
+// Invalid UTF-8 in a string field makes libprotobuf report an error per datagram; a
+// flood of them must not become a flood of log lines.
+TEST_F(PrismdTest, InvalidUtf8FloodIsDroppedWithRateLimitedLogs) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(prismd.port());
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  // Header, then Packet{frames: [Frame{close: Close{reason: "\xff"}}]} (found by frame_fuzz).
+  const std::vector<uint8_t> bad = {0x02, 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                                    0,    0,    0, 0, 1, 0x0a, 0x05, 0x22, 0x03, 0x0a, 0x01, 0xff};
+  constexpr int kFlood = 100;  // well within the socket buffer, so the ping after it arrives
+  for (int i = 0; i < kFlood; ++i) send(fd, bad.data(), bad.size(), 0);
+  // A ping after the flood: once its pong is back, the worker has seen every datagram.
+  v1::Packet ping;
+  ping.add_frames()->mutable_ping()->set_nonce(5);
+  std::vector<uint8_t> buf(2048);
+  const size_t len = net::encode_datagram({}, ping, buf);
+  send(fd, buf.data(), len, 0);
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  ASSERT_GT(recv(fd, buf.data(), buf.size(), 0), 0);
+  close(fd);
+
+  ASSERT_TRUE(prismd.wait_for_log("event=protobuf_log")) << prismd.log();
+  prismd.stop();
+  size_t lines = 0;
+  for (size_t at = 0; (at = prismd.log().find("event=protobuf_log", at)) != std::string::npos;
+       ++at) {
+    ++lines;
+  }
+  // 10 a second; the flood may straddle a second boundary or two.
+  EXPECT_LE(lines, 30u) << prismd.log();
+  EXPECT_EQ(prismd.log().find("[libprotobuf"), std::string::npos) << "unrouted protobuf output";
+}
+
 TEST_F(PrismdTest, PrismctlPingPluginsAndCall) {
   auto ping = prismctl(prismd, {"ping"});
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
