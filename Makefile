@@ -33,9 +33,10 @@ build-fuzz: setup
 	  -DPRISM_FUZZ=ON -DPRISM_BUILD_TESTS=OFF
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target datagram_fuzz pipeline_fuzz frame_fuzz make_seeds
 
-# Starts prismd on the embedded defaults with the plugins this build produced.
+# Starts prismd on the embedded defaults with the plugins this build produced; its state
+# (the server key, created on first start) lives in build/state.
 run: build
-	$(BUILD)/prismd --config $(CONFIG) --plugins-dir $(BUILD)/plugins
+	$(BUILD)/prismd --config $(CONFIG) --plugins-dir $(BUILD)/plugins --state-dir $(BUILD)/state
 
 test: build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300

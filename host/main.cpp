@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   bool check_only = false;
   app.add_option("-c,--config", config_path, "Configuration file (YAML)");
   app.add_option("--plugins-dir", plugins_dir, "Load plugins from this directory instead");
+  std::string state_dir;
+  app.add_option("--state-dir", state_dir, "Keep state (server key) here instead");
   app.add_flag("--check-config", check_only, "Validate the configuration and exit");
   app.set_version_flag("--version", std::string("prismd ") + std::string(prism::kVersion));
   CLI11_PARSE(app, argc, argv);
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!plugins_dir.empty()) config->plugins_dir = plugins_dir;
+  if (!state_dir.empty()) config->state_dir = state_dir;
   if (check_only) {
     std::printf("%s: OK\n", config_path.c_str());
     return 0;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/clock.hpp"
+#include "net/crypto/key_file.hpp"
 #include "prism/version.hpp"
 
 namespace prism {
@@ -76,6 +77,15 @@ int Server::run() {
 
   SPDLOG_INFO("event=starting version={} config={} plugins_dir={}", kVersion, config_.source,
               config_.plugins_dir);
+  // The secure transport's static key: created on first start so nothing is set up by hand.
+  auto key = net::crypto::load_or_create_server_key(config_.state_dir);
+  if (!key) {
+    SPDLOG_CRITICAL("event=server_key_failed error=\"{}\"", key.error());
+    return 2;
+  }
+  SPDLOG_INFO("event=server_key public_key={} created={} dir={}",
+              net::crypto::encode_public_key(key->pair.public_key), key->created,
+              config_.state_dir);
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->load_directory(config_.plugins_dir);
 

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "net/crypto/key_file.hpp"
 #include "prism/client.hpp"
 
 namespace {
@@ -180,6 +182,29 @@ int run_call(Client& client, const Options& opts) {
   return kExitNotOk;
 }
 
+int run_keygen(const std::string& dir, const Options& opts) {
+  namespace crypto = prism::net::crypto;
+  const std::filesystem::path out(dir);
+  const auto pair = crypto::KeyPair::generate();
+  if (auto written = crypto::write_key_pair(out / crypto::kServerPrivateKeyFile,
+                                            out / crypto::kServerPublicKeyFile, pair);
+      !written) {
+    return fail(written.error());
+  }
+  const std::string public_key = crypto::encode_public_key(pair.public_key);
+  if (opts.json) {
+    std::cout << nlohmann::json{{"public_key", public_key},
+                                {"private_key_file", (out / crypto::kServerPrivateKeyFile).string()}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "wrote " << (out / crypto::kServerPrivateKeyFile).string() << " (mode 0600) and "
+              << (out / crypto::kServerPublicKeyFile).string() << "\npublic key " << public_key
+              << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,7 +236,16 @@ int main(int argc, char** argv) {
   call->add_option("method", opts.method, "Method name within the plugin")->required();
   call->add_option("payload", opts.payload, "Request payload as text (default: empty)");
 
+  auto* keygen = app.add_subcommand(
+      "keygen", "Write a new server key pair (server.key, mode 0600, and server.pub) to a directory");
+  std::string key_dir = ".";
+  keygen->add_option("--out-dir", key_dir, "Directory for server.key and server.pub")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  // keygen works offline: no server involved.
+  if (keygen->parsed()) return run_keygen(key_dir, opts);
 
   auto client = open_client(opts);
   if (!client) return fail(client.error());

@@ -45,7 +45,9 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
   std::ofstream(config) << "server:\n  udp: 127.0.0.1:" << options.port
                         << "\n  workers: " << options.workers
                         << "\n  request_timeout_ms: " << options.request_timeout_ms << "\n"
-                        << "state_dir: " << (dir_ / "state").string() << "\n"
+                        << "state_dir: "
+                        << (options.state_dir.empty() ? dir_ / "state" : options.state_dir).string()
+                        << "\n"
                         << "log:\n  level: info\n"
                         << options.extra_yaml;
   int fds[2];

@@ -18,6 +18,7 @@ struct PrismdOptions {
   unsigned workers = 2;
   uint16_t port = 0;  // 0 = a free port
   unsigned request_timeout_ms = 2000;
+  std::filesystem::path state_dir;  // empty = a fresh one inside the process's temp dir
   std::string extra_yaml;  // appended to the generated config
 };
 

@@ -282,6 +282,66 @@ TEST(PrismdCommandLine, SecondServerOnATakenPortIsRefused) {
   EXPECT_NE(second.log().find("Address already in use"), std::string::npos) << second.log();
 }
 
+std::string logged_public_key(const std::string& log) {
+  const std::string marker = "event=server_key public_key=";
+  const size_t at = log.find(marker);
+  return at == std::string::npos ? "" : log.substr(at + marker.size(), 7 + 64);
+}
+
+// make run needs no manual step: the first start creates the server key, later starts
+// reuse it, and a key others can read is refused.
+TEST(PrismdServerKey, CreatedOnFirstStartThenReused) {
+  char tmpl[] = "/tmp/prism-state-XXXXXX";
+  const fs::path state = fs::path(mkdtemp(tmpl)) / "state";
+  PrismdOptions options;
+  options.state_dir = state;
+  std::string first_key;
+  {
+    PrismdProcess prismd(options);
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    EXPECT_NE(prismd.log().find("created=true"), std::string::npos) << prismd.log();
+    first_key = logged_public_key(prismd.log());
+    EXPECT_EQ(first_key.rfind("prism1:", 0), 0u) << prismd.log();
+    EXPECT_EQ(fs::status(state / "server.key").permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+  }
+  {
+    PrismdProcess prismd(options);
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    EXPECT_NE(prismd.log().find("created=false"), std::string::npos) << prismd.log();
+    EXPECT_EQ(logged_public_key(prismd.log()), first_key);
+  }
+  fs::permissions(state / "server.key", fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::add);
+  PrismdProcess refused(options);
+  EXPECT_FALSE(refused.ready());
+  EXPECT_EQ(refused.stop(), 2) << refused.log();
+  EXPECT_NE(refused.log().find("chmod 600"), std::string::npos) << refused.log();
+  fs::remove_all(state.parent_path());
+}
+
+TEST(PrismctlKeygen, WritesAKeyPairAndNeverOverwritesOne) {
+  char tmpl[] = "/tmp/prism-keygen-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
+  auto first = run_command({prismctl, "keygen", "--out-dir", dir.string()});
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("public key prism1:"), std::string::npos) << first.output;
+  EXPECT_EQ(fs::status(dir / "server.key").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  std::string pub;
+  std::getline(std::ifstream(dir / "server.pub"), pub);
+  EXPECT_NE(first.output.find(pub), std::string::npos) << pub;
+
+  auto again = run_command({prismctl, "keygen", "--out-dir", dir.string()});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("server.key"), std::string::npos) << again.output;
+  std::string pub_after;
+  std::getline(std::ifstream(dir / "server.pub"), pub_after);
+  EXPECT_EQ(pub_after, pub);
+  fs::remove_all(dir);
+}
+
 TEST(PrismdCommandLine, CheckConfigNamesFileLineAndKey) {
   char tmpl[] = "/tmp/prism-config-XXXXXX";
   const fs::path dir = mkdtemp(tmpl);

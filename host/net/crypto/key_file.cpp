@@ -230,4 +230,24 @@ Expected<std::array<uint8_t, 32>> decode_public_key(std::string_view text) {
   return key;
 }
 
+Expected<ServerKey> load_or_create_server_key(const std::filesystem::path& dir) {
+  const auto private_path = dir / kServerPrivateKeyFile;
+  std::error_code ec;
+  if (std::filesystem::exists(private_path, ec)) {
+    auto pair = load_private_key(private_path);
+    if (!pair) return make_error(pair.error());
+    return ServerKey{*pair, false};
+  }
+  if (!std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error(dir.string() + ": cannot create state directory: " + ec.message());
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  const KeyPair pair = KeyPair::generate();
+  if (auto written = write_key_pair(private_path, dir / kServerPublicKeyFile, pair); !written) {
+    return make_error(written.error());
+  }
+  return ServerKey{pair, true};
+}
+
 }  // namespace prism::net::crypto

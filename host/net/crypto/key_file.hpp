@@ -27,6 +27,20 @@ Expected<KeyPair> load_private_key(const std::filesystem::path& path);
 Expected<void> write_key_pair(const std::filesystem::path& private_path,
                               const std::filesystem::path& public_path, const KeyPair& pair);
 
+// The server key pair in a state directory: `dir`/server.key and `dir`/server.pub.
+inline constexpr std::string_view kServerPrivateKeyFile = "server.key";
+inline constexpr std::string_view kServerPublicKeyFile = "server.pub";
+
+struct ServerKey {
+  KeyPair pair;
+  bool created = false;  // generated now, on first start
+};
+
+// Loads the server key from `dir`, or, when there is none yet, creates `dir` (mode 0700
+// if it is new) and generates and writes one. Never replaces an existing key; a key file
+// others can read is refused as load_private_key does.
+Expected<ServerKey> load_or_create_server_key(const std::filesystem::path& dir);
+
 // "prism1:" followed by the 64 lowercase hex digits of the key.
 std::string encode_public_key(const std::array<uint8_t, 32>& public_key);
 
