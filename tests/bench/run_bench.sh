@@ -129,7 +129,8 @@ log:
   level: info
 EOF
 
-start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$build/plugins"
+start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$build/plugins" \
+  --state-dir "$tmp/state"
 prism_port=$port
 start_server baseline "$build/udp_echo_baseline" --host 127.0.0.1 --port 0 --threads 1
 baseline_port=$port
