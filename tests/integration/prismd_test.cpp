@@ -25,6 +25,20 @@ client::Client connect_to(const PrismdProcess& prismd) {
   return std::move(*c);
 }
 
+// A UDP socket connected to prismd, for sending bytes no client would send. -1 on error.
+int raw_socket_to(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 CommandResult prismctl(const PrismdProcess& prismd, std::vector<std::string> args) {
   std::vector<std::string> argv{std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
                                 prismd.endpoint()};
@@ -102,12 +116,8 @@ TEST_F(PrismdTest, GarbageIsCountedAndNeverAnswered) {
   auto before = c.server_status();
   ASSERT_TRUE(before) << before.error();
 
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(prismd.port());
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = raw_socket_to(prismd.port());
+  ASSERT_GE(fd, 0);
   constexpr int kGarbage = 200;
   std::vector<uint8_t> junk(300);
   for (int i = 0; i < kGarbage; ++i) {
@@ -143,12 +153,8 @@ TEST_F(PrismdTest, GarbageIsCountedAndNeverAnswered) {
 // Invalid UTF-8 in a string field makes libprotobuf report an error per datagram; a
 // flood of them must not become a flood of log lines.
 TEST_F(PrismdTest, InvalidUtf8FloodIsDroppedWithRateLimitedLogs) {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(prismd.port());
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = raw_socket_to(prismd.port());
+  ASSERT_GE(fd, 0);
   // Header, then Packet{frames: [Frame{close: Close{reason: "\xff"}}]} (found by frame_fuzz).
   const std::vector<uint8_t> bad = {0x02, 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
                                     0,    0,    0, 0, 1, 0x0a, 0x05, 0x22, 0x03, 0x0a, 0x01, 0xff};
