@@ -9,38 +9,15 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <memory>
 #include <optional>
 #include <set>
-#include <system_error>
 #include <vector>
+
+#include "config/yaml_text.hpp"
 
 namespace prism::config {
 namespace {
-
-// "source:line:column: " from yaml-cpp's 0-based mark; "source: " when there is none.
-std::string where(std::string_view source, const YAML::Mark& mark) {
-  std::string out(source);
-  if (!mark.is_null()) {
-    out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  }
-  return out + ": ";
-}
-
-// How a value reads in an error: its text for scalars, its kind otherwise.
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      // yaml-cpp tags quoted scalars "!" and plain ones "?".
-      return (node.Tag() == "!" ? "the string \"" : "\"") + node.Scalar() + "\"";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "nothing";
-  }
-}
 
 // A plain decimal integer in [min, max]. A quoted "5000" is a string, not a number.
 std::optional<uint64_t> integer_in(const YAML::Node& node, uint64_t min, uint64_t max) {
@@ -84,18 +61,21 @@ Expected<void> set_workers(const YAML::Node& node, Config& config) {
   return {};
 }
 
-Expected<void> set_request_timeout(const YAML::Node& node, Config& config) {
-  auto ms = integer(node, 1, 600000);
+// A duration in milliseconds within [Min, Max].
+template <std::chrono::milliseconds Config::*Member, uint64_t Min, uint64_t Max>
+Expected<void> set_millis(const YAML::Node& node, Config& config) {
+  auto ms = integer(node, Min, Max);
   if (!ms) return make_error(ms.error());
-  config.request_timeout = std::chrono::milliseconds(*ms);
+  config.*Member = std::chrono::milliseconds(*ms);
   return {};
 }
 
-Expected<void> set_max_datagram(const YAML::Node& node, Config& config) {
-  // 576: the smallest datagram every IPv4 host must accept; 65507: the largest UDP payload.
-  auto bytes = integer(node, 576, 65507);
-  if (!bytes) return make_error(bytes.error());
-  config.max_datagram_size = static_cast<size_t>(*bytes);
+// A count or a size in bytes within [Min, Max].
+template <size_t Config::*Member, uint64_t Min, uint64_t Max>
+Expected<void> set_count(const YAML::Node& node, Config& config) {
+  auto n = integer(node, Min, Max);
+  if (!n) return make_error(n.error());
+  config.*Member = static_cast<size_t>(*n);
   return {};
 }
 
@@ -135,8 +115,13 @@ struct Key {
 constexpr std::array kKeys{
     Key{"server.udp", set_udp},
     Key{"server.workers", set_workers},
-    Key{"server.request_timeout_ms", set_request_timeout},
-    Key{"server.max_datagram", set_max_datagram},
+    Key{"server.request_timeout_ms", set_millis<&Config::request_timeout, 1, 600000>},
+    // 576: the smallest datagram every IPv4 host must accept; 65507: the largest UDP payload.
+    Key{"server.max_datagram", set_count<&Config::max_datagram_size, 576, 65507>},
+    Key{"server.key_file", set_path<&Config::key_file>},
+    Key{"server.idle_timeout_ms", set_millis<&Config::idle_timeout, 1000, 3600000>},
+    Key{"server.max_message_size", set_count<&Config::max_message_size, 1024, 64 << 20>},
+    Key{"server.max_sessions", set_count<&Config::max_sessions, 1, 10000000>},
     Key{"plugins.dir", set_path<&Config::plugins_dir>},
     Key{"plugins.config_dir", set_path<&Config::plugins_config_dir>},
     Key{"state_dir", set_path<&Config::state_dir>},
@@ -201,25 +186,6 @@ Expected<void> apply_map(const YAML::Node& map, const std::string& section,
   return {};
 }
 
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
-
-Expected<std::string> read_whole_file(const std::filesystem::path& file_path) {
-  const auto fail = [&](int error) {
-    return make_error(file_path.string() + ": cannot read config file: " +
-                      std::generic_category().message(error));
-  };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(file_path.c_str(), "rb"));
-  if (!file) return fail(errno);
-  std::string text;
-  char buffer[8192];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
-  if (std::ferror(file.get())) return fail(errno);  // e.g. EISDIR for a directory
-  return text;
-}
-
 }  // namespace
 
 Expected<Config> load_string(std::string_view yaml, std::string_view source_name) {
@@ -244,7 +210,7 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
 }
 
 Expected<Config> load_file(const std::filesystem::path& path) {
-  auto text = read_whole_file(path);
+  auto text = read_text_file(path, "config file");
   if (!text) return make_error(text.error());
   return load_string(*text, path.string());
 }

@@ -28,6 +28,10 @@ struct Config {
   unsigned workers = 0;                                     // server.workers: "auto" (0, one per core) or 1..256
   std::chrono::milliseconds request_timeout{5000};          // server.request_timeout_ms: 1..600000
   size_t max_datagram_size = 1400;                          // server.max_datagram: 576..65507 bytes of UDP payload
+  std::string key_file;                                     // server.key_file: "" = <state_dir>/server.key, created on first start
+  std::chrono::milliseconds idle_timeout{30000};            // server.idle_timeout_ms: 1000..3600000
+  size_t max_message_size = 1 << 20;                        // server.max_message_size: 1024..64 MiB, after reassembly
+  size_t max_sessions = 100000;                             // server.max_sessions: 1..10000000, over all workers
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir

@@ -102,6 +102,10 @@ server:
   workers: 8
   request_timeout_ms: 250
   max_datagram: 1200
+  key_file: /etc/prism/server.key
+  idle_timeout_ms: 5000
+  max_message_size: 65536
+  max_sessions: 10
 plugins:
   dir: build/plugins
   config_dir: etc/plugins.d
@@ -115,6 +119,10 @@ metrics:
   EXPECT_EQ(config.workers, 8u);
   EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(config.max_datagram_size, 1200u);
+  EXPECT_EQ(config.key_file, "/etc/prism/server.key");
+  EXPECT_EQ(config.idle_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(config.max_message_size, 65536u);
+  EXPECT_EQ(config.max_sessions, 10u);
   EXPECT_EQ(config.plugins_dir, "build/plugins");
   EXPECT_EQ(config.plugins_config_dir, "etc/plugins.d");
   EXPECT_EQ(config.state_dir, "./state");
@@ -186,6 +194,10 @@ TEST(ConfigTest, OutOfRangeIsRejected) {
       {"server:\n  max_datagram: 65508\n", "server.max_datagram"},
       {"server:\n  max_datagram: 99999999999999999999999\n", "server.max_datagram"},
       {"metrics:\n  snapshot_interval_s: 86401\n", "metrics.snapshot_interval_s"},
+      {"server:\n  idle_timeout_ms: 999\n", "server.idle_timeout_ms"},
+      {"server:\n  max_message_size: 1023\n", "server.max_message_size"},
+      {"server:\n  max_sessions: 0\n", "server.max_sessions"},
+      {"server:\n  key_file: \"\"\n", "server.key_file"},
       {"server:\n  udp: 127.0.0.1:65536\n", "server.udp"},
   };
   for (const auto& [yaml, key] : cases) {
