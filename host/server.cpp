@@ -25,12 +25,20 @@ Server::Server(config::Config config) : config_(std::move(config)) {}
 
 Server::~Server() { stop_workers(); }
 
-Expected<uint16_t> Server::start_workers() {
+Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key) {
   const unsigned count =
       config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  net::SessionSettings settings;
+  settings.server_key = server_key;
+  settings.channel.max_datagram = config_.max_datagram_size;
+  settings.channel.max_receive_datagram = config_.max_datagram_size;
+  settings.channel.max_message_size = config_.max_message_size;
+  settings.channel.idle_timeout = config_.idle_timeout;
+  settings.channel.keepalive = config_.idle_timeout / 3;
+  settings.max_sessions = std::max<size_t>(1, config_.max_sessions / count);
   uint16_t port = config_.udp.port;
   for (unsigned i = 0; i < count; ++i) {
-    auto worker = std::make_unique<net::Worker>(i, config_.max_datagram_size);
+    auto worker = std::make_unique<net::Worker>(i, settings);
     // The first worker may pick a free port (port 0); the others join it.
     auto bound = worker->bind(config_.udp.host, port, i == 0);
     if (!bound) return make_error(bound.error());
@@ -39,6 +47,7 @@ Expected<uint16_t> Server::start_workers() {
                                                              config_.request_timeout);
     dispatcher->set_table(registry_->table());
     dispatcher->set_host_service(admin_.get());
+    dispatcher->set_login_guard(std::make_unique<plugins::LoginGuard>(plugin_settings_));
     worker->set_handler(dispatcher.get());
     workers_.push_back(std::move(worker));
     dispatchers_.push_back(std::move(dispatcher));
@@ -50,8 +59,37 @@ Expected<uint16_t> Server::start_workers() {
       workers_[i]->post([d, table] { d->set_table(table); });
     }
   });
+  // protocol.md §5.3: a datagram whose session lives on another worker (the client's
+  // address changed, so the kernel hashed it elsewhere) is handed to that worker.
+  for (auto& w : workers_) {
+    w->set_forwarder([this](unsigned owner, std::span<const uint8_t> datagram,
+                            const net::PeerAddress& from) {
+      if (owner >= workers_.size()) return false;
+      net::Worker* target = workers_[owner].get();
+      target->post([target, bytes = std::vector<uint8_t>(datagram.begin(), datagram.end()), from] {
+        target->on_forwarded(bytes, from);
+      });
+      return true;
+    });
+  }
   for (auto& w : workers_) w->start();
   return port;
+}
+
+Expected<net::crypto::KeyPair> Server::load_server_key() const {
+  if (!config_.key_file.empty()) {
+    auto pair = net::crypto::load_private_key(config_.key_file);
+    if (!pair) return make_error(pair.error());
+    SPDLOG_INFO("event=server_key public_key={} file={}",
+                net::crypto::encode_public_key(pair->public_key), config_.key_file);
+    return pair;
+  }
+  auto key = net::crypto::load_or_create_server_key(config_.state_dir);
+  if (!key) return make_error(key.error());
+  SPDLOG_INFO("event=server_key public_key={} created={} dir={}",
+              net::crypto::encode_public_key(key->pair.public_key), key->created,
+              config_.state_dir);
+  return key->pair;
 }
 
 void Server::stop_workers() {
@@ -77,15 +115,24 @@ int Server::run() {
 
   SPDLOG_INFO("event=starting version={} config={} plugins_dir={}", kVersion, config_.source,
               config_.plugins_dir);
-  // The secure transport's static key: created on first start so nothing is set up by hand.
-  auto key = net::crypto::load_or_create_server_key(config_.state_dir);
+  // The secure transport's static key: server.key_file when set, else created on first
+  // start in state_dir so nothing is set up by hand.
+  auto key = load_server_key();
   if (!key) {
     SPDLOG_CRITICAL("event=server_key_failed error=\"{}\"", key.error());
     return 2;
   }
-  SPDLOG_INFO("event=server_key public_key={} created={} dir={}",
-              net::crypto::encode_public_key(key->pair.public_key), key->created,
-              config_.state_dir);
+  // plugins.d: per-plugin tokens (only those so far; the rest of the keys are validated).
+  auto settings = plugins::load_plugin_settings_dir(config_.plugins_config_dir);
+  if (!settings) {
+    SPDLOG_CRITICAL("event=plugin_config_failed error=\"{}\"", settings.error());
+    return 2;
+  }
+  plugin_settings_ = std::move(*settings);
+  for (const auto& p : plugin_settings_) {
+    SPDLOG_INFO("event=plugin_config plugin={} file={} login={}", p.name, p.source,
+                p.token ? "token" : "open");
+  }
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->load_directory(config_.plugins_dir);
 
@@ -113,7 +160,7 @@ int Server::run() {
   }
 
   int exit_code = 0;
-  auto port = start_workers();
+  auto port = start_workers(*key);
   if (!port) {
     SPDLOG_CRITICAL("event=listen_failed error=\"{}\"", port.error());
     exit_code = 1;

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "net/worker.hpp"
+#include "plugins/plugin_settings.hpp"
 #include "plugins/registry.hpp"
 
 namespace prism {
@@ -22,11 +23,13 @@ class Server {
   int run();
 
  private:
-  Expected<uint16_t> start_workers();
+  Expected<net::crypto::KeyPair> load_server_key() const;
+  Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
   void stop_workers();
   void log_metrics_snapshot() const;
 
   config::Config config_;
+  std::vector<plugins::PluginSettings> plugin_settings_;
   std::unique_ptr<plugins::Registry> registry_;
   std::unique_ptr<admin::AdminService> admin_;
   std::vector<std::unique_ptr<net::Worker>> workers_;

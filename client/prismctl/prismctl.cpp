@@ -8,12 +8,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
 #include "net/crypto/key_file.hpp"
+#include "net/crypto/token_hash.hpp"
 #include "prism/client.hpp"
 
 namespace {
@@ -28,6 +32,9 @@ constexpr int kExitNotOk = 2;    // the server answered with a status other than
 
 struct Options {
   std::string server = "127.0.0.1:7777";
+  std::string server_key;   // --server-key: "prism1:<hex>" or a server.pub file
+  std::string config_path;  // --config: the server's prism.yaml, to find its public key
+  std::string token;        // --token: log in to the called service first
   int timeout_ms = 2000;
   bool json = false;
   std::string service;
@@ -45,10 +52,76 @@ void print_json(const json& value) {
   std::cout << value.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
+Expected<std::string> read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return prism::make_error(path.string() + ": cannot read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+// "prism1:<hex>" as given, or the contents of a server.pub file.
+Expected<prism::client::ServerKey> key_from(const std::string& text_or_path) {
+  if (text_or_path.starts_with("prism1:")) return prism::net::crypto::decode_public_key(text_or_path);
+  auto text = read_text(text_or_path);
+  if (!text) return prism::Error{text.error()};
+  auto key = prism::net::crypto::decode_public_key(*text);
+  if (!key) return prism::make_error(text_or_path + ": " + key.error());
+  return key;
+}
+
+// The public key next to the private key a config names (server.key → server.pub).
+std::filesystem::path public_key_of(const prism::config::Config& config) {
+  if (config.key_file.empty()) {
+    return std::filesystem::path(config.state_dir) / prism::net::crypto::kServerPublicKeyFile;
+  }
+  return std::filesystem::path(config.key_file).replace_extension(".pub");
+}
+
+Expected<prism::client::ServerKey> key_from_config(const std::filesystem::path& config_path) {
+  auto config = prism::config::load_file(config_path);
+  if (!config) return prism::Error{config.error()};
+  const auto pub = public_key_of(*config);
+  auto key = key_from(pub.string());
+  if (!key) return prism::make_error(key.error() + " (the public key of " + config_path.string() + ")");
+  return key;
+}
+
+// docs/operations.md "Server key": where prismctl looks for the server's public key.
+Expected<prism::client::ServerKey> find_server_key(const Options& opts) {
+  if (!opts.server_key.empty()) return key_from(opts.server_key);
+  if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr && *env != '\0') {
+    return key_from(env);
+  }
+  if (!opts.config_path.empty()) return key_from_config(opts.config_path);
+  std::vector<std::filesystem::path> tried;
+  // `make run` keeps prismd's state in build/state, beside build/prismctl.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto dev = exe.parent_path() / "state" / prism::net::crypto::kServerPublicKeyFile;
+    if (std::filesystem::exists(dev)) return key_from(dev.string());
+    tried.push_back(dev);
+  }
+  const std::filesystem::path system_config = "/etc/prism/prism.yaml";
+  if (std::filesystem::exists(system_config)) return key_from_config(system_config);
+  tried.push_back(system_config);
+  std::string where;
+  for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t.string();
+  return prism::make_error(
+      "no server key: pass --server-key prism1:... (prismd logs it at start as "
+      "event=server_key) or --config with the server's prism.yaml; looked in " + where);
+}
+
 Expected<Client> open_client(const Options& opts) {
   auto endpoint = prism::client::parse_endpoint(opts.server);
   if (!endpoint) return prism::Error{endpoint.error()};
-  return Client::connect(*endpoint, std::chrono::milliseconds(opts.timeout_ms));
+  auto key = find_server_key(opts);
+  if (!key) return prism::Error{key.error()};
+  prism::client::ConnectOptions options;
+  options.server_key = *key;
+  options.timeout = std::chrono::milliseconds(opts.timeout_ms);
+  return Client::connect(*endpoint, options);
 }
 
 int run_ping(Client& client, const Options& opts) {
@@ -162,6 +235,15 @@ int run_status(Client& client, const Options& opts) {
 int run_call(Client& client, const Options& opts) {
   auto packet_id = client.resolve(opts.service, opts.method);
   if (!packet_id) return fail(packet_id.error());
+  if (!opts.token.empty()) {
+    auto login = client.login(opts.service, opts.token);
+    if (!login) return fail("login to " + opts.service + ": " + login.error());
+    if (login->status != prism::v1::STATUS_OK) {
+      fail("login to " + opts.service + " answered " +
+           std::string(prism::client::status_name(login->status)) + ": " + login->message);
+      return kExitNotOk;
+    }
+  }
   auto reply = client.call(*packet_id, opts.payload);
   if (!reply) return fail(opts.service + "." + opts.method + ": " + reply.error());
   const std::string_view status = prism::client::status_name(reply->status);
@@ -227,6 +309,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3'600'000))
       ->capture_default_str();
   app.add_flag("--json", opts.json, "Print machine-readable JSON on stdout");
+  app.add_option("--server-key", opts.server_key,
+                 "The server's public key, prism1:<hex>, or its server.pub file "
+                 "(default: $PRISM_SERVER_KEY, else found through --config)");
+  app.add_option("--config", opts.config_path,
+                 "The server's prism.yaml: its public key is server.pub beside server.key "
+                 "(default: build/state/ beside this prismctl, else /etc/prism/prism.yaml)");
 
   auto* ping = app.add_subcommand("ping", "Measure the round-trip time to prismd");
   auto* plugins = app.add_subcommand("plugins", "List loaded plugins: name, version, packet ids, counters");
@@ -235,6 +323,12 @@ int main(int argc, char** argv) {
   call->add_option("service", opts.service, "Plugin name, as listed by `prismctl plugins`")->required();
   call->add_option("method", opts.method, "Method name within the plugin")->required();
   call->add_option("payload", opts.payload, "Request payload as text (default: empty)");
+  call->add_option("--token", opts.token, "Log in to SERVICE with this token before calling");
+
+  auto* hash = app.add_subcommand(
+      "hash-token", "Print the token_hash line for etc/plugins.d/<plugin>.yaml of a token");
+  std::string token_to_hash;
+  hash->add_option("token", token_to_hash, "The token clients will present")->required();
 
   auto* keygen = app.add_subcommand(
       "keygen", "Write a new server key pair (server.key, mode 0600, and server.pub) to a directory");
@@ -242,10 +336,19 @@ int main(int argc, char** argv) {
   keygen->add_option("--out-dir", key_dir, "Directory for server.key and server.pub")
       ->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 1 as the footer says.
+    return app.exit(e) == 0 ? 0 : kExitFailure;
+  }
 
   // keygen works offline: no server involved.
   if (keygen->parsed()) return run_keygen(key_dir, opts);
+  if (hash->parsed()) {
+    std::cout << "token_hash: \"" << prism::net::crypto::hash_token(token_to_hash) << "\"\n";
+    return 0;
+  }
 
   auto client = open_client(opts);
   if (!client) return fail(client.error());

@@ -1,5 +1,5 @@
-// libprism-client: endpoint parsing, the blocking UDP transport (Client::Connection)
-// and the admin requests built on call() (docs/protocol.md §2-4).
+// libprism-client: endpoint parsing, the Client calls over Client::Connection
+// (connection.cpp) and the admin requests built on call() (docs/protocol.md §4-5).
 #include "prism/client.hpp"
 
 #include <netdb.h>
@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/datagram.hpp"
+#include "connection.hpp"
 
 namespace prism::client {
 namespace {
@@ -92,110 +92,6 @@ std::string_view status_name(v1::Status status) {
   return name.substr(7);
 }
 
-// The transport: one connected UDP socket and the per-connection counters of the
-// datagram header (protocol.md §2.1). One request or ping is outstanding at a time.
-class Client::Connection {
- public:
-  Connection(Endpoint endpoint, int fd, std::chrono::milliseconds timeout)
-      : endpoint_(std::move(endpoint)),
-        peer_(to_string(endpoint_)),
-        timeout_(timeout),
-        fd_(fd),
-        rng_(make_rng()),
-        buffer_(net::kMaxDatagramSize) {
-    // A connection id of 0 would look unset in the server's logs.
-    do connection_id_ = rng_(); while (connection_id_ == 0);
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  ~Connection() { ::close(fd_); }
-
-  const Endpoint& endpoint() const { return endpoint_; }
-  const std::string& peer() const { return peer_; }
-  std::chrono::milliseconds timeout() const { return timeout_; }
-  void set_timeout(std::chrono::milliseconds timeout) {
-    timeout_ = std::max(timeout, std::chrono::milliseconds(1));
-  }
-
-  uint32_t next_request_id() {
-    // protocol.md §3.2: 0 is never a request id.
-    if (++last_request_id_ == 0) ++last_request_id_;
-    return last_request_id_;
-  }
-  uint64_t next_nonce() { return rng_(); }
-
-  // Sends `packet` as one plain datagram.
-  Expected<void> send(const v1::Packet& packet) {
-    const net::DatagramHeader header{.connection_id = connection_id_,
-                                     .packet_number = next_packet_number_};
-    const size_t size = net::encode_datagram(header, packet, buffer_);
-    if (size == 0) {
-      return make_error("request of " + std::to_string(packet.ByteSizeLong()) +
-                        " bytes does not fit in one datagram (at most " +
-                        std::to_string(net::kMaxDatagramSize - net::kHeaderSize) + ")");
-    }
-    ++next_packet_number_;
-    for (;;) {
-      if (::send(fd_, buffer_.data(), size, 0) >= 0) return {};
-      if (errno == EINTR) continue;
-      return socket_error("send to", errno);
-    }
-  }
-
-  // Reads datagrams until `accept` returns true for one of their frames (true), or
-  // `deadline` passes (false). Datagrams that fail to decode are skipped; the socket is
-  // connected, so the kernel already drops datagrams from any other address.
-  template <typename Accept>
-  Expected<bool> receive_until(Clock::time_point deadline, Accept&& accept) {
-    for (;;) {
-      const auto now = Clock::now();
-      if (now >= deadline) return false;
-      // Round up so that a wait shorter than 1 ms does not spin.
-      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-      pollfd pfd{.fd = fd_, .events = POLLIN, .revents = 0};
-      const int ready = ::poll(&pfd, 1, static_cast<int>(wait.count()));
-      if (ready < 0) {
-        if (errno == EINTR) continue;
-        return socket_error("poll on the socket to", errno);
-      }
-      if (ready == 0) continue;
-      const ssize_t n = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-        return socket_error("receive from", errno);
-      }
-      net::DatagramHeader header;
-      const std::span<const uint8_t> datagram(buffer_.data(), static_cast<size_t>(n));
-      if (net::decode_datagram(datagram, net::kMaxDatagramSize, header, incoming_) !=
-          net::DropReason::kNone) {
-        continue;
-      }
-      for (const auto& frame : incoming_.frames()) {
-        if (accept(frame)) return true;
-      }
-    }
-  }
-
- private:
-  Error socket_error(std::string_view what, int err) const {
-    if (err == ECONNREFUSED) {
-      return make_error("nothing is listening on " + peer_ + " (connection refused)");
-    }
-    return make_error(std::string(what) + " " + peer_ + ": " + errno_text(err));
-  }
-
-  Endpoint endpoint_;
-  std::string peer_;
-  std::chrono::milliseconds timeout_;
-  int fd_;
-  std::mt19937_64 rng_;
-  uint64_t connection_id_ = 0;
-  uint64_t next_packet_number_ = 0;
-  uint32_t last_request_id_ = 0;
-  std::vector<uint8_t> buffer_;  // one datagram, sent or received
-  v1::Packet incoming_;
-};
-
 Expected<std::vector<SocketAddress>> resolve_addresses(const Endpoint& endpoint) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -217,31 +113,10 @@ Expected<std::vector<SocketAddress>> resolve_addresses(const Endpoint& endpoint)
   return addresses;
 }
 
-Expected<Client> Client::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
-  if (timeout <= std::chrono::milliseconds(0)) {
-    return make_error("timeout must be positive, got " + std::to_string(timeout.count()) + " ms");
-  }
-  auto addresses = resolve_addresses(endpoint);
-  if (!addresses) return make_error(addresses.error());
-  std::string last_error = "no address";
-  int fd = -1;
-  for (const auto& a : *addresses) {
-    fd = ::socket(a.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      last_error = "socket: " + errno_text(errno);
-      continue;
-    }
-    // A connected UDP socket only receives from the server and reports ICMP errors.
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
-      last_error = "connect: " + errno_text(errno);
-      ::close(fd);
-      fd = -1;
-      continue;
-    }
-    break;
-  }
-  if (fd < 0) return make_error("cannot open a socket to " + to_string(endpoint) + ": " + last_error);
-  return Client(std::make_unique<Connection>(endpoint, fd, timeout));
+Expected<Client> Client::connect(const Endpoint& endpoint, const ConnectOptions& options) {
+  auto connection = Connection::open(endpoint, options);
+  if (!connection) return make_error(connection.error());
+  return Client(std::move(*connection));
 }
 
 Client::Client(std::unique_ptr<Connection> connection) : connection_(std::move(connection)) {}
@@ -252,65 +127,59 @@ Client::~Client() = default;
 const Endpoint& Client::endpoint() const { return connection_->endpoint(); }
 std::chrono::milliseconds Client::timeout() const { return connection_->timeout(); }
 void Client::set_timeout(std::chrono::milliseconds timeout) { connection_->set_timeout(timeout); }
+bool Client::connected() const { return connection_->connected(); }
+const std::string& Client::close_reason() const { return connection_->close_reason(); }
+size_t Client::pending() const { return connection_->pending(); }
+void Client::set_push_handler(PushCallback handler) {
+  connection_->set_push_handler(std::move(handler));
+}
+Expected<void> Client::rebind() { return connection_->rebind(); }
 
-Expected<Reply> Client::call(uint32_t packet_id, std::string_view payload) {
-  Connection& conn = *connection_;
-  const uint32_t request_id = conn.next_request_id();
-  v1::Packet packet;
-  v1::Message* message = packet.add_frames()->mutable_message();
-  message->set_request_id(request_id);
-  message->set_packet_id(packet_id);
-  message->set_payload(std::string(payload));
+Expected<uint32_t> Client::send_request(uint32_t packet_id, std::string_view payload,
+                                        v1::Delivery delivery, ReplyCallback done,
+                                        std::chrono::milliseconds timeout) {
+  return connection_->send_request(packet_id, payload, delivery, std::move(done), timeout);
+}
 
-  const auto deadline = Clock::now() + conn.timeout();
-  if (auto sent = conn.send(packet); !sent) return Error{sent.error()};
+Expected<void> Client::poll(std::chrono::milliseconds max_wait) {
+  return connection_->pump(Clock::now() + max_wait);
+}
 
-  Reply reply;
-  auto matched = conn.receive_until(deadline, [&](const v1::Frame& frame) {
-    if (frame.has_message()) {
-      const v1::Message& m = frame.message();
-      if (!m.is_reply() || m.request_id() != request_id) return false;
-      reply.status = m.status();
-      reply.message = m.status_message();
-      reply.payload = m.payload();
-      return true;
-    }
-    if (frame.has_close()) {
-      // The session is gone; the request will never be answered (DESIGN.md §3).
-      reply.status = v1::STATUS_UNAVAILABLE;
-      reply.message = "server closed the connection: " + frame.close().reason();
-      return true;
-    }
-    return false;
-  });
-  if (!matched) return Error{matched.error()};
-  if (!*matched) {
-    reply.status = v1::STATUS_TIMEOUT;
-    reply.message = "no reply within " + std::to_string(conn.timeout().count()) + " ms";
+Expected<Reply> Client::call(uint32_t packet_id, std::string_view payload, v1::Delivery delivery) {
+  std::optional<Reply> reply;
+  auto sent = connection_->send_request(packet_id, payload, delivery,
+                                        [&](const Reply& r) { reply = r; }, timeout());
+  if (!sent) return Error{sent.error()};
+  // The request's own deadline completes it; the extra second only guards the loop.
+  auto done = connection_->pump_until(Clock::now() + timeout() + std::chrono::seconds(1),
+                                      [&] { return reply.has_value(); });
+  if (!done) return Error{done.error()};
+  if (!reply) {
+    reply = Reply{.status = v1::STATUS_TIMEOUT,
+                  .message = "no reply within " + std::to_string(timeout().count()) + " ms",
+                  .payload = {}};
   }
-  return reply;
+  return std::move(*reply);
+}
+
+Expected<Reply> Client::login(std::string_view service, std::string_view token) {
+  v1::LoginRequest request;
+  request.set_service(std::string(service));
+  request.set_token(std::string(token));
+  return call(v1::HOST_LOGIN, request.SerializeAsString());
 }
 
 Expected<std::chrono::nanoseconds> Client::ping() {
   Connection& conn = *connection_;
-  const uint64_t nonce = conn.next_nonce();
-  v1::Packet packet;
-  packet.add_frames()->mutable_ping()->set_nonce(nonce);
-
   const auto start = Clock::now();
-  if (auto sent = conn.send(packet); !sent) return Error{sent.error()};
-  std::string closed;
-  auto matched = conn.receive_until(start + conn.timeout(), [&](const v1::Frame& frame) {
-    if (frame.has_close()) {
-      closed = frame.close().reason();
-      return true;
-    }
-    return frame.has_pong() && frame.pong().nonce() == nonce;
+  const uint64_t nonce = conn.send_ping();
+  auto got = conn.pump_until(start + conn.timeout(), [&] {
+    return conn.last_pong() == nonce || !conn.connected();
   });
   const auto rtt = Clock::now() - start;
-  if (!matched) return Error{matched.error()};
-  if (!*matched) return make_error("no pong within " + std::to_string(conn.timeout().count()) + " ms");
-  if (!closed.empty()) return make_error("server closed the connection: " + closed);
+  if (!got) return Error{got.error()};
+  if (!conn.connected()) return make_error("session closed: " + conn.close_reason());
+  if (!*got) return make_error("no pong within " + std::to_string(conn.timeout().count()) + " ms");
   return std::chrono::duration_cast<std::chrono::nanoseconds>(rtt);
 }
 

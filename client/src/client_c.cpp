@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "net/crypto/key_file.hpp"
 #include "prism/client.hpp"
 
 struct prism_client {
@@ -45,19 +46,50 @@ int fail(prism_client_t* c, int code, std::string text) {
   return code;
 }
 
+// Copies a reply into the caller's struct with malloc'd buffers (prism_client_reply_free).
+int copy_reply(prism_client_t* client, const prism::Expected<prism::client::Reply>& reply,
+               prism_client_reply_t* out) {
+  if (!reply) return fail(client, PRISM_CLIENT_EIO, reply.error());
+  auto* message = static_cast<char*>(std::malloc(reply->message.size() + 1));
+  uint8_t* data = nullptr;
+  if (!reply->payload.empty()) data = static_cast<uint8_t*>(std::malloc(reply->payload.size()));
+  if (message == nullptr || (data == nullptr && !reply->payload.empty())) {
+    std::free(message);
+    std::free(data);
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory copying the reply");
+  }
+  std::memcpy(message, reply->message.data(), reply->message.size());
+  message[reply->message.size()] = '\0';
+  if (data != nullptr) std::memcpy(data, reply->payload.data(), reply->payload.size());
+  out->status = static_cast<int>(reply->status);
+  out->message = message;
+  out->message_len = reply->message.size();
+  out->payload = data;
+  out->payload_len = reply->payload.size();
+  client->last_error.clear();
+  return PRISM_CLIENT_OK;
+}
+
 }  // namespace
 
 extern "C" {
 
-prism_client_t* prism_client_open(const char* host, uint16_t port, uint32_t timeout_ms, char* err,
-                                  size_t err_len) {
+prism_client_t* prism_client_open(const char* host, uint16_t port, const char* server_key,
+                                  uint32_t timeout_ms, char* err, size_t err_len) {
   try {
-    if (host == nullptr) {
-      copy_error("host is NULL", err, err_len);
+    if (host == nullptr || server_key == nullptr) {
+      copy_error(host == nullptr ? "host is NULL" : "server_key is NULL", err, err_len);
       return nullptr;
     }
-    const auto timeout = std::chrono::milliseconds(timeout_ms == 0 ? 2000 : timeout_ms);
-    auto client = prism::client::Client::connect({.host = host, .port = port}, timeout);
+    auto key = prism::net::crypto::decode_public_key(server_key);
+    if (!key) {
+      copy_error(key.error(), err, err_len);
+      return nullptr;
+    }
+    prism::client::ConnectOptions options;
+    options.server_key = *key;
+    options.timeout = std::chrono::milliseconds(timeout_ms == 0 ? 2000 : timeout_ms);
+    auto client = prism::client::Client::connect({.host = host, .port = port}, options);
     if (!client) {
       copy_error(client.error(), err, err_len);
       return nullptr;
@@ -83,28 +115,26 @@ int prism_client_call(prism_client_t* client, uint32_t packet_id, const uint8_t*
   }
   try {
     const std::string_view bytes(reinterpret_cast<const char*>(payload), payload ? len : 0);
-    auto reply = client->client.call(packet_id, bytes);
-    if (!reply) return fail(client, PRISM_CLIENT_EIO, reply.error());
+    return copy_reply(client, client->client.call(packet_id, bytes), out);
+  } catch (const std::bad_alloc&) {
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
+  }
+}
 
-    auto* message = static_cast<char*>(std::malloc(reply->message.size() + 1));
-    uint8_t* data = nullptr;
-    if (!reply->payload.empty()) data = static_cast<uint8_t*>(std::malloc(reply->payload.size()));
-    if (message == nullptr || (data == nullptr && !reply->payload.empty())) {
-      std::free(message);
-      std::free(data);
-      return fail(client, PRISM_CLIENT_ENOMEM, "out of memory copying the reply");
-    }
-    std::memcpy(message, reply->message.data(), reply->message.size());
-    message[reply->message.size()] = '\0';
-    if (data != nullptr) std::memcpy(data, reply->payload.data(), reply->payload.size());
-
-    out->status = static_cast<int>(reply->status);
-    out->message = message;
-    out->message_len = reply->message.size();
-    out->payload = data;
-    out->payload_len = reply->payload.size();
-    client->last_error.clear();
-    return PRISM_CLIENT_OK;
+int prism_client_login(prism_client_t* client, const char* service, const char* token,
+                       prism_client_reply_t* out) {
+  if (client == nullptr) return PRISM_CLIENT_EINVAL;
+  if (out == nullptr || out->struct_size < kReplyV1Size) {
+    return fail(client, PRISM_CLIENT_EINVAL, "reply is NULL or its struct_size is too small");
+  }
+  clear_reply(out);
+  if (service == nullptr || token == nullptr) {
+    return fail(client, PRISM_CLIENT_EINVAL, "service or token is NULL");
+  }
+  try {
+    return copy_reply(client, client->client.login(service, token), out);
   } catch (const std::bad_alloc&) {
     return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
   } catch (const std::exception& e) {

@@ -3,9 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string>
 
 #include "plugins/plugin_types.hpp"
+#include "prism/v1/admin.pb.h"
 
 namespace prism::dispatch {
 namespace {
@@ -67,8 +69,66 @@ Dispatcher::~Dispatcher() {
   if (timer_ != nullptr) timer_->data = nullptr;
 }
 
+bool Dispatcher::logged_in(uint64_t connection_id, std::string_view service) const {
+  const auto it = logins_.find(connection_id);
+  return it != logins_.end() &&
+         std::find(it->second.begin(), it->second.end(), service) != it->second.end();
+}
+
+void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& request) {
+  auto answer = [&](v1::Status status, std::string_view message) {
+    transport_.send_reply(origin, request.request_id(), request.packet_id(), status, message, {});
+  };
+  v1::LoginRequest login;
+  if (!login.ParseFromString(request.payload()) || login.service().empty()) {
+    answer(v1::STATUS_INVALID_ARGUMENT, "LOGIN needs a prism.v1.LoginRequest with a service");
+    return;
+  }
+  auto verdict = login_ ? login_->check(login.service(), login.token(), origin.peer.host_key(),
+                                        std::chrono::steady_clock::now())
+                        : plugins::LoginVerdict::kOk;
+  // A loaded plugin without a plugins.d file has no token: open, so a login succeeds.
+  const auto& routes = table_->routes();
+  const bool loaded = std::any_of(routes.begin(), routes.end(), [&](const plugins::Route& r) {
+    return r.plugin->name() == login.service();
+  });
+  if (verdict == plugins::LoginVerdict::kUnknownService && loaded) {
+    verdict = plugins::LoginVerdict::kOk;
+  } else if (verdict == plugins::LoginVerdict::kOk && !loaded && !login_) {
+    verdict = plugins::LoginVerdict::kUnknownService;
+  }
+  switch (verdict) {
+    case plugins::LoginVerdict::kOk: {
+      auto& services = logins_[origin.connection_id];
+      if (std::find(services.begin(), services.end(), login.service()) == services.end()) {
+        services.push_back(login.service());
+      }
+      answer(v1::STATUS_OK, "");
+      return;
+    }
+    case plugins::LoginVerdict::kUnknownService:
+      answer(v1::STATUS_INVALID_SERVICE, "no service named '" + login.service() + "'");
+      break;
+    case plugins::LoginVerdict::kBadToken:
+      answer(v1::STATUS_INVALID_CREDENTIALS, "wrong token for service '" + login.service() + "'");
+      break;
+    case plugins::LoginVerdict::kRateLimited:
+      answer(v1::STATUS_RATE_LIMITED, "too many failed logins from this address; try later");
+      break;
+  }
+  if (log_limiter_.allow()) {
+    SPDLOG_WARN("event=login_refused service=\"{}\" peer={} status={} suppressed={}",
+                login.service(), origin.peer.to_string(), plugins::verdict_name(verdict),
+                log_limiter_.take_suppressed());
+  }
+}
+
 void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message& request) {
   const uint32_t packet_id = request.packet_id();
+  if (packet_id == v1::HOST_LOGIN) {
+    on_login(origin, request);
+    return;
+  }
   if (packet_id < 100) {
     if (host_service_ != nullptr) {
       host_service_->on_host_request(origin, request, transport_);
@@ -83,6 +143,12 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     // protocol.md §3.3: every request gets a reply, an unowned id included.
     transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
                           "no service owns packet id " + std::to_string(packet_id), {});
+    return;
+  }
+  if (login_ && login_->requires_login(route->plugin->name()) &&
+      !logged_in(origin.connection_id, route->plugin->name())) {
+    transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
+                          "log in to service '" + route->plugin->name() + "' first", {});
     return;
   }
 

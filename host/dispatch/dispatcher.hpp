@@ -8,11 +8,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/log.hpp"
 #include "net/loop_access.hpp"
-#include "net/pipeline.hpp"
+#include "net/transport.hpp"
+#include "plugins/login_guard.hpp"
 #include "plugins/registry.hpp"
 
 namespace prism::dispatch {
@@ -38,8 +41,12 @@ class Dispatcher final : public net::RequestHandler {
   // Loop thread only. The table is swapped as a whole (DESIGN.md §2).
   void set_table(std::shared_ptr<const plugins::RoutingTable> table) { table_ = std::move(table); }
   void set_host_service(HostService* service) { host_service_ = service; }
+  // Decides LOGIN requests and which services need one (protocol.md §5.10). Without a
+  // guard every service is open.
+  void set_login_guard(std::unique_ptr<plugins::LoginGuard> guard) { login_ = std::move(guard); }
 
   void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
+  void on_session_closed(uint64_t connection_id) override { logins_.erase(connection_id); }
 
   // Requests handed to a plugin and not yet answered.
   size_t pending() const { return pending_count_; }
@@ -52,6 +59,8 @@ class Dispatcher final : public net::RequestHandler {
   // Sends the reply; false when it did not fit and INTERNAL was sent instead.
   bool answer(RequestContext* ctx, prism_status_t status, std::string_view message,
               std::span<const uint8_t> payload);
+  void on_login(const net::RequestOrigin& origin, const v1::Message& request);
+  bool logged_in(uint64_t connection_id, std::string_view service) const;
   RequestContext* acquire();
   void release(RequestContext* ctx);
   void track(RequestContext* ctx);
@@ -64,6 +73,9 @@ class Dispatcher final : public net::RequestHandler {
   std::chrono::milliseconds timeout_;
   std::shared_ptr<const plugins::RoutingTable> table_;
   HostService* host_service_ = nullptr;
+  std::unique_ptr<plugins::LoginGuard> login_;
+  // The services each session logged in to; forgotten when the session closes.
+  std::unordered_map<uint64_t, std::vector<std::string>> logins_;
 
   // Every context ever made (owned here) and the free ones, reused without allocating.
   std::vector<std::unique_ptr<RequestContext>> all_;

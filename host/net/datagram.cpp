@@ -10,6 +10,19 @@ bool has_unknown_fields(const google::protobuf::Message& m) {
   return !m.GetReflection()->GetUnknownFields(m).empty();
 }
 
+// protocol.md §5.5: pairs (first, last), largest first, disjoint and not touching.
+bool ack_is_well_formed(const v1::Ack& ack) {
+  if (has_unknown_fields(ack)) return false;
+  const auto& r = ack.ranges();
+  if (r.empty() || r.size() % 2 != 0) return false;
+  for (int i = 0; i < r.size(); i += 2) {
+    if (r[i] > r[i + 1]) return false;
+    // The previous (larger) range starts at r[i - 2]; a gap of at least one must separate.
+    if (i > 0 && (r[i + 1] >= r[i - 2] || r[i - 2] - r[i + 1] < 2)) return false;
+  }
+  return true;
+}
+
 // protocol.md §3.1: a frame must carry exactly one known kind and nothing we do not know.
 bool frame_is_well_formed(const v1::Frame& frame) {
   if (has_unknown_fields(frame)) return false;
@@ -26,6 +39,17 @@ bool frame_is_well_formed(const v1::Frame& frame) {
       return !has_unknown_fields(frame.pong());
     case v1::Frame::kClose:
       return !has_unknown_fields(frame.close());
+    case v1::Frame::kAck:
+      return ack_is_well_formed(frame.ack());
+    case v1::Frame::kFragment: {
+      const auto& f = frame.fragment();
+      return !has_unknown_fields(f) && f.delivery() != v1::DELIVERY_UNRELIABLE &&
+             f.count() >= 2 && f.count() <= 65535 && f.index() < f.count() && !f.data().empty();
+    }
+    case v1::Frame::kPathChallenge:
+      return !has_unknown_fields(frame.path_challenge());
+    case v1::Frame::kPathResponse:
+      return !has_unknown_fields(frame.path_response());
     case v1::Frame::KIND_NOT_SET:
       return false;
   }
@@ -42,6 +66,12 @@ std::string_view drop_reason_name(DropReason reason) {
     case DropReason::kBadVersion: return "bad_version";
     case DropReason::kBadType: return "bad_type";
     case DropReason::kBadPayload: return "bad_payload";
+    case DropReason::kUnknownSession: return "unknown_session";
+    case DropReason::kBadCookie: return "bad_cookie";
+    case DropReason::kHandshakeFailed: return "handshake_failed";
+    case DropReason::kNotAuthentic: return "not_authentic";
+    case DropReason::kReplayed: return "replayed";
+    case DropReason::kOverloaded: return "overloaded";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -59,7 +89,16 @@ DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, Datag
   // An empty payload carries no frame, so it is as useless as a short header.
   if (datagram.size() <= kHeaderSize) return DropReason::kTruncated;
   if (datagram[0] != kWireVersion) return DropReason::kBadVersion;
-  if (datagram[1] != static_cast<uint8_t>(DatagramType::kPlain)) return DropReason::kBadType;
+  switch (static_cast<DatagramType>(datagram[1])) {
+    case DatagramType::kInitial:
+    case DatagramType::kRetry:
+    case DatagramType::kHandshake:
+    case DatagramType::kSealed0:
+    case DatagramType::kSealed1:
+      break;
+    default:
+      return DropReason::kBadType;
+  }
   out.version = datagram[0];
   out.type = static_cast<DatagramType>(datagram[1]);
   out.connection_id = load_be64(&datagram[2]);
@@ -77,21 +116,6 @@ DropReason parse_payload(std::span<const uint8_t> payload, v1::Packet& packet) {
     if (!frame_is_well_formed(frame)) return DropReason::kBadPayload;
   }
   return DropReason::kNone;
-}
-
-size_t encode_datagram(const DatagramHeader& header, const v1::Packet& packet,
-                       std::span<uint8_t> out) {
-  const size_t body = packet.ByteSizeLong();
-  if (out.size() < kHeaderSize || body > out.size() - kHeaderSize) return 0;
-  write_header(header, out);
-  packet.SerializeWithCachedSizesToArray(out.data() + kHeaderSize);
-  return kHeaderSize + body;
-}
-
-DropReason decode_datagram(std::span<const uint8_t> datagram, size_t max_size,
-                           DatagramHeader& header, v1::Packet& packet) {
-  if (auto r = read_header(datagram, max_size, header); r != DropReason::kNone) return r;
-  return parse_payload(datagram.subspan(kHeaderSize), packet);
 }
 
 }  // namespace prism::net

@@ -18,14 +18,22 @@ inline constexpr size_t kHeaderSize = 18;
 // protocol.md §2.3: the largest UDP payload either side ever accepts.
 inline constexpr size_t kMaxDatagramSize = 65507;
 
-// protocol.md §2.2. The secure transport adds its handshake and sealed types here.
+// protocol.md §2.2.
 enum class DatagramType : uint8_t {
-  kPlain = 0x10,  // payload is a cleartext prism.v1.Packet
+  kInitial = 0x01,    // client → server: Noise NK message 1, maybe a retry cookie (§5.2)
+  kRetry = 0x02,      // server → client: a retry cookie (§5.2)
+  kHandshake = 0x03,  // server → client: Noise NK message 2 (§5.3)
+  kSealed0 = 0x20,    // AES-256-GCM sealed prism.v1.Packet, key phase 0 (§5.4)
+  kSealed1 = 0x21,    // the same, key phase 1
 };
+
+inline bool is_sealed(DatagramType type) {
+  return type == DatagramType::kSealed0 || type == DatagramType::kSealed1;
+}
 
 struct DatagramHeader {
   uint8_t version = kWireVersion;
-  DatagramType type = DatagramType::kPlain;
+  DatagramType type = DatagramType::kSealed0;
   uint64_t connection_id = 0;
   uint64_t packet_number = 0;
 };
@@ -37,7 +45,13 @@ enum class DropReason : uint8_t {
   kOversized,      // larger than the configured maximum
   kBadVersion,     // header version is not kWireVersion
   kBadType,        // header type unknown
-  kBadPayload,     // payload is not a well-formed prism.v1.Packet
+  kBadPayload,     // payload is not a well-formed prism.v1.Packet or handshake message
+  kUnknownSession,  // sealed, for a connection id no session has
+  kBadCookie,       // INITIAL with a retry cookie that does not verify
+  kHandshakeFailed,  // INITIAL whose Noise message does not decrypt for this server key
+  kNotAuthentic,    // sealed, and the AEAD tag does not verify
+  kReplayed,        // sealed, a packet number already received or too old
+  kOverloaded,      // INITIAL refused because the worker holds its maximum of sessions
   kCount
 };
 
@@ -49,17 +63,9 @@ void write_header(const DatagramHeader& header, std::span<uint8_t> out);
 // Parses and validates the header of `datagram` (at most `max_size` bytes accepted).
 DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, DatagramHeader& out);
 
-// Parses a payload into `packet`, refusing anything that is not strictly one of ours:
-// unknown fields, empty frames, a frame with no kind, requests with id 0.
+// Parses a (decrypted) payload into `packet`, refusing anything that is not strictly one
+// of ours: unknown fields, empty frames, a frame with no kind, messages with request id
+// 0, malformed ACK ranges or fragment numbering (protocol.md §3.1).
 DropReason parse_payload(std::span<const uint8_t> payload, v1::Packet& packet);
-
-// Header plus serialized packet into `out`. Returns the datagram's size, or 0 when it
-// does not fit in `out`.
-size_t encode_datagram(const DatagramHeader& header, const v1::Packet& packet,
-                       std::span<uint8_t> out);
-
-// read_header + parse_payload.
-DropReason decode_datagram(std::span<const uint8_t> datagram, size_t max_size,
-                           DatagramHeader& header, v1::Packet& packet);
 
 }  // namespace prism::net

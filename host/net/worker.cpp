@@ -84,11 +84,11 @@ void SendBatch::flush() {
   used_ = 0;
 }
 
-Worker::Worker(unsigned index, size_t max_datagram)
+Worker::Worker(unsigned index, SessionSettings settings)
     : index_(index),
       recv_buffer_(kUvDgramSlot * kRecvSlots),
-      batch_(max_datagram),
-      pipeline_(batch_, max_datagram) {
+      batch_(settings.channel.max_datagram),
+      sessions_(index, batch_, *this, std::move(settings)) {
   uv_loop_init(&loop_);
   loop_.data = this;
   uv_check_init(&loop_, &flush_check_);
@@ -164,6 +164,8 @@ void Worker::start() {
 void Worker::stop() {
   if (!thread_.joinable()) return;
   post([this] {
+    sessions_.close_all("server shutting down");
+    batch_.flush();
     for (auto& close : at_stop_) close();
     close_handles();
   });
@@ -194,7 +196,16 @@ void Worker::run_posted() {
     tasks.swap(posted_);
   }
   for (auto& task : tasks) task();
+  flush();
+}
+
+void Worker::flush() {
+  sessions_.flush();
   batch_.flush();
+}
+
+void Worker::on_forwarded(std::span<const uint8_t> datagram, const PeerAddress& from) {
+  sessions_.on_datagram(datagram, from, true);
 }
 
 void Worker::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -216,14 +227,12 @@ void Worker::on_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const
   PeerAddress from;
   from.len = addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   std::memcpy(&from.addr, addr, from.len);
-  self->pipeline_.on_datagram(
+  self->sessions_.on_datagram(
       {reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread)}, from);
 }
 
-void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->batch_.flush(); }
+void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->flush(); }
 
-void Worker::on_prepare(uv_prepare_t* handle) {
-  static_cast<Worker*>(handle->data)->batch_.flush();
-}
+void Worker::on_prepare(uv_prepare_t* handle) { static_cast<Worker*>(handle->data)->flush(); }
 
 }  // namespace prism::net

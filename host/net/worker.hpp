@@ -16,7 +16,8 @@
 
 #include "base/expected.hpp"
 #include "net/loop_access.hpp"
-#include "net/pipeline.hpp"
+#include "net/session_table.hpp"
+#include "net/transport.hpp"
 
 namespace prism::net {
 
@@ -45,7 +46,7 @@ class SendBatch final : public Outbox {
 
 class Worker final : public LoopAccess {
  public:
-  Worker(unsigned index, size_t max_datagram);
+  Worker(unsigned index, SessionSettings settings);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -54,7 +55,10 @@ class Worker final : public LoopAccess {
   // `first` marks the first worker of a process: it refuses a port another process
   // already holds, which SO_REUSEPORT alone would silently share.
   Expected<uint16_t> bind(const std::string& host, uint16_t port, bool first);
-  void set_handler(RequestHandler* handler) { pipeline_.set_handler(handler); }
+  void set_handler(RequestHandler* handler) { sessions_.set_handler(handler); }
+  void set_forwarder(Forwarder forwarder) { sessions_.set_forwarder(std::move(forwarder)); }
+  // Loop thread only: a datagram another worker received for one of this worker's sessions.
+  void on_forwarded(std::span<const uint8_t> datagram, const PeerAddress& from);
 
   // Starts the worker's thread; the loop serves until stop().
   void start();
@@ -67,7 +71,8 @@ class Worker final : public LoopAccess {
   uv_loop_t* loop() override { return &loop_; }
 
   unsigned index() const { return index_; }
-  ReplyTransport& transport() { return pipeline_; }
+  ReplyTransport& transport() { return sessions_; }
+  SessionTable& sessions() { return sessions_; }
 
  private:
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -75,6 +80,7 @@ class Worker final : public LoopAccess {
                       const sockaddr* addr, unsigned flags);
   static void on_check(uv_check_t* handle);
   static void on_prepare(uv_prepare_t* handle);
+  void flush();
   static void on_async(uv_async_t* handle);
   void run_posted();
   void close_handles();
@@ -88,7 +94,7 @@ class Worker final : public LoopAccess {
   bool udp_open_ = false;
   std::vector<char> recv_buffer_;
   SendBatch batch_;
-  DatagramPipeline pipeline_;
+  SessionTable sessions_;
 
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "net/crypto/key_file.hpp"
+
 namespace prism::testing {
 namespace {
 
@@ -42,12 +44,19 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
   char tmpl[] = "/tmp/prismd-test-XXXXXX";
   dir_ = mkdtemp(tmpl);
   const fs::path config = dir_ / "prism.yaml";
+  state_dir_ = options.state_dir.empty() ? dir_ / "state" : options.state_dir;
+  key_file_ = options.key_file;
+  const fs::path plugins_d = dir_ / "plugins.d";
+  fs::create_directories(plugins_d);
+  for (const auto& [name, yaml] : options.plugin_configs) {
+    std::ofstream(plugins_d / (name + ".yaml")) << yaml;
+  }
   std::ofstream(config) << "server:\n  udp: 127.0.0.1:" << options.port
                         << "\n  workers: " << options.workers
                         << "\n  request_timeout_ms: " << options.request_timeout_ms << "\n"
-                        << "state_dir: "
-                        << (options.state_dir.empty() ? dir_ / "state" : options.state_dir).string()
-                        << "\n"
+                        << (options.key_file.empty() ? "" : "  key_file: " + options.key_file.string() + "\n")
+                        << "plugins:\n  config_dir: " << plugins_d.string() << "\n"
+                        << "state_dir: " << state_dir_.string() << "\n"
                         << "log:\n  level: info\n"
                         << options.extra_yaml;
   int fds[2];
@@ -61,6 +70,20 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
   if (wait_for_log(kListening)) {
     port_ = static_cast<uint16_t>(std::stoi(log_.substr(log_.find(kListening) + kListening.size())));
   }
+}
+
+std::string PrismdProcess::server_key_text() const {
+  std::ifstream in(key_file_.empty() ? state_dir_ / "server.pub"
+                                     : fs::path(key_file_).replace_extension(".pub"));
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+std::array<uint8_t, 32> PrismdProcess::server_key() const {
+  auto key = net::crypto::decode_public_key(server_key_text());
+  if (!key) throw std::runtime_error("server key: " + key.error());
+  return *key;
 }
 
 PrismdProcess::~PrismdProcess() {

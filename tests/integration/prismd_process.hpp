@@ -4,9 +4,11 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +21,10 @@ struct PrismdOptions {
   uint16_t port = 0;  // 0 = a free port
   unsigned request_timeout_ms = 2000;
   std::filesystem::path state_dir;  // empty = a fresh one inside the process's temp dir
+  std::filesystem::path key_file;  // server.key_file; empty = <state_dir>/server.key
   std::string extra_yaml;  // appended to the generated config
+  // Files of plugins.config_dir (a fresh one inside the process's temp dir): name → YAML.
+  std::map<std::string, std::string> plugin_configs;
 };
 
 class PrismdProcess {
@@ -35,6 +40,11 @@ class PrismdProcess {
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& log() const { return log_; }
   const std::filesystem::path& dir() const { return dir_; }
+  // The generated config (prismctl --config finds the server key through it).
+  std::filesystem::path config_path() const { return dir_ / "prism.yaml"; }
+  // The server's public key, "prism1:<hex>", as written to its state dir on start.
+  std::string server_key_text() const;
+  std::array<uint8_t, 32> server_key() const;
 
   // Reads the log until it contains `needle` or the process exits or `limit` passes.
   bool wait_for_log(std::string_view needle,
@@ -46,6 +56,8 @@ class PrismdProcess {
   bool read_some(std::chrono::milliseconds wait);
 
   std::filesystem::path dir_;
+  std::filesystem::path state_dir_;
+  std::filesystem::path key_file_;
   pid_t pid_ = -1;
   int log_fd_ = -1;
   uint16_t port_ = 0;

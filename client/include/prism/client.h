@@ -69,17 +69,28 @@ typedef struct prism_client_reply {
 
 /* ---- Functions --------------------------------------------------------------------- */
 
-/* Resolves host (a name or numeric address; IPv6 without brackets) and opens a UDP
- * socket to host:port. Nothing is sent yet. timeout_ms bounds every later call and
- * ping (0 means the default, 2000 ms).
+/* Resolves host (a name or numeric address; IPv6 without brackets), opens a UDP
+ * socket to host:port and runs the secure handshake (docs/protocol.md §5) against the
+ * server's public key. timeout_ms bounds the handshake and every later call and ping
+ * (0 means the default, 2000 ms).
  * host: borrowed, read during the call only.
+ * server_key: borrowed, read during the call only: "prism1:<64 hex digits>", as
+ *      prismd logs it and writes it to server.pub.
  * err: caller's buffer of err_len bytes, may be NULL; on failure it receives a
  *      NUL-terminated reason, truncated to fit.
  * Returns a handle owned by the caller (free it with prism_client_close), or NULL. */
-prism_client_t *prism_client_open(const char *host, uint16_t port, uint32_t timeout_ms,
-                                  char *err, size_t err_len);
+prism_client_t *prism_client_open(const char *host, uint16_t port, const char *server_key,
+                                  uint32_t timeout_ms, char *err, size_t err_len);
 
-/* Closes the socket and frees the handle. client: owned by the caller until this
+/* Logs the session in to a service (LOGIN, docs/protocol.md §5.10).
+ * service, token: borrowed, NUL-terminated, read during the call only.
+ * out: as for prism_client_call; its status is OK, INVALID_SERVICE,
+ *      INVALID_CREDENTIALS or RATE_LIMITED.
+ * Returns 0, or PRISM_CLIENT_EINVAL / EIO / ENOMEM / EINTERNAL. */
+int prism_client_login(prism_client_t *client, const char *service, const char *token,
+                       prism_client_reply_t *out);
+
+/* Sends CLOSE, closes the socket and frees the handle. client: owned by the caller until this
  * call, invalid after it; NULL is ignored. */
 void prism_client_close(prism_client_t *client);
 

@@ -1,12 +1,14 @@
-// libprism-client: a blocking request/reply client for prismd (docs/protocol.md §2-4).
-// Everything that touches the transport lives behind Client, so encryption and
-// reliability can be added there without changing a caller.
+// libprism-client: a client for prismd over the secure transport (docs/protocol.md §5):
+// handshake against the server's public key, AES-256-GCM sessions, reliable delivery,
+// service login, requests with deadlines (blocking or with callbacks) and pushes.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,29 +53,62 @@ struct Reply {
 // value this build does not know).
 std::string_view status_name(v1::Status status);
 
-// One client connection to prismd: one UDP socket (closed by the destructor), one
-// random connection id, one request in flight at a time. Not thread-safe; move-only.
+using ServerKey = std::array<uint8_t, 32>;
+
+struct ConnectOptions {
+  // The server's static X25519 public key (protocol.md §5.1): "prism1:<64 hex>" decoded.
+  ServerKey server_key{};
+  // Bounds the handshake, and is the default deadline of every later request.
+  std::chrono::milliseconds timeout = std::chrono::seconds(2);
+  // Nothing received for this long ends the session (the server says its own value).
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
+  size_t max_datagram = 1400;
+};
+
+using ReplyCallback = std::function<void(const Reply&)>;
+using PushCallback = std::function<void(const v1::Message&)>;
+
+// One session with prismd: one UDP socket (closed by the destructor), one handshake, any
+// number of requests in flight. Single-threaded: nothing happens between calls, and
+// callbacks run inside call(), poll() and the other calls that wait. Move-only.
 class Client {
  public:
-  // Resolves `endpoint` (getaddrinfo) and opens a socket connected to it. Nothing is
-  // sent yet. `timeout` bounds every later call()/ping() (must be positive).
-  static Expected<Client> connect(const Endpoint& endpoint,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  // Resolves `endpoint`, opens a socket and runs the handshake (INITIAL, RETRY, INITIAL
+  // with cookie, HANDSHAKE), resending on a timer until options.timeout. Errors name the
+  // server and the cause: nothing answering, a key that does not match, a refused port.
+  static Expected<Client> connect(const Endpoint& endpoint, const ConnectOptions& options);
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
-  ~Client();
+  ~Client();  // sends CLOSE
 
-  // Sends one request and waits for its reply. The error is only for local failures:
-  // the socket failed, the payload does not fit in a datagram, or the kernel reported
-  // the server's port closed (connection refused). A reply that does not come in time
-  // is Reply{STATUS_TIMEOUT}. Datagrams that fail to decode or answer another request
-  // are ignored.
-  Expected<Reply> call(uint32_t packet_id, std::string_view payload);
+  // Sends one request and waits for its reply. The error is only for local failures (the
+  // socket failed, the message is too large, the backlog is full); a reply that does not
+  // come in time is Reply{STATUS_TIMEOUT}, and one cut short by the end of the session
+  // Reply{STATUS_UNAVAILABLE}.
+  Expected<Reply> call(uint32_t packet_id, std::string_view payload,
+                       v1::Delivery delivery = v1::DELIVERY_RELIABLE_ORDERED);
 
-  // Round-trip time of one Ping/Pong. Error "no pong within N ms" on timeout.
+  // Sends a request without waiting: `done` runs exactly once, from a later poll() or
+  // call(), with the reply, TIMEOUT after `timeout` (0: the connect timeout), or
+  // UNAVAILABLE when the session ends first. Returns the request id.
+  Expected<uint32_t> send_request(uint32_t packet_id, std::string_view payload,
+                                  v1::Delivery delivery, ReplyCallback done,
+                                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  // Waits up to `max_wait` for traffic and handles whatever arrived (replies, pushes,
+  // timers); returns after the first batch or at max_wait. An error only for a socket
+  // failure.
+  Expected<void> poll(std::chrono::milliseconds max_wait);
+  size_t pending() const;
+  // Messages the server sends unasked (pushes) go here; without a handler they are dropped.
+  void set_push_handler(PushCallback handler);
+
+  // LOGIN (protocol.md §5.10): OK, INVALID_SERVICE, INVALID_CREDENTIALS or RATE_LIMITED.
+  Expected<Reply> login(std::string_view service, std::string_view token);
+
+  // Round-trip time of one PING/PONG. Error "no pong within N ms" on timeout.
   Expected<std::chrono::nanoseconds> ping();
 
   // The host's admin requests (HOST_LIST_PLUGINS, HOST_SERVER_STATUS). A timeout or a
@@ -86,14 +121,22 @@ class Client {
   //         "service 'x' has no method 'y' (methods: a, b)".
   Expected<uint32_t> resolve(std::string_view service, std::string_view method);
 
+  // Moves the session to a new local socket (a new source port), as a NAT rebinding
+  // would; the server validates the new address and carries on (protocol.md §5.9).
+  Expected<void> rebind();
+  // False once the session ended (closed by either side, idle, or peer not responding).
+  bool connected() const;
+  // Why the session ended; empty while it is open.
+  const std::string& close_reason() const;
+
   // The endpoint as given to connect().
   const Endpoint& endpoint() const;
-  // The bound on each later call()/ping(); values below 1 ms are raised to 1 ms.
+  // The default deadline of requests; values below 1 ms are raised to 1 ms.
   std::chrono::milliseconds timeout() const;
   void set_timeout(std::chrono::milliseconds timeout);
 
  private:
-  class Connection;  // the transport: socket, connection id, packet numbers, buffers
+  class Connection;  // socket, handshake, channel, pending requests
   explicit Client(std::unique_ptr<Connection> connection);
 
   std::unique_ptr<Connection> connection_;

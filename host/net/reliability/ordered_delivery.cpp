@@ -19,6 +19,13 @@ Arrival OrderedReceiver::store(uint64_t sequence, std::vector<uint8_t>&& payload
   return sequence == next_ ? Arrival::kDelivered : Arrival::kBuffered;
 }
 
+Arrival OrderedReceiver::classify(uint64_t sequence) const {
+  if (sequence < next_) return Arrival::kDuplicate;
+  if (sequence - next_ >= slots_.size()) return Arrival::kBeyondWindow;
+  if (slots_[sequence % slots_.size()].full) return Arrival::kDuplicate;
+  return sequence == next_ ? Arrival::kDelivered : Arrival::kBuffered;
+}
+
 std::optional<std::vector<uint8_t>> OrderedReceiver::take_next() {
   Slot& slot = slots_[next_ % slots_.size()];
   if (!slot.full) return std::nullopt;

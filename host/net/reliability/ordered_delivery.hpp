@@ -40,6 +40,10 @@ class OrderedReceiver {
     return arrival;
   }
 
+  // What on_message() would answer for `sequence`, changing nothing: callers use it to
+  // skip work for duplicates and to deliver the next message without buffering it.
+  Arrival classify(uint64_t sequence) const;
+
   // The sequence the next delivery will carry; everything below it was delivered.
   uint64_t next_sequence() const { return next_; }
   size_t buffered() const { return buffered_; }

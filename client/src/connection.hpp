@@ -1,0 +1,100 @@
+// Client::Connection: the client's side of the secure transport (docs/protocol.md §5) on
+// one connected UDP socket: the handshake, the session's Channel, the requests waiting for
+// replies, and the pump that moves datagrams and timers between them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "net/session/channel.hpp"
+#include "net/session/handshake.hpp"
+#include "prism/client.hpp"
+
+namespace prism::client {
+
+using Clock = std::chrono::steady_clock;
+
+class Client::Connection final : private net::session::ChannelEvents {
+ public:
+  // Opens the socket and runs the handshake.
+  static Expected<std::unique_ptr<Connection>> open(const Endpoint& endpoint,
+                                                    const ConnectOptions& options);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const Endpoint& endpoint() const { return endpoint_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  void set_timeout(std::chrono::milliseconds timeout) {
+    timeout_ = std::max(timeout, std::chrono::milliseconds(1));
+  }
+  bool connected() const { return channel_ && !channel_->closed() && close_reason_.empty(); }
+  const std::string& close_reason() const { return close_reason_; }
+  size_t pending() const { return pending_.size(); }
+  void set_push_handler(PushCallback handler) { push_ = std::move(handler); }
+
+  Expected<uint32_t> send_request(uint32_t packet_id, std::string_view payload,
+                                  v1::Delivery delivery, ReplyCallback done,
+                                  std::chrono::milliseconds timeout);
+  // Sends a PING; `on_pong` sees the nonce when its PONG arrives.
+  uint64_t send_ping();
+  std::optional<uint64_t> last_pong() const { return last_pong_; }
+
+  // Sends what is due, waits until `deadline` or the first datagrams, handles them and
+  // every timer that came due. An error only for a socket failure.
+  Expected<void> pump(Clock::time_point deadline);
+  // Pumps until `done()` or `deadline`; true when done.
+  template <typename Done>
+  Expected<bool> pump_until(Clock::time_point deadline, Done done) {
+    while (!done()) {
+      if (Clock::now() >= deadline) return false;
+      if (auto r = pump(deadline); !r) return Error{r.error()};
+    }
+    return true;
+  }
+
+  Expected<void> rebind();
+
+ private:
+  struct Pending {
+    Clock::time_point deadline;
+    ReplyCallback done;
+  };
+
+  Connection(Endpoint endpoint, std::string peer, int fd, std::chrono::milliseconds timeout);
+  Expected<void> handshake(const net::crypto::Key32& server_key, const ConnectOptions& options);
+  Expected<void> send_bytes(std::span<const uint8_t> bytes);
+  // Reads every datagram waiting on the socket (non-blocking); handshake datagrams go to
+  // `on_handshake` when given, sealed ones to the channel.
+  Expected<size_t> receive_all(const std::function<void(std::span<const uint8_t>)>* on_handshake);
+  Expected<void> flush();
+  void expire(Clock::time_point now);
+  void fail_all(v1::Status status, const std::string& message);
+  Error socket_error(std::string_view what, int err) const;
+
+  // ChannelEvents
+  void on_message(const v1::Message& message) override;
+  void on_pong(uint64_t nonce) override { last_pong_ = nonce; }
+  void on_closed(std::string_view reason) override;
+
+  Endpoint endpoint_;
+  std::string peer_;
+  int fd_;
+  std::chrono::milliseconds timeout_;
+  std::mt19937_64 rng_;
+  std::optional<net::session::Channel> channel_;
+  std::string close_reason_;
+  std::map<uint32_t, Pending> pending_;
+  uint32_t last_request_id_ = 0;
+  std::optional<uint64_t> last_pong_;
+  PushCallback push_;
+  std::vector<uint8_t> buffer_;  // one datagram, sent or received
+  v1::Message request_;
+};
+
+}  // namespace prism::client

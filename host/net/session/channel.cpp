@@ -1,0 +1,600 @@
+// The established-session state machine (docs/protocol.md §5.4-5.9).
+#include "net/session/channel.hpp"
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace prism::net::session {
+namespace {
+
+using google::protobuf::io::CodedOutputStream;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+// protocol.md §5.5: ranges per ACK frame, so an ACK never crowds out data.
+constexpr size_t kMaxAckRangesPerFrame = 16;
+// Room for a Fragment's own fields around its data (§5.7): tags, delivery, sequence,
+// index, count, lengths, and the Frame and Packet wrappers.
+constexpr size_t kFragmentOverhead = 48;
+// Packet-level wrapping of one frame: the Packet.frames tag and a length of up to 3 bytes.
+constexpr size_t kFrameWrap = 4;
+
+uint8_t mode_index(v1::Delivery delivery) {
+  return delivery == v1::DELIVERY_RELIABLE_ORDERED ? 0 : 1;
+}
+
+v1::Delivery mode_delivery(uint8_t mode) {
+  return mode == 0 ? v1::DELIVERY_RELIABLE_ORDERED : v1::DELIVERY_RELIABLE_UNORDERED;
+}
+
+size_t payload_room(size_t max_datagram) {
+  return max_datagram - kHeaderSize - crypto::kPacketTagSize;
+}
+
+// Appends `frame` (a serialized prism.v1.Frame) to a Packet being built at out[at...]
+// as field 1; false when it does not fit in `limit`.
+bool append_frame(std::string_view frame, std::span<uint8_t> out, size_t& at, size_t limit) {
+  const size_t need = 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(frame.size())) +
+                      frame.size();
+  if (at + need > limit) return false;
+  uint8_t* p = out.data() + at;
+  *p++ = 0x0A;  // Packet.frames, wire type 2
+  p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(frame.size()), p);
+  std::memcpy(p, frame.data(), frame.size());
+  at += need;
+  return true;
+}
+
+}  // namespace
+
+Channel::Channel(Role role, const crypto::SessionKeys& keys, uint64_t connection_id,
+                 ChannelConfig config, Clock::time_point now)
+    : connection_id_(connection_id),
+      config_(config),
+      sent_(),
+      rtt_(config.rto),
+      window_(config.max_unacked_bytes),
+      fragmenter_(payload_room(config.max_datagram) - kFragmentOverhead),
+      reassembler_(reliability::ReassemblyLimits{.max_message_size = config.max_message_size,
+                                                 .max_total_bytes = config.max_reassembly_bytes,
+                                                 .max_messages = 64,
+                                                 .timeout = milliseconds(10000)}),
+      ordered_in_(config.reorder_capacity),
+      unordered_in_(config.reorder_capacity),
+      last_received_(now),
+      last_keepalive_(now) {
+  const bool client = role == Role::kClient;
+  send_keys_.key = client ? keys.initiator_to_responder : keys.responder_to_initiator;
+  recv_keys_.key = client ? keys.responder_to_initiator : keys.initiator_to_responder;
+  sealer_.emplace(send_keys_.key);
+  opener_.emplace(recv_keys_.key);
+  plaintext_.resize(config.max_receive_datagram);
+}
+
+// ---- receiving ------------------------------------------------------------------------
+
+Expected<size_t> Channel::open(const DatagramHeader& header, std::span<const uint8_t> datagram,
+                               std::span<uint8_t> plaintext) {
+  const auto head = datagram.first(kHeaderSize);
+  const auto body = datagram.subspan(kHeaderSize);
+  const uint64_t pn = header.packet_number;
+  const uint8_t phase = header.type == DatagramType::kSealed1 ? 1 : 0;
+  if (phase == recv_keys_.phase) return opener_->open(pn, head, body, plaintext);
+  // §5.8: the other phase is the previous key for packets sent before the update we saw,
+  // the next key otherwise. The switch happens only once a packet opened under it.
+  if (pn < current_phase_first_pn_) {
+    if (!previous_opener_) return make_error("open: old key");
+    return previous_opener_->open(pn, head, body, plaintext);
+  }
+  const crypto::Key32 next = crypto::next_key(recv_keys_.key);
+  if (!next_opener_) next_opener_.emplace(next);
+  auto opened = next_opener_->open(pn, head, body, plaintext);
+  if (opened) {
+    previous_opener_ = std::move(opener_);
+    opener_ = std::move(next_opener_);
+    next_opener_.reset();
+    recv_keys_.key = next;
+    recv_keys_.phase = phase;
+    current_phase_first_pn_ = pn;
+  }
+  return opened;
+}
+
+Channel::Received Channel::on_datagram(const DatagramHeader& header,
+                                       std::span<const uint8_t> datagram, Clock::time_point now,
+                                       ChannelEvents& events) {
+  Received result;
+  ++stats_.datagrams_in;
+  if (state_ == State::kClosed) {
+    result.drop = DropReason::kUnknownSession;
+    return result;
+  }
+  if (datagram.size() > config_.max_receive_datagram) {
+    result.drop = DropReason::kOversized;
+    return result;
+  }
+  const uint64_t pn = header.packet_number;
+  const auto verdict = replay_.check(pn);
+  if (verdict == crypto::ReplayWindow::Verdict::kTooOld) {
+    ++stats_.replayed;
+    result.drop = DropReason::kReplayed;
+    return result;
+  }
+  // Authenticate before anything else, duplicates included: the header is cleartext,
+  // so a forged packet number must not be able to draw even an ACK.
+  auto opened = open(header, datagram, plaintext_);
+  if (!opened) {
+    ++stats_.not_authentic;
+    result.drop = DropReason::kNotAuthentic;
+    return result;
+  }
+  if (verdict == crypto::ReplayWindow::Verdict::kDuplicate) {
+    // §5.5: re-acknowledge (its ACK may have been lost), at most once per smoothed RTT
+    // so a replayed small packet cannot make us send a stream of ACKs.
+    if (now - largest_received_at_ > std::max<microseconds>(rtt_.smoothed_rtt(), milliseconds(5))) {
+      ack_owed_ = true;
+    }
+    ++stats_.replayed;
+    result.drop = DropReason::kReplayed;
+    return result;
+  }
+  result.largest = replay_.largest() < pn || pn == 0;
+  replay_.accept(pn);
+  last_received_ = now;
+  if (parse_payload(std::span(plaintext_.data(), *opened), in_) != DropReason::kNone) {
+    ++stats_.malformed;
+    result.drop = DropReason::kBadPayload;
+    return result;
+  }
+  bool refuse = false;
+  bool ack_eliciting = false;
+  for (const v1::Frame& frame : in_.frames()) {
+    if (!frame.has_ack() && !frame.has_close()) ack_eliciting = true;
+    deliver_frame(frame, now, events, refuse);
+    if (state_ == State::kClosed) return result;
+  }
+  if (refuse) {
+    // §5.6: something in it could not be held; leaving it unacknowledged makes the peer
+    // send its reliable frames again later, and duplicates of the rest are filtered.
+    ++stats_.refused;
+    return result;
+  }
+  received_.record(pn);
+  if (ack_eliciting) {
+    ack_owed_ = true;
+    largest_received_at_ = now;
+  }
+  return result;
+}
+
+void Channel::deliver_frame(const v1::Frame& frame, Clock::time_point now, ChannelEvents& events,
+                            bool& refuse) {
+  switch (frame.kind_case()) {
+    case v1::Frame::kMessage: {
+      // The packet is ours to edit; a reliable message may be buffered (moved) below.
+      auto& message = const_cast<v1::Message&>(frame.message());
+      if (message.delivery() == v1::DELIVERY_UNRELIABLE) {
+        events.on_message(message);
+      } else {
+        on_reliable(message, mode_index(message.delivery()), events, refuse);
+      }
+      break;
+    }
+    case v1::Frame::kFragment:
+      on_fragment(frame.fragment(), now, events, refuse);
+      break;
+    case v1::Frame::kAck:
+      on_ack(frame.ack(), now);
+      break;
+    case v1::Frame::kPing:
+      frame_.Clear();
+      frame_.mutable_pong()->set_nonce(frame.ping().nonce());
+      enqueue_frame(frame_, control_);
+      break;
+    case v1::Frame::kPong:
+      events.on_pong(frame.pong().nonce());
+      break;
+    case v1::Frame::kPathChallenge:
+      frame_.Clear();
+      frame_.mutable_path_response()->set_data(frame.path_challenge().data());
+      enqueue_frame(frame_, control_);
+      break;
+    case v1::Frame::kPathResponse:
+      events.on_path_response(frame.path_response().data());
+      break;
+    case v1::Frame::kClose:
+      state_ = State::kClosed;
+      events.on_closed("peer closed the session: " + frame.close().reason());
+      break;
+    case v1::Frame::KIND_NOT_SET:
+      break;
+  }
+}
+
+void Channel::on_reliable(v1::Message& message, uint8_t mode, ChannelEvents& events,
+                          bool& refuse) {
+  const uint64_t sequence = message.sequence();
+  auto& receiver = mode == 0 ? ordered_in_ : unordered_in_;
+  const auto arrival = receiver.classify(sequence);
+  if (arrival == reliability::Arrival::kDuplicate) return;
+  if (arrival == reliability::Arrival::kBeyondWindow) {
+    refuse = true;
+    return;
+  }
+  if (mode == 1) {
+    // Unordered: hand it up now; the receiver only remembers that it was seen.
+    receiver.on_message(sequence, {}, [](std::vector<uint8_t>&&) {});
+    events.on_message(message);
+    return;
+  }
+  if (arrival == reliability::Arrival::kBuffered) {
+    const size_t size = message.ByteSizeLong();
+    // Messages waiting behind a gap are bounded in bytes too, not only in count: a peer
+    // must not park a thousand maximum-size messages here.
+    if (ordered_buffered_bytes_ + size > config_.max_reassembly_bytes) {
+      refuse = true;
+      return;
+    }
+    std::vector<uint8_t> bytes(size);
+    message.SerializeWithCachedSizesToArray(bytes.data());
+    receiver.on_message(sequence, std::move(bytes), [](std::vector<uint8_t>&&) {});
+    ordered_buffered_bytes_ += size;
+    return;
+  }
+  // The next in order: deliver it without buffering, then whatever waited behind it.
+  bool first = true;
+  receiver.on_message(sequence, {}, [&](std::vector<uint8_t>&& bytes) {
+    if (first) {
+      first = false;
+      events.on_message(message);
+      return;
+    }
+    ordered_buffered_bytes_ -= std::min(ordered_buffered_bytes_, bytes.size());
+    scratch_message_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+    events.on_message(scratch_message_);
+  });
+}
+
+void Channel::on_fragment(const v1::Fragment& fragment, Clock::time_point now,
+                          ChannelEvents& events, bool& refuse) {
+  const uint8_t mode = mode_index(fragment.delivery());
+  auto& receiver = mode == 0 ? ordered_in_ : unordered_in_;
+  const auto arrival = receiver.classify(fragment.sequence());
+  if (arrival == reliability::Arrival::kDuplicate) return;
+  if (arrival == reliability::Arrival::kBeyondWindow) {
+    refuse = true;
+    return;
+  }
+  // Reassembly ids: the low 31 bits of the sequence and the mode; live sequences of one
+  // mode span at most reorder_capacity, so ids never collide.
+  const uint32_t id = static_cast<uint32_t>(fragment.sequence() & 0x7FFFFFFF) |
+                      (static_cast<uint32_t>(mode) << 31);
+  const reliability::FragmentHeader header{.message_id = id,
+                                           .index = static_cast<uint16_t>(fragment.index()),
+                                           .count = static_cast<uint16_t>(fragment.count())};
+  const auto& data = fragment.data();
+  reassembler_.expire(now);
+  auto added = reassembler_.add(
+      header, std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  if (!added) {
+    refuse = true;
+    return;
+  }
+  if (!added->has_value()) return;
+  const std::vector<uint8_t>& bytes = **added;
+  v1::Message message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      message.request_id() == 0) {
+    // Authentic but unusable: the stream could never move past it.
+    ++stats_.malformed;
+    finish("protocol violation: a reassembled message does not parse", &events);
+    return;
+  }
+  message.set_delivery(mode_delivery(mode));
+  message.set_sequence(fragment.sequence());
+  on_reliable(message, mode, events, refuse);
+}
+
+void Channel::on_ack(const v1::Ack& ack, Clock::time_point now) {
+  std::array<reliability::AckRange, 64> ranges;
+  const size_t n = std::min<size_t>(ranges.size(), static_cast<size_t>(ack.ranges_size()) / 2);
+  for (size_t i = 0; i < n; ++i) {
+    ranges[i] = {ack.ranges(static_cast<int>(2 * i)), ack.ranges(static_cast<int>(2 * i + 1))};
+  }
+  const auto result = sent_.on_ack(std::span(ranges.data(), n), now);
+  if (result.rtt_sample) {
+    // RFC 9002 §5.3: the peer's own delay is not path delay, unless it exceeds the sample.
+    const microseconds delay(ack.delay_us());
+    rtt_.on_sample(*result.rtt_sample > delay ? *result.rtt_sample - delay : *result.rtt_sample);
+  }
+  for (const uint64_t token : result.acked_tokens) {
+    const auto it = packet_units_.find(token);
+    if (it == packet_units_.end()) continue;
+    for (const uint64_t unit : it->second) unit_acked(unit);
+    packet_units_.erase(it);
+  }
+  requeue_lost(now);
+}
+
+void Channel::requeue_lost(Clock::time_point now) {
+  lost_.clear();
+  sent_.detect_lost(now, rtt_.rto(), lost_);
+  for (const uint64_t token : lost_) {
+    const auto it = packet_units_.find(token);
+    if (it == packet_units_.end()) continue;
+    for (const uint64_t unit : it->second) {
+      if (units_.contains(unit)) resend_.push_back(unit);
+    }
+    packet_units_.erase(it);
+  }
+}
+
+void Channel::unit_acked(uint64_t unit_id) {
+  const auto it = units_.find(unit_id);
+  if (it == units_.end()) return;  // acknowledged already through another copy
+  const Unit& unit = it->second;
+  window_.on_acked(unit.bytes);
+  backlog_bytes_ -= std::min(backlog_bytes_, unit.bytes);
+  auto& outstanding = out_sequences_[unit.mode].outstanding;
+  if (!outstanding.empty() && unit.sequence >= outstanding.front().first) {
+    auto& entry = outstanding[unit.sequence - outstanding.front().first];
+    if (entry.second > 0) --entry.second;
+    while (!outstanding.empty() && outstanding.front().second == 0) outstanding.pop_front();
+  }
+  units_.erase(it);
+}
+
+// ---- sending --------------------------------------------------------------------------
+
+void Channel::enqueue_frame(const v1::Frame& frame, std::deque<std::string>& queue) {
+  queue.emplace_back();
+  frame.SerializeToString(&queue.back());
+}
+
+Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
+  if (state_ != State::kOpen) return make_error("the session is closed");
+  message.set_delivery(delivery);
+  if (delivery == v1::DELIVERY_UNRELIABLE) {
+    message.clear_sequence();
+    frame_.Clear();
+    *frame_.mutable_message() = message;
+    const size_t size = frame_.ByteSizeLong();
+    if (size + kFrameWrap > payload_room(config_.max_datagram)) {
+      return make_error("an unreliable message of " + std::to_string(size) +
+                        " bytes does not fit in one datagram; send it reliably");
+    }
+    if (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog) {
+      return make_error("send backlog full");
+    }
+    enqueue_frame(frame_, unreliable_);
+    backlog_bytes_ += size;
+    return {};
+  }
+  const uint8_t mode = mode_index(delivery);
+  SendSequences& seqs = out_sequences_[mode];
+  message.set_sequence(seqs.next);
+  const size_t size = message.ByteSizeLong();
+  if (size > config_.max_message_size) {
+    return make_error("message of " + std::to_string(size) + " bytes exceeds the maximum of " +
+                      std::to_string(config_.max_message_size));
+  }
+  if (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog) {
+    return make_error("send backlog full");
+  }
+  // Fragmenting is decided before a sequence number is spent, so a refusal leaves no gap.
+  frame_.Clear();
+  *frame_.mutable_message() = message;
+  const bool whole = frame_.ByteSizeLong() + kFrameWrap <= payload_room(config_.max_datagram);
+  const auto count = whole ? Expected<uint16_t>(uint16_t{1}) : fragmenter_.fragment_count(size);
+  if (!count) return make_error(count.error());
+  const uint64_t sequence = seqs.next++;
+  auto add_unit = [&](v1::Frame& frame, size_t bytes) {
+    Unit unit{.frame = frame.SerializeAsString(), .bytes = bytes, .sequence = sequence, .mode = mode};
+    backlog_bytes_ += unit.bytes;
+    units_.emplace(next_unit_id_, std::move(unit));
+    queued_.push_back(next_unit_id_++);
+  };
+  if (whole) {
+    add_unit(frame_, size);
+    seqs.outstanding.emplace_back(sequence, 1);
+    return {};
+  }
+  // §5.7: too large for one datagram; fragments of the serialized message.
+  const std::string bytes = message.SerializeAsString();
+  const std::span<const uint8_t> serialized(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            bytes.size());
+  for (uint16_t i = 0; i < *count; ++i) {
+    const auto piece = fragmenter_.fragment(static_cast<uint32_t>(sequence), serialized, i);
+    frame_.Clear();
+    v1::Fragment* f = frame_.mutable_fragment();
+    f->set_delivery(delivery);
+    f->set_sequence(sequence);
+    f->set_index(i);
+    f->set_count(*count);
+    f->set_data(piece.data.data(), piece.data.size());
+    add_unit(frame_, piece.data.size());
+  }
+  seqs.outstanding.emplace_back(sequence, *count);
+  return {};
+}
+
+void Channel::send_ping(uint64_t nonce) {
+  if (state_ != State::kOpen) return;
+  frame_.Clear();
+  frame_.mutable_ping()->set_nonce(nonce);
+  enqueue_frame(frame_, control_);
+}
+
+void Channel::close(std::string_view reason) {
+  if (state_ != State::kOpen) return;
+  finish(reason, nullptr);
+}
+
+void Channel::finish(std::string_view reason, ChannelEvents* events) {
+  if (state_ != State::kOpen) return;
+  frame_.Clear();
+  frame_.mutable_close()->set_reason(std::string(reason));
+  close_frame_ = frame_.SerializeAsString();
+  state_ = State::kClosing;
+  if (events != nullptr) events->on_closed(reason);
+}
+
+bool Channel::may_send_new(const Unit& unit) const {
+  if (!window_.can_send(unit.bytes)) return false;
+  // ordered_delivery.hpp: stay within the peer's reorder capacity of the oldest message
+  // not yet acknowledged, or the peer would have to refuse it.
+  const auto& outstanding = out_sequences_[unit.mode].outstanding;
+  return outstanding.empty() || unit.sequence - outstanding.front().first < config_.reorder_capacity;
+}
+
+bool Channel::has_output() const {
+  if (state_ == State::kClosing) return true;
+  if (state_ == State::kClosed) return false;
+  if (ack_owed_ || !control_.empty() || !unreliable_.empty() || !resend_.empty()) return true;
+  return !queued_.empty() && may_send_new(units_.at(queued_.front()));
+}
+
+void Channel::rotate_send_key() {
+  send_keys_.key = crypto::next_key(send_keys_.key);
+  send_keys_.phase ^= 1;
+  sealer_.emplace(send_keys_.key);
+  packets_under_key_ = 0;
+  ++stats_.key_updates;
+}
+
+size_t Channel::poll_transmit(std::span<uint8_t> out, Clock::time_point now) {
+  if (state_ == State::kClosed) return 0;
+  const size_t max = std::min(out.size(), config_.max_datagram);
+  if (max < kHeaderSize + crypto::kPacketTagSize + 16) return 0;
+  const size_t limit = max - crypto::kPacketTagSize;  // frames end here
+  size_t at = kHeaderSize;
+  bool ack_eliciting = false;
+  std::vector<uint64_t> carried;
+
+  if (state_ == State::kClosing) {
+    append_frame(close_frame_, out, at, limit);
+    state_ = State::kClosed;
+  } else {
+    if (ack_owed_) {
+      std::array<reliability::AckRange, kMaxAckRangesPerFrame> ranges;
+      const size_t n = received_.write_ranges(ranges);
+      if (n > 0) {
+        frame_.Clear();
+        v1::Ack* ack = frame_.mutable_ack();
+        for (size_t i = 0; i < n; ++i) {
+          ack->add_ranges(ranges[i].first);
+          ack->add_ranges(ranges[i].last);
+        }
+        ack->set_delay_us(static_cast<uint32_t>(std::min<int64_t>(
+            duration_cast<microseconds>(now - largest_received_at_).count(), UINT32_MAX)));
+        append_frame(frame_.SerializeAsString(), out, at, limit);
+      }
+      ack_owed_ = false;
+    }
+    while (!control_.empty() && append_frame(control_.front(), out, at, limit)) {
+      control_.pop_front();
+      ack_eliciting = true;
+    }
+    while (!resend_.empty()) {
+      const auto it = units_.find(resend_.front());
+      if (it == units_.end()) {
+        resend_.pop_front();
+        continue;
+      }
+      if (!append_frame(it->second.frame, out, at, limit)) break;
+      carried.push_back(it->first);
+      resend_.pop_front();
+      ++stats_.retransmitted;
+    }
+    while (!queued_.empty()) {
+      const Unit& unit = units_.at(queued_.front());
+      if (!may_send_new(unit) || !append_frame(unit.frame, out, at, limit)) break;
+      window_.on_sent(unit.bytes);
+      carried.push_back(queued_.front());
+      queued_.pop_front();
+    }
+    while (!unreliable_.empty() && append_frame(unreliable_.front(), out, at, limit)) {
+      backlog_bytes_ -= std::min(backlog_bytes_, unreliable_.front().size());
+      unreliable_.pop_front();
+      ack_eliciting = true;
+    }
+    if (!carried.empty()) ack_eliciting = true;
+  }
+  if (at == kHeaderSize) return 0;
+  return seal_packet(out, at, ack_eliciting, std::move(carried), now);
+}
+
+size_t Channel::seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_eliciting,
+                            std::vector<uint64_t> carried, Clock::time_point now) {
+  const uint64_t pn = next_packet_number_++;
+  const DatagramHeader header{
+      .type = send_keys_.phase == 0 ? DatagramType::kSealed0 : DatagramType::kSealed1,
+      .connection_id = connection_id_,
+      .packet_number = pn};
+  write_header(header, out);
+  const size_t sealed = sealer_->seal(pn, out.first(kHeaderSize),
+                                      out.subspan(kHeaderSize, frames_end - kHeaderSize),
+                                      out.subspan(kHeaderSize));
+  const size_t size = kHeaderSize + sealed;
+  if (ack_eliciting) {
+    sent_.on_sent(pn, size, now, true, pn);
+    if (!carried.empty()) packet_units_.emplace(pn, std::move(carried));
+  }
+  ++stats_.datagrams_out;
+  // §5.8: a key is retired long before its packet numbers could repeat a nonce.
+  if (++packets_under_key_ >= config_.packets_per_key) rotate_send_key();
+  return size;
+}
+
+size_t Channel::write_path_challenge(uint64_t data, std::span<uint8_t> out, Clock::time_point now) {
+  const size_t max = std::min(out.size(), config_.max_datagram);
+  if (state_ != State::kOpen || max < kHeaderSize + crypto::kPacketTagSize + 16) return 0;
+  frame_.Clear();
+  frame_.mutable_path_challenge()->set_data(data);
+  size_t at = kHeaderSize;
+  if (!append_frame(frame_.SerializeAsString(), out, at, max - crypto::kPacketTagSize)) return 0;
+  return seal_packet(out, at, true, {}, now);
+}
+
+// ---- timers ---------------------------------------------------------------------------
+
+Clock::time_point Channel::next_timer() const {
+  if (state_ != State::kOpen) return Clock::time_point::max();
+  Clock::time_point next = last_received_ + config_.idle_timeout;
+  if (config_.keepalive.count() > 0) {
+    next = std::min(next, std::max(last_received_, last_keepalive_) + config_.keepalive);
+  }
+  if (const auto loss = sent_.loss_deadline(rtt_.rto())) next = std::min(next, *loss);
+  return next;
+}
+
+void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
+  if (state_ != State::kOpen) return;
+  if (now - last_received_ >= config_.idle_timeout) {
+    finish("idle timeout: nothing received for " + std::to_string(config_.idle_timeout.count()) +
+               " ms",
+           &events);
+    return;
+  }
+  if (const auto loss = sent_.loss_deadline(rtt_.rto()); loss && now >= *loss) {
+    requeue_lost(now);
+    rtt_.on_timeout();
+    if (rtt_.consecutive_timeouts() > config_.max_retransmissions) {
+      finish("peer not responding: " + std::to_string(config_.max_retransmissions) +
+                 " retransmissions unanswered",
+             &events);
+      return;
+    }
+  }
+  if (config_.keepalive.count() > 0 &&
+      now >= std::max(last_received_, last_keepalive_) + config_.keepalive) {
+    last_keepalive_ = now;
+    send_ping(next_packet_number_);
+  }
+}
+
+}  // namespace prism::net::session

@@ -1,0 +1,385 @@
+// Per-worker sessions: handshake, routing by connection id, path validation, timers
+// (docs/protocol.md §5).
+#include "net/session_table.hpp"
+
+#include <algorithm>
+
+#include "metrics/metrics.hpp"
+
+namespace prism::net {
+namespace {
+
+using session::Clock;
+using session::InitialOutcome;
+
+// protocol.md §5.3: the top byte of a server-chosen connection id names the worker that
+// owns the session, so any worker can route a datagram whose address changed.
+constexpr int kWorkerShift = 56;
+
+metrics::Counter& counter(const char* name, const char* help) {
+  return metrics::registry().counter(name, "", help);
+}
+
+}  // namespace
+
+// Everything prismd keeps for one client.
+struct SessionTable::Session {
+  SessionTable* table;
+  uint64_t id;
+  PeerAddress peer;
+  session::Channel channel;
+  uv_timer_t* timer = nullptr;  // heap: freed in its close callback
+  Clock::time_point armed_for = Clock::time_point::max();
+  bool dirty = false;
+  // Until the client's first sealed packet confirms the handshake (§5.3).
+  uint64_t client_id = 0;
+  crypto::Key32 client_ephemeral{};
+  std::vector<uint8_t> handshake_reply;
+  // A new address the client appeared from, while it is being validated (§5.9).
+  std::optional<PeerAddress> candidate;
+  uint64_t challenge = 0;
+  size_t candidate_budget = 0;  // bytes we may still send there: what it sent us
+  // The source of the datagram being processed (path responses must come from there).
+  const PeerAddress* current_from = nullptr;
+  std::string close_reason;
+
+  Session(SessionTable* t, uint64_t i, const PeerAddress& p, const crypto::SessionKeys& keys,
+          const session::ChannelConfig& config, Clock::time_point now)
+      : table(t),
+        id(i),
+        peer(p),
+        channel(session::Channel::Role::kServer, keys, i, config, now) {}
+};
+
+class SessionTable::Events final : public session::ChannelEvents {
+ public:
+  Events(SessionTable& table, Session& s) : table_(table), s_(s) {}
+
+  void on_message(const v1::Message& message) override {
+    // Replies and pushes travel server → client only; a client never sends them.
+    if (message.is_reply() || table_.handler_ == nullptr) return;
+    const RequestOrigin origin{.peer = s_.peer, .connection_id = s_.id,
+                               .delivery = message.delivery()};
+    table_.handler_->on_request(origin, message);
+  }
+  void on_path_response(uint64_t data) override {
+    if (!s_.candidate || data != s_.challenge || s_.current_from == nullptr ||
+        !s_.current_from->same_as(*s_.candidate)) {
+      return;
+    }
+    SPDLOG_INFO("event=session_migrated session={:016x} from={} to={}", s_.id,
+                s_.peer.to_string(), s_.candidate->to_string());
+    s_.peer = *s_.candidate;
+    s_.candidate.reset();
+    table_.migrated_.add();
+  }
+  void on_closed(std::string_view reason) override { s_.close_reason = std::string(reason); }
+
+ private:
+  SessionTable& table_;
+  Session& s_;
+};
+
+SessionTable::SessionTable(unsigned worker_index, Outbox& outbox, LoopAccess& loop,
+                           SessionSettings settings)
+    : index_(worker_index),
+      outbox_(outbox),
+      loop_(loop),
+      settings_(std::move(settings)),
+      handshake_(settings_.server_key),
+      rng_(std::random_device{}()),
+      received_(counter("prism_datagrams_received_total", "Datagrams received on the UDP listener")),
+      sent_(counter("prism_datagrams_sent_total", "Datagrams sent by the UDP listener")),
+      retries_(counter("prism_handshake_retries_total",
+                       "INITIALs without a cookie, answered with a stateless RETRY")),
+      opened_(counter("prism_sessions_opened_total", "Sessions established (handshake done)")),
+      closed_(counter("prism_sessions_closed_total", "Sessions ended, for any reason")),
+      migrated_(counter("prism_sessions_migrated_total",
+                        "Sessions moved to a new client address after validating it")),
+      retransmitted_(counter("prism_retransmissions_total",
+                             "Reliable frames sent again after a loss (counted at session end)")),
+      replies_dropped_(counter("prism_replies_dropped_total",
+                               "Replies for a session that is gone or whose backlog is full")) {
+  // A second seed source: connection ids must not be guessable from the worker's first.
+  std::seed_seq seq{std::random_device{}(), std::random_device{}(), std::random_device{}(),
+                    std::random_device{}()};
+  rng_.seed(seq);
+  for (size_t i = 1; i < dropped_.size(); ++i) {
+    std::string labels = "reason=\"";
+    labels += drop_reason_name(static_cast<DropReason>(i));
+    labels += '"';
+    dropped_[i] = &metrics::registry().counter("prism_datagrams_dropped_total", labels,
+                                               "Datagrams dropped without a reply, by reason");
+  }
+}
+
+SessionTable::~SessionTable() = default;
+
+void SessionTable::drop(DropReason reason) { dropped_[static_cast<size_t>(reason)]->add(); }
+
+void SessionTable::send_datagram(const PeerAddress& to, std::span<const uint8_t> bytes) {
+  auto buffer = outbox_.next_buffer();
+  if (buffer.size() < bytes.size()) return;
+  std::copy(bytes.begin(), bytes.end(), buffer.begin());
+  outbox_.commit(to, bytes.size());
+  sent_.add();
+}
+
+void SessionTable::on_datagram(std::span<const uint8_t> datagram, const PeerAddress& from,
+                               bool forwarded) {
+  if (!forwarded) received_.add();  // counted once, by the worker that read it
+  DatagramHeader header;
+  // Bad input is counted and dropped without any reply: nothing to amplify (§2.4).
+  if (auto r = read_header(datagram, settings_.channel.max_datagram, header); r != DropReason::kNone) {
+    drop(r);
+    return;
+  }
+  if (header.type == DatagramType::kInitial) {
+    on_initial(datagram, from);
+    return;
+  }
+  if (!is_sealed(header.type)) {  // RETRY and HANDSHAKE travel server → client only
+    drop(DropReason::kBadType);
+    return;
+  }
+  const auto owner = static_cast<unsigned>(header.connection_id >> kWorkerShift);
+  if (owner != index_ && !forwarded && forwarder_) {
+    if (!forwarder_(owner, datagram, from)) drop(DropReason::kUnknownSession);
+    return;
+  }
+  on_sealed(header, datagram, from);
+}
+
+uint64_t SessionTable::new_connection_id() {
+  for (;;) {
+    const uint64_t id = (uint64_t{index_} << kWorkerShift) |
+                        (rng_() & ((uint64_t{1} << kWorkerShift) - 1));
+    if (id != 0 && !sessions_.contains(id)) return id;
+  }
+}
+
+void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddress& from) {
+  std::array<uint8_t, PeerAddress::kMaxKeyBytes> address{};
+  const size_t address_len = from.key_bytes(address);
+  auto checked = handshake_.check(datagram, std::span(address.data(), address_len),
+                                  std::chrono::system_clock::now());
+  if (checked.kind == InitialOutcome::Kind::kDrop) {
+    drop(checked.reason);
+    return;
+  }
+  if (checked.kind == InitialOutcome::Kind::kRetry) {
+    retries_.add();
+    send_datagram(from, checked.reply);
+    return;
+  }
+  // A repeat of an INITIAL we answered (our HANDSHAKE was lost): answer it the same way.
+  if (const auto known = by_client_id_.find(checked.client_id); known != by_client_id_.end()) {
+    Session& s = *sessions_.at(known->second);
+    if (s.peer.same_as(from) && s.client_ephemeral == checked.client_ephemeral) {
+      send_datagram(from, s.handshake_reply);
+    } else {
+      drop(DropReason::kHandshakeFailed);
+    }
+    return;
+  }
+  if (sessions_.size() >= settings_.max_sessions) {
+    drop(DropReason::kOverloaded);
+    return;
+  }
+  const uint64_t id = new_connection_id();
+  v1::ServerHello hello;
+  hello.set_connection_id(id);
+  hello.set_idle_timeout_ms(static_cast<uint32_t>(settings_.channel.idle_timeout.count()));
+  hello.set_max_message_size(static_cast<uint32_t>(settings_.channel.max_message_size));
+  auto accepted = handshake_.accept(datagram, hello);
+  if (accepted.kind != InitialOutcome::Kind::kAccept) {
+    drop(accepted.reason);
+    return;
+  }
+  auto owned = std::make_unique<Session>(this, id, from, accepted.keys, settings_.channel,
+                                         Clock::now());
+  Session& s = *owned;
+  s.client_id = accepted.client_id;
+  s.client_ephemeral = accepted.client_ephemeral;
+  s.handshake_reply = std::move(accepted.reply);
+  s.timer = new uv_timer_t;
+  uv_timer_init(loop_.loop(), s.timer);
+  s.timer->data = &s;
+  sessions_.emplace(id, std::move(owned));
+  by_client_id_.emplace(s.client_id, id);
+  opened_.add();
+  SPDLOG_DEBUG("event=session_opened session={:016x} peer={} worker={}", id, from.to_string(),
+               index_);
+  send_datagram(from, s.handshake_reply);
+  touch(s);
+}
+
+void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8_t> datagram,
+                             const PeerAddress& from) {
+  const auto it = sessions_.find(header.connection_id);
+  if (it == sessions_.end()) {
+    drop(DropReason::kUnknownSession);
+    return;
+  }
+  Session& s = *it->second;
+  Events events(*this, s);
+  s.current_from = &from;
+  const auto result = s.channel.on_datagram(header, datagram, Clock::now(), events);
+  s.current_from = nullptr;
+  touch(s);
+  if (result.drop != DropReason::kNone) {
+    drop(result.drop);
+    return;
+  }
+  if (s.client_id != 0) {  // the client has the keys: the handshake is confirmed
+    by_client_id_.erase(s.client_id);
+    s.client_id = 0;
+    s.handshake_reply = {};
+  }
+  if (s.peer.same_as(from)) return;
+  // §5.9: an authentic packet from a new address. Move only once the new address answers
+  // a challenge, and send it no more bytes than it sent us until then.
+  if (!s.candidate || !s.candidate->same_as(from)) {
+    if (!result.largest) return;  // a late packet from an old path is no reason to move
+    s.candidate = from;
+    s.challenge = rng_();
+    s.candidate_budget = 0;
+  }
+  s.candidate_budget += datagram.size();
+  auto buffer = outbox_.next_buffer();
+  // Limited to the budget, so a challenge that would not fit is never sealed at all.
+  const size_t n = s.channel.write_path_challenge(
+      s.challenge, buffer.first(std::min(buffer.size(), s.candidate_budget)), Clock::now());
+  if (n == 0) return;
+  s.candidate_budget -= n;
+  outbox_.commit(from, n);
+  sent_.add();
+}
+
+bool SessionTable::send_reply(const RequestOrigin& origin, uint32_t request_id,
+                              uint32_t packet_id, v1::Status status, std::string_view message,
+                              std::span<const uint8_t> payload) {
+  const auto it = sessions_.find(origin.connection_id);
+  if (it == sessions_.end()) {
+    // The session ended while its request was being served: nobody to answer. Counted
+    // here; not the caller's failure.
+    replies_dropped_.add();
+    return true;
+  }
+  Session& s = *it->second;
+  reply_.Clear();
+  reply_.set_request_id(request_id);
+  reply_.set_packet_id(packet_id);
+  reply_.set_is_reply(true);
+  reply_.set_status(status);
+  reply_.set_status_message(message.data(), message.size());
+  reply_.set_payload(payload.data(), payload.size());
+  v1::Delivery delivery = origin.delivery;
+  auto sent = s.channel.send(delivery, reply_);
+  if (!sent && delivery == v1::DELIVERY_UNRELIABLE) {
+    // Too large for one datagram: an unreliable request's reply then goes reliably,
+    // since fragments need retransmission to be of any use (§5.7).
+    delivery = v1::DELIVERY_RELIABLE_UNORDERED;
+    sent = s.channel.send(delivery, reply_);
+  }
+  const bool fits = sent.ok() || reply_.ByteSizeLong() <= settings_.channel.max_message_size;
+  if (!sent && !fits) {
+    // Above the maximum message size: the requester still gets an answer.
+    reply_.clear_payload();
+    reply_.set_status(v1::STATUS_INTERNAL);
+    reply_.set_status_message("reply too large: " + sent.error());
+    sent = s.channel.send(delivery, reply_);
+  }
+  if (!sent) {
+    replies_dropped_.add();
+    if (log_limiter_.allow()) {
+      SPDLOG_WARN("event=reply_dropped session={:016x} request_id={} error=\"{}\" suppressed={}",
+                  s.id, request_id, sent.error(), log_limiter_.take_suppressed());
+    }
+  }
+  touch(s);
+  return sent.ok() && fits;
+}
+
+bool SessionTable::send_push(uint64_t connection_id, uint32_t push_id, uint32_t packet_id,
+                             v1::Delivery delivery, std::span<const uint8_t> payload) {
+  const auto it = sessions_.find(connection_id);
+  if (it == sessions_.end()) return false;
+  Session& s = *it->second;
+  reply_.Clear();
+  reply_.set_request_id(push_id);
+  reply_.set_packet_id(packet_id);
+  reply_.set_payload(payload.data(), payload.size());
+  const auto sent = s.channel.send(delivery, reply_);
+  if (!sent) replies_dropped_.add();
+  touch(s);
+  return sent.ok();
+}
+
+void SessionTable::touch(Session& s) {
+  if (s.dirty) return;
+  s.dirty = true;
+  dirty_.push_back(&s);
+}
+
+void SessionTable::flush() {
+  const auto now = Clock::now();
+  // Sessions touched while flushing (a close notifying the dispatcher) go to dirty_ for
+  // the next turn; the scratch list keeps its capacity, so a turn does not allocate.
+  flushing_.swap(dirty_);
+  for (Session* s : flushing_) {
+    s->dirty = false;
+    for (;;) {
+      auto buffer = outbox_.next_buffer();
+      const size_t n = s->channel.poll_transmit(buffer, now);
+      if (n == 0) break;
+      outbox_.commit(s->peer, n);
+      sent_.add();
+    }
+    if (s->channel.closed()) {
+      destroy(*s);
+      continue;
+    }
+    const auto next = s->channel.next_timer();
+    if (next != s->armed_for) {
+      s->armed_for = next;
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(next - now, Clock::duration(0)));
+      uv_timer_start(s->timer, &SessionTable::on_timer, static_cast<uint64_t>(wait.count()), 0);
+    }
+  }
+  flushing_.clear();
+}
+
+void SessionTable::on_timer(uv_timer_t* timer) {
+  Session& s = *static_cast<Session*>(timer->data);
+  SessionTable& table = *s.table;
+  s.armed_for = Clock::time_point::max();
+  Events events(table, s);
+  s.channel.on_timer(Clock::now(), events);
+  table.touch(s);
+}
+
+void SessionTable::destroy(Session& s) {
+  const uint64_t id = s.id;
+  const auto stats = s.channel.stats();
+  retransmitted_.add(stats.retransmitted);
+  closed_.add();
+  SPDLOG_DEBUG("event=session_closed session={:016x} peer={} reason=\"{}\"", id,
+               s.peer.to_string(), s.close_reason.empty() ? "closed by server" : s.close_reason);
+  if (s.client_id != 0) by_client_id_.erase(s.client_id);
+  uv_close(reinterpret_cast<uv_handle_t*>(s.timer),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  s.timer = nullptr;
+  sessions_.erase(id);  // s is gone from here on
+  if (handler_ != nullptr) handler_->on_session_closed(id);
+}
+
+void SessionTable::close_all(std::string_view reason) {
+  for (auto& [id, s] : sessions_) {
+    s->channel.close(reason);
+    touch(*s);
+  }
+  flush();
+}
+
+}  // namespace prism::net

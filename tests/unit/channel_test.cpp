@@ -1,0 +1,458 @@
+// The secure transport without sockets (docs/protocol.md §5): the handshake state machines
+// and two Channels joined by a simulated link that loses, duplicates, reorders and delays
+// datagrams, driven by a simulated clock so every run is exact and fast.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "net/session/channel.hpp"
+#include "net/session/handshake.hpp"
+
+namespace prism::net::session {
+namespace {
+
+using namespace std::chrono_literals;
+using SysClock = std::chrono::system_clock;
+
+const std::vector<uint8_t> kAddress = {127, 0, 0, 1, 0x1e, 0x61};
+
+struct Handshaken {
+  crypto::SessionKeys client;
+  crypto::SessionKeys server;
+  uint64_t connection_id = 0;
+};
+
+// The full exchange of §5.2-5.3: INITIAL, RETRY, INITIAL with cookie, HANDSHAKE.
+Handshaken handshake(const crypto::KeyPair& server_key) {
+  HandshakeServer server(server_key);
+  HandshakeClient client(server_key.public_key, 0x1111);
+  const auto now = SysClock::now();
+  auto first = server.check(client.initial(), kAddress, now);
+  EXPECT_EQ(first.kind, InitialOutcome::Kind::kRetry);
+  EXPECT_EQ(first.reply.size(), kRetrySize);
+  EXPECT_EQ(client.on_datagram(first.reply), HandshakeClient::Progress::kRetry);
+  auto second = server.check(client.initial(), kAddress, now);
+  EXPECT_EQ(second.kind, InitialOutcome::Kind::kAccept);
+  v1::ServerHello hello;
+  hello.set_connection_id(0xABCDEF);
+  auto accepted = server.accept(client.initial(), hello);
+  EXPECT_EQ(accepted.kind, InitialOutcome::Kind::kAccept);
+  EXPECT_LT(accepted.reply.size(), client.initial().size());  // never amplifies
+  EXPECT_EQ(client.on_datagram(accepted.reply), HandshakeClient::Progress::kDone);
+  return {client.keys(), accepted.keys, client.hello().connection_id()};
+}
+
+TEST(Handshake, BothSidesDeriveTheSameKeysAndTheServerChoosesTheId) {
+  const auto key = crypto::KeyPair::generate();
+  const auto h = handshake(key);
+  EXPECT_EQ(h.connection_id, 0xABCDEFu);
+  EXPECT_EQ(h.client.initiator_to_responder, h.server.initiator_to_responder);
+  EXPECT_EQ(h.client.responder_to_initiator, h.server.responder_to_initiator);
+  EXPECT_NE(h.client.initiator_to_responder, h.client.responder_to_initiator);
+}
+
+TEST(Handshake, InitialIsPaddedAndRetryIsSmaller) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeClient client(key.public_key, 7);
+  EXPECT_GE(client.initial().size(), kMinInitialSize);
+  HandshakeServer server(key);
+  auto out = server.check(client.initial(), kAddress, SysClock::now());
+  ASSERT_EQ(out.kind, InitialOutcome::Kind::kRetry);
+  EXPECT_LT(out.reply.size(), client.initial().size());
+}
+
+TEST(Handshake, ShortInitialIsDroppedUnanswered) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeClient client(key.public_key, 7);
+  HandshakeServer server(key);
+  auto shorter = client.initial();
+  shorter.resize(kMinInitialSize - 1);
+  auto out = server.check(shorter, kAddress, SysClock::now());
+  EXPECT_EQ(out.kind, InitialOutcome::Kind::kDrop);
+  EXPECT_EQ(out.reason, DropReason::kTruncated);
+  EXPECT_TRUE(out.reply.empty());
+}
+
+TEST(Handshake, WrongServerKeyFailsOnTheServer) {
+  const auto real = crypto::KeyPair::generate();
+  const auto other = crypto::KeyPair::generate();
+  HandshakeServer server(real);
+  HandshakeClient client(other.public_key, 9);  // the client trusts another key
+  const auto now = SysClock::now();
+  auto retry = server.check(client.initial(), kAddress, now);
+  ASSERT_EQ(client.on_datagram(retry.reply), HandshakeClient::Progress::kRetry);
+  ASSERT_EQ(server.check(client.initial(), kAddress, now).kind, InitialOutcome::Kind::kAccept);
+  auto out = server.accept(client.initial(), v1::ServerHello());
+  EXPECT_EQ(out.kind, InitialOutcome::Kind::kDrop);
+  EXPECT_EQ(out.reason, DropReason::kHandshakeFailed);
+}
+
+TEST(Handshake, CookieIsBoundToAddressIdAndTime) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeServer server(key);
+  HandshakeClient client(key.public_key, 0x42);
+  const auto now = SysClock::now();
+  auto retry = server.check(client.initial(), kAddress, now);
+  ASSERT_EQ(client.on_datagram(retry.reply), HandshakeClient::Progress::kRetry);
+  const std::vector<uint8_t> other_address = {127, 0, 0, 1, 0x1e, 0x62};
+  EXPECT_EQ(server.check(client.initial(), other_address, now).reason, DropReason::kBadCookie);
+  // An old cookie: two buckets (10 s each) later it no longer verifies.
+  EXPECT_EQ(server.check(client.initial(), kAddress, now + 25s).reason, DropReason::kBadCookie);
+  // The connection id is in the MAC and in the Noise prologue: editing it breaks both.
+  auto edited = client.initial();
+  edited[9] ^= 1;
+  EXPECT_EQ(server.check(edited, kAddress, now).reason, DropReason::kBadCookie);
+  EXPECT_EQ(server.check(client.initial(), kAddress, now).kind, InitialOutcome::Kind::kAccept);
+}
+
+TEST(Handshake, TamperedMessagesFail) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeServer server(key);
+  HandshakeClient client(key.public_key, 5);
+  const auto now = SysClock::now();
+  ASSERT_EQ(client.on_datagram(server.check(client.initial(), kAddress, now).reply),
+            HandshakeClient::Progress::kRetry);
+  auto tampered = client.initial();
+  tampered[kHeaderSize + 1 + kCookieSize + 2 + 40] ^= 0x80;  // inside the Noise tag
+  ASSERT_EQ(server.check(tampered, kAddress, now).kind, InitialOutcome::Kind::kAccept);
+  EXPECT_EQ(server.accept(tampered, v1::ServerHello()).reason, DropReason::kHandshakeFailed);
+
+  v1::ServerHello hello;
+  hello.set_connection_id(77);
+  auto reply = server.accept(client.initial(), hello).reply;
+  ASSERT_FALSE(reply.empty());
+  auto bad = reply;
+  bad.back() ^= 1;
+  EXPECT_EQ(client.on_datagram(bad), HandshakeClient::Progress::kFailed);
+}
+
+TEST(Handshake, SecondRetryIsIgnored) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeServer server(key);
+  HandshakeClient client(key.public_key, 5);
+  auto retry = server.check(client.initial(), kAddress, SysClock::now()).reply;
+  EXPECT_EQ(client.on_datagram(retry), HandshakeClient::Progress::kRetry);
+  EXPECT_EQ(client.on_datagram(retry), HandshakeClient::Progress::kIgnored);
+}
+
+// ---- channels over a simulated link ---------------------------------------------------
+
+struct Collector final : ChannelEvents {
+  std::vector<v1::Message> messages;
+  std::vector<uint64_t> pongs;
+  std::string closed;
+  Channel* reply_with = nullptr;  // echo every request back on this channel
+
+  void on_message(const v1::Message& m) override {
+    messages.push_back(m);
+    if (reply_with != nullptr && !m.is_reply()) {
+      v1::Message reply;
+      reply.set_request_id(m.request_id());
+      reply.set_is_reply(true);
+      reply.set_payload(m.payload());
+      ASSERT_TRUE(reply_with->send(m.delivery(), reply).ok());
+    }
+  }
+  void on_pong(uint64_t nonce) override { pongs.push_back(nonce); }
+  void on_closed(std::string_view reason) override { closed = std::string(reason); }
+};
+
+struct LinkConfig {
+  double loss = 0;
+  double duplicate = 0;
+  std::chrono::microseconds delay{10ms};
+  std::chrono::microseconds jitter{0};  // uniform extra delay: reorders datagrams
+};
+
+// Two channels and the datagrams between them, ordered by delivery time.
+class Sim {
+ public:
+  explicit Sim(ChannelConfig config = {}, uint64_t seed = 1) : rng_(seed) {
+    const auto key = crypto::KeyPair::generate();
+    const auto h = handshake(key);
+    client_ = std::make_unique<Channel>(Channel::Role::kClient, h.client, h.connection_id, config, now_);
+    server_ = std::make_unique<Channel>(Channel::Role::kServer, h.server, h.connection_id, config, now_);
+  }
+
+  Channel& client() { return *client_; }
+  Channel& server() { return *server_; }
+  Collector& client_events() { return client_events_; }
+  Collector& server_events() { return server_events_; }
+  Clock::time_point now() const { return now_; }
+  LinkConfig link;
+  bool cut = false;  // drop everything
+  std::vector<std::vector<uint8_t>> captured_to_server;
+
+  // Runs until `done` or until `limit` of simulated time passes; true when done.
+  template <typename Done>
+  bool run(Done done, std::chrono::milliseconds limit = 120s) {
+    const auto end = now_ + limit;
+    while (!done()) {
+      flush(*client_, true);
+      flush(*server_, false);
+      Clock::time_point next = std::min(client_->next_timer(), server_->next_timer());
+      if (!in_flight_.empty()) next = std::min(next, in_flight_.begin()->first);
+      if (next > end) return false;
+      now_ = std::max(now_, next);
+      while (!in_flight_.empty() && in_flight_.begin()->first <= now_) {
+        auto [to_server, bytes] = std::move(in_flight_.begin()->second);
+        in_flight_.erase(in_flight_.begin());
+        deliver(to_server, bytes);
+      }
+      if (client_->next_timer() <= now_) client_->on_timer(now_, client_events_);
+      if (server_->next_timer() <= now_) server_->on_timer(now_, server_events_);
+    }
+    return true;
+  }
+
+  void deliver(bool to_server, const std::vector<uint8_t>& bytes) {
+    DatagramHeader header;
+    if (read_header(bytes, kMaxDatagramSize, header) != DropReason::kNone) return;
+    if (to_server) {
+      server_->on_datagram(header, bytes, now_, server_events_);
+    } else {
+      client_->on_datagram(header, bytes, now_, client_events_);
+    }
+  }
+
+ private:
+  void flush(Channel& from, bool to_server) {
+    std::vector<uint8_t> buffer(1400);
+    for (;;) {
+      const size_t n = from.poll_transmit(buffer, now_);
+      if (n == 0) break;
+      std::vector<uint8_t> bytes(buffer.begin(), buffer.begin() + static_cast<long>(n));
+      if (to_server) captured_to_server.push_back(bytes);
+      if (cut || chance(link.loss)) continue;
+      const int copies = chance(link.duplicate) ? 2 : 1;
+      for (int i = 0; i < copies; ++i) {
+        auto extra = std::chrono::microseconds(
+            link.jitter.count() > 0 ? static_cast<int64_t>(rng_() % static_cast<uint64_t>(link.jitter.count())) : 0);
+        in_flight_.emplace(now_ + link.delay + extra, std::make_pair(to_server, bytes));
+      }
+    }
+  }
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+
+  std::mt19937_64 rng_;
+  Clock::time_point now_ = Clock::time_point() + 1000s;
+  std::unique_ptr<Channel> client_;
+  std::unique_ptr<Channel> server_;
+  Collector client_events_;
+  Collector server_events_;
+  std::multimap<Clock::time_point, std::pair<bool, std::vector<uint8_t>>> in_flight_;
+};
+
+v1::Message request(uint32_t id, std::string payload = "") {
+  v1::Message m;
+  m.set_request_id(id);
+  m.set_packet_id(101);
+  m.set_payload(std::move(payload));
+  return m;
+}
+
+TEST(Channel, TenThousandOrderedMessagesSurviveLossDuplicationAndReordering) {
+  Sim sim;
+  sim.link = {.loss = 0.10, .duplicate = 0.05, .delay = 5ms, .jitter = 4ms};
+  sim.server_events().reply_with = &sim.server();
+  constexpr uint32_t kCount = 10000;
+  for (uint32_t i = 1; i <= kCount; ++i) {
+    auto m = request(i, "m" + std::to_string(i));
+    ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  }
+  ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() >= kCount; }));
+  const auto& at_server = sim.server_events().messages;
+  const auto& replies = sim.client_events().messages;
+  ASSERT_EQ(at_server.size(), kCount);  // exactly once
+  ASSERT_EQ(replies.size(), kCount);
+  for (uint32_t i = 0; i < kCount; ++i) {
+    ASSERT_EQ(at_server[i].request_id(), i + 1) << "server order";  // in order
+    ASSERT_EQ(replies[i].request_id(), i + 1) << "client order";
+    ASSERT_EQ(replies[i].payload(), "m" + std::to_string(i + 1));
+  }
+  EXPECT_GT(sim.client().stats().retransmitted, 0u);
+  EXPECT_GT(sim.client().stats().replayed + sim.server().stats().replayed, 0u);  // duplicates seen
+  EXPECT_TRUE(sim.client_events().closed.empty());
+}
+
+TEST(Channel, UnorderedMessagesArriveExactlyOnce) {
+  Sim sim;
+  sim.link = {.loss = 0.2, .duplicate = 0.2, .delay = 5ms, .jitter = 8ms};
+  for (uint32_t i = 1; i <= 2000; ++i) {
+    auto m = request(i);
+    ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_UNORDERED, m).ok());
+  }
+  ASSERT_TRUE(sim.run([&] { return sim.server_events().messages.size() >= 2000; }));
+  sim.run([] { return false; }, 2s);  // let retransmissions and duplicates drain
+  std::vector<uint32_t> ids;
+  for (const auto& m : sim.server_events().messages) ids.push_back(m.request_id());
+  ASSERT_EQ(ids.size(), 2000u);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST(Channel, UnreliableMessagesAreNeverDuplicatedOrRetransmitted) {
+  Sim sim;
+  sim.link = {.loss = 0.3, .duplicate = 0.3, .delay = 5ms};
+  for (uint32_t i = 1; i <= 1000; ++i) {
+    auto m = request(i);
+    ASSERT_TRUE(sim.client().send(v1::DELIVERY_UNRELIABLE, m).ok());
+  }
+  sim.run([] { return false; }, 3s);
+  const auto n = sim.server_events().messages.size();
+  EXPECT_GT(n, 500u);
+  EXPECT_LT(n, 1000u);
+  EXPECT_EQ(sim.client().stats().retransmitted, 0u);
+  std::vector<uint32_t> ids;
+  for (const auto& m : sim.server_events().messages) ids.push_back(m.request_id());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST(Channel, UnreliableMessageLargerThanADatagramIsRefused) {
+  Sim sim;
+  auto m = request(1, std::string(2000, 'x'));
+  auto sent = sim.client().send(v1::DELIVERY_UNRELIABLE, m);
+  ASSERT_FALSE(sent.ok());
+  EXPECT_NE(sent.error().find("does not fit"), std::string::npos);
+}
+
+TEST(Channel, LargeMessagesAreFragmentedAndReassembledUnderLoss) {
+  Sim sim;
+  sim.link = {.loss = 0.1, .duplicate = 0.05, .delay = 5ms, .jitter = 3ms};
+  std::string big(300 * 1024, '\0');
+  std::mt19937 rng(3);
+  for (auto& c : big) c = static_cast<char>(rng());
+  auto m = request(1, big);
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  auto small = request(2, "after");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, small).ok());
+  ASSERT_TRUE(sim.run([&] { return sim.server_events().messages.size() >= 2; }));
+  ASSERT_EQ(sim.server_events().messages[0].payload(), big);
+  EXPECT_EQ(sim.server_events().messages[1].payload(), "after");
+}
+
+TEST(Channel, MessageAboveTheMaximumSizeIsRefused) {
+  ChannelConfig config;
+  config.max_message_size = 64 * 1024;
+  Sim sim(config);
+  auto m = request(1, std::string(65 * 1024, 'x'));
+  auto sent = sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m);
+  ASSERT_FALSE(sent.ok());
+  EXPECT_NE(sent.error().find("exceeds the maximum"), std::string::npos);
+}
+
+TEST(Channel, FlowControlBoundsUnacknowledgedBytesAndTheBacklog) {
+  ChannelConfig config;
+  config.max_unacked_bytes = 16 * 1024;
+  config.max_send_backlog = 64 * 1024;
+  Sim sim(config);
+  sim.cut = true;  // the peer never acknowledges
+  size_t accepted = 0;
+  for (uint32_t i = 1; i <= 1000; ++i) {
+    auto m = request(i, std::string(500, 'x'));
+    if (!sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok()) break;
+    ++accepted;
+  }
+  EXPECT_LT(accepted, 140u);  // 64 KiB of 500-byte messages, then "backlog full"
+  sim.run([] { return false; }, 300ms);
+  EXPECT_LE(sim.client().unacked_bytes(), config.max_unacked_bytes);
+  EXPECT_GT(sim.client().unacked_bytes(), 0u);
+  EXPECT_LE(sim.client().backlog_bytes(), config.max_send_backlog);
+}
+
+TEST(Channel, TamperedOrReplayedDatagramsAreDroppedAndNotRedelivered) {
+  Sim sim;
+  sim.cut = true;  // capture the datagram instead of delivering it
+  auto m = request(1, "hello");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  sim.run([] { return false; }, 1ms);
+  ASSERT_FALSE(sim.captured_to_server.empty());
+  const auto original = sim.captured_to_server.front();
+  DatagramHeader header;
+  auto offer = [&](const std::vector<uint8_t>& bytes) {
+    EXPECT_EQ(read_header(bytes, kMaxDatagramSize, header), DropReason::kNone);
+    return sim.server().on_datagram(header, bytes, sim.now(), sim.server_events()).drop;
+  };
+
+  auto tampered_body = original;
+  tampered_body.back() ^= 1;
+  EXPECT_EQ(offer(tampered_body), DropReason::kNotAuthentic);
+  auto tampered_header = original;
+  tampered_header[9] ^= 1;  // connection id: the header is the AEAD's associated data
+  EXPECT_EQ(offer(tampered_header), DropReason::kNotAuthentic);
+  auto other_number = original;
+  other_number[17] ^= 1;  // packet number: also the nonce
+  EXPECT_EQ(offer(other_number), DropReason::kNotAuthentic);
+  EXPECT_TRUE(sim.server_events().messages.empty());
+
+  EXPECT_EQ(offer(original), DropReason::kNone);
+  EXPECT_EQ(offer(original), DropReason::kReplayed);
+  ASSERT_EQ(sim.server_events().messages.size(), 1u);
+  EXPECT_EQ(sim.server_events().messages[0].payload(), "hello");
+  EXPECT_EQ(sim.server().stats().not_authentic, 3u);
+  EXPECT_EQ(sim.server().stats().replayed, 1u);
+}
+
+TEST(Channel, KeysUpdateWithoutLosingMessages) {
+  ChannelConfig config;
+  config.packets_per_key = 10;
+  Sim sim(config);
+  sim.link = {.loss = 0.05, .duplicate = 0.02, .delay = 3ms, .jitter = 3ms};
+  sim.server_events().reply_with = &sim.server();
+  for (uint32_t i = 1; i <= 3000; ++i) {
+    auto m = request(i);
+    ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  }
+  ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() >= 3000; }));
+  EXPECT_GT(sim.client().stats().key_updates, 3u);
+  EXPECT_GT(sim.server().stats().key_updates, 3u);
+  for (uint32_t i = 0; i < 3000; ++i) ASSERT_EQ(sim.client_events().messages[i].request_id(), i + 1);
+}
+
+TEST(Channel, PeerThatStopsAnsweringClosesTheSession) {
+  ChannelConfig config;
+  config.max_retransmissions = 4;
+  Sim sim(config);
+  sim.cut = true;
+  auto m = request(1);
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  ASSERT_TRUE(sim.run([&] { return sim.client().closed() || !sim.client_events().closed.empty(); }, 60s));
+  EXPECT_NE(sim.client_events().closed.find("peer not responding"), std::string::npos)
+      << sim.client_events().closed;
+}
+
+TEST(Channel, IdleSessionTimesOutAndKeepaliveKeepsALiveOneOpen) {
+  ChannelConfig config;
+  config.idle_timeout = 3s;
+  config.keepalive = 1s;
+  {
+    Sim sim(config);
+    EXPECT_FALSE(sim.run([&] { return !sim.client_events().closed.empty(); }, 10s));  // pings keep it
+    EXPECT_FALSE(sim.client_events().pongs.empty());
+  }
+  {
+    Sim sim(config);
+    sim.cut = true;
+    ASSERT_TRUE(sim.run([&] { return !sim.server_events().closed.empty(); }, 10s));
+    EXPECT_NE(sim.server_events().closed.find("idle timeout"), std::string::npos);
+  }
+}
+
+TEST(Channel, CloseIsDeliveredWithItsReason) {
+  Sim sim;
+  sim.client().close("bye now");
+  ASSERT_TRUE(sim.run([&] { return !sim.server_events().closed.empty(); }, 1s));
+  EXPECT_EQ(sim.server_events().closed, "peer closed the session: bye now");
+  EXPECT_TRUE(sim.server().closed());
+  EXPECT_TRUE(sim.client().closed());
+  auto m = request(1);
+  EXPECT_FALSE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+}
+
+}  // namespace
+}  // namespace prism::net::session
