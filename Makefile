@@ -31,7 +31,7 @@ build-asan: setup
 build-fuzz: setup
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DPRISM_FUZZ=ON -DPRISM_BUILD_TESTS=OFF
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target datagram_fuzz pipeline_fuzz frame_fuzz make_seeds
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target prism-fuzzers
 
 # Starts prismd on the embedded defaults with the plugins this build produced; its state
 # (the server key, created on first start) lives in build/state.

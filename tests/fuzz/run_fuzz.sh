@@ -8,10 +8,15 @@
 # FUZZ_SECONDS (default 60) per target; `make test` runs it in SMOKE mode (20000 inputs
 # per target, a few seconds) through the ctest `fuzz_smoke`.
 #
-# - datagram_fuzz  decode_datagram on any bytes (docs/protocol.md §2)
-# - pipeline_fuzz  DatagramPipeline::on_datagram: bad input is never answered (§2.4),
-#                  every request and ping exactly once (§3.1, §3.3)
-# - frame_fuzz     parse_payload, then decode(encode(x)) gives back the same frames (§3)
+# - datagram_fuzz   read_header, parse_payload behind it, and the handshake layouts
+#                    parse_initial/parse_retry/parse_handshake (docs/protocol.md §2, §3.1,
+#                    §5.2-5.3): what each accepts is what its writer produces
+# - frame_fuzz       parse_payload, then re-serialized it gives back the same frames (§3.1)
+# - session_fuzz     authentic packets of fuzzed plaintext into a server Channel that echoes
+#                    requests; the client Channel accepts all it sends; ordered delivery
+#                    stays in order, unordered exactly once, flow control holds (§5.4-5.9)
+# - handshake_fuzz   HandshakeServer::check/accept and HandshakeClient::on_datagram on any
+#                    bytes and on mutated valid INITIALs and HANDSHAKEs (§5.2-5.3)
 #
 # Each target starts from a copy, in a temporary directory, of its seeds: those make_seeds
 # wrote into <dir>/tests/fuzz/corpus/<target>/, plus any inputs committed under
@@ -48,9 +53,9 @@ source_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/prism-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# Target and the largest input it takes (§2.3: 65507-byte datagrams, less the header for
-# a payload alone).
-targets=(datagram_fuzz:65507 pipeline_fuzz:65507 frame_fuzz:65489)
+# Target and the largest input it takes (§2.3: 65507-byte datagrams; a sealed payload is
+# that less the header and the 16-byte tag; handshake_fuzz adds its mode byte).
+targets=(datagram_fuzz:65507 frame_fuzz:65473 session_fuzz:65473 handshake_fuzz:65508)
 
 failed=0
 for entry in "${targets[@]}"; do
