@@ -1,6 +1,6 @@
-// prism-bench: a UDP load generator for prismd, or for any server that sends the
-// request datagram back. Closed loop (W requests in flight per socket) by default,
-// open loop at a fixed total rate with --rate. Prints one result line.
+// prism-bench: load generator for prismd over the secure transport (libprism-client
+// sessions, docs/protocol.md §5), for a plain UDP echo server (--baseline), and for the
+// handshake path (--handshakes). Prints one result line per run.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/epoll.h>
@@ -15,12 +15,15 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <span>
@@ -29,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "net/crypto/key_file.hpp"
+#include "net/crypto/packet_protection.hpp"
 #include "net/datagram.hpp"
 #include "prism/client.hpp"
 
@@ -42,9 +47,19 @@ constexpr int64_t kRequestTimeoutNs = 1'000'000'000;   // unanswered after this:
 constexpr int64_t kTimeoutScanNs = 10'000'000;         // how often slots are checked for it
 constexpr int64_t kRetryBlockedSendNs = 1'000'000;     // after a send hit EAGAIN
 constexpr size_t kReceiveBufferSize = 65536;           // any UDP datagram fits
+// Waits shorter than this are spent polling: a sleep that short overshoots by about as
+// much in a VM, and the secure load (which cannot sleep on a socket) would not pay it.
+constexpr int64_t kSpinBelowNs = 1'000'000;
+
+enum class Mode : uint8_t {
+  kSecure,     // requests over libprism-client sessions
+  kBaseline,   // raw datagrams against a plain UDP echo
+  kHandshake,  // open and close sessions
+};
 
 struct Options {
   std::string server = "127.0.0.1:7777";
+  std::string server_key;  // "prism1:<hex>" or a server.pub file
   int clients = 4;
   int inflight = 16;
   double duration_s = 5.0;
@@ -53,8 +68,21 @@ struct Options {
   size_t payload_size = 32;
   double rate = 0;  // 0: closed loop
   int threads = 1;
+  std::string delivery = "ordered";
+  bool baseline = false;
+  double handshakes_s = 0;  // > 0: handshake mode, measured for this long
   std::string label = "prism";
   bool json = false;
+
+  Mode mode() const {
+    if (handshakes_s > 0) return Mode::kHandshake;
+    return baseline ? Mode::kBaseline : Mode::kSecure;
+  }
+  prism::v1::Delivery wire_delivery() const {
+    if (delivery == "unordered") return prism::v1::DELIVERY_RELIABLE_UNORDERED;
+    if (delivery == "unreliable") return prism::v1::DELIVERY_UNRELIABLE;
+    return prism::v1::DELIVERY_RELIABLE_ORDERED;
+  }
 };
 
 int64_t now_ns() {
@@ -105,9 +133,18 @@ class LatencyHistogram {
 
 struct Stats {
   uint64_t completed = 0;
-  uint64_t errors = 0;  // completed with a status other than OK
+  uint64_t errors = 0;  // completed with a status other than OK, or a failed handshake
   uint64_t timeouts = 0;
   LatencyHistogram latency;
+  std::string first_error;  // what the first error said, for the result line's reader
+
+  void merge(const Stats& other) {
+    completed += other.completed;
+    errors += other.errors;
+    timeouts += other.timeouts;
+    latency.merge(other.latency);
+    if (first_error.empty()) first_error = other.first_error;
+  }
 };
 
 // The run's phases on the monotonic clock: warm-up from start, then measurement.
@@ -117,6 +154,19 @@ struct Window {
   int64_t end_ns = 0;
   bool measuring(int64_t t) const { return t >= measure_ns && t < end_ns; }
 };
+
+// Set by any thread that cannot go on; the others stop at their next wake-up.
+std::atomic<bool> g_abort{false};
+
+// The request payload: the same bytes in every request.
+std::string make_payload(size_t size) {
+  std::string payload(size, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
+  return payload;
+}
+
+// ---------------------------------------------------------------------------------------
+// Baseline: raw datagrams against a plain UDP echo (tests/bench/udp_echo_baseline).
 
 // One request slot of a socket. Slot i only ever carries request ids congruent to
 // i + 1 modulo W, so a reply finds its slot without a lookup table.
@@ -176,6 +226,11 @@ bool skip_field(google::protobuf::io::CodedInputStream& in, uint32_t tag) {
   }
 }
 
+// A baseline datagram has the shape of a sealed request (protocol.md §5.4) without the
+// encryption: header, a prism.v1.Packet with one Message frame in clear, and 16 bytes
+// where the AEAD tag would be. The echo sends it back unchanged.
+constexpr size_t kBaselineTrailer = prism::net::crypto::kPacketTagSize;
+
 // Reads the first frame straight from the wire format (protocol.md §3) instead of
 // parsing a prism.v1.Packet, which would allocate the Message and its payload for
 // every datagram. Field numbers: Packet.frames = 1, Frame.message = 1,
@@ -183,10 +238,12 @@ bool skip_field(google::protobuf::io::CodedInputStream& in, uint32_t tag) {
 bool read_first_message(std::span<const uint8_t> datagram, FirstMessage& out) {
   prism::net::DatagramHeader header;
   if (prism::net::read_header(datagram, prism::net::kMaxDatagramSize, header) !=
-      prism::net::DropReason::kNone) {
+          prism::net::DropReason::kNone ||
+      datagram.size() < prism::net::kHeaderSize + kBaselineTrailer) {
     return false;
   }
-  const auto body = datagram.subspan(prism::net::kHeaderSize);
+  const auto body = datagram.subspan(prism::net::kHeaderSize,
+                                     datagram.size() - prism::net::kHeaderSize - kBaselineTrailer);
   google::protobuf::io::CodedInputStream in(body.data(), static_cast<int>(body.size()));
   // Enters the first field 1 of the current message, which must be a submessage.
   auto enter_field_one = [&in] {
@@ -226,16 +283,13 @@ bool read_first_message(std::span<const uint8_t> datagram, FirstMessage& out) {
   return in.ConsumedEntireMessage() && in.BytesUntilLimit() == 0 && out.request_id != 0;
 }
 
-// Set by any thread that cannot go on; the others stop at their next wake-up.
-std::atomic<bool> g_abort{false};
-
-// Drives its share of the sockets from one thread with epoll. Everything the
+// Drives its share of the baseline sockets from one thread with epoll. Everything the
 // send/receive loop touches is allocated up front.
-class LoadThread {
+class BaselineLoad {
  public:
-  LoadThread(const Options& opts, std::string peer) : opts_(opts), peer_(std::move(peer)) {}
-  LoadThread(const LoadThread&) = delete;
-  ~LoadThread() {
+  BaselineLoad(const Options& opts, std::string peer) : opts_(opts), peer_(std::move(peer)) {}
+  BaselineLoad(const BaselineLoad&) = delete;
+  ~BaselineLoad() {
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
   }
 
@@ -273,13 +327,11 @@ class LoadThread {
     if (rate > 0) interval_ns_ = 1e9 / rate;
 
     // The request is one Message frame; only its request id changes per send.
-    std::string payload(opts_.payload_size, '\0');
-    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
     auto* message = request_.add_frames()->mutable_message();
     message->set_packet_id(opts_.packet_id);
-    message->set_payload(std::move(payload));
+    message->set_payload(make_payload(opts_.payload_size));
     message->set_request_id(UINT32_MAX);  // the longest encoding sizes the buffers
-    send_buffer_size_ = prism::net::kHeaderSize + request_.ByteSizeLong();
+    send_buffer_size_ = prism::net::kHeaderSize + request_.ByteSizeLong() + kBaselineTrailer;
 
     send_buffers_.resize(kBatch * send_buffer_size_);
     receive_buffers_.resize(kBatch * kReceiveBufferSize);
@@ -323,13 +375,17 @@ class LoadThread {
         if (s.send_blocked) wait = std::min(wait, kRetryBlockedSendNs);
       }
       wait = std::max<int64_t>(wait, 0);
-      const int n = wait_for_events(wait);
+      // The secure load cannot sleep on its sessions' sockets, so with requests in flight
+      // or one due soon this one does not sleep either: the two compare like for like.
+      const bool spin = interval_ns_ > 0 && (wait < kSpinBelowNs || has_outstanding());
+      const int n = wait_for_events(spin ? 0 : wait);
       if (n < 0) {
         if (errno == EINTR) continue;
         fatal(std::string("epoll_wait: ") + std::strerror(errno));
         break;
       }
       for (int i = 0; i < n; ++i) drain(sockets_[events_[i].data.u32]);
+      if (spin && n == 0) std::this_thread::yield();
     }
   }
 
@@ -369,6 +425,12 @@ class LoadThread {
                        [](const BenchSocket& s) { return !s.free_slots.empty(); });
   }
 
+  bool has_outstanding() const {
+    return std::any_of(sockets_.begin(), sockets_.end(), [this](const BenchSocket& s) {
+      return s.free_slots.size() < static_cast<size_t>(opts_.inflight);
+    });
+  }
+
   int64_t next_due_ns() const {
     return window_.start_ns + static_cast<int64_t>(static_cast<double>(next_index_) * interval_ns_);
   }
@@ -391,8 +453,12 @@ class LoadThread {
       message->set_request_id(id);
       const prism::net::DatagramHeader header{.connection_id = s.connection_id,
                                               .packet_number = s.next_packet_number + j};
-      send_iov_[j].iov_len = prism::net::encode_datagram(
-          header, request_, {&send_buffers_[j * send_buffer_size_], send_buffer_size_});
+      uint8_t* out = &send_buffers_[j * send_buffer_size_];
+      prism::net::write_header(header, {out, prism::net::kHeaderSize});
+      const size_t body = request_.ByteSizeLong();
+      request_.SerializeWithCachedSizesToArray(out + prism::net::kHeaderSize);
+      std::memset(out + prism::net::kHeaderSize + body, 0, kBaselineTrailer);
+      send_iov_[j].iov_len = prism::net::kHeaderSize + body + kBaselineTrailer;
     }
     int sent = 0;
     while (sent < count) {
@@ -471,7 +537,7 @@ class LoadThread {
   }
 
   // Counts a datagram whose first frame is a Message carrying a request id that is
-  // outstanding on `s`: a prismd reply, or a raw echo of the request.
+  // outstanding on `s`: the echo of a request.
   void complete(BenchSocket& s, std::span<const uint8_t> datagram, int64_t now) {
     FirstMessage m;
     if (!read_first_message(datagram, m)) return;
@@ -524,9 +590,260 @@ class LoadThread {
   std::string error_;
 };
 
+// ---------------------------------------------------------------------------------------
+// Secure: prism::client::Client sessions, each keeping W requests in flight.
+
+// Drives its share of the sessions from one thread. The client library exposes no
+// descriptor to wait on, so a thread with several sessions polls each in turn without
+// waiting (it spins); a thread with one session waits in poll() until traffic arrives.
+class SecureLoad {
+ public:
+  SecureLoad(const Options& opts, std::string peer) : opts_(opts), peer_(std::move(peer)) {}
+  SecureLoad(const SecureLoad&) = delete;
+  ~SecureLoad() {
+    // Destroying a Client completes what is pending with UNAVAILABLE: not counted.
+    finished_ = true;
+  }
+
+  Expected<void> open(const prism::client::Endpoint& endpoint,
+                      const prism::client::ConnectOptions& options, int session_count,
+                      double rate) {
+    payload_ = make_payload(opts_.payload_size);
+    delivery_ = opts_.wire_delivery();
+    const auto inflight = static_cast<uint32_t>(opts_.inflight);
+    for (int i = 0; i < session_count; ++i) {
+      auto client = prism::client::Client::connect(endpoint, options);
+      if (!client) return make_error(client.error());
+      auto session = std::make_unique<Session>(std::move(*client));
+      session->slots.resize(inflight);
+      session->free_slots.reserve(inflight);
+      for (uint32_t k = inflight; k-- > 0;) {
+        session->slots[k] = RequestSlot{.load = this, .session = session.get(), .index = k};
+        session->free_slots.push_back(k);
+      }
+      sessions_.push_back(std::move(session));
+    }
+    if (rate > 0) interval_ns_ = 1e9 / rate;
+    return {};
+  }
+
+  void run(const Window& window) {
+    window_ = window;
+    using std::chrono::milliseconds;
+    for (;;) {
+      const int64_t now = now_ns();
+      if (now >= window.end_ns || g_abort.load(std::memory_order_relaxed)) break;
+      if (interval_ns_ > 0) {
+        send_due(now);
+      } else {
+        for (auto& s : sessions_) fill(*s, now);
+      }
+      if (!error_.empty()) break;
+      // One session: wait for its replies (poll returns after the first batch), but
+      // never past the next scheduled request or the end of the run.
+      milliseconds wait{0};
+      if (sessions_.size() == 1) {
+        int64_t until = window.end_ns - now;
+        if (interval_ns_ > 0) until = std::min(until, next_due_ns() - now);
+        wait = milliseconds(std::clamp<int64_t>(until / 1'000'000, 0, 10));
+      }
+      const uint64_t before = replies_;
+      for (auto& s : sessions_) {
+        if (auto polled = s->client.poll(wait); !polled) {
+          fatal(polled.error());
+          break;
+        }
+        if (!s->client.connected()) {
+          fatal("the session with " + peer_ + " ended: " + s->client.close_reason());
+          break;
+        }
+      }
+      if (!error_.empty()) break;
+      // A round with nothing received gives the core away: on a small machine prismd
+      // and the kernel's softirq work need it more than this spinning thread.
+      if (wait.count() == 0 && replies_ == before) std::this_thread::yield();
+    }
+  }
+
+  const Stats& stats() const { return stats_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Session;
+  struct RequestSlot {
+    SecureLoad* load = nullptr;
+    Session* session = nullptr;
+    uint32_t index = 0;
+    bool outstanding = false;
+    int64_t intended_ns = 0;  // latency runs from here
+  };
+  struct Session {
+    explicit Session(prism::client::Client c) : client(std::move(c)) {}
+    std::vector<RequestSlot> slots;
+    std::vector<uint32_t> free_slots;
+    // Last: destroyed first, while the slots its pending callbacks point to still exist.
+    prism::client::Client client;
+  };
+
+  void fatal(std::string text) {
+    if (error_.empty()) error_ = std::move(text);
+    g_abort.store(true, std::memory_order_relaxed);
+  }
+
+  int64_t next_due_ns() const {
+    return window_.start_ns + static_cast<int64_t>(static_cast<double>(next_index_) * interval_ns_);
+  }
+
+  // Sends one request on a free slot of `s`, intended to leave at `intended_ns`.
+  bool send_one(Session& s, int64_t intended_ns) {
+    const uint32_t index = s.free_slots.back();
+    RequestSlot* slot = &s.slots[index];
+    // Capturing one pointer keeps the callback within std::function's inline storage.
+    auto sent = s.client.send_request(
+        opts_.packet_id, payload_, delivery_,
+        [slot](const prism::client::Reply& reply) { slot->load->complete(*slot, reply); },
+        std::chrono::milliseconds(kRequestTimeoutNs / 1'000'000));
+    if (!sent) {
+      fatal(sent.error());
+      return false;
+    }
+    s.free_slots.pop_back();
+    slot->outstanding = true;
+    slot->intended_ns = intended_ns;
+    return true;
+  }
+
+  // Closed loop: every free slot carries a new request.
+  void fill(Session& s, int64_t now) {
+    while (!s.free_slots.empty() && error_.empty()) {
+      if (!send_one(s, now)) return;
+    }
+  }
+
+  // Open loop: send every request whose scheduled time has come, round robin over the
+  // sessions with a free slot. Requests that find none wait, and their latency includes
+  // the wait.
+  void send_due(int64_t now) {
+    const auto due = static_cast<uint64_t>(static_cast<double>(now - window_.start_ns) / interval_ns_) + 1;
+    const size_t n = sessions_.size();
+    while (next_index_ < due && error_.empty()) {
+      size_t tried = 0;
+      while (tried < n && sessions_[next_session_]->free_slots.empty()) {
+        next_session_ = (next_session_ + 1) % n;
+        ++tried;
+      }
+      if (tried == n) return;  // every slot is in flight
+      if (!send_one(*sessions_[next_session_], next_due_ns())) return;
+      ++next_index_;
+      next_session_ = (next_session_ + 1) % n;
+    }
+  }
+
+  void complete(RequestSlot& slot, const prism::client::Reply& reply) {
+    if (finished_) return;
+    const int64_t now = now_ns();
+    ++replies_;
+    slot.outstanding = false;
+    slot.session->free_slots.push_back(slot.index);
+    if (!window_.measuring(now)) return;
+    if (reply.status == prism::v1::STATUS_TIMEOUT) {
+      ++stats_.timeouts;
+      return;
+    }
+    ++stats_.completed;
+    if (reply.status != prism::v1::STATUS_OK) {
+      ++stats_.errors;
+      if (stats_.first_error.empty()) {
+        stats_.first_error = std::string(prism::client::status_name(reply.status));
+        if (!reply.message.empty()) stats_.first_error += ": " + reply.message;
+      }
+    }
+    stats_.latency.record(now - slot.intended_ns);
+  }
+
+  const Options& opts_;
+  std::string peer_;
+  std::string payload_;
+  prism::v1::Delivery delivery_ = prism::v1::DELIVERY_RELIABLE_ORDERED;
+  Window window_;
+  double interval_ns_ = 0;   // open loop: time between this thread's requests
+  uint64_t next_index_ = 0;  // open loop: the next scheduled request
+  size_t next_session_ = 0;
+  uint64_t replies_ = 0;     // every completion, warm-up included: progress of a round
+  Stats stats_;
+  std::string error_;
+  bool finished_ = false;
+  // Last: the sessions' destructors still call complete(), which reads the above.
+  std::vector<std::unique_ptr<Session>> sessions_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Handshakes: each thread opens a session (the full handshake of §5.2-5.3 with its retry
+// round trip), lets it confirm, closes it, and starts over.
+
+class HandshakeLoad {
+ public:
+  HandshakeLoad(const prism::client::Endpoint& endpoint, const prism::client::ConnectOptions& options)
+      : endpoint_(endpoint), options_(options) {}
+
+  void run(const Window& window) {
+    for (;;) {
+      const int64_t start = now_ns();
+      if (start >= window.end_ns || g_abort.load(std::memory_order_relaxed)) break;
+      bool opened = false;
+      {
+        // Destroyed at the end of this block: the Client's destructor sends CLOSE.
+        auto client = prism::client::Client::connect(endpoint_, options_);
+        opened = client.ok();
+        if (!opened && stats_.first_error.empty()) stats_.first_error = client.error();
+      }
+      const int64_t end = now_ns();
+      if (!window.measuring(end)) continue;
+      if (opened) {
+        ++stats_.completed;
+        stats_.latency.record(end - start);
+      } else {
+        ++stats_.errors;
+      }
+    }
+  }
+
+  const Stats& stats() const { return stats_; }
+
+ private:
+  prism::client::Endpoint endpoint_;
+  prism::client::ConnectOptions options_;
+  Stats stats_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 int fail(std::string_view reason) {
   std::cerr << "prism-bench: " << reason << "\n";
   return 1;
+}
+
+// "prism1:<hex>" as given, or the contents of a server.pub file.
+Expected<prism::client::ServerKey> read_server_key(const std::string& text_or_path) {
+  if (text_or_path.starts_with(prism::net::crypto::kPublicKeyPrefix)) {
+    return prism::net::crypto::decode_public_key(text_or_path);
+  }
+  std::ifstream in(text_or_path);
+  if (!in) return make_error(text_or_path + ": cannot read (expected prism1:<hex> or a server.pub file)");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  auto key = prism::net::crypto::decode_public_key(text);
+  if (!key) return make_error(text_or_path + ": " + key.error());
+  return key;
+}
+
+std::string_view mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::kSecure: return "secure";
+    case Mode::kBaseline: return "baseline";
+    case Mode::kHandshake: return "handshake";
+  }
+  return "?";
 }
 
 }  // namespace
@@ -534,15 +851,22 @@ int fail(std::string_view reason) {
 int main(int argc, char** argv) {
   Options opts;
   CLI::App app{
-      "prism-bench: UDP load generator for prismd. Counts a request as completed when a\n"
-      "datagram comes back whose first frame is a Message with its request id, so it\n"
-      "also measures a plain echo server."};
+      "prism-bench: load generator for prismd. By default, --clients sessions over the\n"
+      "secure transport (libprism-client) each keep --inflight requests in flight. With\n"
+      "--baseline, the same load as raw datagrams against a plain UDP echo server\n"
+      "(udp_echo_baseline). With --handshakes, --clients threads open and close sessions."};
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "prism-bench: " + std::string(e.what()) + " (see --help)\n";
   });
   app.add_option("--server", opts.server, "Target HOST:PORT")->capture_default_str();
-  app.add_option("--clients", opts.clients, "UDP sockets")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--inflight", opts.inflight, "Requests in flight per socket")
+  app.add_option("--server-key", opts.server_key,
+                 "The server's public key, prism1:<hex>, or its server.pub file (not needed "
+                 "with --baseline)");
+  app.add_option("--clients", opts.clients,
+                 "Sessions (UDP sockets with --baseline; concurrent connects with --handshakes)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--inflight", opts.inflight, "Requests in flight per session or socket")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--duration", opts.duration_s, "Seconds measured (fractions allowed)")
@@ -556,80 +880,146 @@ int main(int argc, char** argv) {
   app.add_option("--payload-size", opts.payload_size, "Request payload bytes")
       ->check(CLI::Range(size_t{0}, size_t{60000}))
       ->capture_default_str();
+  app.add_option("--delivery", opts.delivery, "Delivery mode of the requests (protocol.md §5.6)")
+      ->check(CLI::IsMember({"ordered", "unordered", "unreliable"}))
+      ->capture_default_str();
   app.add_option("--rate", opts.rate,
-                 "Open loop: total requests/s to send on a fixed schedule (latency counted from\n"
-                 "the scheduled time); without it, closed loop")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", opts.threads, "Threads, each driving its share of the sockets")
+                 "Open loop: total requests/s on a fixed schedule (latency counted from the\n"
+                 "scheduled time); 0: closed loop, as fast as the replies come")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--threads", opts.threads, "Threads, each driving its share of the sessions")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_flag("--baseline", opts.baseline,
+               "Raw datagrams against a plain UDP echo server instead of prismd sessions");
+  app.add_option("--handshakes", opts.handshakes_s,
+                 "Handshake mode: open and close sessions for this many seconds (measured "
+                 "after --warmup), --clients at a time, one thread each")
+      ->check(CLI::PositiveNumber);
   app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
   app.add_flag("--json", opts.json, "Print the result as one JSON object");
   CLI11_PARSE(app, argc, argv);
 
+  const Mode mode = opts.mode();
+  if (mode == Mode::kHandshake && opts.baseline) {
+    return fail("--handshakes and --baseline exclude each other");
+  }
   auto endpoint = prism::client::parse_endpoint(opts.server);
   if (!endpoint) return fail(endpoint.error());
-  auto addresses = prism::client::resolve_addresses(*endpoint);
-  if (!addresses) return fail(addresses.error());
-  const Target* target = &addresses->front();
+  prism::client::ConnectOptions connect_options;
+  if (mode != Mode::kBaseline) {
+    if (opts.server_key.empty()) {
+      return fail("--server-key is required: prism1:<hex> (prismd logs it at start as "
+                  "event=server_key) or the server.pub file in prismd's state directory");
+    }
+    auto key = read_server_key(opts.server_key);
+    if (!key) return fail(key.error());
+    connect_options.server_key = *key;
+  }
+  const std::string peer = prism::client::to_string(*endpoint);
 
-  const int threads = std::min(opts.threads, opts.clients);
-  std::vector<std::unique_ptr<LoadThread>> loads;
-  std::random_device device;
-  std::seed_seq seed{device(), device(), device(), device()};
-  std::mt19937_64 rng(seed);  // connection ids
-  for (int t = 0; t < threads; ++t) {
-    // Thread t drives sockets t, t + T, t + 2T, ...
-    const int sockets = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);
-    const double rate = opts.rate * sockets / opts.clients;
-    auto load = std::make_unique<LoadThread>(opts, prism::client::to_string(*endpoint));
-    if (auto opened = load->open(*target, sockets, rate, rng); !opened) return fail(opened.error());
-    loads.push_back(std::move(load));
+  // Every mode: one runner per thread, each with its own Stats, merged at the end.
+  std::vector<std::unique_ptr<BaselineLoad>> baseline_loads;
+  std::vector<std::unique_ptr<SecureLoad>> secure_loads;
+  std::vector<std::unique_ptr<HandshakeLoad>> handshake_loads;
+  int threads = std::min(opts.threads, opts.clients);
+  if (mode == Mode::kBaseline) {
+    auto addresses = prism::client::resolve_addresses(*endpoint);
+    if (!addresses) return fail(addresses.error());
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    std::mt19937_64 rng(seed);  // connection ids
+    for (int t = 0; t < threads; ++t) {
+      // Thread t drives sockets t, t + T, t + 2T, ...
+      const int sockets = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);
+      const double rate = opts.rate * sockets / opts.clients;
+      auto load = std::make_unique<BaselineLoad>(opts, peer);
+      if (auto opened = load->open(addresses->front(), sockets, rate, rng); !opened) {
+        return fail(opened.error());
+      }
+      baseline_loads.push_back(std::move(load));
+    }
+  } else if (mode == Mode::kSecure) {
+    for (int t = 0; t < threads; ++t) {
+      const int sessions = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);
+      const double rate = opts.rate * sessions / opts.clients;
+      auto load = std::make_unique<SecureLoad>(opts, peer);
+      if (auto opened = load->open(*endpoint, connect_options, sessions, rate); !opened) {
+        return fail(opened.error());
+      }
+      secure_loads.push_back(std::move(load));
+    }
+  } else {
+    threads = opts.clients;
+    for (int t = 0; t < threads; ++t) {
+      handshake_loads.push_back(std::make_unique<HandshakeLoad>(*endpoint, connect_options));
+    }
   }
 
+  const double measured_s = mode == Mode::kHandshake ? opts.handshakes_s : opts.duration_s;
   Window window;
   window.start_ns = now_ns();
   window.measure_ns = window.start_ns + static_cast<int64_t>(opts.warmup_s * 1e9);
-  window.end_ns = window.measure_ns + static_cast<int64_t>(opts.duration_s * 1e9);
+  window.end_ns = window.measure_ns + static_cast<int64_t>(measured_s * 1e9);
   std::vector<std::thread> workers;
-  for (auto& load : loads) workers.emplace_back([&load, &window] { load->run(window); });
+  for (auto& load : baseline_loads) workers.emplace_back([&load, &window] { load->run(window); });
+  for (auto& load : secure_loads) workers.emplace_back([&load, &window] { load->run(window); });
+  for (auto& load : handshake_loads) workers.emplace_back([&load, &window] { load->run(window); });
   for (auto& w : workers) w.join();
 
   Stats total;
-  for (const auto& load : loads) {
+  for (const auto& load : baseline_loads) {
     if (!load->error().empty()) return fail(load->error());
-    total.completed += load->stats().completed;
-    total.errors += load->stats().errors;
-    total.timeouts += load->stats().timeouts;
-    total.latency.merge(load->stats().latency);
+    total.merge(load->stats());
   }
+  for (const auto& load : secure_loads) {
+    if (!load->error().empty()) return fail(load->error());
+    total.merge(load->stats());
+  }
+  for (const auto& load : handshake_loads) total.merge(load->stats());
+
   const double seconds = static_cast<double>(window.end_ns - window.measure_ns) / 1e9;
   const double rps = static_cast<double>(total.completed) / seconds;
   const double p50 = total.latency.quantile_ns(0.50) / 1e3;
   const double p99 = total.latency.quantile_ns(0.99) / 1e3;
   const double p999 = total.latency.quantile_ns(0.999) / 1e3;
   auto round1 = [](double v) { return std::round(v * 10.0) / 10.0; };
+  // Handshake mode counts sessions opened and closed; the others count requests.
+  const char* count_key = mode == Mode::kHandshake ? "handshakes" : "requests";
+  const char* rate_key = mode == Mode::kHandshake ? "handshakes_per_s" : "rps";
 
   if (opts.json) {
-    const nlohmann::json result = {
-        {"label", opts.label},         {"server", opts.server},
-        {"requests", total.completed}, {"seconds", seconds},
-        {"rps", round1(rps)},          {"p50_us", round1(p50)},
-        {"p99_us", round1(p99)},       {"p999_us", round1(p999)},
-        {"timeouts", total.timeouts},  {"errors", total.errors},
-        {"clients", opts.clients},     {"inflight", opts.inflight},
-        {"threads", threads},          {"payload_size", opts.payload_size},
-        {"packet_id", opts.packet_id}, {"rate", opts.rate}};
+    nlohmann::json result = {
+        {"label", opts.label},         {"mode", mode_name(mode)},
+        {"server", opts.server},       {count_key, total.completed},
+        {"seconds", seconds},          {rate_key, round1(rps)},
+        {"p50_us", round1(p50)},       {"p99_us", round1(p99)},
+        {"p999_us", round1(p999)},     {"timeouts", total.timeouts},
+        {"errors", total.errors},      {"clients", opts.clients},
+        {"threads", threads},          {"rate", opts.rate}};
+    if (mode != Mode::kHandshake) {
+      result["inflight"] = opts.inflight;
+      result["payload_size"] = opts.payload_size;
+      result["packet_id"] = opts.packet_id;
+      if (mode == Mode::kSecure) result["delivery"] = opts.delivery;
+    }
+    if (!total.first_error.empty()) result["first_error"] = total.first_error;
     std::cout << result.dump() << "\n";
   } else {
     std::printf(
-        "label=%s requests=%llu seconds=%.3f rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+        "label=%s mode=%s %s=%llu seconds=%.3f %s=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
         "timeouts=%llu errors=%llu\n",
-        opts.label.c_str(), static_cast<unsigned long long>(total.completed), seconds, rps, p50, p99,
-        p999, static_cast<unsigned long long>(total.timeouts),
+        opts.label.c_str(), std::string(mode_name(mode)).c_str(), count_key,
+        static_cast<unsigned long long>(total.completed), seconds, rate_key, rps, p50, p99, p999,
+        static_cast<unsigned long long>(total.timeouts),
         static_cast<unsigned long long>(total.errors));
   }
   std::fflush(stdout);
-  if (total.completed == 0) return fail("no request completed against " + opts.server);
+  if (total.completed == 0) return fail("nothing completed against " + opts.server);
+  if (total.errors > 0) {
+    return fail(std::to_string(total.errors) + " errors against " + opts.server +
+                (total.first_error.empty() ? "" : "; the first: " + total.first_error));
+  }
   return 0;
 }

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# What `make bench` runs: prism-bench against prismd (1 worker) and against
-# udp_echo_baseline (1 thread: the kernel's UDP path and nothing else), with the same
-# options, then the ratio of the two. Exits non-zero if either run completed nothing.
+# What `make bench` runs: prism-bench against prismd (1 worker, the secure transport with
+# libprism-client sessions) and against udp_echo_baseline (1 thread: the kernel's UDP path
+# and nothing else), with the same load, and prints:
+#   (a) the baseline's peak requests/s and p99 (closed loop)
+#   (b) prismd's peak requests/s and p99 over sessions, and its ratio to (a)
+#   (c) p99 of both at half of the lower of the two peaks (open loop), and their ratio
+#   (d) handshakes/s against the one worker (sessions opened and closed)
+# Exits non-zero if any run fails, completes nothing or gets an error reply.
 #
 # usage: tests/bench/run_bench.sh BUILD_DIR
 # env:   DURATION (seconds measured, default 5), WARMUP (0.5), CLIENTS (4), INFLIGHT (16),
-#        THREADS (prism-bench threads, 1), SMOKE=1 (0.5 s each, for `make test`)
+#        THREADS (prism-bench threads, 1), DELIVERY (ordered), HANDSHAKE_CLIENTS (4),
+#        SMOKE=1 (0.5 s each, for `make test`)
 set -euo pipefail
 
 build=${1:?usage: run_bench.sh BUILD_DIR}
@@ -22,6 +28,7 @@ if [[ ${SMOKE:-0} == 1 ]]; then
 fi
 bench_options=(--clients "${CLIENTS:-4}" --inflight "${INFLIGHT:-16}" --threads "${THREADS:-1}"
                --duration "$duration" --warmup "$warmup")
+workers=1
 
 for bin in prismd prism-bench udp_echo_baseline; do
   if [[ ! -x $build/$bin ]]; then
@@ -101,30 +108,32 @@ field() {
   awk -v key="$2" '{ for (i = 1; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) print substr($i, n + 1) } }' <<<"$1"
 }
 
-# bench LABEL PORT: runs prism-bench, prints its line, and sets $result to it.
+# bench LABEL OPTIONS...: runs prism-bench with OPTIONS, prints its line, and sets $result
+# to it. Fails the script when prism-bench fails or its line shows nothing completed.
 bench() {
-  local label=$1 port=$2 rc=0
-  result=$("$build/prism-bench" --server "127.0.0.1:$port" --label "$label" "${bench_options[@]}") || rc=$?
+  local label=$1 rc=0
+  shift
+  result=$("$build/prism-bench" --label "$label" "$@") || rc=$?
   if [[ -n $result ]]; then echo "$result"; fi
-  local requests errors
-  requests=$(field "$result" requests)
-  errors=$(field "$result" errors)
-  if ((rc != 0)) || [[ -z $requests ]] || ((requests == 0)); then
-    echo "run_bench: the $label run completed no requests" >&2
+  local count
+  count=$(field "$result" requests)
+  [[ -n $count ]] || count=$(field "$result" handshakes)
+  if ((rc != 0)) || [[ -z $count ]] || ((count == 0)); then
+    echo "run_bench: the $label run failed (prism-bench exit status $rc)" >&2
     exit 1
   fi
-  if ((errors == requests)); then
-    echo "run_bench: every $label reply had a non-OK status (is packet id 101, default.echo, loaded?)" >&2
+  if (($(field "$result" errors) > 0)); then
+    echo "run_bench: the $label run got error replies (is packet id 101, default.echo, loaded?)" >&2
     exit 1
   fi
 }
 
 # log.level info, not warn: prismd reports event=listening at info. Nothing on the
 # request path logs at info, so this costs the measurement nothing.
-cat >"$tmp/prism.yaml" <<'EOF'
+cat >"$tmp/prism.yaml" <<EOF
 server:
   udp: 127.0.0.1:0
-  workers: 1
+  workers: $workers
 log:
   level: info
 EOF
@@ -132,14 +141,50 @@ EOF
 start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$build/plugins" \
   --state-dir "$tmp/state"
 prism_port=$port
+# prismd writes its key pair before it listens.
+server_key=$tmp/state/server.pub
+if [[ ! -s $server_key ]]; then
+  echo "run_bench: prismd is listening but wrote no $server_key" >&2
+  exit 1
+fi
 start_server baseline "$build/udp_echo_baseline" --host 127.0.0.1 --port 0 --threads 1
 baseline_port=$port
 
-bench prism "$prism_port"
-prism=$result
-bench baseline "$baseline_port"
-baseline=$result
+baseline_run=(--baseline --server "127.0.0.1:$baseline_port" "${bench_options[@]}")
+secure_run=(--server "127.0.0.1:$prism_port" --server-key "$server_key"
+            --delivery "${DELIVERY:-ordered}" "${bench_options[@]}")
 
-awk -v pr="$(field "$prism" rps)" -v br="$(field "$baseline" rps)" \
-    -v pp="$(field "$prism" p99_us)" -v bp="$(field "$baseline" p99_us)" \
-    'BEGIN { printf "ratio throughput=%.3f p99=%.3f\n", pr / br, (bp > 0 ? pp / bp : 0) }'
+bench baseline "${baseline_run[@]}"
+baseline=$result
+bench secure "${secure_run[@]}"
+secure=$result
+
+# Half of the lower peak: above its own peak a server's p99 is only its queue growing.
+read -r half half_of < <(awk -v s="$(field "$secure" rps)" -v b="$(field "$baseline" rps)" \
+  'BEGIN { if (s <= b) printf "%d secure\n", s / 2; else printf "%d baseline\n", b / 2 }')
+bench baseline-half "${baseline_run[@]}" --rate "$half"
+baseline_half=$result
+bench secure-half "${secure_run[@]}" --rate "$half"
+secure_half=$result
+
+bench handshakes --server "127.0.0.1:$prism_port" --server-key "$server_key" \
+  --clients "${HANDSHAKE_CLIENTS:-4}" --handshakes "$duration" --warmup "$warmup"
+handshakes=$result
+
+echo
+awk -v br="$(field "$baseline" rps)" -v bp="$(field "$baseline" p99_us)" \
+    -v sr="$(field "$secure" rps)" -v sp="$(field "$secure" p99_us)" \
+    -v half="$half" -v half_of="$half_of" \
+    -v hbp="$(field "$baseline_half" p99_us)" -v hsp="$(field "$secure_half" p99_us)" \
+    -v hs="$(field "$handshakes" handshakes_per_s)" -v workers="$workers" '
+  function verdict(ok) { return ok ? "met" : "NOT met" }
+  BEGIN {
+    printf "(a) baseline echo: rps=%.0f p99_us=%.1f\n", br, bp
+    ratio = br > 0 ? sr / br : 0
+    printf "(b) secure echo:   rps=%.0f p99_us=%.1f throughput_ratio=%.3f (target >= 0.60: %s)\n",
+           sr, sp, ratio, verdict(ratio >= 0.60)
+    p99_ratio = hbp > 0 ? hsp / hbp : 0
+    printf "(c) at %d req/s (half the %s peak): secure p99_us=%.1f baseline p99_us=%.1f p99_ratio=%.2f (target <= 3: %s)\n",
+           half, half_of, hsp, hbp, p99_ratio, verdict(p99_ratio <= 3)
+    printf "(d) handshakes:    per_s=%.0f workers=%d per_worker=%.0f\n", hs, workers, hs / workers
+  }'
