@@ -89,16 +89,7 @@ DropReason read_header(std::span<const uint8_t> datagram, size_t max_size, Datag
   // An empty payload carries no frame, so it is as useless as a short header.
   if (datagram.size() <= kHeaderSize) return DropReason::kTruncated;
   if (datagram[0] != kWireVersion) return DropReason::kBadVersion;
-  switch (static_cast<DatagramType>(datagram[1])) {
-    case DatagramType::kInitial:
-    case DatagramType::kRetry:
-    case DatagramType::kHandshake:
-    case DatagramType::kSealed0:
-    case DatagramType::kSealed1:
-      break;
-    default:
-      return DropReason::kBadType;
-  }
+  if (!is_known_type(datagram[1])) return DropReason::kBadType;
   out.version = datagram[0];
   out.type = static_cast<DatagramType>(datagram[1]);
   out.connection_id = load_be64(&datagram[2]);

@@ -27,6 +27,19 @@ enum class DatagramType : uint8_t {
   kSealed1 = 0x21,    // the same, key phase 1
 };
 
+// One of the five types above (§2.2): a datagram of any other type is dropped (bad_type).
+inline bool is_known_type(uint8_t type) {
+  switch (static_cast<DatagramType>(type)) {
+    case DatagramType::kInitial:
+    case DatagramType::kRetry:
+    case DatagramType::kHandshake:
+    case DatagramType::kSealed0:
+    case DatagramType::kSealed1:
+      return true;
+  }
+  return false;
+}
+
 inline bool is_sealed(DatagramType type) {
   return type == DatagramType::kSealed0 || type == DatagramType::kSealed1;
 }

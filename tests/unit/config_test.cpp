@@ -1,6 +1,7 @@
 // Unit tests for host/config: defaults, every validation rule of prism.yaml, the
 // file:line:column + key path in each error, and UDP endpoint parsing.
 #include "config/config.hpp"
+#include "temp_dir_test.hpp"
 
 #include <gtest/gtest.h>
 
@@ -41,23 +42,7 @@ Config defaults_from(std::string source) {
 }
 
 // A private directory for load_file cases, removed after each test.
-class ConfigFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "prism-config-test-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const std::string& name, std::string_view text) {
-    const fs::path path = dir_ / name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  fs::path dir_;
-};
+class ConfigFileTest : public testing::TempDirTest {};
 
 TEST(ConfigTest, ShippedConfigMatchesDefaults) {
   const fs::path path = PRISM_SOURCE_DIR "/etc/prism.yaml";

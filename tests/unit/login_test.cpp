@@ -13,6 +13,7 @@
 #include "net/crypto/token_hash.hpp"
 #include "plugins/login_guard.hpp"
 #include "plugins/plugin_settings.hpp"
+#include "temp_dir_test.hpp"
 
 namespace prism {
 namespace {
@@ -106,21 +107,8 @@ TEST(TokenHash, MatchesOnlyTheSameToken) {
 // ---- plugin settings ----
 
 // A private directory under the system temp dir, removed after each test.
-class PluginSettingsTest : public ::testing::Test {
+class PluginSettingsTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "prism-login-test-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const std::string& name, std::string_view text) {
-    const fs::path path = dir_ / name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
   // The error load_plugin_settings_file gives for `yaml` in chat.yaml.
   std::string error_of(std::string_view yaml) {
     const fs::path path = write("chat.yaml", yaml);
@@ -134,7 +122,6 @@ class PluginSettingsTest : public ::testing::Test {
            std::to_string(column) + ": ";
   }
 
-  fs::path dir_;
 };
 
 TEST_F(PluginSettingsTest, EmptyFileGivesDefaults) {
