@@ -277,7 +277,10 @@ void Client::Connection::on_message(const v1::Message& message) {
 
 void Client::Connection::on_closed(std::string_view reason) {
   close_reason_ = std::string(reason);
-  fail_all(v1::STATUS_UNAVAILABLE, "session closed: " + close_reason_);
+  // The server ended the session: UNAVAILABLE. We gave up on a silent server (idle
+  // timeout, retransmissions unanswered): the requests timed out (protocol.md §5.11).
+  const bool by_peer = reason.starts_with(session::kPeerClosedReason);
+  fail_all(by_peer ? v1::STATUS_UNAVAILABLE : v1::STATUS_TIMEOUT, "session closed: " + close_reason_);
 }
 
 Expected<void> Client::Connection::rebind() {

@@ -142,6 +142,40 @@ TEST(TransportPaths, ClientChangingItsSourcePortKeepsTheSession) {
   EXPECT_TRUE(prismd.wait_for_log("event=session_migrated")) << prismd.log();
 }
 
+// A server that stops answering (its path goes dead) ends the session on the client's
+// idle timeout, and the request still pending completes with TIMEOUT, exactly once.
+TEST(TransportPaths, DeadPathClosesTheSessionAndFailsPendingRequests) {
+  PrismdProcess prismd;
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  socklen_t len = 0;
+  const auto upstream = loopback(prismd.port(), len);
+  test::ImpairmentProxy proxy(upstream, len);
+  auto options = options_for(prismd);
+  options.idle_timeout = 1s;
+  auto c = client::Client::connect({"127.0.0.1", proxy.port()}, options);
+  ASSERT_TRUE(c) << c.error();
+  ASSERT_EQ(c->call(kEcho, "alive")->payload, "alive");
+  proxy.pause(true);
+  int completions = 0;
+  std::optional<client::Reply> reply;
+  ASSERT_TRUE(c->send_request(kEcho, "lost", v1::DELIVERY_RELIABLE_ORDERED,
+                              [&](const client::Reply& r) {
+                                ++completions;
+                                reply = r;
+                              },
+                              60s));
+  const auto deadline = Clock::now() + 20s;
+  while (!reply && Clock::now() < deadline) ASSERT_TRUE(c->poll(100ms));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, v1::STATUS_TIMEOUT) << reply->message;
+  EXPECT_NE(reply->message.find("session closed"), std::string::npos) << reply->message;
+  EXPECT_FALSE(c->connected());
+  EXPECT_FALSE(c->close_reason().empty());
+  ASSERT_TRUE(c->poll(10ms));
+  EXPECT_EQ(completions, 1);
+  EXPECT_EQ(c->pending(), 0u);
+}
+
 // The acceptance test: with 10% loss, 5% duplication and reordering both ways,
 // 10 000 reliable-ordered requests each get exactly one reply, in order.
 TEST(TransportImpaired, TenThousandOrderedRequestsThroughALossyPath) {

@@ -92,8 +92,9 @@ class Client {
                        v1::Delivery delivery = v1::DELIVERY_RELIABLE_ORDERED);
 
   // Sends a request without waiting: `done` runs exactly once, from a later poll() or
-  // call(), with the reply, TIMEOUT after `timeout` (0: the connect timeout), or
-  // UNAVAILABLE when the session ends first. Returns the request id.
+  // call(), with the reply, TIMEOUT after `timeout` (0: the connect timeout) or when the
+  // session ends because the server stopped answering, or UNAVAILABLE when the server
+  // closed the session. Returns the request id.
   Expected<uint32_t> send_request(uint32_t packet_id, std::string_view payload,
                                   v1::Delivery delivery, ReplyCallback done,
                                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));

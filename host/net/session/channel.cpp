@@ -208,7 +208,7 @@ void Channel::deliver_frame(const v1::Frame& frame, Clock::time_point now, Chann
       break;
     case v1::Frame::kClose:
       state_ = State::kClosed;
-      events.on_closed("peer closed the session: " + frame.close().reason());
+      events.on_closed(std::string(kPeerClosedReason) + frame.close().reason());
       break;
     case v1::Frame::KIND_NOT_SET:
       break;

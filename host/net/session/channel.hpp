@@ -58,6 +58,10 @@ struct ChannelStats {
   uint64_t key_updates = 0;   // this side switched its sending key
 };
 
+// The start of the reason on_closed() gives when the peer sent CLOSE; any other reason
+// means this side gave up on the peer (idle timeout, retransmissions unanswered).
+inline constexpr std::string_view kPeerClosedReason = "peer closed the session: ";
+
 // What the channel hands up. Called from inside on_datagram() / on_timer().
 class ChannelEvents {
  public:
