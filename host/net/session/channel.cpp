@@ -451,13 +451,6 @@ bool Channel::may_send_new(const Unit& unit) const {
   return outstanding.empty() || unit.sequence - outstanding.front().first < config_.reorder_capacity;
 }
 
-bool Channel::has_output() const {
-  if (state_ == State::kClosing) return true;
-  if (state_ == State::kClosed) return false;
-  if (ack_owed_ || !control_.empty() || !unreliable_.empty() || !resend_.empty()) return true;
-  return !queued_.empty() && may_send_new(units_.at(queued_.front()));
-}
-
 void Channel::rotate_send_key() {
   send_keys_.key = crypto::next_key(send_keys_.key);
   send_keys_.phase ^= 1;

@@ -114,10 +114,8 @@ class Channel {
   void on_timer(Clock::time_point now, ChannelEvents& events);
 
   bool closed() const { return state_ == State::kClosed; }
-  bool has_output() const;
   uint64_t connection_id() const { return connection_id_; }
   const ChannelStats& stats() const { return stats_; }
-  const reliability::RttEstimator& rtt() const { return rtt_; }
   size_t unacked_bytes() const { return window_.unacked_bytes(); }
   size_t backlog_bytes() const { return backlog_bytes_; }
 
