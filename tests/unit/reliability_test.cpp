@@ -281,6 +281,24 @@ TEST(ReliabilityOrdered, OrderedReceiverDeliversInOrderExactlyOnce) {
   EXPECT_EQ(receiver.buffered(), 0u);
 }
 
+TEST(ReliabilityOrdered, NextInOrderIsSkippedOnlyWhileNothingWaits) {
+  OrderedReceiver receiver(8);
+  std::vector<uint8_t> got;
+  auto deliver = [&](std::vector<uint8_t>&& p) { got.push_back(p.at(0)); };
+  EXPECT_FALSE(receiver.skip_if_next(1));  // not the next one
+  EXPECT_TRUE(receiver.skip_if_next(0));
+  EXPECT_EQ(receiver.next_sequence(), 1u);
+  EXPECT_EQ(receiver.classify(0), Arrival::kDuplicate);
+  EXPECT_EQ(receiver.on_message(2, {2}, deliver), Arrival::kBuffered);
+  // 1 is next, but 2 waits behind it: the caller must go through on_message to get both.
+  EXPECT_FALSE(receiver.skip_if_next(1));
+  EXPECT_EQ(receiver.on_message(1, {1}, deliver), Arrival::kDelivered);
+  EXPECT_EQ(got, (std::vector<uint8_t>{1, 2}));
+  EXPECT_TRUE(receiver.skip_if_next(3));
+  EXPECT_EQ(receiver.classify(3), Arrival::kDuplicate);
+  EXPECT_EQ(receiver.classify(12), Arrival::kBeyondWindow);
+}
+
 TEST(ReliabilityOrdered, SequenceBeyondBufferIsRefused) {
   OrderedReceiver receiver(4);
   std::vector<uint8_t> got;

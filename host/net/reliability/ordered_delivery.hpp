@@ -44,10 +44,14 @@ class OrderedReceiver {
   // skip work for duplicates and to deliver the next message without buffering it.
   Arrival classify(uint64_t sequence) const;
 
+  // The fast path: when `sequence` is the next one and nothing is buffered, counts it
+  // delivered (the caller hands it up itself) and returns true; false otherwise.
+  bool skip_if_next(uint64_t sequence);
+
   // The sequence the next delivery will carry; everything below it was delivered.
   uint64_t next_sequence() const { return next_; }
   size_t buffered() const { return buffered_; }
-  size_t capacity() const { return slots_.size(); }
+  size_t capacity() const { return capacity_; }
 
  private:
   struct Slot {
@@ -58,7 +62,8 @@ class OrderedReceiver {
   Arrival store(uint64_t sequence, std::vector<uint8_t>&& payload);
   std::optional<std::vector<uint8_t>> take_next();
 
-  std::vector<Slot> slots_;  // sequence s lives in slots_[s % capacity]
+  size_t capacity_;
+  std::vector<Slot> slots_;  // sequence s lives in slots_[s % capacity]; empty until needed
   uint64_t next_;
   size_t buffered_ = 0;
 };

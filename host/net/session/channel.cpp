@@ -225,6 +225,10 @@ void Channel::on_reliable(v1::Message& message, uint8_t mode, ChannelEvents& eve
     refuse = true;
     return;
   }
+  if (receiver.skip_if_next(sequence)) {  // in order with nothing waiting: the common case
+    events.on_message(message);
+    return;
+  }
   if (mode == 1) {
     // Unordered: hand it up now; the receiver only remembers that it was seen.
     receiver.on_message(sequence, {}, [](std::vector<uint8_t>&&) {});
