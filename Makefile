@@ -8,8 +8,10 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CONFIG     ?= etc/prism.yaml
 CMAKE_GEN  := -G Ninja
+# From `project(prism VERSION x.y.z ...)`: the version in the package file names.
+PRISM_VERSION := $(shell awk '/^project.prism VERSION/ {print $$3}' CMakeLists.txt)
 
-.PHONY: all setup build build-asan build-fuzz run test test-unit test-asan bench fuzz clean
+.PHONY: all setup build build-asan build-fuzz run test test-unit test-asan bench fuzz clean deb package-test
 
 all: build
 
@@ -49,6 +51,20 @@ bench: build
 # FUZZ_SECONDS per fuzz target (tests/fuzz/run_fuzz.sh); `make test` runs a short smoke.
 fuzz: build-fuzz
 	tests/fuzz/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The Debian packages (packaging/packaging.cmake): $(BUILD)/prism_<version>_<arch>.deb and
+# $(BUILD)/prism-plugin-sdk_<version>_<arch>.deb, then lintian on both when it is installed.
+deb: build
+	cd $(BUILD) && cpack -G DEB
+	@if command -v lintian >/dev/null; then \
+	  echo "lintian $(BUILD)/prism_$(PRISM_VERSION)_*.deb $(BUILD)/prism-plugin-sdk_$(PRISM_VERSION)_*.deb"; \
+	  lintian --fail-on error $(BUILD)/prism_$(PRISM_VERSION)_*.deb $(BUILD)/prism-plugin-sdk_$(PRISM_VERSION)_*.deb; \
+	fi
+
+# Installs the packages, drives the installed prismd, then purges them
+# (tests/package/deb_test.sh; needs root, part of `make test` too).
+package-test: build
+	ctest --test-dir $(BUILD) --output-on-failure -R '^deb_install$$'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

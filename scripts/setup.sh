@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
+  dpkg-dev lintian
   clang libclang-rt-14-dev
   libuv1-dev libprotobuf-dev protobuf-compiler libcrypto++-dev libyaml-cpp-dev
   libhiredis-dev libpqxx-dev libsqlite3-dev libwebsockets-dev libspdlog-dev
