@@ -9,6 +9,8 @@
 
 #include "base/clock.hpp"
 #include "net/crypto/key_file.hpp"
+#include "net/crypto/token_hash.hpp"
+#include "plugins/directory_watch.hpp"
 #include "prism/version.hpp"
 
 namespace prism {
@@ -47,7 +49,8 @@ Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key)
                                                              config_.request_timeout);
     dispatcher->set_table(registry_->table());
     dispatcher->set_host_service(admin_.get());
-    dispatcher->set_login_guard(std::make_unique<plugins::LoginGuard>(plugin_settings_));
+    dispatcher->set_login_guard(std::make_unique<plugins::LoginGuard>(login_services_));
+    dispatcher->set_admin_allow(config_.admin_allow);
     worker->set_handler(dispatcher.get());
     workers_.push_back(std::move(worker));
     dispatchers_.push_back(std::move(dispatcher));
@@ -92,6 +95,22 @@ Expected<net::crypto::KeyPair> Server::load_server_key() const {
   return key->pair;
 }
 
+Expected<plugins::PluginSettings> Server::load_admin_token() const {
+  const std::filesystem::path path = config_.admin_token_file.empty()
+                                         ? std::filesystem::path(config_.state_dir) / "admin.token"
+                                         : std::filesystem::path(config_.admin_token_file);
+  auto token = net::crypto::load_or_create_admin_token(path);
+  if (!token) return make_error(token.error());
+  SPDLOG_INFO("event=admin_token file={} created={}", path.string(), token->created);
+  plugins::PluginSettings admin;
+  admin.name = std::string(dispatch::kAdminService);
+  admin.source = path.string();
+  auto hash = net::crypto::parse_token_hash(net::crypto::hash_token(token->token));
+  if (!hash) return make_error(hash.error());
+  admin.token = *hash;
+  return admin;
+}
+
 void Server::stop_workers() {
   if (registry_) registry_->set_publisher(nullptr);
   for (auto& w : workers_) w->stop();
@@ -111,7 +130,16 @@ int Server::run() {
       config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
   registry_ = std::make_unique<plugins::Registry>(
       plugins::HostFacts{std::string(kVersion), unix_ms(), workers});
-  admin_ = std::make_unique<admin::AdminService>(*registry_);
+  // `prismctl config check`: the config file and plugins.d as they are on disk now.
+  admin_ = std::make_unique<admin::AdminService>(*registry_, [this]() -> Expected<void> {
+    if (!config_.source.empty()) {
+      if (auto config = config::load_file(config_.source); !config) return Error{config.error()};
+    }
+    if (auto settings = plugins::load_plugin_settings_dir(config_.plugins_config_dir); !settings) {
+      return Error{settings.error()};
+    }
+    return {};
+  });
 
   SPDLOG_INFO("event=starting version={} config={} plugins_dir={}", kVersion, config_.source,
               config_.plugins_dir);
@@ -129,11 +157,21 @@ int Server::run() {
     return 2;
   }
   plugin_settings_ = std::move(*settings);
+  // The admin service is one more login: its token from admin.token_file, or created in
+  // state_dir on first start so prismctl on this machine finds it.
+  auto admin = load_admin_token();
+  if (!admin) {
+    SPDLOG_CRITICAL("event=admin_token_failed error=\"{}\"", admin.error());
+    return 2;
+  }
+  login_services_ = plugin_settings_;
+  login_services_.push_back(std::move(*admin));
   for (const auto& p : plugin_settings_) {
     SPDLOG_INFO("event=plugin_config plugin={} file={} login={}", p.name, p.source,
                 p.token ? "token" : "open");
   }
   // A refused plugin is logged with its reason; the host serves the others.
+  registry_->set_plugin_settings(plugin_settings_);
   registry_->load_directory(config_.plugins_dir);
 
   // Signals are handled before the listening line, so a supervisor may stop us at once.
@@ -146,6 +184,12 @@ int Server::run() {
     SPDLOG_INFO("event=stopping signal={}", signum);
     uv_stop(handle->loop);
   };
+  // plugins_dir is watched: a new .so is loaded, a replaced one hot-reloaded, a removed
+  // one unloaded (DESIGN.md §5). dlopen and init then run on this main loop, not a worker.
+  plugins::DirectoryWatch watch(&loop, *registry_, config_.plugins_dir);
+  if (auto watching = watch.start(); !watching) {
+    SPDLOG_WARN("event=plugins_dir_watch_failed error=\"{}\"", watching.error());
+  }
   uv_signal_init(&loop, &sigint);
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_init(&loop, &sigterm);
@@ -171,6 +215,7 @@ int Server::run() {
     uv_run(&loop, UV_RUN_DEFAULT);
   }
 
+  watch.stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&metrics_timer), nullptr);

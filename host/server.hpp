@@ -24,12 +24,14 @@ class Server {
 
  private:
   Expected<net::crypto::KeyPair> load_server_key() const;
+  Expected<plugins::PluginSettings> load_admin_token() const;
   Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
   void stop_workers();
   void log_metrics_snapshot() const;
 
   config::Config config_;
   std::vector<plugins::PluginSettings> plugin_settings_;
+  std::vector<plugins::PluginSettings> login_services_;  // plugin tokens and the admin token
   std::unique_ptr<plugins::Registry> registry_;
   std::unique_ptr<admin::AdminService> admin_;
   std::vector<std::unique_ptr<net::Worker>> workers_;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -35,6 +36,7 @@ struct Options {
   std::string server_key;   // --server-key: "prism1:<hex>" or a server.pub file
   std::string config_path;  // --config: the server's prism.yaml, to find its public key
   std::string token;        // --token: log in to the called service first
+  std::string token_file;   // --token-file: the admin token (default: found through the config)
   int timeout_ms = 2000;
   bool json = false;
   std::string service;
@@ -70,47 +72,72 @@ Expected<prism::client::ServerKey> key_from(const std::string& text_or_path) {
   return key;
 }
 
-// The public key next to the private key a config names (server.key → server.pub).
-std::filesystem::path public_key_of(const prism::config::Config& config) {
-  if (config.key_file.empty()) {
-    return std::filesystem::path(config.state_dir) / prism::net::crypto::kServerPublicKeyFile;
+// Where a server keeps the files prismctl needs from it (docs/operations.md §5).
+struct ServerFiles {
+  std::filesystem::path public_key;   // server.pub beside server.key
+  std::filesystem::path admin_token;  // admin.token_file, or <state_dir>/admin.token
+};
+
+ServerFiles files_of(const prism::config::Config& config) {
+  ServerFiles files;
+  const std::filesystem::path state(config.state_dir);
+  files.public_key = config.key_file.empty()
+                         ? state / prism::net::crypto::kServerPublicKeyFile
+                         : std::filesystem::path(config.key_file).replace_extension(".pub");
+  files.admin_token = config.admin_token_file.empty() ? state / "admin.token"
+                                                       : std::filesystem::path(config.admin_token_file);
+  return files;
+}
+
+// The server's files through its config: --config, else build/state beside this binary
+// (what `make run` uses), else /etc/prism/prism.yaml.
+Expected<ServerFiles> locate_server_files(const Options& opts) {
+  auto from_config = [](const std::filesystem::path& path) -> Expected<ServerFiles> {
+    auto config = prism::config::load_file(path);
+    if (!config) return prism::Error{config.error()};
+    return files_of(*config);
+  };
+  if (!opts.config_path.empty()) return from_config(opts.config_path);
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string tried;
+  if (!ec) {
+    const auto dev = exe.parent_path() / "state";
+    if (std::filesystem::exists(dev / prism::net::crypto::kServerPublicKeyFile)) {
+      return ServerFiles{dev / prism::net::crypto::kServerPublicKeyFile, dev / "admin.token"};
+    }
+    tried = (dev / prism::net::crypto::kServerPublicKeyFile).string() + ", ";
   }
-  return std::filesystem::path(config.key_file).replace_extension(".pub");
+  const std::filesystem::path system_config = "/etc/prism/prism.yaml";
+  if (std::filesystem::exists(system_config)) return from_config(system_config);
+  return prism::make_error(
+      "no server key: pass --server-key prism1:... (prismd logs it at start as "
+      "event=server_key) or --config with the server's prism.yaml; looked in " + tried +
+      system_config.string());
 }
 
-Expected<prism::client::ServerKey> key_from_config(const std::filesystem::path& config_path) {
-  auto config = prism::config::load_file(config_path);
-  if (!config) return prism::Error{config.error()};
-  const auto pub = public_key_of(*config);
-  auto key = key_from(pub.string());
-  if (!key) return prism::make_error(key.error() + " (the public key of " + config_path.string() + ")");
-  return key;
-}
-
-// docs/operations.md "Server key": where prismctl looks for the server's public key.
 Expected<prism::client::ServerKey> find_server_key(const Options& opts) {
   if (!opts.server_key.empty()) return key_from(opts.server_key);
   if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr && *env != '\0') {
     return key_from(env);
   }
-  if (!opts.config_path.empty()) return key_from_config(opts.config_path);
-  std::vector<std::filesystem::path> tried;
-  // `make run` keeps prismd's state in build/state, beside build/prismctl.
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const auto dev = exe.parent_path() / "state" / prism::net::crypto::kServerPublicKeyFile;
-    if (std::filesystem::exists(dev)) return key_from(dev.string());
-    tried.push_back(dev);
+  auto files = locate_server_files(opts);
+  if (!files) return prism::Error{files.error()};
+  return key_from(files->public_key.string());
+}
+
+// The admin token: --token-file, else the server's own file when this user can read it.
+// Empty when there is none: admin commands then fail with LOGIN_REQUIRED.
+Expected<std::string> find_admin_token(const Options& opts) {
+  std::filesystem::path path = opts.token_file;
+  if (path.empty()) {
+    auto files = locate_server_files(opts);
+    if (!files || !std::filesystem::exists(files->admin_token)) return std::string();
+    path = files->admin_token;
   }
-  const std::filesystem::path system_config = "/etc/prism/prism.yaml";
-  if (std::filesystem::exists(system_config)) return key_from_config(system_config);
-  tried.push_back(system_config);
-  std::string where;
-  for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t.string();
-  return prism::make_error(
-      "no server key: pass --server-key prism1:... (prismd logs it at start as "
-      "event=server_key) or --config with the server's prism.yaml; looked in " + where);
+  auto token = read_text(path);
+  if (!token) return prism::make_error("admin token: " + token.error());
+  return token;
 }
 
 Expected<Client> open_client(const Options& opts) {
@@ -121,7 +148,19 @@ Expected<Client> open_client(const Options& opts) {
   prism::client::ConnectOptions options;
   options.server_key = *key;
   options.timeout = std::chrono::milliseconds(opts.timeout_ms);
-  return Client::connect(*endpoint, options);
+  auto token = find_admin_token(opts);
+  if (!token) return prism::Error{token.error()};
+  auto client = Client::connect(*endpoint, options);
+  if (!client || token->empty()) return client;
+  // Host requests (plugins, status, the lookups of `call`) need an admin login.
+  auto login = client->login("admin", *token);
+  if (!login) return prism::Error{"admin login: " + login.error()};
+  if (login->status != prism::v1::STATUS_OK) {
+    return prism::make_error("admin login to " + opts.server + " answered " +
+                             std::string(prism::client::status_name(login->status)) + ": " +
+                             login->message);
+  }
+  return client;
 }
 
 int run_ping(Client& client, const Options& opts) {
@@ -153,6 +192,10 @@ json plugin_json(const prism::v1::PluginInfo& p) {
           {"errors", p.errors()},
           {"concurrent", p.concurrent()},
           {"loaded_at_ms", p.loaded_at_ms()},
+          {"state", p.state()},
+          {"last_error", p.last_error()},
+          {"reloads", p.reloads()},
+          {"p99_us", p.p99_us()},
           {"methods", std::move(methods)}};
 }
 
@@ -173,6 +216,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
+std::string format_time(uint64_t unix_ms);
+
 int run_plugins(Client& client, const Options& opts) {
   auto list = client.list_plugins();
   if (!list) return fail(list.error());
@@ -182,14 +227,53 @@ int run_plugins(Client& client, const Options& opts) {
     print_json({{"plugins", std::move(plugins)}});
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"NAME", "VERSION", "RANGE", "REQUESTS", "ERRORS", "FILE"}};
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "STATE", "VERSION", "RANGE", "REQUESTS", "ERRORS", "P99", "LOADED", "FILE"}};
   for (const auto& p : list->plugins()) {
-    rows.push_back({p.name(), p.version(),
+    rows.push_back({p.name(), p.state().empty() ? "serving" : p.state(), p.version(),
                     std::to_string(p.first_packet_id()) + "-" + std::to_string(p.last_packet_id()),
-                    std::to_string(p.requests()), std::to_string(p.errors()), p.file()});
+                    std::to_string(p.requests()), std::to_string(p.errors()),
+                    std::to_string(p.p99_us()) + "us", format_time(p.loaded_at_ms()), p.file()});
   }
   print_table(rows);
   if (list->plugins().empty()) std::cout << "(no plugins loaded)\n";
+  for (const auto& p : list->plugins()) {
+    if (!p.last_error().empty()) std::cout << p.name() << ": last reload failed: " << p.last_error() << "\n";
+  }
+  return 0;
+}
+
+// Loaded-at times as local "YYYY-MM-DD HH:MM:SS".
+std::string format_time(uint64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+  return text;
+}
+
+// load / reload print the plugin as `plugins` would; unload and config check print a line.
+int print_plugin(const Expected<prism::v1::PluginInfo>& info, const Options& opts,
+                 std::string_view verb) {
+  if (!info) return fail(info.error());
+  if (opts.json) {
+    print_json(plugin_json(*info));
+  } else {
+    std::cout << verb << " " << info->name() << " " << info->version() << " (packet ids "
+              << info->first_packet_id() << "-" << info->last_packet_id() << ") from "
+              << info->file() << "\n";
+  }
+  return 0;
+}
+
+int print_done(const Expected<void>& done, const Options& opts, const std::string& what) {
+  if (!done) return fail(done.error());
+  if (opts.json) {
+    print_json({{"ok", true}});
+  } else {
+    std::cout << what << "\n";
+  }
   return 0;
 }
 
@@ -312,6 +396,8 @@ int main(int argc, char** argv) {
   app.add_option("--server-key", opts.server_key,
                  "The server's public key, prism1:<hex>, or its server.pub file "
                  "(default: $PRISM_SERVER_KEY, else found through --config)");
+  app.add_option("--token-file", opts.token_file,
+                 "The admin token file (default: the server's, found through --config)");
   app.add_option("--config", opts.config_path,
                  "The server's prism.yaml: its public key is server.pub beside server.key "
                  "(default: build/state/ beside this prismctl, else /etc/prism/prism.yaml)");
@@ -329,6 +415,22 @@ int main(int argc, char** argv) {
       "hash-token", "Print the token_hash line for etc/plugins.d/<plugin>.yaml of a token");
   std::string token_to_hash;
   hash->add_option("token", token_to_hash, "The token clients will present")->required();
+
+  std::string plugin_path;
+  std::string plugin_name;
+  auto* load = app.add_subcommand("load", "Load a plugin .so (a path on the server's machine)");
+  load->add_option("path", plugin_path, "Path of the .so on the server")->required();
+  auto* unload = app.add_subcommand("unload", "Unload a plugin once its requests finish");
+  unload->add_option("name", plugin_name, "Plugin name")->required();
+  auto* reload = app.add_subcommand(
+      "reload", "Replace a plugin with a new version without dropping a request");
+  reload->add_option("name", plugin_name, "Plugin name")->required();
+  reload->add_option("path", plugin_path, "New .so (default: the file it was loaded from)");
+  auto* stats = app.add_subcommand("stats", "Print the server's metrics (Prometheus text)");
+  auto* config = app.add_subcommand("config", "Configuration commands");
+  auto* config_check = config->add_subcommand(
+      "check", "Validate the server's config file and plugins.d as they are on disk now");
+  config->require_subcommand(1);
 
   auto* keygen = app.add_subcommand(
       "keygen", "Write a new server key pair (server.key, mode 0600, and server.pub) to a directory");
@@ -356,5 +458,21 @@ int main(int argc, char** argv) {
   if (plugins->parsed()) return run_plugins(*client, opts);
   if (status->parsed()) return run_status(*client, opts);
   if (call->parsed()) return run_call(*client, opts);
+  if (load->parsed()) return print_plugin(client->load_plugin(plugin_path), opts, "loaded");
+  if (reload->parsed()) {
+    return print_plugin(client->reload_plugin(plugin_name, plugin_path), opts, "reloaded");
+  }
+  if (unload->parsed()) return print_done(client->unload_plugin(plugin_name), opts, "unloaded " + plugin_name);
+  if (config_check->parsed()) return print_done(client->config_check(), opts, "configuration is valid");
+  if (stats->parsed()) {
+    auto text = client->stats();
+    if (!text) return fail(text.error());
+    if (opts.json) {
+      print_json({{"prometheus", *text}});
+    } else {
+      std::cout << *text;
+    }
+    return 0;
+  }
   return fail("no command given (see --help)");
 }

@@ -187,8 +187,9 @@ namespace {
 
 // An admin request has no reply to hand back when it fails, so a timeout or a
 // non-OK status becomes an error that names the request and the server.
-Expected<std::string> admin_payload(Client& client, std::string_view what, uint32_t packet_id) {
-  auto reply = client.call(packet_id, {});
+Expected<std::string> admin_payload(Client& client, std::string_view what, uint32_t packet_id,
+                                    std::string_view request = {}) {
+  auto reply = client.call(packet_id, request);
   if (!reply) return Error{std::string(what) + ": " + reply.error()};
   if (reply->status == v1::STATUS_TIMEOUT) {
     return make_error(std::string(what) + ": no reply from " + to_string(client.endpoint()) +
@@ -205,26 +206,71 @@ Expected<std::string> admin_payload(Client& client, std::string_view what, uint3
 
 }  // namespace
 
-Expected<v1::PluginList> Client::list_plugins() {
-  auto payload = admin_payload(*this, "list plugins", v1::HOST_LIST_PLUGINS);
+
+namespace {
+
+// An admin reply's payload parsed as `T`; the error names the request and the server.
+template <typename T>
+Expected<T> parse_reply(const Expected<std::string>& payload, std::string_view what,
+                        const Endpoint& server) {
   if (!payload) return Error{payload.error()};
-  v1::PluginList list;
-  if (!list.ParseFromString(*payload)) {
-    return make_error("list plugins: the reply from " + to_string(endpoint()) +
-                      " is not a prism.v1.PluginList");
+  T message;
+  if (!message.ParseFromString(*payload)) {
+    return make_error(std::string(what) + ": the reply from " + to_string(server) + " is not a " +
+                      message.GetTypeName());
   }
-  return list;
+  return message;
+}
+
+}  // namespace
+
+Expected<v1::PluginList> Client::list_plugins() {
+  return parse_reply<v1::PluginList>(admin_payload(*this, "list plugins", v1::HOST_LIST_PLUGINS),
+                                     "list plugins", endpoint());
 }
 
 Expected<v1::ServerStatus> Client::server_status() {
-  auto payload = admin_payload(*this, "server status", v1::HOST_SERVER_STATUS);
+  return parse_reply<v1::ServerStatus>(
+      admin_payload(*this, "server status", v1::HOST_SERVER_STATUS), "server status", endpoint());
+}
+
+Expected<v1::PluginInfo> Client::load_plugin(std::string_view path) {
+  v1::PluginFile file;
+  file.set_path(std::string(path));
+  return parse_reply<v1::PluginInfo>(
+      admin_payload(*this, "load plugin", v1::HOST_LOAD_PLUGIN, file.SerializeAsString()),
+      "load plugin", endpoint());
+}
+
+Expected<void> Client::unload_plugin(std::string_view name) {
+  v1::PluginName request;
+  request.set_name(std::string(name));
+  auto payload = admin_payload(*this, "unload plugin", v1::HOST_UNLOAD_PLUGIN,
+                               request.SerializeAsString());
   if (!payload) return Error{payload.error()};
-  v1::ServerStatus status;
-  if (!status.ParseFromString(*payload)) {
-    return make_error("server status: the reply from " + to_string(endpoint()) +
-                      " is not a prism.v1.ServerStatus");
-  }
-  return status;
+  return {};
+}
+
+Expected<v1::PluginInfo> Client::reload_plugin(std::string_view name, std::string_view path) {
+  v1::PluginReload request;
+  request.set_name(std::string(name));
+  request.set_path(std::string(path));
+  return parse_reply<v1::PluginInfo>(
+      admin_payload(*this, "reload plugin", v1::HOST_RELOAD_PLUGIN, request.SerializeAsString()),
+      "reload plugin", endpoint());
+}
+
+Expected<std::string> Client::stats() {
+  auto text = parse_reply<v1::MetricsText>(admin_payload(*this, "stats", v1::HOST_STATS), "stats",
+                                           endpoint());
+  if (!text) return Error{text.error()};
+  return text->text();
+}
+
+Expected<void> Client::config_check() {
+  auto payload = admin_payload(*this, "config check", v1::HOST_CONFIG_CHECK);
+  if (!payload) return Error{payload.error()};
+  return {};
 }
 
 Expected<uint32_t> Client::resolve(std::string_view service, std::string_view method) {

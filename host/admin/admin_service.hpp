@@ -1,7 +1,9 @@
 // The built-in admin service: answers the host-owned packet ids (docs/protocol.md §4)
-// with the plugin list and server status.
+// with the plugin list, server status, metrics, config check, and plugin load, unload
+// and reload. Every one of them needs an admin login (the dispatcher checks it).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "dispatch/dispatcher.hpp"
@@ -13,16 +15,38 @@ namespace prism::admin {
 
 class AdminService final : public dispatch::HostService {
  public:
-  explicit AdminService(plugins::Registry& registry);
+  // Validates the server's config file and plugins.d without applying anything.
+  using ConfigCheck = std::function<Expected<void>()>;
+
+  AdminService(plugins::Registry& registry, ConfigCheck config_check = {});
 
   void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
-                       net::ReplyTransport& transport) override;
+                       net::ReplyTransport& transport, net::LoopAccess& loop) override;
 
   v1::PluginList plugin_list() const;
   v1::ServerStatus server_status() const;
 
  private:
+  struct Answer {
+    v1::Status status = v1::STATUS_OK;
+    std::string message;
+    std::string payload;
+  };
+  // Runs `work` on libuv's thread pool and sends its answer from the worker's loop.
+  void off_loop(const net::RequestOrigin& origin, const v1::Message& request,
+                net::ReplyTransport& transport, net::LoopAccess& loop,
+                std::function<Answer()> work);
+  Answer load(const v1::PluginFile& file);
+  Answer unload(const v1::PluginName& name);
+  Answer reload(const v1::PluginReload& reload);
+  Answer config_check();
+  // Reload history from the registry: last_error, reloads, reload_failures.
+  void add_history(v1::PluginInfo& info) const;
+  static void fill_info(plugins::LoadedPlugin& p, uint32_t first, uint32_t last,
+                        v1::PluginInfo& info);
+
   plugins::Registry& registry_;
+  ConfigCheck config_check_;
   metrics::Counter& received_;
   std::vector<metrics::Counter*> dropped_;
 };

@@ -106,6 +106,22 @@ Expected<void> set_metrics_interval(const YAML::Node& node, Config& config) {
   return {};
 }
 
+Expected<void> set_admin_allow(const YAML::Node& node, Config& config) {
+  if (!node.IsSequence()) {
+    return make_error("expected a list of address ranges such as [\"127.0.0.0/8\", \"::1\"], got " +
+                      describe(node));
+  }
+  std::vector<Cidr> ranges;
+  for (const auto& item : node) {
+    if (!item.IsScalar()) return make_error("expected an address range, got " + describe(item));
+    auto cidr = parse_cidr(item.Scalar());
+    if (!cidr) return make_error(cidr.error());
+    ranges.push_back(std::move(*cidr));
+  }
+  config.admin_allow = std::move(ranges);
+  return {};
+}
+
 struct Key {
   std::string_view path;  // dotted, as the error messages print it
   Setter set;
@@ -127,6 +143,8 @@ constexpr std::array kKeys{
     Key{"state_dir", set_path<&Config::state_dir>},
     Key{"log.level", set_log_level},
     Key{"metrics.snapshot_interval_s", set_metrics_interval},
+    Key{"admin.token_file", set_path<&Config::admin_token_file>},
+    Key{"admin.allow", set_admin_allow},
 };
 
 // True when `path` lies inside section `section` ("" is the top level).
@@ -254,6 +272,55 @@ Expected<UdpEndpoint> parse_endpoint(std::string_view text) {
 std::string to_string(const UdpEndpoint& endpoint) {
   const bool v6 = endpoint.host.find(':') != std::string::npos;
   return (v6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
+}
+
+Expected<Cidr> parse_cidr(std::string_view text) {
+  Cidr cidr;
+  cidr.text = std::string(text);
+  const size_t slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  if (inet_pton(AF_INET, address.c_str(), cidr.bytes.data()) == 1) {
+    cidr.length = 4;
+  } else if (inet_pton(AF_INET6, address.c_str(), cidr.bytes.data()) == 1) {
+    cidr.length = 16;
+  } else {
+    return make_error("'" + cidr.text + "' is not an IPv4 or IPv6 address or range");
+  }
+  cidr.prefix = static_cast<uint8_t>(cidr.length * 8);
+  if (slash != std::string_view::npos) {
+    const std::string_view bits = text.substr(slash + 1);
+    unsigned prefix = 0;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
+    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() ||
+        prefix > cidr.length * 8u) {
+      return make_error("'" + cidr.text + "': the prefix length must be 0.." +
+                        std::to_string(cidr.length * 8));
+    }
+    cidr.prefix = static_cast<uint8_t>(prefix);
+  }
+  return cidr;
+}
+
+bool Cidr::contains(std::string_view address) const {
+  auto bytes = reinterpret_cast<const uint8_t*>(address.data());
+  size_t size = address.size();
+  // ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket.
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (length == 4 && size == 16 && std::equal(kMapped, kMapped + 12, bytes)) {
+    bytes += 12;
+    size = 4;
+  }
+  if (size != length) return false;
+  const unsigned full = prefix / 8;
+  if (!std::equal(bytes, bytes + full, this->bytes.begin())) return false;
+  const unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<uint8_t>(0xFF << (8 - rest));
+  return (bytes[full] & mask) == (this->bytes[full] & mask);
+}
+
+std::vector<Cidr> default_admin_allow() {
+  return {*parse_cidr("127.0.0.0/8"), *parse_cidr("::1/128")};
 }
 
 }  // namespace prism::config

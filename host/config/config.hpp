@@ -2,12 +2,14 @@
 // loader that validates them, naming file:line:column and the key path in every error.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/expected.hpp"
 
@@ -19,6 +21,24 @@ struct UdpEndpoint {
 
   friend bool operator==(const UdpEndpoint&, const UdpEndpoint&) = default;
 };
+
+// An address range for allow-lists: "127.0.0.0/8", "::1/128", or one address.
+struct Cidr {
+  std::string text;                    // as written, for messages
+  std::array<uint8_t, 16> bytes{};     // network address, 4 or 16 bytes used
+  uint8_t length = 0;                  // 4 (IPv4) or 16 (IPv6)
+  uint8_t prefix = 0;                  // bits that must match
+
+  // `address` is the raw address (4 or 16 bytes, as net::PeerAddress::host_key()). An
+  // IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 ranges.
+  bool contains(std::string_view address) const;
+  friend bool operator==(const Cidr& a, const Cidr& b) { return a.text == b.text; }
+};
+
+Expected<Cidr> parse_cidr(std::string_view text);
+
+// Loopback only: 127.0.0.0/8 and ::1.
+std::vector<Cidr> default_admin_allow();
 
 // Each member names its YAML key; the initialisers are the defaults that
 // etc/prism.yaml repeats. Every section and every key is optional.
@@ -37,6 +57,8 @@ struct Config {
   std::string state_dir = "/var/lib/prism";                 // state_dir
   std::string log_level = "info";                           // log.level: trace|debug|info|warn|error|off
   std::chrono::seconds metrics_interval{60};                // metrics.snapshot_interval_s: 0..86400 (0 = off)
+  std::string admin_token_file;                             // admin.token_file: "" = <state_dir>/admin.token, created on first start
+  std::vector<Cidr> admin_allow = default_admin_allow();    // admin.allow: address ranges admin logins may come from
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -84,6 +84,20 @@ void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& r
     answer(v1::STATUS_INVALID_ARGUMENT, "LOGIN needs a prism.v1.LoginRequest with a service");
     return;
   }
+  if (login.service() == kAdminService) {
+    const std::string host = origin.peer.host_key();
+    const bool allowed = std::any_of(admin_allow_.begin(), admin_allow_.end(),
+                                     [&](const config::Cidr& c) { return c.contains(host); });
+    if (!allowed) {
+      answer(v1::STATUS_INVALID_CREDENTIALS, "admin logins are not accepted from this address "
+                                             "(admin.allow in the server's config)");
+      if (log_limiter_.allow()) {
+        SPDLOG_WARN("event=admin_login_refused peer={} reason=not_allowed suppressed={}",
+                    origin.peer.to_string(), log_limiter_.take_suppressed());
+      }
+      return;
+    }
+  }
   auto verdict = login_ ? login_->check(login.service(), login.token(), origin.peer.host_key(),
                                         std::chrono::steady_clock::now())
                         : plugins::LoginVerdict::kOk;
@@ -130,8 +144,14 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     return;
   }
   if (packet_id < 100) {
+    if (login_ && login_->requires_login(kAdminService) &&
+        !logged_in(origin.connection_id, kAdminService)) {
+      transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
+                            "log in to service 'admin' with the admin token first", {});
+      return;
+    }
     if (host_service_ != nullptr) {
-      host_service_->on_host_request(origin, request, transport_);
+      host_service_->on_host_request(origin, request, transport_, loop_);
     } else {
       transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
                             "no host service", {});
@@ -228,6 +248,7 @@ bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_
       transport_.send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);
   // A reply that did not fit went out as INTERNAL: an error either way.
   if (wire != v1::STATUS_OK || !fit) plugin.error_counter().add();
+  plugin.record_outcome(fit ? status : PRISM_INTERNAL);  // the degraded verdict
   if (!fit && log_limiter_.allow()) {
     SPDLOG_WARN("event=reply_too_large plugin={} packet_id={} bytes={} suppressed={}",
                 plugin.name(), ctx->packet_id, payload.size(), log_limiter_.take_suppressed());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "config/config.hpp"
 #include "net/loop_access.hpp"
 #include "net/transport.hpp"
 #include "plugins/login_guard.hpp"
@@ -20,12 +21,17 @@
 
 namespace prism::dispatch {
 
+// The service name admin sessions log in to (docs/operations.md, admin token).
+inline constexpr std::string_view kAdminService = "admin";
+
 // Answers the host-owned packet ids (below 100); the admin service implements it.
 class HostService {
  public:
   virtual ~HostService() = default;
+  // `loop` is the worker's: blocking work (loading a plugin) goes off it and the reply
+  // comes back on it.
   virtual void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
-                               net::ReplyTransport& transport) = 0;
+                               net::ReplyTransport& transport, net::LoopAccess& loop) = 0;
 };
 
 class RequestContext;
@@ -44,6 +50,9 @@ class Dispatcher final : public net::RequestHandler {
   // Decides LOGIN requests and which services need one (protocol.md §5.10). Without a
   // guard every service is open.
   void set_login_guard(std::unique_ptr<plugins::LoginGuard> guard) { login_ = std::move(guard); }
+  // With a guard that knows the service "admin", every host request but LOGIN needs an
+  // admin login, and admin logins are accepted only from these ranges (admin.allow).
+  void set_admin_allow(std::vector<config::Cidr> allow) { admin_allow_ = std::move(allow); }
 
   void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
   void on_session_closed(uint64_t connection_id) override { logins_.erase(connection_id); }
@@ -74,6 +83,7 @@ class Dispatcher final : public net::RequestHandler {
   std::shared_ptr<const plugins::RoutingTable> table_;
   HostService* host_service_ = nullptr;
   std::unique_ptr<plugins::LoginGuard> login_;
+  std::vector<config::Cidr> admin_allow_;
   // The services each session logged in to; forgotten when the session closes.
   std::unordered_map<uint64_t, std::vector<std::string>> logins_;
 

@@ -114,17 +114,26 @@ std::string LoadedPlugin::describe() const { return "plugin " + name_ + " (" + f
 
 Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem::path& file,
                                                           const RangeCheck& range_is_free) {
+  return open(file, range_is_free, OpenOptions{});
+}
+
+Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem::path& file,
+                                                          const RangeCheck& range_is_free,
+                                                          const OpenOptions& options) {
   const std::string path = file.string();
+  // What dlopen reads: the private copy when there is one (its name is unique, so dlopen
+  // never returns a handle it already has open).
+  const std::string load_from = options.copy ? options.copy->path.string() : path;
   auto refuse = [&](const std::string& who, const std::string& why) {
     return make_error("plugin " + who + " (" + path + ") refused: " + why);
   };
   const std::string unnamed = file.stem().string();
 
-  if (auto complete = check_elf_shared_object(file); !complete) {
+  if (auto complete = check_elf_shared_object(load_from); !complete) {
     return refuse(unnamed, "cannot load shared object: " + complete.error());
   }
   // RTLD_LOCAL: a plugin's symbols never satisfy another plugin's references.
-  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* dl = dlopen(load_from.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (dl == nullptr) {
     const char* why = dlerror();
     return refuse(unnamed, std::string("cannot load shared object: ") + (why ? why : "unknown"));
@@ -144,8 +153,28 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
     dlclose(dl);
     return refuse(who, ok.error());
   }
-  const uint32_t last = d->packet_id_first + (d->packet_id_count - 1);
-  if (auto ok = range_is_free(d->name, d->packet_id_first, last); !ok) {
+  uint32_t first = d->packet_id_first;
+  uint32_t last = d->packet_id_first + (d->packet_id_count - 1);
+  if (options.range_for) {
+    if (auto range = options.range_for(d->name)) {
+      // Method ids are relative (plugin.h), so a moved range must still hold every one.
+      const uint64_t count = uint64_t{range->second} - range->first + 1;
+      for (size_t i = 0; i < d->method_count; ++i) {
+        if (range->second < range->first || d->methods[i].id >= count) {
+          const std::string who = d->name;
+          const std::string why =
+              "configured range " + std::to_string(range->first) + "-" +
+              std::to_string(range->second) + " has no room for method '" + d->methods[i].name +
+              "' (id " + std::to_string(d->methods[i].id) + ")";
+          dlclose(dl);
+          return refuse(who, why);
+        }
+      }
+      first = range->first;
+      last = range->second;
+    }
+  }
+  if (auto ok = range_is_free(d->name, first, last); !ok) {
     const std::string who = d->name;
     dlclose(dl);
     return refuse(who, ok.error());
@@ -157,11 +186,17 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   plugin->name_ = d->name;
   plugin->version_ = d->version;
   plugin->file_ = path;
-  plugin->first_ = d->packet_id_first;
+  if (options.copy) {
+    plugin->private_copy_ = options.copy->path;
+    plugin->source_ = options.copy->source;
+  } else if (auto id = identify(file)) {
+    plugin->source_ = *id;
+  }
+  plugin->first_ = first;
   plugin->last_ = last;
   plugin->concurrent_ = (d->flags & PRISM_PLUGIN_CONCURRENT) != 0;
   for (size_t i = 0; i < d->method_count; ++i) {
-    plugin->methods_.push_back({d->methods[i].name, d->packet_id_first + d->methods[i].id});
+    plugin->methods_.push_back({d->methods[i].name, first + d->methods[i].id});
   }
   const std::string labels = "plugin=\"" + plugin->name_ + "\"";
   auto& reg = metrics::registry();
@@ -187,6 +222,7 @@ Expected<void> LoadedPlugin::init(Registry& registry, std::string_view config) {
                       std::to_string(status) + (error[0] ? std::string(": ") + error : ""));
   }
   instance_ = instance;
+  config_ = std::string(config);
   loaded_at_ms_ = unix_ms();
   return {};
 }
@@ -194,14 +230,59 @@ Expected<void> LoadedPlugin::init(Registry& registry, std::string_view config) {
 prism_status_t LoadedPlugin::handle(prism_request_t* request, uint32_t method,
                                     std::span<const uint8_t> payload) {
   const prism_bytes_t bytes{payload.data(), payload.size()};
-  if (concurrent_) return descriptor_->handle(instance_, request, method, bytes);
-  std::lock_guard lock(serial_);
-  return descriptor_->handle(instance_, request, method, bytes);
+  LoadedPlugin* successor = nullptr;
+  if (concurrent_) {
+    std::shared_lock lock(gate_);
+    successor = successor_.get();
+    if (successor == nullptr) return descriptor_->handle(instance_, request, method, bytes);
+  } else {
+    std::lock_guard lock(serial_);
+    successor = successor_.get();
+    if (successor == nullptr) return descriptor_->handle(instance_, request, method, bytes);
+  }
+  // successor_ never changes once set, and this version keeps it alive.
+  return successor->handle(request, method, payload);
+}
+
+Expected<void> LoadedPlugin::hand_over_to(std::shared_ptr<LoadedPlugin> next) {
+  // plugin.h: snapshot and restore run while no other callback of this version runs.
+  std::unique_lock<std::mutex> serial(serial_, std::defer_lock);
+  std::unique_lock<std::shared_mutex> gate(gate_, std::defer_lock);
+  if (concurrent_) gate.lock(); else serial.lock();
+  if (successor_) return make_error(describe() + " has already handed over to a newer version");
+
+  if (descriptor_->snapshot != nullptr && next->descriptor_->restore != nullptr) {
+    prism_bytes_t state{nullptr, 0};
+    const prism_status_t taken = descriptor_->snapshot(instance_, &state);
+    if (taken != PRISM_OK) {
+      return make_error(describe() + " snapshot failed with status " + std::to_string(taken));
+    }
+    if (state.data == nullptr && state.len != 0) {
+      return make_error(describe() + " snapshot returned a null state of " +
+                        std::to_string(state.len) + " bytes");
+    }
+    // The state is ours (this version's) until its next call; next copies what it keeps.
+    const prism_status_t restored = next->descriptor_->restore(next->instance_, state);
+    if (restored != PRISM_OK) {
+      return make_error(next->describe() + " version " + next->version_ +
+                        " restore failed with status " + std::to_string(restored));
+    }
+  } else if (descriptor_->snapshot != nullptr) {
+    SPDLOG_WARN("event=plugin_state_dropped name={} old_version={} new_version={} "
+                "reason=\"new version has no restore\"",
+                name_, version_, next->version_);
+  }
+  successor_ = std::move(next);
+  return {};
 }
 
 LoadedPlugin::~LoadedPlugin() {
   if (instance_ != nullptr && descriptor_->shutdown != nullptr) descriptor_->shutdown(instance_);
   if (dl_ != nullptr) dlclose(dl_);
+  if (!private_copy_.empty()) {
+    std::error_code ec;  // the private directory may already be gone with its registry
+    std::filesystem::remove(private_copy_, ec);
+  }
 }
 
 }  // namespace prism::plugins

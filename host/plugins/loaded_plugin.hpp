@@ -1,18 +1,25 @@
-// One loaded version of a plugin: its dlopen handle, descriptor and instance.
-// Destroying it calls the plugin's shutdown, then dlclose.
+// One loaded version of a plugin: its dlopen handle, descriptor and instance, the state
+// handover to its successor on hot reload, and its health. Destroying it calls the
+// plugin's shutdown, then dlclose, then deletes its private copy.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/expected.hpp"
 #include "metrics/metrics.hpp"
+#include "plugins/plugin_copy.hpp"
+#include "plugins/plugin_health.hpp"
 #include "plugins/plugin_types.hpp"
 
 namespace prism::plugins {
@@ -30,6 +37,18 @@ class LoadedPlugin {
                                                   uint32_t last)>;
   static Expected<std::unique_ptr<LoadedPlugin>> open(const std::filesystem::path& file,
                                                       const RangeCheck& range_is_free);
+
+  struct OpenOptions {
+    // The private copy to dlopen (plugin_copy.hpp); `file` stays the name used in messages.
+    // Empty = dlopen `file` itself.
+    std::optional<PrivateCopy> copy;
+    // The range an operator set for the plugin named by the descriptor (plugins.d `range`,
+    // inclusive); nullopt keeps the range the descriptor requests.
+    std::function<std::optional<std::pair<uint32_t, uint32_t>>(std::string_view name)> range_for;
+  };
+  static Expected<std::unique_ptr<LoadedPlugin>> open(const std::filesystem::path& file,
+                                                      const RangeCheck& range_is_free,
+                                                      const OpenOptions& options);
   ~LoadedPlugin();
   LoadedPlugin(const LoadedPlugin&) = delete;
   LoadedPlugin& operator=(const LoadedPlugin&) = delete;
@@ -38,8 +57,25 @@ class LoadedPlugin {
   Expected<void> init(Registry& registry, std::string_view config);
 
   // Calls the plugin's handler; serialised unless the plugin declared itself concurrent.
+  // Once this version has handed over to a successor, requests that still reach it (a
+  // worker has not seen the new routing table yet) are passed on to the successor, so no
+  // state change is made after the snapshot was taken.
   prism_status_t handle(prism_request_t* request, uint32_t method,
                         std::span<const uint8_t> payload);
+
+  // Hot reload (DESIGN.md §5): with no handler of this version running, snapshot → restore
+  // into `next` (already initialised); on success `next` becomes the successor. Either
+  // callback may be absent: without snapshot nothing is handed over; without restore the
+  // snapshot is dropped. A failed snapshot or restore leaves this version serving.
+  Expected<void> hand_over_to(std::shared_ptr<LoadedPlugin> next);
+
+  // Counts a reply for the degraded verdict (plugin_health.hpp). The dispatcher calls it
+  // once per answered request with the status sent.
+  void record_outcome(prism_status_t status) { health_.record(status); }
+  bool degraded() const { return health_.degraded(); }
+  // "serving" or "degraded".
+  const char* state() const { return degraded() ? "degraded" : "serving"; }
+  const PluginHealth& health() const { return health_; }
 
   const std::string& name() const { return name_; }
   const std::string& version() const { return version_; }
@@ -49,6 +85,12 @@ class LoadedPlugin {
   bool concurrent() const { return concurrent_; }
   uint64_t loaded_at_ms() const { return loaded_at_ms_; }
   const std::vector<MethodInfo>& methods() const { return methods_; }
+  // The config bytes init was given (reused by a reload when plugins.d has none).
+  const std::string& config() const { return config_; }
+  // The copy this version was loaded from, and what the original was when copied; empty
+  // path when loaded from `file` directly.
+  const std::filesystem::path& private_copy() const { return private_copy_; }
+  const FileIdentity& source_identity() const { return source_; }
 
   metrics::Counter& request_counter() { return *requests_; }
   metrics::Counter& error_counter() { return *errors_; }
@@ -66,12 +108,19 @@ class LoadedPlugin {
   const prism_plugin_descriptor_t* descriptor_ = nullptr;
   void* instance_ = nullptr;
   prism_host host_{};
-  std::string name_, version_, file_;
+  std::string name_, version_, file_, config_;
+  std::filesystem::path private_copy_;
+  FileIdentity source_;
   uint32_t first_ = 0, last_ = 0;
   bool concurrent_ = false;
   uint64_t loaded_at_ms_ = 0;
   std::vector<MethodInfo> methods_;
+  // Serialised plugins hold serial_ per call; concurrent ones hold gate_ shared. A handover
+  // holds the one in use exclusively, so no handler runs during snapshot/restore.
   std::mutex serial_;
+  std::shared_mutex gate_;
+  std::shared_ptr<LoadedPlugin> successor_;  // set once, under that lock
+  PluginHealth health_;
   metrics::Counter* requests_ = nullptr;
   metrics::Counter* errors_ = nullptr;
   metrics::LatencyHistogram* latency_ = nullptr;

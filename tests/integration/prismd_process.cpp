@@ -80,6 +80,13 @@ std::string PrismdProcess::server_key_text() const {
   return text;
 }
 
+std::string PrismdProcess::admin_token() const {
+  std::ifstream in(state_dir_ / "admin.token");
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
 std::array<uint8_t, 32> PrismdProcess::server_key() const {
   auto key = net::crypto::decode_public_key(server_key_text());
   if (!key) throw std::runtime_error("server key: " + key.error());

@@ -45,6 +45,8 @@ class PrismdProcess {
   // The server's public key, "prism1:<hex>", as written to its state dir on start.
   std::string server_key_text() const;
   std::array<uint8_t, 32> server_key() const;
+  // The admin token prismd created in its state dir on start.
+  std::string admin_token() const;
 
   // Reads the log until it contains `needle` or the process exits or `limit` passes.
   bool wait_for_log(std::string_view needle,

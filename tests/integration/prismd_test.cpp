@@ -28,9 +28,12 @@ client::ConnectOptions options_for(const PrismdProcess& prismd,
   return options;
 }
 
+// A session logged in as admin, as prismctl on the server's machine would be.
 client::Client connect_to(const PrismdProcess& prismd) {
   auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
   EXPECT_TRUE(c) << c.error();
+  auto login = c->login("admin", prismd.admin_token());
+  EXPECT_TRUE(login && login->status == v1::STATUS_OK) << (login ? login->message : login.error());
   return std::move(*c);
 }
 

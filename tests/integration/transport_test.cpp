@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,8 +60,10 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   auto before = c->call(kEcho, "hi");
   ASSERT_TRUE(before) << before.error();
   EXPECT_EQ(before->status, v1::STATUS_LOGIN_REQUIRED) << before->message;
-  // Host requests need no login.
-  EXPECT_TRUE(c->list_plugins()) << "admin list";
+  // Host (admin) requests need the admin login, not the service's.
+  auto list = c->list_plugins();
+  ASSERT_FALSE(list);
+  EXPECT_NE(list.error().find("LOGIN_REQUIRED"), std::string::npos) << list.error();
 
   auto unknown = c->login("nosuch", "x");
   ASSERT_TRUE(unknown);
@@ -76,6 +79,13 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   EXPECT_EQ(after->status, v1::STATUS_OK);
   EXPECT_EQ(after->payload, "hi");
 
+  // prismctl logs in with --token.
+  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
+  auto refused = run_command({prismctl, "--server", prismd.endpoint(), "--config",
+                              prismd.config_path().string(), "call", "default", "echo", "x"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("LOGIN_REQUIRED"), std::string::npos) << refused.output;
+
   // A login belongs to its session: a second session starts logged out.
   auto other = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
   ASSERT_TRUE(other) << other.error();
@@ -84,13 +94,63 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   // right token is refused for a while.
   for (int i = 0; i < 3; ++i) EXPECT_EQ(other->login("default", "guess")->status, v1::STATUS_INVALID_CREDENTIALS);
   EXPECT_EQ(other->login("default", "s3cret")->status, v1::STATUS_RATE_LIMITED);
+}
 
-  // prismctl logs in with --token.
+// The admin service: its token is created in the state dir on first start, prismctl on
+// the same machine finds it through the config, and wrong tokens, malformed commands
+// and unknown host ids get a clear status.
+TEST(TransportAdmin, AdminRequestsNeedTheAdminTokenFromAnAllowedAddress) {
+  PrismdOptions options;
+  options.workers = 1;  // failed logins are counted per worker
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  EXPECT_TRUE(prismd.wait_for_log("event=admin_token")) << prismd.log();
+  ASSERT_EQ(prismd.admin_token().size(), 64u);
+
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
+  ASSERT_TRUE(c) << c.error();
+  auto before = c->server_status();
+  ASSERT_FALSE(before);
+  EXPECT_NE(before.error().find("LOGIN_REQUIRED"), std::string::npos) << before.error();
+  EXPECT_EQ(c->login("admin", "not the token")->status, v1::STATUS_INVALID_CREDENTIALS);
+  EXPECT_FALSE(c->server_status());
+  ASSERT_EQ(c->login("admin", prismd.admin_token())->status, v1::STATUS_OK);
+  EXPECT_TRUE(c->server_status());
+  EXPECT_TRUE(c->list_plugins());
+  auto unknown = c->call(99, "");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, v1::STATUS_INVALID_PACKET) << unknown->message;
+  auto malformed = c->call(v1::HOST_LOGIN, "\xff\xff not a LoginRequest");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, v1::STATUS_INVALID_ARGUMENT) << malformed->message;
+
+  // prismctl finds the token through the config; --token-file with a wrong one fails.
   const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
+  auto status = run_command({prismctl, "--server", prismd.endpoint(), "--config",
+                             prismd.config_path().string(), "status"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  const auto wrong = prismd.dir() / "wrong.token";
+  std::ofstream(wrong) << "0123456789abcdef0123456789abcdef\n";
   auto refused = run_command({prismctl, "--server", prismd.endpoint(), "--config",
-                              prismd.config_path().string(), "call", "default", "echo", "x"});
-  EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_NE(refused.output.find("LOGIN_REQUIRED"), std::string::npos) << refused.output;
+                              prismd.config_path().string(), "--token-file", wrong.string(),
+                              "status"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("INVALID_CREDENTIALS"), std::string::npos) << refused.output;
+}
+
+TEST(TransportAdmin, AdminLoginsFromOutsideTheAllowListAreRefused) {
+  PrismdOptions options;
+  options.extra_yaml = "admin:\n  allow: [\"10.0.0.0/8\"]\n";  // loopback not allowed
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
+  ASSERT_TRUE(c) << c.error();
+  auto login = c->login("admin", prismd.admin_token());  // the right token, wrong place
+  ASSERT_TRUE(login);
+  EXPECT_EQ(login->status, v1::STATUS_INVALID_CREDENTIALS);
+  EXPECT_NE(login->message.find("admin.allow"), std::string::npos) << login->message;
+  EXPECT_FALSE(c->server_status());
+  EXPECT_TRUE(prismd.wait_for_log("event=admin_login_refused")) << prismd.log();
 }
 
 // server.key_file names a key made by prismctl keygen; prismctl finds its public half
@@ -237,6 +297,7 @@ TEST(TransportAdversarial, FloodsFromManyPortsNeitherStopNorAmplify) {
   test::ImpairmentProxy replayer(upstream, len, test::Impairment{.duplicate = 1.0}, {});
   auto legit = client::Client::connect({"127.0.0.1", replayer.port()}, options_for(prismd));
   ASSERT_TRUE(legit) << legit.error();
+  ASSERT_EQ(legit->login("admin", prismd.admin_token())->status, v1::STATUS_OK);
 
   constexpr int kSockets = 64;
   std::vector<int> fds;

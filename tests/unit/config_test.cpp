@@ -1,15 +1,18 @@
 // Unit tests for host/config: defaults, every validation rule of prism.yaml, the
 // file:line:column + key path in each error, and UDP endpoint parsing.
 #include "config/config.hpp"
-#include "temp_dir_test.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "temp_dir_test.hpp"
 
 namespace prism::config {
 namespace {
@@ -317,6 +320,56 @@ TEST(EndpointTest, ToStringRoundTrips) {
     auto endpoint = parse_endpoint(text);
     ASSERT_TRUE(endpoint.ok()) << endpoint.error();
     EXPECT_EQ(to_string(*endpoint), text);
+  }
+}
+
+}  // namespace
+}  // namespace prism::config
+
+namespace prism::config {
+namespace {
+
+std::string raw(const char* text, int family) {
+  std::string bytes(family == AF_INET ? 4 : 16, '\0');
+  inet_pton(family, text, bytes.data());
+  return bytes;
+}
+
+TEST(AdminAllowTest, DefaultsToLoopbackOnly) {
+  const auto allow = default_admin_allow();
+  auto allowed = [&](const std::string& address) {
+    return std::any_of(allow.begin(), allow.end(), [&](const Cidr& c) { return c.contains(address); });
+  };
+  EXPECT_TRUE(allowed(raw("127.0.0.1", AF_INET)));
+  EXPECT_TRUE(allowed(raw("127.9.8.7", AF_INET)));
+  EXPECT_TRUE(allowed(raw("::1", AF_INET6)));
+  EXPECT_TRUE(allowed(raw("::ffff:127.0.0.1", AF_INET6)));  // IPv4 on a dual-stack socket
+  EXPECT_FALSE(allowed(raw("10.0.0.1", AF_INET)));
+  EXPECT_FALSE(allowed(raw("::2", AF_INET6)));
+}
+
+TEST(AdminAllowTest, RangesFromTheConfigFile) {
+  auto config = load_string("admin:\n  allow: [\"10.1.0.0/16\", \"2001:db8::/32\", 192.0.2.7]\n"
+                            "  token_file: /etc/prism/admin.token\n",
+                            "prism.yaml");
+  ASSERT_TRUE(config) << config.error();
+  ASSERT_EQ(config->admin_allow.size(), 3u);
+  EXPECT_EQ(config->admin_token_file, "/etc/prism/admin.token");
+  EXPECT_TRUE(config->admin_allow[0].contains(raw("10.1.200.3", AF_INET)));
+  EXPECT_FALSE(config->admin_allow[0].contains(raw("10.2.0.1", AF_INET)));
+  EXPECT_TRUE(config->admin_allow[1].contains(raw("2001:db8:1::5", AF_INET6)));
+  EXPECT_TRUE(config->admin_allow[2].contains(raw("192.0.2.7", AF_INET)));
+  EXPECT_FALSE(config->admin_allow[2].contains(raw("192.0.2.8", AF_INET)));
+  EXPECT_FALSE(config->admin_allow[0].contains(raw("::1", AF_INET6)));
+}
+
+TEST(AdminAllowTest, BadRangesNameTheKey) {
+  for (const char* yaml : {"admin:\n  allow: 127.0.0.1\n", "admin:\n  allow: [\"10.0.0.0/33\"]\n",
+                           "admin:\n  allow: [\"nonsense\"]\n", "admin:\n  allow: [[1]]\n"}) {
+    auto config = load_string(yaml, "prism.yaml");
+    ASSERT_FALSE(config) << yaml;
+    EXPECT_NE(config.error().find("prism.yaml:2:"), std::string::npos) << config.error();
+    EXPECT_NE(config.error().find("admin.allow: "), std::string::npos) << config.error();
   }
 }
 

@@ -71,7 +71,7 @@ class RecordingTransport final : public net::ReplyTransport {
 class RecordingHostService final : public HostService {
  public:
   void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
-                       net::ReplyTransport& transport) override {
+                       net::ReplyTransport& transport, net::LoopAccess&) override {
     ++calls;
     transport.send_reply(origin, request.request_id(), request.packet_id(), v1::STATUS_OK, "host",
                          {});

@@ -116,6 +116,13 @@ class Client {
   // non-OK status is an error here, since there is no reply to hand back.
   Expected<v1::PluginList> list_plugins();
   Expected<v1::ServerStatus> server_status();
+  // Plugin management and diagnostics (admin login needed): the error carries the
+  // server's status and reason, e.g. "reload plugin: server answered INVALID_ARGUMENT: …".
+  Expected<v1::PluginInfo> load_plugin(std::string_view path);
+  Expected<void> unload_plugin(std::string_view name);
+  Expected<v1::PluginInfo> reload_plugin(std::string_view name, std::string_view path = {});
+  Expected<std::string> stats();  // Prometheus text
+  Expected<void> config_check();
 
   // The absolute packet id of `service`.`method`, looked up with list_plugins().
   // Errors: "no service 'x' (services: a, b)",

@@ -3,6 +3,7 @@
 #include "net/crypto/key_file.hpp"
 
 #include <cryptopp/misc.h>
+#include <cryptopp/osrng.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,40 +130,54 @@ Expected<void> write_file_no_replace(const std::filesystem::path& path,
 
 }  // namespace
 
-Expected<KeyPair> load_private_key(const std::filesystem::path& path) {
+Expected<std::string> read_secret_file(const std::filesystem::path& path, std::string_view what,
+                                       size_t max_size, bool group_may_read) {
   const std::string name = path.string();
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
-    return make_error(name + ": cannot open the private key: " + errno_text(errno));
+    return make_error(name + ": cannot open the " + std::string(what) + ": " + errno_text(errno));
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
-    return make_error(name + ": cannot stat the private key: " + errno_text(errno));
+    return make_error(name + ": cannot stat the " + std::string(what) + ": " + errno_text(errno));
   }
-  if (!S_ISREG(st.st_mode)) return make_error(name + ": the private key is not a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    return make_error(name + ": the " + std::string(what) + " is not a regular file");
+  }
   // Checked on the opened file, so a chmod or swap between check and read changes nothing.
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  const mode_t forbidden = group_may_read ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
+  if ((st.st_mode & forbidden) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(name + ": the private key has mode " + mode +
-                      ", so group or others can access it; run `chmod 600 " + name + "`");
+    return make_error(name + ": the " + std::string(what) + " has mode " + mode +
+                      (group_may_read ? ", so others can access it; run `chmod 640 "
+                                      : ", so group or others can access it; run `chmod 600 ") +
+                      name + "`");
   }
-
-  // 64 hex digits and one newline; read one byte more to notice anything longer.
-  std::string contents(66, '\0');
+  // Read one byte more than allowed to notice anything longer.
+  std::string contents(max_size + 1, '\0');
   size_t got = 0;
   while (got < contents.size()) {
     const ssize_t n = ::read(fd.get(), contents.data() + got, contents.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       wipe(contents);
-      return make_error(name + ": cannot read the private key: " + errno_text(errno));
+      return make_error(name + ": cannot read the " + std::string(what) + ": " + errno_text(errno));
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
   contents.resize(got);
   if (!contents.empty() && contents.back() == '\n') contents.pop_back();
+  return contents;
+}
+
+Expected<KeyPair> load_private_key(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  // 64 hex digits and one newline.
+  auto read = read_secret_file(path, "private key", 65, false);
+  if (!read) return make_error(read.error());
+  std::string contents = std::move(*read);
   if (contents.size() != 64) {
     wipe(contents);
     return make_error(name + ": the private key file must hold 64 hex digits and an optional "
@@ -248,6 +263,37 @@ Expected<ServerKey> load_or_create_server_key(const std::filesystem::path& dir) 
     return make_error(written.error());
   }
   return ServerKey{pair, true};
+}
+
+Expected<AdminToken> load_or_create_admin_token(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    // 0640 is allowed: the package makes it root:prism so the service user can read it.
+    auto token = read_secret_file(path, "admin token", 1024, true);
+    if (!token) return make_error(token.error());
+    if (token->size() < 16) {
+      wipe(*token);
+      return make_error(path.string() + ": the admin token must be at least 16 characters");
+    }
+    return AdminToken{std::move(*token), false};
+  }
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (!std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error(dir.string() + ": cannot create directory: " + ec.message());
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  std::array<uint8_t, 32> random{};
+  CryptoPP::AutoSeededRandomPool rng;
+  rng.GenerateBlock(random.data(), random.size());
+  std::string token = to_hex(random);
+  CryptoPP::SecureWipeArray(random.data(), random.size());
+  auto written = write_file_no_replace(path, token + "\n", 0600);
+  if (!written) {
+    wipe(token);
+    return make_error(written.error());
+  }
+  return AdminToken{std::move(token), true};
 }
 
 }  // namespace prism::net::crypto

@@ -15,6 +15,12 @@ namespace prism::net::crypto {
 
 inline constexpr std::string_view kPublicKeyPrefix = "prism1:";
 
+// Reads a small secret file (at most max_size bytes, one trailing newline dropped). Refuses
+// a file that is not regular, longer, or that others may access (and the group too,
+// unless group_may_read, which still forbids group write). `what` names it in errors.
+Expected<std::string> read_secret_file(const std::filesystem::path& path, std::string_view what,
+                                       size_t max_size, bool group_may_read);
+
 // Reads a private key file: exactly 64 hex digits, optionally followed by one newline.
 // Refuses a file that group or others may access in any way (the error names the file
 // and says to `chmod 600` it), a file that is not a regular file, and malformed contents.
@@ -47,5 +53,13 @@ std::string encode_public_key(const std::array<uint8_t, 32>& public_key);
 // The inverse of encode_public_key (hex digits in either case). Errors say what is wrong:
 // the prefix, the length, the character, or a low-order key that Noise would refuse.
 Expected<std::array<uint8_t, 32>> decode_public_key(std::string_view text);
+
+// The admin token (docs/operations.md): read from `path` (mode 0600, or 0640 for a
+// service group), or created there with 64 random hex digits on first start.
+struct AdminToken {
+  std::string token;
+  bool created = false;
+};
+Expected<AdminToken> load_or_create_admin_token(const std::filesystem::path& path);
 
 }  // namespace prism::net::crypto
