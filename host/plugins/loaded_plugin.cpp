@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <set>
+#include <string_view>
 
 #include "base/clock.hpp"
 #include "plugins/elf_check.hpp"
@@ -74,6 +75,10 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
                       std::to_string(kDescriptorV1Size));
   }
   if (!valid_name(d->name)) return make_error("service name must match [a-z0-9_-]{1,32}");
+  // LOGIN to "admin" is the admin login (docs/operations.md): no plugin may take the name.
+  if (std::string_view(d->name) == "admin") {
+    return make_error("service name 'admin' is reserved for the admin service");
+  }
   if (!valid_version(d->version)) {
     return make_error("version must be semantic (MAJOR.MINOR.PATCH)");
   }

@@ -72,6 +72,13 @@ TEST_F(LoaderTest, OverlappingRangeIsRefused) {
   EXPECT_EQ(registry.table()->routes().size(), 1u);
 }
 
+TEST_F(LoaderTest, TheAdminServiceNameIsReserved) {
+  auto loaded = registry.load(kTestPlugins / "reserved_name.so");
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().find("'admin' is reserved"), std::string::npos) << loaded.error();
+  expect_default_still_routed();
+}
+
 TEST_F(LoaderTest, MissingEntrySymbolIsRefused) {
   auto loaded = registry.load(kTestPlugins / "no_entry.so");
   ASSERT_FALSE(loaded);
