@@ -20,4 +20,10 @@ class LoopAccess {
   virtual void at_stop(std::function<void()> close) = 0;
 };
 
+// The loop of the worker thread calling, or null on any other thread. Worker sets it when
+// its thread starts; the host API uses it to complete a plugin's storage call on the
+// worker that made it (plugin.h, Storage).
+LoopAccess* current_loop();
+void set_current_loop(LoopAccess* loop);
+
 }  // namespace prism::net

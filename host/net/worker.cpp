@@ -84,6 +84,13 @@ void SendBatch::flush() {
   used_ = 0;
 }
 
+namespace {
+thread_local LoopAccess* t_current_loop = nullptr;
+}  // namespace
+
+LoopAccess* current_loop() { return t_current_loop; }
+void set_current_loop(LoopAccess* loop) { t_current_loop = loop; }
+
 Worker::Worker(unsigned index, SessionSettings settings)
     : index_(index),
       recv_buffer_(kUvDgramSlot * kRecvSlots),
@@ -157,6 +164,7 @@ void Worker::start() {
   uv_prepare_start(&flush_prepare_, &Worker::on_prepare);
   thread_ = std::thread([this] {
     thread_id_.store(std::this_thread::get_id());
+    set_current_loop(this);
     uv_run(&loop_, UV_RUN_DEFAULT);
   });
 }

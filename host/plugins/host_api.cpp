@@ -10,6 +10,7 @@
 #include "plugins/loaded_plugin.hpp"
 #include "plugins/plugin_types.hpp"
 #include "plugins/registry.hpp"
+#include "plugins/store_api.hpp"
 
 namespace prism::plugins {
 namespace {
@@ -97,21 +98,27 @@ void api_visit_plugins(prism_host_t* host, prism_plugin_visitor_fn visit, void* 
   }
 }
 
-const prism_host_api_t kHostApi = {
-    sizeof(prism_host_api_t),
-    PRISM_ABI_VERSION_MAJOR,
-    PRISM_ABI_VERSION_MINOR,
-    api_reply,
-    api_request_session,
-    api_log,
-    api_counter_register,
-    api_counter_add,
-    api_server_info,
-    api_visit_plugins,
-};
+prism_host_api_t make_host_api() {
+  prism_host_api_t api{};
+  api.struct_size = sizeof(prism_host_api_t);
+  api.abi_version_major = PRISM_ABI_VERSION_MAJOR;
+  api.abi_version_minor = PRISM_ABI_VERSION_MINOR;
+  api.reply = api_reply;
+  api.request_session = api_request_session;
+  api.log = api_log;
+  api.counter_register = api_counter_register;
+  api.counter_add = api_counter_add;
+  api.server_info = api_server_info;
+  api.visit_plugins = api_visit_plugins;
+  add_store_api(api);
+  return api;
+}
 
 }  // namespace
 
-const prism_host_api_t& host_api() { return kHostApi; }
+const prism_host_api_t& host_api() {
+  static const prism_host_api_t api = make_host_api();
+  return api;
+}
 
 }  // namespace prism::plugins

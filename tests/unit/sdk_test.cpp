@@ -122,18 +122,23 @@ class FakeHost {
     }
   }
 
-  prism_host_api_t api_{
-      .struct_size = sizeof(prism_host_api_t),
-      .abi_version_major = PRISM_ABI_VERSION_MAJOR,
-      .abi_version_minor = PRISM_ABI_VERSION_MINOR,
-      .reply = &reply,
-      .request_session = &request_session,
-      .log = &log,
-      .counter_register = &counter_register,
-      .counter_add = &counter_add,
-      .server_info = &server_info,
-      .visit_plugins = &visit_plugins,
-  };
+  // A host of ABI 1.0: the table ends before the storage entries, as an older prismd's
+  // would, so the wrapper must not touch them.
+  static prism_host_api_t make_api() {
+    prism_host_api_t api{};
+    api.struct_size = offsetof(prism_host_api_t, doc_get);
+    api.abi_version_major = PRISM_ABI_VERSION_MAJOR;
+    api.abi_version_minor = 0;
+    api.reply = &reply;
+    api.request_session = &request_session;
+    api.log = &log;
+    api.counter_register = &counter_register;
+    api.counter_add = &counter_add;
+    api.server_info = &server_info;
+    api.visit_plugins = &visit_plugins;
+    return api;
+  }
+  prism_host_api_t api_ = make_api();
 };
 
 // One plugin file opened with dlopen and, if it has an entry and init succeeds, one

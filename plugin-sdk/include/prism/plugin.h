@@ -31,7 +31,7 @@ extern "C" {
 /* A plugin built for another major version is refused. The host accepts a plugin
  * built for an older or equal minor version; newer host minors only add tail fields. */
 #define PRISM_ABI_VERSION_MAJOR 1
-#define PRISM_ABI_VERSION_MINOR 0
+#define PRISM_ABI_VERSION_MINOR 1
 
 /* True when a struct read through `ptr` (whose first field is struct_size) is large
  * enough to contain `field`. */
@@ -130,6 +130,83 @@ typedef struct prism_event {
   uint64_t session_id;
 } prism_event_t;
 
+/* ---- Storage (ABI 1.1; DESIGN.md §6, docs/plugin-api.md "Storage") ------------------
+ *
+ * Every storage call returns at once and completes later through a prism_store_done_fn,
+ * exactly once, on the worker thread that made the call (calls made from handle, on_event
+ * or another completion). A completion with PRISM_OK means the write is durable in its
+ * backend. Byte strings passed to a call are owned by the caller and copied before the
+ * call returns. */
+
+typedef struct prism_document {
+  prism_bytes_t collection;
+  prism_bytes_t key;
+  prism_bytes_t value;
+  uint64_t version; /* 1 for a new document, +1 per write */
+} prism_document_t;
+
+/* A leaderboard entry. In a submit, rank and submitted_ms are ignored. */
+typedef struct prism_entry {
+  prism_bytes_t owner;
+  int64_t score;
+  int64_t subscore;
+  prism_bytes_t metadata; /* at most 1024 bytes */
+  uint64_t rank;          /* 1-based */
+  int64_t submitted_ms;   /* Unix ms of the submission that set the score */
+} prism_entry_t;
+
+typedef struct prism_presence {
+  prism_bytes_t owner;
+  prism_bytes_t status;
+  int64_t expires_at_ms;
+} prism_presence_t;
+
+/* What a storage call produced. Owned by the host; valid until the completion returns
+ * (copy what you keep). Only the arrays the call produces are non-empty. */
+typedef struct prism_store_result {
+  uint32_t struct_size;
+  prism_status_t status;  /* PRISM_OK, NOT_FOUND, CONFLICT, INVALID_ARGUMENT, UNAVAILABLE, INTERNAL */
+  const char *message;    /* NUL-terminated; "" on success */
+  const prism_document_t *documents; /* doc_get (one), doc_list */
+  size_t document_count;
+  const prism_entry_t *entries;      /* board_submit, board_rank (one), top, page, around */
+  size_t entry_count;
+  const prism_presence_t *presences; /* presence_get (one), presence_list */
+  size_t presence_count;
+  const int64_t *values;             /* doc_put: new version; store counters: value; apply: per write */
+  size_t value_count;
+} prism_store_result_t;
+
+typedef void (*prism_store_done_fn)(void *user, const prism_store_result_t *result);
+
+/* doc_put / doc_delete condition: any version, document absent, or exactly this version. */
+#define PRISM_VERSION_ANY (-1)
+#define PRISM_VERSION_ABSENT 0
+
+#define PRISM_ORDER_DESCENDING 0 /* higher scores rank first */
+#define PRISM_ORDER_ASCENDING 1
+#define PRISM_OP_BEST 0      /* keep the better score */
+#define PRISM_OP_SET 1       /* replace */
+#define PRISM_OP_INCREMENT 2 /* add */
+
+#define PRISM_WRITE_PUT 0
+#define PRISM_WRITE_DELETE 1
+#define PRISM_WRITE_COUNTER_ADD 2
+#define PRISM_WRITE_SUBMIT 3
+
+/* One write of an atomic batch (store_apply). */
+typedef struct prism_write {
+  uint32_t kind;            /* PRISM_WRITE_* */
+  prism_bytes_t collection; /* PUT, DELETE */
+  prism_bytes_t key;        /* PUT, DELETE */
+  prism_bytes_t value;      /* PUT */
+  int64_t expected_version; /* PUT, DELETE: PRISM_VERSION_ANY, _ABSENT or a version */
+  prism_bytes_t counter;    /* COUNTER_ADD */
+  int64_t delta;            /* COUNTER_ADD */
+  prism_bytes_t board;      /* SUBMIT */
+  prism_entry_t entry;      /* SUBMIT */
+} prism_write_t;
+
 /* ---- The host function table ----------------------------------------------------- */
 
 /* Passed to init. Owned by the host; valid until shutdown returns. Check
@@ -171,6 +248,51 @@ typedef struct prism_host_api {
 
   /* Calls `visit` once per loaded plugin, in packet-id order, before returning. */
   void (*visit_plugins)(prism_host_t *host, prism_plugin_visitor_fn visit, void *user);
+
+  /* ---- ABI 1.1: storage. Check PRISM_HAS_FIELD(api, prism_host_api_t, store_apply). */
+  void (*doc_get)(prism_host_t *host, prism_bytes_t collection, prism_bytes_t key,
+                  prism_store_done_fn done, void *user);
+  void (*doc_put)(prism_host_t *host, prism_bytes_t collection, prism_bytes_t key,
+                  prism_bytes_t value, int64_t expected_version, prism_store_done_fn done,
+                  void *user);
+  void (*doc_delete)(prism_host_t *host, prism_bytes_t collection, prism_bytes_t key,
+                     int64_t expected_version, prism_store_done_fn done, void *user);
+  /* Keys of `collection` starting with `prefix`, after `after` (exclusive), key order. */
+  void (*doc_list)(prism_host_t *host, prism_bytes_t collection, prism_bytes_t prefix,
+                   prism_bytes_t after, uint32_t limit, prism_store_done_fn done, void *user);
+  void (*store_counter_add)(prism_host_t *host, prism_bytes_t counter, int64_t delta,
+                            prism_store_done_fn done, void *user);
+  void (*store_counter_get)(prism_host_t *host, prism_bytes_t counter, prism_store_done_fn done,
+                            void *user);
+  /* Idempotent for the same order and operator; CONFLICT for different ones. */
+  void (*board_create)(prism_host_t *host, prism_bytes_t board, uint32_t order, uint32_t op,
+                       prism_store_done_fn done, void *user);
+  void (*board_submit)(prism_host_t *host, prism_bytes_t board, const prism_entry_t *entry,
+                       prism_store_done_fn done, void *user);
+  void (*board_top)(prism_host_t *host, prism_bytes_t board, uint32_t limit,
+                    prism_store_done_fn done, void *user);
+  void (*board_page)(prism_host_t *host, prism_bytes_t board, uint64_t after_rank, uint32_t limit,
+                     prism_store_done_fn done, void *user);
+  void (*board_around)(prism_host_t *host, prism_bytes_t board, prism_bytes_t owner,
+                       uint32_t limit, prism_store_done_fn done, void *user);
+  void (*board_rank)(prism_host_t *host, prism_bytes_t board, prism_bytes_t owner,
+                     prism_store_done_fn done, void *user);
+  void (*board_remove)(prism_host_t *host, prism_bytes_t board, prism_bytes_t owner,
+                       prism_store_done_fn done, void *user);
+  void (*board_reset)(prism_host_t *host, prism_bytes_t board, prism_store_done_fn done,
+                      void *user);
+  void (*presence_set)(prism_host_t *host, prism_bytes_t owner, prism_bytes_t status,
+                       uint32_t ttl_ms, prism_store_done_fn done, void *user);
+  void (*presence_get)(prism_host_t *host, prism_bytes_t owner, prism_store_done_fn done,
+                       void *user);
+  void (*presence_remove)(prism_host_t *host, prism_bytes_t owner, prism_store_done_fn done,
+                          void *user);
+  void (*presence_list)(prism_host_t *host, prism_bytes_t status_prefix, uint32_t limit,
+                        prism_store_done_fn done, void *user);
+  /* All or nothing: on a failed condition nothing is applied and the status is CONFLICT
+   * with the failing write's index in the message. */
+  void (*store_apply)(prism_host_t *host, const prism_write_t *writes, size_t count,
+                      prism_store_done_fn done, void *user);
 } prism_host_api_t;
 
 /* ---- The plugin descriptor -------------------------------------------------------- */
