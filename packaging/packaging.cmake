@@ -58,21 +58,18 @@ if(PRISM_BUNDLED_PLUGINS)
 endif()
 
 # /etc/prism: etc/prism.yaml already names the installed paths (state_dir /var/lib/prism,
-# plugins.dir /usr/lib/prism/plugins, plugins.config_dir /etc/prism/plugins.d). When the
-# host reads admin.token_file and etc/prism.yaml has no admin section yet, point it at
-# the token postinst creates, /etc/prism/admin.token (root:prism, 0640).
+# plugins.dir /usr/lib/prism/plugins, plugins.config_dir /etc/prism/plugins.d); the
+# package turns on its commented admin.token_file line, pointing at the token postinst
+# creates, /etc/prism/admin.token (root:prism, 0640).
 set(prism_src_config ${PROJECT_SOURCE_DIR}/etc/prism.yaml)
 set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-  ${prism_src_config} ${PROJECT_SOURCE_DIR}/host/config/config.cpp)
+  ${prism_src_config})
 file(READ ${prism_src_config} prism_config_text)
-file(STRINGS ${PROJECT_SOURCE_DIR}/host/config/config.cpp prism_host_reads_admin_token
-  REGEX "\"admin\\.token_file\"")
-if(prism_host_reads_admin_token AND NOT prism_config_text MATCHES "(^|\n)admin:")
-  string(APPEND prism_config_text "
-# Added by the package: the admin token postinst creates (root:prism, mode 0640).
-admin:
-  token_file: /etc/prism/admin.token
-")
+string(REPLACE "  # token_file: /etc/prism/admin.token" "  token_file: /etc/prism/admin.token"
+  prism_config_text "${prism_config_text}")
+if(NOT prism_config_text MATCHES "\n  token_file: /etc/prism/admin.token")
+  message(FATAL_ERROR "etc/prism.yaml lost its '# token_file: /etc/prism/admin.token' line, "
+                      "which the package turns on")
 endif()
 file(CONFIGURE OUTPUT ${PRISM_PKG_OUT}/prism/prism.yaml CONTENT "${prism_config_text}" @ONLY)
 install(FILES ${PRISM_PKG_OUT}/prism/prism.yaml DESTINATION /etc/prism COMPONENT server)

@@ -132,7 +132,8 @@ Expected<std::string> find_admin_token(const Options& opts) {
   std::filesystem::path path = opts.token_file;
   if (path.empty()) {
     auto files = locate_server_files(opts);
-    if (!files || !std::filesystem::exists(files->admin_token)) return std::string();
+    std::error_code ec;  // a directory this user cannot enter: no token, not a crash
+    if (!files || !std::filesystem::exists(files->admin_token, ec)) return std::string();
     path = files->admin_token;
   }
   auto token = read_text(path);
@@ -140,7 +141,8 @@ Expected<std::string> find_admin_token(const Options& opts) {
   return token;
 }
 
-Expected<Client> open_client(const Options& opts) {
+// `admin`: the command sends host requests, so log in with the admin token if one is found.
+Expected<Client> open_client(const Options& opts, bool admin) {
   auto endpoint = prism::client::parse_endpoint(opts.server);
   if (!endpoint) return prism::Error{endpoint.error()};
   auto key = find_server_key(opts);
@@ -148,10 +150,11 @@ Expected<Client> open_client(const Options& opts) {
   prism::client::ConnectOptions options;
   options.server_key = *key;
   options.timeout = std::chrono::milliseconds(opts.timeout_ms);
+  auto client = Client::connect(*endpoint, options);
+  if (!client || !admin) return client;
   auto token = find_admin_token(opts);
   if (!token) return prism::Error{token.error()};
-  auto client = Client::connect(*endpoint, options);
-  if (!client || token->empty()) return client;
+  if (token->empty()) return client;
   // Host requests (plugins, status, the lookups of `call`) need an admin login.
   auto login = client->login("admin", *token);
   if (!login) return prism::Error{"admin login: " + login.error()};
@@ -238,7 +241,9 @@ int run_plugins(Client& client, const Options& opts) {
   print_table(rows);
   if (list->plugins().empty()) std::cout << "(no plugins loaded)\n";
   for (const auto& p : list->plugins()) {
-    if (!p.last_error().empty()) std::cout << p.name() << ": last reload failed: " << p.last_error() << "\n";
+    if (!p.last_error().empty()) {
+      std::cout << p.name() << ": last load or reload failed: " << p.last_error() << "\n";
+    }
   }
   return 0;
 }
@@ -254,9 +259,15 @@ std::string format_time(uint64_t unix_ms) {
 }
 
 // load / reload print the plugin as `plugins` would; unload and config check print a line.
+// A refusal the server answered (its status is in the text) exits 2, like `call`.
+int fail_command(const std::string& error) {
+  fail(error);
+  return error.find("server answered") != std::string::npos ? kExitNotOk : kExitFailure;
+}
+
 int print_plugin(const Expected<prism::v1::PluginInfo>& info, const Options& opts,
                  std::string_view verb) {
-  if (!info) return fail(info.error());
+  if (!info) return fail_command(info.error());
   if (opts.json) {
     print_json(plugin_json(*info));
   } else {
@@ -268,7 +279,7 @@ int print_plugin(const Expected<prism::v1::PluginInfo>& info, const Options& opt
 }
 
 int print_done(const Expected<void>& done, const Options& opts, const std::string& what) {
-  if (!done) return fail(done.error());
+  if (!done) return fail_command(done.error());
   if (opts.json) {
     print_json({{"ok", true}});
   } else {
@@ -452,7 +463,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto client = open_client(opts);
+  auto client = open_client(opts, !ping->parsed());
   if (!client) return fail(client.error());
   if (ping->parsed()) return run_ping(*client, opts);
   if (plugins->parsed()) return run_plugins(*client, opts);
