@@ -184,6 +184,13 @@ class LoadedPlugin {
   }
   void* instance() const { return instance_; }
 
+  // As call(), for a handler that answers later: the request outlives this call.
+  prism_status_t call_async(uint32_t method, std::string payload) {
+    FakeRequest& request = pending_.emplace_back(FakeRequest{&host_, 7});
+    return descriptor->handle(instance_, reinterpret_cast<prism_request_t*>(&request), method,
+                              bytes_of(payload));  // `payload` dies here, as the host's does
+  }
+
   const prism_plugin_descriptor_t* descriptor = nullptr;  // null: no entry symbol
   prism_status_t init_status = PRISM_INTERNAL;
   std::string init_error;
@@ -195,6 +202,7 @@ class LoadedPlugin {
   FakeHost& host_;
   std::unique_ptr<void, Close> file_;
   void* instance_ = nullptr;
+  std::deque<FakeRequest> pending_;  // stable addresses for requests answered later
 };
 
 std::string bundled(std::string_view name) { return kPluginDir + "/" + std::string(name) + ".so"; }
@@ -396,6 +404,85 @@ TEST(Sdk, HostTableOfAnOlderMinorIsReadOnlyUpToItsSize) {
   EXPECT_EQ(json::parse(plugin.call_text(kTime)).at("unix_ms"), 0);
   EXPECT_TRUE(json::parse(plugin.call_text(kServices)).at("services").empty());
   EXPECT_EQ(host.server_info_calls, 0);
+}
+
+// ---- coroutine handlers and storage (ABI 1.1) -------------------------------------------
+
+// doc_get calls the fake host received and has not completed yet.
+struct PendingGet {
+  std::string collection, key;
+  prism_store_done_fn done;
+  void* user;
+};
+std::vector<PendingGet> g_pending_gets;
+
+void fake_doc_get(prism_host_t*, prism_bytes_t collection, prism_bytes_t key,
+                  prism_store_done_fn done, void* user) {
+  g_pending_gets.push_back({text_of(collection), text_of(key), done, user});
+}
+
+void complete_get(const PendingGet& get, prism_status_t status, const char* message,
+                  std::string value, uint64_t version) {
+  prism_document_t doc{bytes_of(get.collection), bytes_of(get.key), bytes_of(value), version};
+  prism_store_result_t result{};
+  result.struct_size = sizeof result;
+  result.status = status;
+  result.message = message;
+  result.documents = status == PRISM_OK ? &doc : nullptr;
+  result.document_count = status == PRISM_OK ? 1 : 0;
+  get.done(get.user, &result);
+}
+
+// A host of ABI 1.1 whose storage completes only when the test says so.
+void offer_storage(FakeHost& host) {
+  host.api_mutable().struct_size = sizeof(prism_host_api_t);
+  host.api_mutable().abi_version_minor = PRISM_ABI_VERSION_MINOR;
+  host.api_mutable().doc_get = &fake_doc_get;
+  g_pending_gets.clear();
+}
+
+TEST(SdkStorage, CoroutineHandlerResumesWhenTheStorageCallCompletes) {
+  FakeHost host;
+  offer_storage(host);
+  LoadedPlugin plugin(test_plugin("store_user"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(plugin.call_async(0, "alice"), PRISM_OK);
+  EXPECT_TRUE(host.replies.empty());  // suspended on the storage call
+  ASSERT_EQ(g_pending_gets.size(), 1u);
+  EXPECT_EQ(g_pending_gets[0].collection, "things");
+  EXPECT_EQ(g_pending_gets[0].key, "alice");
+  EXPECT_EQ(plugin.call_async(0, "bob"), PRISM_OK);  // a second one in flight at once
+  complete_get(g_pending_gets[1], PRISM_NOT_FOUND, "no such thing", "", 0);
+  complete_get(g_pending_gets[0], PRISM_OK, "", "gold", 3);
+  ASSERT_EQ(host.replies.size(), 2u);
+  EXPECT_EQ(host.replies[0].status, PRISM_NOT_FOUND);
+  EXPECT_EQ(host.replies[0].message, "no such thing");
+  // The payload was copied into the frame: it outlived the host's buffer.
+  EXPECT_EQ(host.replies[1].status, PRISM_OK);
+  EXPECT_EQ(host.replies[1].payload, "alice=gold@3");
+}
+
+TEST(SdkStorage, ExceptionAfterAnAwaitStillAnswersInternal) {
+  FakeHost host;
+  offer_storage(host);
+  LoadedPlugin plugin(test_plugin("store_user"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(plugin.call_async(1, "x"), PRISM_OK);
+  ASSERT_EQ(g_pending_gets.size(), 1u);
+  complete_get(g_pending_gets[0], PRISM_OK, "", "v", 1);  // resumes, then throws
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_INTERNAL);
+  EXPECT_EQ(host.replies_after_answer, 0);
+}
+
+TEST(SdkStorage, AnOlderHostWithoutStorageAnswersUnavailable) {
+  FakeHost host;  // ABI 1.0: the table ends before doc_get
+  LoadedPlugin plugin(test_plugin("store_user"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(plugin.call_async(0, "alice"), PRISM_OK);
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_UNAVAILABLE);
+  EXPECT_NE(host.replies[0].message.find("ABI 1.1"), std::string::npos) << host.replies[0].message;
 }
 
 TEST(CPlugin, CPluginCompiledAsC11Answers) {

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <concepts>
+#include <coroutine>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // The one place the SDK reads a function from the host's table. A host built for an older
 // minor version has a shorter table; a function beyond its struct_size reads as nullptr,
@@ -84,6 +86,23 @@ inline void copy_c_string(std::string_view text, char* out, size_t out_len) noex
 }
 
 }  // namespace detail
+
+// The return type of a coroutine handler: `Task handler(Request, std::string payload)`
+// may co_await storage calls (Host::get, Host::put, ...) and reads like straight-line
+// code. It starts at once and runs to its first co_await inside the host's call; the rest
+// runs on the same worker when each storage call completes. Fire-and-forget: the frame
+// frees itself at the end. An exception that escapes the handler is swallowed here (it
+// must not unwind into the host's frames); the Request it owned then answers INTERNAL.
+class Task {
+ public:
+  struct promise_type {
+    Task get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept {}
+  };
+};
 
 // One request in flight. Move-only: exactly one Request holds the host's handle, and it
 // answers exactly once, through reply/ok/fail or, if destroyed unanswered (the handler
@@ -171,11 +190,136 @@ class Counter {
   void (*add_)(prism_counter_t*, uint64_t) = nullptr;
 };
 
+// ---- Storage (plugin.h ABI 1.1, DESIGN.md §6) ------------------------------------------
+
+struct Document {
+  std::string collection;
+  std::string key;
+  std::string value;
+  uint64_t version = 0;
+};
+
+struct Entry {
+  std::string owner;
+  int64_t score = 0;
+  int64_t subscore = 0;
+  std::string metadata;
+  uint64_t rank = 0;  // 1-based
+  int64_t submitted_ms = 0;
+};
+
+struct PresenceInfo {
+  std::string owner;
+  std::string status;
+  int64_t expires_at_ms = 0;
+};
+
+// What a storage call produced, copied out of the host's result. Only the vectors the
+// call fills are non-empty (plugin.h, prism_store_result_t).
+struct StoreResult {
+  prism_status_t status = PRISM_INTERNAL;
+  std::string message;
+  std::vector<Document> documents;
+  std::vector<Entry> entries;
+  std::vector<PresenceInfo> presences;
+  std::vector<int64_t> values;
+  bool ok() const noexcept { return status == PRISM_OK; }
+};
+
+namespace detail {
+
+inline std::string copy(prism_bytes_t b) {
+  return b.data == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(b.data), b.len);
+}
+
+inline StoreResult copy_result(const prism_store_result_t& r) {
+  StoreResult out;
+  out.status = r.status;
+  out.message = r.message != nullptr ? r.message : "";
+  for (size_t i = 0; i < r.document_count; ++i) {
+    const auto& d = r.documents[i];
+    out.documents.push_back({copy(d.collection), copy(d.key), copy(d.value), d.version});
+  }
+  for (size_t i = 0; i < r.entry_count; ++i) {
+    const auto& e = r.entries[i];
+    out.entries.push_back({copy(e.owner), e.score, e.subscore, copy(e.metadata), e.rank, e.submitted_ms});
+  }
+  for (size_t i = 0; i < r.presence_count; ++i) {
+    const auto& p = r.presences[i];
+    out.presences.push_back({copy(p.owner), copy(p.status), p.expires_at_ms});
+  }
+  out.values.assign(r.values, r.values + r.value_count);
+  return out;
+}
+
+}  // namespace detail
+
+// An awaitable storage call: `StoreResult r = co_await host.get("players", id);`. `Start`
+// issues the C call with the trampoline and this awaiter as its user pointer. The host
+// completes on the calling worker, after the call returned, and the coroutine resumes
+// there. A host without storage (ABI 1.0) completes at once with PRISM_UNAVAILABLE.
+template <class Start>
+class StoreCall {
+ public:
+  explicit StoreCall(Start start) : start_(std::move(start)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> waiting) {
+    waiting_ = waiting;
+    // After start_ the awaiter may already be resumed and gone: touch nothing after it.
+    start_(&StoreCall::done, this);
+  }
+  StoreResult await_resume() { return std::move(result_); }
+
+ private:
+  static void done(void* user, const prism_store_result_t* result) noexcept {
+    auto* self = static_cast<StoreCall*>(user);
+    try {
+      self->result_ = detail::copy_result(*result);
+    } catch (...) {
+      self->result_ = StoreResult{};
+      self->result_.message = "out of memory copying a storage result";
+    }
+    self->waiting_.resume();
+  }
+
+  Start start_;
+  std::coroutine_handle<> waiting_;
+  StoreResult result_;
+};
+
 // The host as one instance sees it. Owned by the SDK next to the service instance; a
 // service may keep the Host& its constructor receives until it is destroyed.
 class Host {
  public:
   Host(const prism_host_api_t* api, prism_host_t* host) noexcept : api_(api), host_(host) {}
+
+ private:
+  // Defined before the storage calls below, whose return types it deduces.
+  static prism_bytes_t c(std::string_view s) noexcept {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  }
+  // An awaitable that calls `member` of the host table with `args`, then the completion.
+  template <class Fn, class... Args>
+  auto call(Fn prism_host_api_t::*member, Args... args) const {
+    const prism_host_api_t* api = api_;
+    prism_host_t* host = host_;
+    auto start = [api, host, member, args...](prism_store_done_fn done, void* user) {
+      const bool present = api != nullptr && api->struct_size >= sizeof(prism_host_api_t) &&
+                           api->*member != nullptr;
+      if (!present) {
+        prism_store_result_t none{};
+        none.struct_size = sizeof none;
+        none.status = PRISM_UNAVAILABLE;
+        none.message = "this host offers no storage (plugin ABI 1.1 needed)";
+        done(user, &none);
+        return;
+      }
+      (api->*member)(host, args..., done, user);
+    };
+    return StoreCall<decltype(start)>(std::move(start));
+  }
+
+ public:
 
   void log(prism_log_level_t level, std::string_view message) const noexcept {
     if (auto fn = PRISM_SDK_HOST_FN(api_, log)) fn(host_, level, message.data(), message.size());
@@ -232,11 +376,79 @@ class Host {
     if (context.error) std::rethrow_exception(context.error);
   }
 
+  // ---- Storage: every call returns an awaitable yielding a StoreResult. Strings are
+  // copied by the host before the call returns.
+  auto get(std::string_view collection, std::string_view key) const {
+    return call(&prism_host_api_t::doc_get, c(collection), c(key));
+  }
+  // expected: PRISM_VERSION_ANY, PRISM_VERSION_ABSENT (create only) or a version.
+  // values[0] is the new version.
+  auto put(std::string_view collection, std::string_view key, std::string_view value,
+           int64_t expected = PRISM_VERSION_ANY) const {
+    return call(&prism_host_api_t::doc_put, c(collection), c(key), c(value), expected);
+  }
+  auto remove(std::string_view collection, std::string_view key,
+              int64_t expected = PRISM_VERSION_ANY) const {
+    return call(&prism_host_api_t::doc_delete, c(collection), c(key), expected);
+  }
+  auto list(std::string_view collection, std::string_view prefix, std::string_view after,
+            uint32_t limit) const {
+    return call(&prism_host_api_t::doc_list, c(collection), c(prefix), c(after), limit);
+  }
+  auto counter_add(std::string_view name, int64_t delta) const {
+    return call(&prism_host_api_t::store_counter_add, c(name), delta);
+  }
+  auto counter_get(std::string_view name) const {
+    return call(&prism_host_api_t::store_counter_get, c(name));
+  }
+  auto board_create(std::string_view board, uint32_t order, uint32_t op) const {
+    return call(&prism_host_api_t::board_create, c(board), order, op);
+  }
+  auto board_submit(std::string_view board, const prism_entry_t& entry) const {
+    return call(&prism_host_api_t::board_submit, c(board), &entry);
+  }
+  auto board_top(std::string_view board, uint32_t limit) const {
+    return call(&prism_host_api_t::board_top, c(board), limit);
+  }
+  auto board_page(std::string_view board, uint64_t after_rank, uint32_t limit) const {
+    return call(&prism_host_api_t::board_page, c(board), after_rank, limit);
+  }
+  auto board_around(std::string_view board, std::string_view owner, uint32_t limit) const {
+    return call(&prism_host_api_t::board_around, c(board), c(owner), limit);
+  }
+  auto board_rank(std::string_view board, std::string_view owner) const {
+    return call(&prism_host_api_t::board_rank, c(board), c(owner));
+  }
+  auto board_remove(std::string_view board, std::string_view owner) const {
+    return call(&prism_host_api_t::board_remove, c(board), c(owner));
+  }
+  auto board_reset(std::string_view board) const {
+    return call(&prism_host_api_t::board_reset, c(board));
+  }
+  auto presence_set(std::string_view owner, std::string_view status, uint32_t ttl_ms) const {
+    return call(&prism_host_api_t::presence_set, c(owner), c(status), ttl_ms);
+  }
+  auto presence_get(std::string_view owner) const {
+    return call(&prism_host_api_t::presence_get, c(owner));
+  }
+  auto presence_remove(std::string_view owner) const {
+    return call(&prism_host_api_t::presence_remove, c(owner));
+  }
+  auto presence_list(std::string_view status_prefix, uint32_t limit) const {
+    return call(&prism_host_api_t::presence_list, c(status_prefix), limit);
+  }
+  // All or nothing (plugin.h, store_apply). `writes` must stay valid until the call
+  // returns, which is before the co_await completes: a local array is fine.
+  auto apply(std::span<const prism_write_t> writes) const {
+    return call(&prism_host_api_t::store_apply, writes.data(), writes.size());
+  }
+
   // For host calls this wrapper does not cover yet. Both are the host's, valid until shutdown.
   const prism_host_api_t* api() const noexcept { return api_; }
   prism_host_t* handle() const noexcept { return host_; }
 
  private:
+
   const prism_host_api_t* api_;
   prism_host_t* host_;
 };
@@ -253,11 +465,23 @@ struct ServiceInfo {
 // One row of `static constexpr Method<Service> methods[]`. `payload` is the host's, valid
 // until the handler returns: copy it to keep it, e.g. when moving `request` elsewhere to
 // answer later.
+//
+// A coroutine handler (returning Task) gets the payload as an owned std::string instead,
+// since it outlives the host's call: `{1, "record", &Practice::record}` works for both.
 template <class Service>
 struct Method {
+  using Handler = void (Service::*)(Request request, Bytes payload);
+  using AsyncHandler = Task (Service::*)(Request request, std::string payload);
+
+  constexpr Method(uint32_t id_, const char* name_, Handler h) noexcept
+      : id(id_), name(name_), handler(h) {}
+  constexpr Method(uint32_t id_, const char* name_, AsyncHandler h) noexcept
+      : id(id_), name(name_), async_handler(h) {}
+
   uint32_t id;       // relative to packet_id_first
   const char* name;  // static
-  void (Service::*handler)(Request request, Bytes payload);
+  Handler handler = nullptr;
+  AsyncHandler async_handler = nullptr;
 };
 
 namespace detail {
@@ -279,7 +503,8 @@ template <class Service>
 consteval bool methods_are_valid() {
   const auto& methods = Service::methods;
   for (size_t i = 0; i < std::size(methods); ++i) {
-    if (methods[i].name == nullptr || methods[i].name[0] == '\0' || methods[i].handler == nullptr)
+    if (methods[i].name == nullptr || methods[i].name[0] == '\0' ||
+        (methods[i].handler == nullptr && methods[i].async_handler == nullptr))
       return false;
     if (methods[i].id >= Service::info.packet_id_count) return false;
     for (size_t j = 0; j < i; ++j)
@@ -380,8 +605,13 @@ struct ServiceAbi {
       req.fail(PRISM_INVALID_PACKET, "unknown method");
       return PRISM_OK;
     }
-    guarded(it, "handler", found->name,
-            [&] { (it.service.*(found->handler))(std::move(req), from_c(payload)); });
+    guarded(it, "handler", found->name, [&] {
+      if (found->async_handler != nullptr) {
+        (it.service.*(found->async_handler))(std::move(req), std::string(as_text(from_c(payload))));
+      } else {
+        (it.service.*(found->handler))(std::move(req), from_c(payload));
+      }
+    });
     return PRISM_OK;
   }
 

@@ -1,0 +1,44 @@
+// A plugin with coroutine handlers that await the host's storage calls (plugin.h ABI 1.1):
+// sdk_test drives it through a fake host that completes the calls later, or not at all.
+#include <prism/plugin.hpp>
+
+#include <stdexcept>
+#include <string>
+
+class StoreUser {
+ public:
+  static constexpr prism::sdk::ServiceInfo info{.name = "store_user",
+                                                .version = "1.0.0",
+                                                .packet_id_first = 7000,
+                                                .packet_id_count = 10,
+                                                .concurrent = true};
+
+  StoreUser(prism::sdk::Host& host, std::string_view) : host_(host) {}
+
+  // Replies "<key>=<value>@<version>", or the storage status and message.
+  prism::sdk::Task get(prism::sdk::Request request, std::string key) {
+    const prism::sdk::StoreResult found = co_await host_.get("things", key);
+    if (!found.ok()) {
+      request.fail(found.status, found.message);
+      co_return;
+    }
+    const auto& doc = found.documents.at(0);
+    request.ok(key + "=" + doc.value + "@" + std::to_string(doc.version));
+  }
+
+  // Throws after its await: the Request it owns must still answer (INTERNAL).
+  prism::sdk::Task throws(prism::sdk::Request /*request*/, std::string key) {
+    co_await host_.get("things", key);
+    throw std::runtime_error("boom after the await");
+  }
+
+  static constexpr prism::sdk::Method<StoreUser> methods[] = {
+      {0, "get", &StoreUser::get},
+      {1, "throws", &StoreUser::throws},
+  };
+
+ private:
+  prism::sdk::Host& host_;
+};
+
+PRISM_PLUGIN(StoreUser)
