@@ -1,0 +1,110 @@
+// The embedded storage backend (DESIGN.md §6): documents, counters, leaderboards and
+// presence in one SQLite file in WAL mode, served by one dedicated writer thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/backend.hpp"
+
+struct sqlite3;
+
+namespace prism::store {
+
+struct SqliteOptions {
+  // NORMAL (the default) fsyncs the WAL only at checkpoints: a commit survives a crash of
+  // prismd (the WAL frames are in the OS page cache) but the last commits may be lost on
+  // a power failure or kernel crash. FULL fsyncs the WAL at every commit and survives
+  // those as well, at the cost of one fsync per write.
+  bool synchronous_full = false;
+  // How long a statement waits for a lock held by another connection to the same file
+  // (a backup tool, the sqlite3 shell) before failing with kUnavailable.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+// Every call is queued to the writer thread, which runs it (one transaction per write)
+// and invokes the completion there. SQLite allows one writer at a time, so one thread
+// loses nothing and needs no locking around the connection. Destroying the backend
+// completes the calls still queued with kUnavailable and joins the thread; calls made
+// concurrently with the destructor are the caller's bug.
+class SqliteBackend final : public Backend {
+ public:
+  // The layout written to PRAGMA user_version; opening a newer file is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed) `file` and migrates its schema. When that fails, healthy()
+  // is false and every call completes with kUnavailable naming the cause.
+  explicit SqliteBackend(std::filesystem::path file, SqliteOptions options = {});
+  ~SqliteBackend() override;
+  SqliteBackend(const SqliteBackend&) = delete;
+  SqliteBackend& operator=(const SqliteBackend&) = delete;
+
+  std::string_view name() const override { return "sqlite"; }
+
+  void get(std::string collection, std::string key, Callback<Document> done) override;
+  void put(std::string collection, std::string key, std::string value, ExpectedVersion expected,
+           Callback<uint64_t> done) override;
+  void remove(std::string collection, std::string key, ExpectedVersion expected,
+              Done done) override;
+  void list(std::string collection, std::string prefix, std::string after, uint32_t limit,
+            Callback<std::vector<Document>> done) override;
+
+  void counter_add(std::string counter, int64_t delta, Callback<int64_t> done) override;
+  void counter_get(std::string counter, Callback<int64_t> done) override;
+
+  void board_create(BoardSpec spec, Done done) override;
+  void board_submit(std::string board, Entry entry, Callback<Entry> done) override;
+  void board_top(std::string board, uint32_t limit, Callback<std::vector<Entry>> done) override;
+  void board_page(std::string board, uint64_t after_rank, uint32_t limit,
+                  Callback<std::vector<Entry>> done) override;
+  void board_around(std::string board, std::string owner, uint32_t limit,
+                    Callback<std::vector<Entry>> done) override;
+  void board_rank(std::string board, std::string owner, Callback<Entry> done) override;
+  void board_remove(std::string board, std::string owner, Done done) override;
+  void board_reset(std::string board, Done done) override;
+
+  void presence_set(std::string owner, std::string status, std::chrono::milliseconds ttl,
+                    Done done) override;
+  void presence_get(std::string owner, Callback<Presence> done) override;
+  void presence_remove(std::string owner, Done done) override;
+  void presence_list(std::string status_prefix, uint32_t limit,
+                     Callback<std::vector<Presence>> done) override;
+
+  void apply(std::vector<Write> writes, Callback<std::vector<int64_t>> done) override;
+
+  bool healthy() const override { return healthy_.load(std::memory_order_relaxed); }
+
+ private:
+  class Database;  // the connection and its prepared statements; writer thread only
+  // A queued call: run(false) does the work and completes; run(true) completes with
+  // kUnavailable (shutdown).
+  using Job = std::function<void(bool cancelled)>;
+
+  template <typename T, typename Work>
+  void post(Callback<T> done, Work work);
+  template <typename Work>
+  void post_done(Done done, Work work);
+  void enqueue(Job job);
+  void run_writer();
+
+  std::unique_ptr<Database> db_;  // null when the file could not be opened
+  std::string open_error_;
+  std::atomic<bool> healthy_{false};
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  bool closed_ = false;  // the writer thread has finished draining
+  std::thread writer_;
+};
+
+}  // namespace prism::store

@@ -1,0 +1,204 @@
+// The SQLite storage backend: the conformance suite every backend passes, plus what only
+// an embedded file has to show: data survives reopening and a killed process, and the
+// schema version is recorded.
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "store/sqlite_backend.hpp"
+#include "store_conformance.hpp"
+#include "temp_dir_test.hpp"
+
+namespace {
+
+using prism::store::Backend;
+using prism::store::SqliteBackend;
+
+// A directory per process for the conformance suite's files, each store in a new file.
+// Never destroyed, so that the atexit cleanup can still read it.
+const std::filesystem::path& conformance_dir() {
+  static const std::filesystem::path* const dir = [] {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "prism-store-sqlite-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) std::abort();
+    auto* path = new std::filesystem::path(pattern);
+    std::atexit([] { std::filesystem::remove_all(conformance_dir()); });
+    return path;
+  }();
+  return *dir;
+}
+
+std::unique_ptr<Backend> make_sqlite_backend() {
+  static int next = 0;
+  return std::make_unique<SqliteBackend>(conformance_dir() /
+                                         ("store-" + std::to_string(next++) + ".db"));
+}
+
+}  // namespace
+
+INSTANTIATE_STORE_CONFORMANCE(Sqlite, [] { return make_sqlite_backend(); });
+
+namespace prism::store {
+namespace {
+
+using conformance::await;
+using conformance::await_done;
+using namespace std::chrono_literals;
+
+class SqliteBackendTest : public prism::testing::TempDirTest {
+ protected:
+  std::filesystem::path file() const { return dir_ / "prism.db"; }
+};
+
+TEST_F(SqliteBackendTest, DataPersistsAcrossReopening) {
+  {
+    SqliteBackend store(file());
+    ASSERT_TRUE(store.healthy());
+    ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("users", "alice", "v1", 0, cb); })
+                    .status.ok());
+    ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("users", "alice", "v2", 1, cb); })
+                    .status.ok());
+    ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("hits", 7, cb); }).status.ok());
+    ASSERT_TRUE(await_done([&](Done cb) {
+                  store.board_create({"weekly", SortOrder::kAscending, Operator::kSet}, cb);
+                }).ok());
+    Entry entry;
+    entry.owner = "alice";
+    entry.score = 12;
+    ASSERT_TRUE(await<Entry>([&](auto cb) { store.board_submit("weekly", entry, cb); }).status.ok());
+    ASSERT_TRUE(await_done([&](Done cb) { store.presence_set("alice", "lobby", 60s, cb); }).ok());
+  }
+  SqliteBackend store(file());
+  auto doc = await<Document>([&](auto cb) { store.get("users", "alice", cb); });
+  ASSERT_TRUE(doc.status.ok()) << doc.status.message;
+  EXPECT_EQ(doc.value.value, "v2");
+  EXPECT_EQ(doc.value.version, 2u);
+  EXPECT_EQ(await<int64_t>([&](auto cb) { store.counter_get("hits", cb); }).value, 7);
+  EXPECT_EQ(await<Entry>([&](auto cb) { store.board_rank("weekly", "alice", cb); }).value.score,
+            12);
+  PRISM_EXPECT_CODE(await_done([&](Done cb) {
+                      store.board_create({"weekly", SortOrder::kDescending, Operator::kSet}, cb);
+                    }),
+                    Code::kConflict);
+  EXPECT_EQ(await<Presence>([&](auto cb) { store.presence_get("alice", cb); }).value.status,
+            "lobby");
+}
+
+TEST_F(SqliteBackendTest, EveryAcknowledgedWriteSurvivesAKilledProcess) {
+  int acks[2];
+  ASSERT_EQ(pipe(acks), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child: pipelines puts and reports each acknowledged one's index on the pipe,
+    // until it is killed.
+    close(acks[0]);
+    SqliteBackend store(file());
+    for (uint32_t i = 0;; ++i) {
+      store.put("durable", "k" + std::to_string(i), "v" + std::to_string(i), 0,
+                [fd = acks[1], i](Status status, uint64_t) {
+                  if (status.ok() && ::write(fd, &i, sizeof i) != sizeof i) _exit(3);
+                });
+      if (i % 64 == 63) {
+        // Keep the queue short so the kill lands amid writes, not amid a backlog.
+        await<int64_t>([&](auto cb) { store.counter_get("sync", cb); }, 60s);
+      }
+    }
+  }
+  close(acks[1]);
+  std::set<uint32_t> acknowledged;
+  uint32_t index = 0;
+  while (acknowledged.size() < 500 && read(acks[0], &index, sizeof index) == sizeof index) {
+    acknowledged.insert(index);
+  }
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the child exited on its own: " << wstatus;
+  // Acknowledgements still in the pipe were also acknowledged before the kill.
+  while (read(acks[0], &index, sizeof index) == sizeof index) acknowledged.insert(index);
+  close(acks[0]);
+  ASSERT_GE(acknowledged.size(), 500u);
+
+  SqliteBackend store(file());
+  ASSERT_TRUE(store.healthy());
+  size_t missing = 0;
+  for (uint32_t i : acknowledged) {
+    auto doc = await<Document>([&](auto cb) { store.get("durable", "k" + std::to_string(i), cb); });
+    if (!doc.status.ok() || doc.value.value != "v" + std::to_string(i)) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged writes";
+}
+
+TEST_F(SqliteBackendTest, TheSchemaVersionIsRecordedInTheFile) {
+  { SqliteBackend store(file()); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), SqliteBackend::kSchemaVersion);
+  sqlite3_finalize(stmt);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteBackendTest, AFileFromANewerSchemaIsRefused) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  SqliteBackend store(file());
+  EXPECT_FALSE(store.healthy());
+  auto got = await<int64_t>([&](auto cb) { store.counter_get("c", cb); });
+  PRISM_EXPECT_CODE(got.status, Code::kUnavailable);
+  EXPECT_NE(got.status.message.find("99"), std::string::npos) << got.status.message;
+}
+
+TEST_F(SqliteBackendTest, AnUnopenableFileIsUnhealthyAndCallsAreUnavailable) {
+  SqliteBackend store(dir_ / "missing-dir" / "prism.db");
+  EXPECT_FALSE(store.healthy());
+  PRISM_EXPECT_CODE(await<Document>([&](auto cb) { store.get("c", "k", cb); }).status,
+                    Code::kUnavailable);
+}
+
+TEST_F(SqliteBackendTest, DestroyingTheBackendCompletesQueuedCallsWithUnavailable) {
+  std::atomic<int> ok{0};
+  std::atomic<int> unavailable{0};
+  std::atomic<int> other{0};
+  constexpr int kCalls = 2000;
+  {
+    SqliteBackend store(file());
+    for (int i = 0; i < kCalls; ++i) {
+      store.counter_add("c", 1, [&](Status status, int64_t) {
+        if (status.ok()) {
+          ++ok;
+        } else if (status.code == Code::kUnavailable) {
+          ++unavailable;
+        } else {
+          ++other;
+        }
+      });
+    }
+  }
+  EXPECT_EQ(ok + unavailable, kCalls);
+  EXPECT_EQ(other.load(), 0);
+  SqliteBackend store(file());
+  EXPECT_EQ(await<int64_t>([&](auto cb) { store.counter_get("c", cb); }).value, ok.load());
+}
+
+}  // namespace
+}  // namespace prism::store
