@@ -1,0 +1,526 @@
+// RedisBackend: argument checks, the mapping of each call onto the store script (or a
+// plain command) and the decoding of its replies into the facade's types.
+#include "store/redis_backend.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+#include "store/redis_script.hpp"
+#include "store/validate.hpp"
+
+namespace prism::store {
+namespace {
+
+// ---- argument checks (the shared ones are in validate.hpp) ------------------------------
+
+template <typename... Checks>
+Status first_error(Checks... checks) {
+  Status result;
+  ((result.ok() ? (void)(result = std::move(checks)) : (void)0), ...);
+  return result;
+}
+
+// put() and remove() run as one-write batches; their messages need no batch index.
+void strip_batch_prefix(Status& s) {
+  constexpr std::string_view kPrefix = "write 0: ";
+  if (s.message.starts_with(kPrefix)) s.message.erase(0, kPrefix.size());
+}
+
+// ---- encodings shared with the script ------------------------------------------------------
+
+std::string hex64(int64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016" PRIx64, static_cast<uint64_t>(value));
+  return text;
+}
+
+std::string expected_text(const ExpectedVersion& expected) {
+  return expected ? std::to_string(*expected) : std::string();
+}
+
+uint64_t parse_hex64(std::string_view text) {
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  return value;
+}
+
+// Inverse of the script's sort_key: top bit flipped, all bits flipped for descending.
+int64_t from_sort_key(std::string_view text, bool descending) {
+  uint64_t u = parse_hex64(text);
+  if (descending) u = ~u;
+  return static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+}
+
+std::string_view text_of(const redisReply* r) {
+  return r->str != nullptr ? std::string_view(r->str, r->len) : std::string_view();
+}
+
+bool to_int64(const redisReply* r, int64_t* out) {
+  if (r->type == REDIS_REPLY_INTEGER) {
+    *out = r->integer;
+    return true;
+  }
+  if (r->type != REDIS_REPLY_STRING) return false;
+  const std::string_view text = text_of(r);
+  const auto result = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return result.ec == std::errc() && result.ptr == text.data() + text.size();
+}
+
+Status unavailable(const RedisConnection& connection) {
+  return {Code::kUnavailable, "redis at " + connection.endpoint() + " is not reachable"};
+}
+
+Status malformed(std::string_view what) {
+  return {Code::kInternal, "redis: unexpected reply to " + std::string(what)};
+}
+
+// The status of a reply: a script refusal "PRISM <CODE> <index> <message>" maps to its
+// code; `index` receives the write index for apply().
+Status reply_status(const RedisConnection& connection, const redisReply* r,
+                    size_t* index = nullptr) {
+  if (r == nullptr) return unavailable(connection);
+  if (r->type != REDIS_REPLY_ERROR) return {};
+  std::string_view text = text_of(r);
+  if (!text.starts_with("PRISM ")) return {Code::kInternal, "redis: " + std::string(text)};
+  text.remove_prefix(6);
+  const size_t code_end = text.find(' ');
+  const std::string_view code = text.substr(0, code_end);
+  text.remove_prefix(code_end == std::string_view::npos ? text.size() : code_end + 1);
+  const size_t index_end = text.find(' ');
+  size_t at = 0;
+  std::from_chars(text.data(), text.data() + std::min(index_end, text.size()), at);
+  text.remove_prefix(index_end == std::string_view::npos ? text.size() : index_end + 1);
+  if (index != nullptr) *index = at;
+  Code mapped = Code::kInternal;
+  if (code == "NOT_FOUND") mapped = Code::kNotFound;
+  if (code == "CONFLICT") mapped = Code::kConflict;
+  if (code == "INVALID") mapped = Code::kInvalidArgument;
+  return {mapped, std::string(text)};
+}
+
+// A leaderboard member: sort keys of score, subscore and submission time (16 hex digits
+// each), the submission sequence (16), then the owner.
+constexpr size_t kMemberHeader = 64;
+
+bool decode_entry(const redisReply* member, const redisReply* metadata, bool descending,
+                  uint64_t rank, Entry* out) {
+  if (member->type != REDIS_REPLY_STRING || member->len < kMemberHeader) return false;
+  const std::string_view m = text_of(member);
+  out->score = from_sort_key(m.substr(0, 16), descending);
+  out->subscore = from_sort_key(m.substr(16, 16), descending);
+  out->submitted_ms = from_sort_key(m.substr(32, 16), false);
+  out->owner = std::string(m.substr(kMemberHeader));
+  out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(text_of(metadata)) : "";
+  out->rank = rank;
+  return true;
+}
+
+// {order, zero-based rank, member, metadata, member, metadata, ...}
+bool decode_entries(const redisReply* r, std::vector<Entry>* out) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0) return false;
+  const bool descending = text_of(r->element[0]) == "desc";
+  int64_t first = 0;
+  if (!to_int64(r->element[1], &first) || first < 0) return false;
+  for (size_t i = 2; i + 1 < r->elements; i += 2) {
+    Entry entry;
+    const uint64_t rank = static_cast<uint64_t>(first) + (i - 2) / 2 + 1;
+    if (!decode_entry(r->element[i], r->element[i + 1], descending, rank, &entry)) return false;
+    out->push_back(std::move(entry));
+  }
+  return true;
+}
+
+// "expires_ms:status"
+bool decode_presence(std::string owner, std::string_view value, Presence* out) {
+  const size_t colon = value.find(':');
+  if (colon == std::string_view::npos) return false;
+  const auto result = std::from_chars(value.data(), value.data() + colon, out->expires_at_ms);
+  if (result.ec != std::errc()) return false;
+  out->owner = std::move(owner);
+  out->status = std::string(value.substr(colon + 1));
+  return true;
+}
+
+const char* order_name(SortOrder order) {
+  switch (order) {
+    case SortOrder::kDescending: return "desc";
+    case SortOrder::kAscending: return "asc";
+  }
+  return nullptr;
+}
+
+const char* operator_name(Operator op) {
+  switch (op) {
+    case Operator::kBest: return "best";
+    case Operator::kSet: return "set";
+    case Operator::kIncrement: return "incr";
+  }
+  return nullptr;
+}
+
+std::string clamp_index(uint64_t value) {
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  return std::to_string(std::min(value, kMax));
+}
+
+}  // namespace
+
+RedisBackend::RedisBackend(std::string host, uint16_t port, RedisOptions options)
+    : connection_(std::move(host), port, std::move(options), std::string(kRedisStoreScript)) {}
+
+RedisBackend::~RedisBackend() = default;
+
+template <typename T>
+void RedisBackend::fail(Status status, Callback<T> done) {
+  connection_.post([status = std::move(status), done = std::move(done)]() mutable {
+    done(std::move(status), T{});
+  });
+}
+
+void RedisBackend::fail(Status status, Done done) {
+  connection_.post(
+      [status = std::move(status), done = std::move(done)]() mutable { done(std::move(status)); });
+}
+
+std::vector<std::string> RedisBackend::script_args(const char* op,
+                                                   std::initializer_list<std::string> args) const {
+  std::vector<std::string> out;
+  out.reserve(args.size() + 2);
+  out.emplace_back(op);
+  out.push_back(connection_.options().key_prefix);
+  for (const auto& arg : args) out.push_back(arg);
+  return out;
+}
+
+// ---- documents -------------------------------------------------------------------------------
+
+void RedisBackend::get(std::string collection, std::string key, Callback<Document> done) {
+  if (Status s = first_error(check_name("collection", collection), check_name("key", key));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  auto args = script_args("get", {collection, key});
+  connection_.eval(std::move(args), [this, collection = std::move(collection),
+                                     key = std::move(key), done = std::move(done)](
+                                        const redisReply* r) mutable {
+    Status s = reply_status(connection_, r);
+    if (!s.ok()) return done(std::move(s), Document{});
+    int64_t version = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !to_int64(r->element[1], &version)) {
+      return done(malformed("get"), Document{});
+    }
+    done({}, Document{std::move(collection), std::move(key), std::string(text_of(r->element[0])),
+                      static_cast<uint64_t>(version)});
+  });
+}
+
+void RedisBackend::put(std::string collection, std::string key, std::string value,
+                       ExpectedVersion expected, Callback<uint64_t> done) {
+  std::vector<Write> writes(1);
+  writes[0].kind = Write::Kind::kPut;
+  writes[0].collection = std::move(collection);
+  writes[0].key = std::move(key);
+  writes[0].value = std::move(value);
+  writes[0].expected = expected;
+  apply(std::move(writes), [done = std::move(done)](Status s, std::vector<int64_t> results) {
+    if (s.ok() && results.size() != 1) s = malformed("put");
+    strip_batch_prefix(s);
+    done(std::move(s), s.ok() ? static_cast<uint64_t>(results[0]) : 0);
+  });
+}
+
+void RedisBackend::remove(std::string collection, std::string key, ExpectedVersion expected,
+                          Done done) {
+  std::vector<Write> writes(1);
+  writes[0].kind = Write::Kind::kDelete;
+  writes[0].collection = std::move(collection);
+  writes[0].key = std::move(key);
+  writes[0].expected = expected;
+  apply(std::move(writes), [done = std::move(done)](Status s, std::vector<int64_t>) {
+    strip_batch_prefix(s);
+    done(std::move(s));
+  });
+}
+
+void RedisBackend::list(std::string collection, std::string prefix, std::string after,
+                        uint32_t limit, Callback<std::vector<Document>> done) {
+  if (Status s = first_error(check_name("collection", collection),
+                             check_prefix("prefix", prefix), check_prefix("after", after),
+                             check_limit(limit));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  // Start at the prefix, or just after `after` when that lies further on.
+  const std::string start = after.empty() || after < prefix ? "[" + prefix : "(" + after;
+  auto args = script_args("list", {collection, prefix, start, std::to_string(limit)});
+  connection_.eval(std::move(args), [this, collection = std::move(collection),
+                                     done = std::move(done)](const redisReply* r) mutable {
+    Status s = reply_status(connection_, r);
+    if (!s.ok()) return done(std::move(s), {});
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0) return done(malformed("list"), {});
+    std::vector<Document> docs;
+    docs.reserve(r->elements / 3);
+    for (size_t i = 0; i < r->elements; i += 3) {
+      int64_t version = 0;
+      if (!to_int64(r->element[i + 2], &version)) return done(malformed("list"), {});
+      docs.push_back(Document{collection, std::string(text_of(r->element[i])),
+                              std::string(text_of(r->element[i + 1])),
+                              static_cast<uint64_t>(version)});
+    }
+    done({}, std::move(docs));
+  });
+}
+
+// ---- counters ----------------------------------------------------------------------------------
+
+void RedisBackend::counter_add(std::string counter, int64_t delta, Callback<int64_t> done) {
+  if (Status s = check_name("counter", counter); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.command(
+      {"INCRBY", connection_.options().key_prefix + "ctr:" + counter, std::to_string(delta)},
+      [this, done = std::move(done)](const redisReply* r) {
+        Status s = reply_status(connection_, r);
+        if (s.code == Code::kInternal && s.message.find("overflow") != std::string::npos) {
+          s = {Code::kInvalidArgument, "the counter would overflow a 64-bit integer"};
+        }
+        if (!s.ok()) return done(std::move(s), 0);
+        int64_t value = 0;
+        if (!to_int64(r, &value)) return done(malformed("INCRBY"), 0);
+        done({}, value);
+      });
+}
+
+void RedisBackend::counter_get(std::string counter, Callback<int64_t> done) {
+  if (Status s = check_name("counter", counter); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.command({"GET", connection_.options().key_prefix + "ctr:" + counter},
+                      [this, done = std::move(done)](const redisReply* r) {
+                        Status s = reply_status(connection_, r);
+                        if (!s.ok()) return done(std::move(s), 0);
+                        if (r->type == REDIS_REPLY_NIL) return done({}, 0);
+                        int64_t value = 0;
+                        if (!to_int64(r, &value)) return done(malformed("GET"), 0);
+                        done({}, value);
+                      });
+}
+
+// ---- leaderboards --------------------------------------------------------------------------------
+
+void RedisBackend::board_create(BoardSpec spec, Done done) {
+  const char* order = order_name(spec.order);
+  const char* op = operator_name(spec.op);
+  if (Status s = check_spec(spec); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.eval(script_args("board_create", {spec.board, order, op}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     done(reply_status(connection_, r));
+                   });
+}
+
+void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> done) {
+  if (Status s = first_error(check_name("board", board), check_entry(entry));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  // submitted_ms is the server's clock at the submission; the caller's value is ignored.
+  auto args = script_args("board_submit", {board, entry.owner, hex64(entry.score),
+                                           hex64(entry.subscore), entry.metadata});
+  connection_.eval(std::move(args), [this, done = std::move(done)](const redisReply* r) {
+    Status s = reply_status(connection_, r);
+    if (!s.ok()) return done(std::move(s), Entry{});
+    std::vector<Entry> entries;
+    if (!decode_entries(r, &entries) || entries.size() != 1) {
+      return done(malformed("board_submit"), Entry{});
+    }
+    done({}, std::move(entries[0]));
+  });
+}
+
+void RedisBackend::board_range(std::string board, uint64_t start, uint64_t stop,
+                               Callback<std::vector<Entry>> done) {
+  auto args = script_args("board_range", {board, clamp_index(start), clamp_index(stop)});
+  connection_.eval(std::move(args), [this, done = std::move(done)](const redisReply* r) {
+    Status s = reply_status(connection_, r);
+    if (!s.ok()) return done(std::move(s), {});
+    std::vector<Entry> entries;
+    if (!decode_entries(r, &entries)) return done(malformed("board_range"), {});
+    done({}, std::move(entries));
+  });
+}
+
+void RedisBackend::board_top(std::string board, uint32_t limit, Callback<std::vector<Entry>> done) {
+  board_page(std::move(board), 0, limit, std::move(done));
+}
+
+void RedisBackend::board_page(std::string board, uint64_t after_rank, uint32_t limit,
+                              Callback<std::vector<Entry>> done) {
+  if (Status s = first_error(check_name("board", board), check_limit(limit)); !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  const uint64_t stop = after_rank > std::numeric_limits<uint64_t>::max() - limit
+                            ? std::numeric_limits<uint64_t>::max()
+                            : after_rank + limit - 1;
+  board_range(std::move(board), after_rank, stop, std::move(done));
+}
+
+void RedisBackend::board_around(std::string board, std::string owner, uint32_t limit,
+                                Callback<std::vector<Entry>> done) {
+  if (Status s = first_error(check_name("board", board), check_name("owner", owner),
+                             check_limit(limit));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  connection_.eval(script_args("board_around", {board, owner, std::to_string(limit)}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     Status s = reply_status(connection_, r);
+                     if (!s.ok()) return done(std::move(s), {});
+                     std::vector<Entry> entries;
+                     if (!decode_entries(r, &entries)) return done(malformed("board_around"), {});
+                     done({}, std::move(entries));
+                   });
+}
+
+void RedisBackend::board_rank(std::string board, std::string owner, Callback<Entry> done) {
+  if (Status s = first_error(check_name("board", board), check_name("owner", owner)); !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  connection_.eval(script_args("board_rank", {board, owner}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     Status s = reply_status(connection_, r);
+                     if (!s.ok()) return done(std::move(s), Entry{});
+                     std::vector<Entry> entries;
+                     if (!decode_entries(r, &entries) || entries.size() != 1) {
+                       return done(malformed("board_rank"), Entry{});
+                     }
+                     done({}, std::move(entries[0]));
+                   });
+}
+
+void RedisBackend::board_remove(std::string board, std::string owner, Done done) {
+  if (Status s = first_error(check_name("board", board), check_name("owner", owner)); !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  connection_.eval(script_args("board_remove", {board, owner}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     done(reply_status(connection_, r));
+                   });
+}
+
+void RedisBackend::board_reset(std::string board, Done done) {
+  if (Status s = check_name("board", board); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.eval(script_args("board_reset", {board}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     done(reply_status(connection_, r));
+                   });
+}
+
+// ---- presence ----------------------------------------------------------------------------------------
+
+void RedisBackend::presence_set(std::string owner, std::string status,
+                                std::chrono::milliseconds ttl, Done done) {
+  if (Status s = first_error(check_name("owner", owner), check_status(status), check_ttl(ttl));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  connection_.eval(script_args("presence_set", {owner, status, std::to_string(ttl.count())}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     done(reply_status(connection_, r));
+                   });
+}
+
+void RedisBackend::presence_get(std::string owner, Callback<Presence> done) {
+  if (Status s = check_name("owner", owner); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.eval(script_args("presence_get", {owner}),
+                   [this, owner, done = std::move(done)](const redisReply* r) mutable {
+                     Status s = reply_status(connection_, r);
+                     if (!s.ok()) return done(std::move(s), Presence{});
+                     Presence presence;
+                     if (r->type != REDIS_REPLY_STRING ||
+                         !decode_presence(std::move(owner), text_of(r), &presence)) {
+                       return done(malformed("presence_get"), Presence{});
+                     }
+                     done({}, std::move(presence));
+                   });
+}
+
+void RedisBackend::presence_remove(std::string owner, Done done) {
+  if (Status s = check_name("owner", owner); !s.ok()) return fail(std::move(s), std::move(done));
+  connection_.eval(script_args("presence_remove", {owner}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     done(reply_status(connection_, r));
+                   });
+}
+
+void RedisBackend::presence_list(std::string status_prefix, uint32_t limit,
+                                 Callback<std::vector<Presence>> done) {
+  if (Status s = first_error(check_status(status_prefix), check_limit(limit));
+      !s.ok()) {
+    return fail(std::move(s), std::move(done));
+  }
+  connection_.eval(script_args("presence_list", {status_prefix, std::to_string(limit)}),
+                   [this, done = std::move(done)](const redisReply* r) {
+                     Status s = reply_status(connection_, r);
+                     if (!s.ok()) return done(std::move(s), {});
+                     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+                       return done(malformed("presence_list"), {});
+                     }
+                     std::vector<Presence> out(r->elements / 2);
+                     for (size_t i = 0; i < out.size(); ++i) {
+                       if (!decode_presence(std::string(text_of(r->element[2 * i])),
+                                            text_of(r->element[2 * i + 1]), &out[i])) {
+                         return done(malformed("presence_list"), {});
+                       }
+                     }
+                     done({}, std::move(out));
+                   });
+}
+
+// ---- atomic batches ----------------------------------------------------------------------------------
+
+void RedisBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_t>> done) {
+  if (Status s = check_batch(writes); !s.ok()) return fail(std::move(s), std::move(done));
+  std::vector<std::string> args = script_args("apply", {std::to_string(writes.size())});
+  args.reserve(args.size() + writes.size() * 7);
+  for (const Write& w : writes) {
+    switch (w.kind) {
+      case Write::Kind::kPut:
+        args.insert(args.end(), {"put", w.collection, w.key, w.value, expected_text(w.expected),
+                                 "", ""});
+        break;
+      case Write::Kind::kDelete:
+        args.insert(args.end(),
+                    {"del", w.collection, w.key, "", expected_text(w.expected), "", ""});
+        break;
+      case Write::Kind::kCounterAdd:
+        args.insert(args.end(), {"add", w.counter, "", std::to_string(w.delta), "", "", ""});
+        break;
+      case Write::Kind::kSubmit:
+        args.insert(args.end(),
+                    {"sub", w.board, w.entry.owner, hex64(w.entry.score), hex64(w.entry.subscore),
+                     w.entry.metadata, ""});
+        break;
+    }
+  }
+  if (writes.empty()) return fail(Status{}, std::move(done));
+  const size_t count = writes.size();
+  connection_.eval(std::move(args), [this, count, done = std::move(done)](const redisReply* r) {
+    size_t index = 0;
+    Status s = reply_status(connection_, r, &index);
+    if (!s.ok()) {
+      if (s.code != Code::kUnavailable && s.code != Code::kInternal) {
+        s = batch_error(index, std::move(s));
+      }
+      return done(std::move(s), {});
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != count) return done(malformed("apply"), {});
+    std::vector<int64_t> results(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (!to_int64(r->element[i], &results[i])) return done(malformed("apply"), {});
+    }
+    done({}, std::move(results));
+  });
+}
+
+}  // namespace prism::store

@@ -1,0 +1,64 @@
+// One asynchronous connection to Redis on its own thread: a uv_loop with hiredis attached
+// through its libuv adapter, a queue that any thread may push commands into, a Lua script
+// loaded on every (re)connect, reconnection with exponential backoff, and timeouts that
+// turn a silent server into a lost connection. Completions run on the connection's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisReply;  // hiredis
+
+namespace prism::store {
+
+struct RedisOptions {
+  std::string key_prefix = "prism:";  // every key the backend writes starts with it
+  std::string password;               // AUTH when not empty
+  int database = 0;                   // SELECT when not 0
+  std::chrono::milliseconds connect_timeout{2000};
+  // A command unanswered for this long closes the connection (its calls fail kUnavailable).
+  std::chrono::milliseconds command_timeout{5000};
+  std::chrono::milliseconds reconnect_min{100};  // first backoff, doubled per failure
+  std::chrono::milliseconds reconnect_max{3000};
+};
+
+class RedisConnection {
+ public:
+  // Called exactly once on the connection's thread: with the reply, or with nullptr when
+  // the command could not be answered (not connected, connection lost, shutting down).
+  // The reply is valid only during the call.
+  using ReplyHandler = std::function<void(const redisReply* reply)>;
+
+  // Starts the thread and the first connection attempt; never blocks on the network.
+  RedisConnection(std::string host, uint16_t port, RedisOptions options, std::string script);
+  // Fails whatever is still queued or in flight (nullptr replies), then joins the thread.
+  // Must not be called from the connection's own thread (i.e. from a handler).
+  ~RedisConnection();
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+
+  // EVALSHA of the script with no keys and `args` as ARGV (EVAL when Redis lost it).
+  // While a connection attempt is under way the command waits for it; while disconnected
+  // it fails at once.
+  void eval(std::vector<std::string> args, ReplyHandler handler);
+  // Any other command, e.g. {"INCRBY", key, "5"}.
+  void command(std::vector<std::string> argv, ReplyHandler handler);
+  // Runs `task` on the connection's thread (or in the destructor if it is stopping).
+  void post(std::function<void()> task);
+
+  bool connected() const;  // connected, authenticated and the script loaded
+  const RedisOptions& options() const;
+  std::string endpoint() const;  // "host:port", for messages
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prism::store

@@ -1,0 +1,386 @@
+// The Redis backend's Lua script. Redis runs a script atomically, but does not undo what
+// a failing script already wrote, so every mutating operation first checks and computes
+// (phase 1, reads only, with a local overlay for earlier writes of the same batch) and
+// only then writes (phase 2). Lua numbers are doubles, so 64-bit integers are carried as
+// {hi, lo} pairs of 32-bit halves of their two's complement.
+#include "store/redis_script.hpp"
+
+namespace prism::store {
+
+const std::string_view kRedisStoreScript = R"LUA(
+local op, P = ARGV[1], ARGV[2]
+local TWO32, TWO31 = 4294967296, 2147483648
+local at = 0  -- index of the write being checked, for error messages
+
+local Failure = {}
+local function throw(code, message)
+  error(setmetatable({code = code, message = message}, Failure), 0)
+end
+
+-- ---- 64-bit integers ----------------------------------------------------------------
+local function from_hex(h) return {tonumber(h:sub(1, 8), 16), tonumber(h:sub(9, 16), 16)} end
+local function negate(v)
+  local hi, lo = TWO32 - 1 - v[1], TWO32 - v[2]
+  if lo == TWO32 then lo = 0; hi = (hi + 1) % TWO32 end
+  return {hi, lo}
+end
+local function add(a, b)
+  local lo, carry = a[2] + b[2], 0
+  if lo >= TWO32 then lo = lo - TWO32; carry = 1 end
+  local hi = (a[1] + b[1] + carry) % TWO32
+  local sa, sb, sr = a[1] >= TWO31, b[1] >= TWO31, hi >= TWO31
+  if sa == sb and sr ~= sa then throw('INVALID', 'the result overflows a 64-bit integer') end
+  return {hi, lo}
+end
+local function compare(a, b)
+  local ah, bh = (a[1] + TWO31) % TWO32, (b[1] + TWO31) % TWO32
+  if ah ~= bh then return ah < bh and -1 or 1 end
+  if a[2] ~= b[2] then return a[2] < b[2] and -1 or 1 end
+  return 0
+end
+local function from_dec(s)
+  local negative = s:sub(1, 1) == '-'
+  local hi, lo = 0, 0
+  for i = (negative and 2 or 1), #s do
+    lo = lo * 10 + (s:byte(i) - 48)
+    local carry = math.floor(lo / TWO32)
+    lo = lo - carry * TWO32
+    hi = (hi * 10 + carry) % TWO32
+  end
+  if negative then return negate({hi, lo}) end
+  return {hi, lo}
+end
+local function to_dec(v)
+  local negative = v[1] >= TWO31
+  if negative then v = negate(v) end
+  local hi, lo, digits = v[1], v[2], {}
+  repeat
+    local r = hi % 10
+    hi = (hi - r) / 10
+    local x = r * TWO32 + lo
+    local d = x % 10
+    lo = (x - d) / 10
+    table.insert(digits, 1, string.char(48 + d))
+  until hi == 0 and lo == 0
+  return (negative and '-' or '') .. table.concat(digits)
+end
+-- A 16-hex-digit key whose byte order is the rank order (better first).
+local function sort_key(v, descending)
+  local hi, lo = (v[1] + TWO31) % TWO32, v[2]
+  if descending then hi, lo = TWO32 - 1 - hi, TWO32 - 1 - lo end
+  return string.format('%08x%08x', hi, lo)
+end
+local function from_sort_key(h, descending)
+  local hi, lo = tonumber(h:sub(1, 8), 16), tonumber(h:sub(9, 16), 16)
+  if descending then hi, lo = TWO32 - 1 - hi, TWO32 - 1 - lo end
+  return {(hi + TWO31) % TWO32, lo}
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- ---- documents: hash {v = value, n = version} plus a lexicographic index per collection
+local function doc_key(c, k) return P .. 'doc:' .. #c .. ':' .. c .. ':' .. k end
+local function index_key(c) return P .. 'idx:' .. c end
+local docs = {}  -- doc key -> version as this batch has left it (0 = absent)
+local function doc_version(dk)
+  if docs[dk] == nil then docs[dk] = tonumber(redis.call('HGET', dk, 'n') or '0') end
+  return docs[dk]
+end
+local function check_expected(current, expected)
+  if expected ~= '' and tonumber(expected) ~= current then
+    throw('CONFLICT', 'expected version ' .. expected .. ', found ' .. string.format('%d', current))
+  end
+end
+local function plan_put(c, k, value, expected)
+  local dk = doc_key(c, k)
+  local current = doc_version(dk)
+  check_expected(current, expected)
+  docs[dk] = current + 1
+  return {kind = 'put', dk = dk, ik = index_key(c), key = k, value = value, n = current + 1}
+end
+local function plan_delete(c, k, expected)
+  local dk = doc_key(c, k)
+  local current = doc_version(dk)
+  check_expected(current, expected)
+  if current == 0 then throw('NOT_FOUND', 'no document ' .. c .. '/' .. k) end
+  docs[dk] = 0
+  return {kind = 'del', dk = dk, ik = index_key(c), key = k}
+end
+
+-- ---- counters ----------------------------------------------------------------------------
+local counters = {}
+local function plan_counter_add(name, delta)
+  local ck = P .. 'ctr:' .. name
+  local current = counters[ck]
+  if current == nil then current = from_dec(redis.call('GET', ck) or '0') end
+  local value = add(current, from_dec(delta))
+  counters[ck] = value
+  return {kind = 'ctr', ck = ck, value = to_dec(value)}
+end
+
+-- ---- leaderboards: a ZSET of members "score|subscore|submitted_ms|seq|owner" (16 hex
+-- digits each, all ZSET scores 0, so the byte order of members is the rank order), a hash
+-- owner -> member, a hash owner -> metadata and the spec hash {order, op, seq}.
+local boards = {}
+local function load_board(b)
+  if boards[b] then return boards[b] end
+  local spec = redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op', 'seq')
+  if not spec[1] then throw('NOT_FOUND', 'no board ' .. b) end
+  local board = {z = P .. 'lb:' .. b, o = P .. 'lbo:' .. b, m = P .. 'lbm:' .. b,
+                 s = P .. 'lbs:' .. b, descending = spec[1] == 'desc', op = spec[2],
+                 seq = tonumber(spec[3] or '0'), members = {}}
+  boards[b] = board
+  return board
+end
+local function member_of(board, owner)
+  local m = board.members[owner]
+  if m == nil then m = redis.call('HGET', board.o, owner) end
+  return m
+end
+local function plan_submit(b, owner, score_hex, sub_hex, metadata)
+  local board = load_board(b)
+  local score, sub = from_hex(score_hex), from_hex(sub_hex)
+  local old = member_of(board, owner)
+  if old then
+    local old_score = from_sort_key(old:sub(1, 16), board.descending)
+    local old_sub = from_sort_key(old:sub(17, 32), board.descending)
+    if board.op == 'best' then
+      local c = compare(score, old_score)
+      if c == 0 then c = compare(sub, old_sub) end
+      if board.descending then c = -c end
+      if c >= 0 then return {kind = 'keep', board = board, owner = owner, member = old} end
+    elseif board.op == 'incr' then
+      score, sub = add(old_score, score), add(old_sub, sub)
+    end
+  end
+  local now = now_ms()  -- the server's clock, shared by every node of the region
+  local ms = {math.floor(now / TWO32), now % TWO32}
+  board.seq = board.seq + 1
+  local member = sort_key(score, board.descending) .. sort_key(sub, board.descending) ..
+                 sort_key(ms, false) .. string.format('%016x', board.seq) .. owner
+  board.members[owner] = member
+  return {kind = 'sub', board = board, owner = owner, old = old, member = member,
+          metadata = metadata, seq = board.seq}
+end
+
+local function write(a)
+  if a.kind == 'put' then
+    redis.call('HSET', a.dk, 'v', a.value, 'n', a.n)
+    redis.call('ZADD', a.ik, 0, a.key)
+  elseif a.kind == 'del' then
+    redis.call('DEL', a.dk)
+    redis.call('ZREM', a.ik, a.key)
+  elseif a.kind == 'ctr' then
+    redis.call('SET', a.ck, a.value)
+  elseif a.kind == 'sub' then
+    local board = a.board
+    if a.old then redis.call('ZREM', board.z, a.old) end
+    redis.call('ZADD', board.z, 0, a.member)
+    redis.call('HSET', board.o, a.owner, a.member)
+    redis.call('HSET', board.m, a.owner, a.metadata)
+    redis.call('HSET', board.s, 'seq', a.seq)
+  end
+end
+
+local function board_range(board, start, stop)
+  local out = {board.descending and 'desc' or 'asc', start}
+  if stop < start then return out end
+  local members = redis.call('ZRANGE', board.z, start, stop)
+  if #members == 0 then return out end
+  local owners = {}
+  for i, m in ipairs(members) do owners[i] = m:sub(65) end
+  local metadata = redis.call('HMGET', board.m, unpack(owners))
+  for i, m in ipairs(members) do
+    out[#out + 1] = m
+    out[#out + 1] = metadata[i] or ''
+  end
+  return out
+end
+
+-- ---- presence: string "expires_ms:status" with PX ttl, a lexicographic index of owners
+-- and an index by expiry to prune the first one.
+local function presence_key(owner) return P .. 'pr:' .. owner end
+local function prune_presence(now)
+  local stale = redis.call('ZRANGEBYSCORE', P .. 'pre', '-inf', now, 'LIMIT', 0, 64)
+  for _, owner in ipairs(stale) do
+    if redis.call('EXISTS', presence_key(owner)) == 0 then
+      redis.call('ZREM', P .. 'pre', owner)
+      redis.call('ZREM', P .. 'pri', owner)
+    end
+  end
+end
+
+local ops = {}
+-- get collection key -> {value, version}
+ops.get = function()
+  local r = redis.call('HMGET', doc_key(ARGV[3], ARGV[4]), 'v', 'n')
+  if not r[2] then throw('NOT_FOUND', 'no document ' .. ARGV[3] .. '/' .. ARGV[4]) end
+  return {r[1] or '', tonumber(r[2])}
+end
+-- list collection prefix start_bound limit -> {key, value, version, ...}
+ops.list = function()
+  local c, prefix = ARGV[3], ARGV[4]
+  local keys = redis.call('ZRANGEBYLEX', index_key(c), ARGV[5], '+', 'LIMIT', 0, tonumber(ARGV[6]))
+  local out = {}
+  for _, k in ipairs(keys) do
+    if k:sub(1, #prefix) ~= prefix then break end
+    local r = redis.call('HMGET', doc_key(c, k), 'v', 'n')
+    if r[2] then
+      out[#out + 1] = k
+      out[#out + 1] = r[1] or ''
+      out[#out + 1] = tonumber(r[2])
+    end
+  end
+  return out
+end
+-- apply count (kind a b c d e f){count} -> {result, ...}; kinds put, del, add, sub
+ops.apply = function()
+  local count, actions, results = tonumber(ARGV[3]), {}, {}
+  for i = 0, count - 1 do
+    at = i
+    local base = 4 + i * 7
+    local kind, a, b, c, d, e, f = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3],
+                                   ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+    local action
+    if kind == 'put' then
+      action = plan_put(a, b, c, d)
+      results[#results + 1] = string.format('%d', action.n)
+    elseif kind == 'del' then
+      action = plan_delete(a, b, d)
+      results[#results + 1] = '0'
+    elseif kind == 'add' then
+      action = plan_counter_add(a, c)
+      results[#results + 1] = action.value
+    elseif kind == 'sub' then
+      action = plan_submit(a, b, c, d, e)
+      results[#results + 1] = '0'
+    else
+      throw('INVALID', 'unknown write kind ' .. kind)
+    end
+    actions[#actions + 1] = action
+  end
+  for _, action in ipairs(actions) do write(action) end
+  return results
+end
+-- board_create board order op -> 1
+ops.board_create = function()
+  local s = P .. 'lbs:' .. ARGV[3]
+  local spec = redis.call('HMGET', s, 'order', 'op')
+  if spec[1] then
+    if spec[1] ~= ARGV[4] or spec[2] ~= ARGV[5] then
+      throw('CONFLICT', 'board ' .. ARGV[3] .. ' exists with order ' .. spec[1] .. ' and operator ' .. spec[2])
+    end
+    return 1
+  end
+  redis.call('HSET', s, 'order', ARGV[4], 'op', ARGV[5], 'seq', 0)
+  return 1
+end
+-- board_submit board owner score_hex sub_hex metadata -> {order, rank, member, metadata}
+ops.board_submit = function()
+  local action = plan_submit(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+  write(action)
+  local board = action.board
+  local rank = redis.call('ZRANK', board.z, action.member)
+  return {board.descending and 'desc' or 'asc', rank,
+          action.member, redis.call('HGET', board.m, ARGV[4]) or ''}
+end
+-- board_range board start stop -> {order, start, member, metadata, ...}
+ops.board_range = function()
+  return board_range(load_board(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+end
+-- board_around board owner limit -> as board_range
+ops.board_around = function()
+  local board = load_board(ARGV[3])
+  local member = redis.call('HGET', board.o, ARGV[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
+  local rank, limit = redis.call('ZRANK', board.z, member), tonumber(ARGV[5])
+  return board_range(board, math.max(0, rank - limit), rank + limit)
+end
+-- board_rank board owner -> {order, rank, member, metadata}
+ops.board_rank = function()
+  local board = load_board(ARGV[3])
+  local member = redis.call('HGET', board.o, ARGV[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
+  return {board.descending and 'desc' or 'asc', redis.call('ZRANK', board.z, member), member,
+          redis.call('HGET', board.m, ARGV[4]) or ''}
+end
+-- board_remove board owner -> 1
+ops.board_remove = function()
+  local board = load_board(ARGV[3])
+  local member = redis.call('HGET', board.o, ARGV[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
+  redis.call('ZREM', board.z, member)
+  redis.call('HDEL', board.o, ARGV[4])
+  redis.call('HDEL', board.m, ARGV[4])
+  return 1
+end
+-- board_reset board -> 1
+ops.board_reset = function()
+  local board = load_board(ARGV[3])
+  redis.call('DEL', board.z, board.o, board.m)
+  return 1
+end
+-- presence_set owner status ttl_ms -> expires_at_ms
+ops.presence_set = function()
+  local owner, ttl = ARGV[3], tonumber(ARGV[5])
+  local now = now_ms()
+  local expires = now + ttl
+  redis.call('SET', presence_key(owner), string.format('%d', expires) .. ':' .. ARGV[4], 'PX', ttl)
+  redis.call('ZADD', P .. 'pri', 0, owner)
+  redis.call('ZADD', P .. 'pre', expires, owner)
+  prune_presence(now)
+  return expires
+end
+-- presence_get owner -> "expires_ms:status"
+ops.presence_get = function()
+  local v = redis.call('GET', presence_key(ARGV[3]))
+  if not v then throw('NOT_FOUND', 'no presence for ' .. ARGV[3]) end
+  return v
+end
+-- presence_remove owner -> 1
+ops.presence_remove = function()
+  local existed = redis.call('DEL', presence_key(ARGV[3]))
+  redis.call('ZREM', P .. 'pri', ARGV[3])
+  redis.call('ZREM', P .. 'pre', ARGV[3])
+  if existed == 0 then throw('NOT_FOUND', 'no presence for ' .. ARGV[3]) end
+  return 1
+end
+-- presence_list status_prefix limit -> {owner, "expires_ms:status", ...}
+ops.presence_list = function()
+  local prefix, limit = ARGV[3], tonumber(ARGV[4])
+  prune_presence(now_ms())
+  local out, found, start = {}, 0, '-'
+  while found < limit do
+    local owners = redis.call('ZRANGEBYLEX', P .. 'pri', start, '+', 'LIMIT', 0, 256)
+    if #owners == 0 then break end
+    for _, owner in ipairs(owners) do
+      local v = redis.call('GET', presence_key(owner))
+      if v then
+        local status = v:sub(v:find(':', 1, true) + 1)
+        if status:sub(1, #prefix) == prefix then
+          out[#out + 1] = owner
+          out[#out + 1] = v
+          found = found + 1
+          if found == limit then break end
+        end
+      end
+    end
+    start = '(' .. owners[#owners]
+  end
+  return out
+end
+
+local handler = ops[op]
+if not handler then return {err = 'PRISM INVALID 0 unknown operation ' .. tostring(op)} end
+local ok, result = pcall(handler)
+if ok then return result end
+if type(result) == 'table' and getmetatable(result) == Failure then
+  return {err = 'PRISM ' .. result.code .. ' ' .. at .. ' ' .. result.message}
+end
+if type(result) == 'table' and result.err then return {err = result.err} end
+return {err = 'ERR ' .. tostring(result)}
+)LUA";
+
+}  // namespace prism::store

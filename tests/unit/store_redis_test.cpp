@@ -1,0 +1,379 @@
+// The Redis storage backend: the shared conformance suite against a throwaway
+// redis-server, plus what only Redis has — connection loss and recovery, health,
+// durability across a crash, the script cache, and exact 64-bit arithmetic in Lua.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <atomic>
+#include <future>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/redis_backend.hpp"
+#include "support/redis_server.hpp"
+#include "unit/store_conformance.hpp"
+
+namespace prism::store {
+namespace {
+
+using namespace std::chrono_literals;
+using prism::testing::RedisServer;
+
+// Skips every test of the binary when redis-server is not installed.
+class RedisInstalled : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (RedisServer::binary().empty()) {
+      GTEST_SKIP() << "redis-server not found on PATH: install redis-server to run these tests";
+    }
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRedisInstalled =
+    ::testing::AddGlobalTestEnvironment(new RedisInstalled);
+
+// One server for the conformance suite, shared by its tests; each store gets its own key
+// prefix, so every store starts empty without flushing what another might still use.
+RedisServer* shared_server() {
+  static std::unique_ptr<RedisServer> server = [] {
+    auto s = std::make_unique<RedisServer>();
+    if (const std::string error = s->start(); !error.empty()) {
+      ADD_FAILURE() << "cannot start redis-server: " << error;
+      return std::unique_ptr<RedisServer>();
+    }
+    return s;
+  }();
+  return server.get();
+}
+
+std::unique_ptr<Backend> fresh_store() {
+  static std::atomic<int> stores{0};
+  RedisServer* server = shared_server();
+  if (server == nullptr) return nullptr;
+  RedisOptions options;
+  options.key_prefix = "prism-test-" + std::to_string(++stores) + ":";
+  return std::make_unique<RedisBackend>(server->host(), server->port(), options);
+}
+
+}  // namespace
+}  // namespace prism::store
+
+INSTANTIATE_STORE_CONFORMANCE(Redis, [] { return prism::store::fresh_store(); });
+
+namespace prism::store {
+namespace {
+
+constexpr auto kWait = 10s;
+
+// Runs one asynchronous call and waits for its completion.
+template <typename T, typename Call>
+std::pair<Status, T> await(Call call) {
+  auto promise = std::make_shared<std::promise<std::pair<Status, T>>>();
+  auto future = promise->get_future();
+  call([promise](Status s, T value) { promise->set_value({std::move(s), std::move(value)}); });
+  if (future.wait_for(kWait) != std::future_status::ready) {
+    return {Status{Code::kInternal, "test: no completion within 10 s"}, T{}};
+  }
+  return future.get();
+}
+
+template <typename Call>
+Status await_done(Call call) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  call([promise](Status s) { promise->set_value(std::move(s)); });
+  if (future.wait_for(kWait) != std::future_status::ready) {
+    return Status{Code::kInternal, "test: no completion within 10 s"};
+  }
+  return future.get();
+}
+
+// Polls `condition` until it holds or the deadline passes.
+template <typename Condition>
+bool eventually(Condition condition, std::chrono::milliseconds deadline = 10s) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+RedisOptions fast_reconnect() {
+  RedisOptions options;
+  options.reconnect_min = 20ms;
+  options.reconnect_max = 200ms;
+  return options;
+}
+
+class RedisBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+    server_ = std::make_unique<RedisServer>();
+    const std::string error = server_->start();
+    ASSERT_EQ(error, "");
+    backend_ = std::make_unique<RedisBackend>(server_->host(), server_->port(), fast_reconnect());
+  }
+
+  uint64_t put(const std::string& key, const std::string& value, ExpectedVersion expected = {}) {
+    auto [s, version] = await<uint64_t>(
+        [&](auto done) { backend_->put("c", key, value, expected, std::move(done)); });
+    EXPECT_TRUE(s.ok()) << s.message;
+    return version;
+  }
+
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<RedisBackend> backend_;
+};
+
+TEST_F(RedisBackendTest, CallsMadeBeforeTheFirstConnectionWaitForIt) {
+  // The backend was created an instant ago; the call must not fail for lack of a connection.
+  auto [s, version] = await<uint64_t>(
+      [&](auto done) { backend_->put("c", "k", "v", std::nullopt, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(version, 1u);
+  EXPECT_TRUE(backend_->healthy());
+}
+
+TEST_F(RedisBackendTest, CollectionAndKeyContainingColonsDoNotCollide) {
+  ASSERT_EQ(await<uint64_t>([&](auto done) {
+              backend_->put("a:b", "c", "first", std::nullopt, std::move(done));
+            }).second,
+            1u);
+  ASSERT_EQ(await<uint64_t>([&](auto done) {
+              backend_->put("a", "b:c", "second", std::nullopt, std::move(done));
+            }).second,
+            1u);
+  auto [s, doc] = await<Document>([&](auto done) { backend_->get("a:b", "c", std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(doc.value, "first");
+  EXPECT_EQ(doc.version, 1u);
+}
+
+TEST_F(RedisBackendTest, BinaryValuesRoundTrip) {
+  const std::string value("\0\xff\x01:\r\n", 6);
+  put("bin", value);
+  auto [s, doc] = await<Document>([&](auto done) { backend_->get("c", "bin", std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(doc.value, value);
+}
+
+TEST_F(RedisBackendTest, ListHonoursPrefixAfterAndLimit) {
+  for (const char* key : {"a1", "b1", "b2", "b3", "c1"}) put(key, key);
+  auto [s, docs] = await<std::vector<Document>>(
+      [&](auto done) { backend_->list("c", "b", "b1", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0].key, "b2");
+  EXPECT_EQ(docs[1].key, "b3");
+  auto [s2, first] = await<std::vector<Document>>(
+      [&](auto done) { backend_->list("c", "", "", 2, std::move(done)); });
+  ASSERT_TRUE(s2.ok()) << s2.message;
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].key, "a1");
+  EXPECT_EQ(first[1].key, "b1");
+}
+
+TEST_F(RedisBackendTest, CountersKeepFull64BitRangeAndRefuseOverflow) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto [s, value] = await<int64_t>([&](auto done) { backend_->counter_add("n", kMax, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(value, kMax);
+  auto [over, ignored] = await<int64_t>([&](auto done) { backend_->counter_add("n", 1, std::move(done)); });
+  EXPECT_EQ(over.code, Code::kInvalidArgument);
+  // The same through a batch (Lua arithmetic, not INCRBY), which must also leave nothing.
+  std::vector<Write> writes(2);
+  writes[0].kind = Write::Kind::kCounterAdd;
+  writes[0].counter = "m";
+  writes[0].delta = kMax - 1;
+  writes[1].kind = Write::Kind::kCounterAdd;
+  writes[1].counter = "n";
+  writes[1].delta = 1;
+  auto [batch, results] = await<std::vector<int64_t>>(
+      [&](auto done) { backend_->apply(writes, std::move(done)); });
+  EXPECT_EQ(batch.code, Code::kInvalidArgument);
+  EXPECT_EQ(await<int64_t>([&](auto done) { backend_->counter_get("m", std::move(done)); }).second, 0);
+  writes.resize(1);
+  auto [ok, values] = await<std::vector<int64_t>>(
+      [&](auto done) { backend_->apply(writes, std::move(done)); });
+  ASSERT_TRUE(ok.ok()) << ok.message;
+  EXPECT_EQ(values, std::vector<int64_t>{kMax - 1});
+}
+
+TEST_F(RedisBackendTest, BoardScoresBeyondDoublePrecisionRankExactly) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"big", SortOrder::kDescending, Operator::kIncrement},
+                                       std::move(done));
+              }).ok());
+  constexpr int64_t kHuge = (int64_t{1} << 60) + 1;  // not representable as a double
+  auto submit = [&](const std::string& owner, int64_t score) {
+    Entry entry;
+    entry.owner = owner;
+    entry.score = score;
+    auto [s, e] = await<Entry>([&](auto done) { backend_->board_submit("big", entry, std::move(done)); });
+    EXPECT_TRUE(s.ok()) << s.message;
+    return e;
+  };
+  submit("a", kHuge);
+  submit("b", kHuge - 1);
+  const Entry a = submit("a", 1);  // incremented: kHuge + 1
+  EXPECT_EQ(a.score, kHuge + 1);
+  EXPECT_EQ(a.rank, 1u);
+  const Entry c = submit("c", std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(c.score, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(c.rank, 3u);
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("big", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[1].owner, "b");
+  EXPECT_EQ(top[1].score, kHuge - 1);
+  Entry overflow;
+  overflow.owner = "a";
+  overflow.score = std::numeric_limits<int64_t>::max();
+  auto [over, ignored] = await<Entry>([&](auto done) { backend_->board_submit("big", overflow, std::move(done)); });
+  EXPECT_EQ(over.code, Code::kInvalidArgument);
+}
+
+TEST_F(RedisBackendTest, SubmittedTimeComesFromTheServerClock) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"t", SortOrder::kDescending, Operator::kBest},
+                                       std::move(done));
+              }).ok());
+  const std::string time = server_->command("TIME");  // "seconds microseconds"
+  const int64_t server_ms = std::stoll(time.substr(0, time.find(' '))) * 1000;
+  Entry entry;
+  entry.owner = "o";
+  entry.submitted_ms = 42;  // ignored
+  auto [s, e] = await<Entry>([&](auto done) { backend_->board_submit("t", entry, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_GE(e.submitted_ms, server_ms);
+  EXPECT_LT(e.submitted_ms, server_ms + 60'000);
+}
+
+TEST_F(RedisBackendTest, EqualScoresRankBySubscoreThenEarlierSubmission) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"asc", SortOrder::kAscending, Operator::kSet},
+                                       std::move(done));
+              }).ok());
+  auto submit = [&](const std::string& owner, int64_t score, int64_t subscore) {
+    Entry entry;
+    entry.owner = owner;
+    entry.score = score;
+    entry.subscore = subscore;
+    EXPECT_TRUE(await<Entry>([&](auto done) { backend_->board_submit("asc", entry, std::move(done)); })
+                    .first.ok());
+  };
+  submit("late", 5, 1);
+  submit("early", 5, 1);   // same score and subscore, submitted later
+  submit("sub", 5, 0);     // lower subscore ranks first on an ascending board
+  submit("first", -3, 9);
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("asc", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  std::vector<std::string> owners;
+  for (const auto& e : top) owners.push_back(e.owner);
+  EXPECT_EQ(owners, (std::vector<std::string>{"first", "sub", "late", "early"}));
+  EXPECT_EQ(top[3].rank, 4u);
+}
+
+TEST_F(RedisBackendTest, CallsFailUnavailableWhileServerIsDownAndSucceedAfterRestart) {
+  put("before", "1");
+  ASSERT_TRUE(backend_->healthy());
+  server_->stop();
+  ASSERT_TRUE(eventually([&] { return !backend_->healthy(); }));
+  auto [down, ignored] = await<Document>([&](auto done) { backend_->get("c", "before", std::move(done)); });
+  EXPECT_EQ(down.code, Code::kUnavailable) << down.message;
+  ASSERT_EQ(server_->restart(), "");
+  ASSERT_TRUE(eventually([&] { return backend_->healthy(); }));
+  auto [up, doc] = await<Document>([&](auto done) { backend_->get("c", "before", std::move(done)); });
+  ASSERT_TRUE(up.ok()) << up.message;
+  EXPECT_EQ(doc.value, "1");
+}
+
+TEST_F(RedisBackendTest, CallsInFlightWhenTheServerDiesCompleteUnavailable) {
+  std::vector<std::future<Status>> results;
+  for (int i = 0; i < 200; ++i) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    results.push_back(promise->get_future());
+    backend_->counter_add("n", 1, [promise](Status s, int64_t) { promise->set_value(std::move(s)); });
+  }
+  server_->kill();
+  for (auto& result : results) {
+    ASSERT_EQ(result.wait_for(kWait), std::future_status::ready);
+    const Status s = result.get();
+    EXPECT_TRUE(s.ok() || s.code == Code::kUnavailable) << s.message;
+  }
+}
+
+TEST_F(RedisBackendTest, AServerThatStopsAnsweringTimesOutAsUnavailable) {
+  RedisOptions options = fast_reconnect();
+  options.command_timeout = 300ms;
+  options.connect_timeout = 300ms;
+  RedisBackend backend(server_->host(), server_->port(), options);
+  ASSERT_TRUE(await<int64_t>([&](auto done) { backend.counter_add("n", 1, std::move(done)); }).first.ok());
+  server_->pause();  // SIGSTOP: the socket stays open, nothing answers
+  auto [s, ignored] = await<int64_t>([&](auto done) { backend.counter_add("n", 1, std::move(done)); });
+  EXPECT_EQ(s.code, Code::kUnavailable) << s.message;
+  EXPECT_FALSE(backend.healthy());
+  server_->resume();
+  ASSERT_TRUE(eventually([&] { return backend.healthy(); }));
+  auto [again, value] = await<int64_t>([&](auto done) { backend.counter_get("n", std::move(done)); });
+  ASSERT_TRUE(again.ok()) << again.message;
+  EXPECT_GE(value, 1);  // the timed-out add may or may not have been applied
+}
+
+TEST_F(RedisBackendTest, HealthyIsFalseWhileNoServerAnswers) {
+  server_->stop();
+  ASSERT_TRUE(eventually([&] { return !backend_->healthy(); }));
+  RedisBackend orphan(server_->host(), server_->port(), fast_reconnect());
+  auto [s, ignored] = await<int64_t>([&](auto done) { orphan.counter_get("n", std::move(done)); });
+  EXPECT_EQ(s.code, Code::kUnavailable);
+  EXPECT_FALSE(orphan.healthy());
+  ASSERT_EQ(server_->restart(), "");
+  EXPECT_TRUE(eventually([&] { return orphan.healthy() && backend_->healthy(); }));
+}
+
+TEST_F(RedisBackendTest, AcknowledgedWritesSurviveAServerCrash) {
+  for (int i = 0; i < 50; ++i) put("k" + std::to_string(i), std::to_string(i));
+  ASSERT_TRUE(await<int64_t>([&](auto done) { backend_->counter_add("n", 7, std::move(done)); }).first.ok());
+  server_->kill();  // SIGKILL: only what appendfsync always put on disk survives
+  ASSERT_EQ(server_->restart(), "");
+  ASSERT_TRUE(eventually([&] { return backend_->healthy(); }));
+  auto [s, docs] = await<std::vector<Document>>(
+      [&](auto done) { backend_->list("c", "k", "", 1000, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(docs.size(), 50u);
+  EXPECT_EQ(await<int64_t>([&](auto done) { backend_->counter_get("n", std::move(done)); }).second, 7);
+}
+
+TEST_F(RedisBackendTest, ScriptFlushedByAnotherClientIsSentAgain) {
+  put("k", "1");
+  ASSERT_EQ(server_->command("SCRIPT FLUSH"), "OK");
+  EXPECT_EQ(put("k", "2"), 2u);
+}
+
+TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
+  server_->stop();
+  ASSERT_TRUE(eventually([&] { return !backend_->healthy(); }));
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  backend_->counter_get("n", [promise](Status s, int64_t) { promise->set_value(std::move(s)); });
+  backend_.reset();
+  ASSERT_EQ(future.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(future.get().code, Code::kUnavailable);
+}
+
+TEST_F(RedisBackendTest, KeysStayUnderTheConfiguredPrefix) {
+  put("k", "v");
+  const std::string keys = server_->command("KEYS *");
+  EXPECT_NE(keys.find("prism:"), std::string::npos) << keys;
+  for (size_t at = 0; (at = keys.find(' ', at)) != std::string::npos; ++at) {
+    EXPECT_EQ(keys.compare(at + 1, 6, "prism:"), 0) << keys;
+  }
+}
+
+}  // namespace
+}  // namespace prism::store
