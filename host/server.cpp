@@ -11,6 +11,7 @@
 #include "net/crypto/key_file.hpp"
 #include "net/crypto/token_hash.hpp"
 #include "plugins/directory_watch.hpp"
+#include "plugins/store_api.hpp"
 #include "prism/version.hpp"
 
 namespace prism {
@@ -25,7 +26,7 @@ std::string format_endpoint(const std::string& host, uint16_t port) {
 
 Server::Server(config::Config config) : config_(std::move(config)) {}
 
-Server::~Server() { stop_workers(); }
+Server::~Server() { shutdown(); }
 
 Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key) {
   const unsigned count =
@@ -114,8 +115,35 @@ Expected<plugins::PluginSettings> Server::load_admin_token() const {
 void Server::stop_workers() {
   if (registry_) registry_->set_publisher(nullptr);
   for (auto& w : workers_) w->stop();
+}
+
+void Server::shutdown() {
+  stop_workers();
   dispatchers_.clear();
+  // Plugins shut down as the last references to them go away.
+  admin_.reset();
+  registry_.reset();
+  // Calls still pending complete UNAVAILABLE; their completions reach stopped workers,
+  // which drop them.
+  plugins::set_store(nullptr);
+  storage_.reset();
   workers_.clear();
+}
+
+void Server::check_store_health() {
+  if (!storage_) return;
+  const auto health = storage_->health();
+  store_healthy_.resize(health.size(), true);
+  for (size_t i = 0; i < health.size(); ++i) {
+    if (health[i].healthy == store_healthy_[i]) continue;
+    store_healthy_[i] = health[i].healthy;
+    if (health[i].healthy) {
+      SPDLOG_INFO("event=store_recovered facet={} backend={}", health[i].facet, health[i].backend);
+    } else {
+      SPDLOG_WARN("event=store_degraded facet={} backend={} effect=\"calls fail UNAVAILABLE\"",
+                  health[i].facet, health[i].backend);
+    }
+  }
 }
 
 void Server::log_metrics_snapshot() const {
@@ -170,6 +198,21 @@ int Server::run() {
     SPDLOG_INFO("event=plugin_config plugin={} file={} login={}", p.name, p.source,
                 p.token ? "token" : "open");
   }
+  // The storage facade (prism.yaml `store`): opened before plugins load, so their first
+  // requests find it.
+  auto storage = store::Storage::open(config_.store, config_.state_dir);
+  if (!storage) {
+    SPDLOG_CRITICAL("event=store_failed error=\"{}\"", storage.error());
+    return 2;
+  }
+  storage_ = std::move(*storage);
+  plugins::set_store(&storage_->facets());
+  admin_->set_storage(storage_.get());
+  std::string facets;
+  for (const auto& facet : storage_->health()) {
+    facets += (facets.empty() ? "" : ",") + std::string(facet.facet) + ":" + std::string(facet.backend);
+  }
+  SPDLOG_INFO("event=store_ready facets={}", facets);
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->set_plugin_settings(plugin_settings_);
   registry_->load_directory(config_.plugins_dir);
@@ -180,6 +223,7 @@ int Server::run() {
   loop.data = this;
   uv_signal_t sigint, sigterm;
   uv_timer_t metrics_timer;
+  uv_timer_t health_timer;
   auto on_signal = [](uv_signal_t* handle, int signum) {
     SPDLOG_INFO("event=stopping signal={}", signum);
     uv_stop(handle->loop);
@@ -194,6 +238,10 @@ int Server::run() {
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_init(&loop, &sigterm);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
+  uv_timer_init(&loop, &health_timer);
+  uv_timer_start(
+      &health_timer, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->check_store_health(); },
+      1000, 1000);
   uv_timer_init(&loop, &metrics_timer);
   if (config_.metrics_interval.count() > 0) {
     const auto ms = static_cast<uint64_t>(config_.metrics_interval.count()) * 1000;
@@ -219,14 +267,13 @@ int Server::run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&metrics_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&health_timer), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
 
   stop_workers();
   log_metrics_snapshot();
-  // Plugins shut down as the last references to them go away.
-  admin_.reset();
-  registry_.reset();
+  shutdown();
   SPDLOG_INFO("event=stopped");
   return exit_code;
 }

@@ -11,6 +11,7 @@
 #include "net/worker.hpp"
 #include "plugins/plugin_settings.hpp"
 #include "plugins/registry.hpp"
+#include "store/storage.hpp"
 
 namespace prism {
 
@@ -26,12 +27,21 @@ class Server {
   Expected<net::crypto::KeyPair> load_server_key() const;
   Expected<plugins::PluginSettings> load_admin_token() const;
   Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
+  // Joins the worker threads; the Worker objects stay until shutdown(), since a storage
+  // completion still in flight posts to them (and is dropped).
   void stop_workers();
+  // The teardown order: workers stopped, plugins shut down, storage closed (completing
+  // what is pending), then the workers' memory released.
+  void shutdown();
   void log_metrics_snapshot() const;
+  // Logs a facet's backend going down or coming back (every second, on the main loop).
+  void check_store_health();
 
   config::Config config_;
   std::vector<plugins::PluginSettings> plugin_settings_;
   std::vector<plugins::PluginSettings> login_services_;  // plugin tokens and the admin token
+  std::unique_ptr<store::Storage> storage_;
+  std::vector<bool> store_healthy_;  // per backend of storage_->health(), as last logged
   std::unique_ptr<plugins::Registry> registry_;
   std::unique_ptr<admin::AdminService> admin_;
   std::vector<std::unique_ptr<net::Worker>> workers_;

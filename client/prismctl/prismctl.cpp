@@ -309,21 +309,32 @@ int run_status(Client& client, const Options& opts) {
   auto status = client.server_status();
   if (!status) return fail(status.error());
   if (opts.json) {
+    nlohmann::json store = nlohmann::json::array();
+    for (const auto& facet : status->store()) {
+      store.push_back({{"facet", facet.facet()}, {"backend", facet.backend()}, {"healthy", facet.healthy()}});
+    }
     print_json({{"version", status->version()},
                 {"uptime_ms", status->uptime_ms()},
                 {"workers", status->workers()},
                 {"datagrams_received", status->datagrams_received()},
                 {"datagrams_dropped", status->datagrams_dropped()},
-                {"requests", status->requests()}});
+                {"requests", status->requests()},
+                {"store", std::move(store)}});
     return 0;
   }
-  print_table({{"server", prism::client::to_string(client.endpoint())},
-               {"version", status->version()},
-               {"uptime", format_uptime(status->uptime_ms())},
-               {"workers", std::to_string(status->workers())},
-               {"datagrams received", std::to_string(status->datagrams_received())},
-               {"datagrams dropped", std::to_string(status->datagrams_dropped())},
-               {"requests", std::to_string(status->requests())}});
+  std::vector<std::vector<std::string>> rows{
+      {"server", prism::client::to_string(client.endpoint())},
+      {"version", status->version()},
+      {"uptime", format_uptime(status->uptime_ms())},
+      {"workers", std::to_string(status->workers())},
+      {"datagrams received", std::to_string(status->datagrams_received())},
+      {"datagrams dropped", std::to_string(status->datagrams_dropped())},
+      {"requests", std::to_string(status->requests())}};
+  for (const auto& facet : status->store()) {
+    rows.push_back({"store " + facet.facet(),
+                    facet.backend() + (facet.healthy() ? " (ok)" : " (DEGRADED: calls fail UNAVAILABLE)")});
+  }
+  print_table(rows);
   return 0;
 }
 

@@ -77,6 +77,14 @@ v1::ServerStatus AdminService::server_status() const {
   uint64_t requests = 0;
   for (const auto& route : registry_.table()->routes()) requests += route.plugin->requests();
   status.set_requests(requests);
+  if (storage_ != nullptr) {
+    for (const auto& facet : storage_->health()) {
+      auto* h = status.add_store();
+      h->set_facet(std::string(facet.facet));
+      h->set_backend(std::string(facet.backend));
+      h->set_healthy(facet.healthy);
+    }
+  }
   return status;
 }
 

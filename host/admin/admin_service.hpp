@@ -10,6 +10,7 @@
 #include "metrics/metrics.hpp"
 #include "plugins/registry.hpp"
 #include "prism/v1/admin.pb.h"
+#include "store/storage.hpp"
 
 namespace prism::admin {
 
@@ -22,6 +23,10 @@ class AdminService final : public dispatch::HostService {
 
   void on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
                        net::ReplyTransport& transport, net::LoopAccess& loop) override;
+
+  // The storage whose health status reports; null (the default) reports none. It must
+  // outlive this service.
+  void set_storage(const store::Storage* storage) { storage_ = storage; }
 
   v1::PluginList plugin_list() const;
   v1::ServerStatus server_status() const;
@@ -47,6 +52,7 @@ class AdminService final : public dispatch::HostService {
 
   plugins::Registry& registry_;
   ConfigCheck config_check_;
+  const store::Storage* storage_ = nullptr;
   metrics::Counter& received_;
   std::vector<metrics::Counter*> dropped_;
 };

@@ -122,6 +122,76 @@ Expected<void> set_admin_allow(const YAML::Node& node, Config& config) {
   return {};
 }
 
+Expected<StoreEngine> engine_of(const YAML::Node& node) {
+  if (node.IsScalar()) {
+    for (StoreEngine e : {StoreEngine::kSqlite, StoreEngine::kRedis, StoreEngine::kPostgres}) {
+      if (node.Scalar() == to_string(e)) return e;
+    }
+  }
+  return make_error("expected one of sqlite|redis|postgres, got " + describe(node));
+}
+
+Expected<void> set_store_backend(const YAML::Node& node, Config& config) {
+  auto engine = engine_of(node);
+  if (!engine) return make_error(engine.error());
+  config.store.backend = *engine;
+  return {};
+}
+
+template <StoreFacet Facet>
+Expected<void> set_store_facet(const YAML::Node& node, Config& config) {
+  auto engine = engine_of(node);
+  if (!engine) return make_error(engine.error());
+  config.store.facets[static_cast<size_t>(Facet)] = *engine;
+  return {};
+}
+
+// store.*: strings that must not be empty (paths, the connection string, the prefix).
+template <std::string StoreConfig::*Member>
+Expected<void> set_store_text(const YAML::Node& node, Config& config) {
+  if (!node.IsScalar() || node.Scalar().empty()) {
+    return make_error("expected a non-empty string, got " + describe(node));
+  }
+  config.store.*Member = node.Scalar();
+  return {};
+}
+
+template <unsigned StoreConfig::*Member, uint64_t Min, uint64_t Max>
+Expected<void> set_store_count(const YAML::Node& node, Config& config) {
+  auto n = integer(node, Min, Max);
+  if (!n) return make_error(n.error());
+  config.store.*Member = static_cast<unsigned>(*n);
+  return {};
+}
+
+Expected<void> set_sqlite_synchronous(const YAML::Node& node, Config& config) {
+  if (!node.IsScalar() || (node.Scalar() != "normal" && node.Scalar() != "full")) {
+    return make_error("expected normal or full, got " + describe(node));
+  }
+  config.store.sqlite_synchronous_full = node.Scalar() == "full";
+  return {};
+}
+
+// "HOST:PORT" where HOST may be a name (hiredis resolves it) or "[IPv6]".
+Expected<void> set_redis_address(const YAML::Node& node, Config& config) {
+  const std::string text = node.IsScalar() ? node.Scalar() : std::string();
+  const size_t colon = text.rfind(':');
+  uint16_t port = 0;
+  if (colon == std::string::npos || colon == 0) {
+    return make_error("expected \"HOST:PORT\", got " + describe(node));
+  }
+  const std::string_view digits = std::string_view(text).substr(colon + 1);
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || port == 0) {
+    return make_error("expected a port 1..65535 after the colon, got " + describe(node));
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  config.store.redis_host = std::move(host);
+  config.store.redis_port = port;
+  return {};
+}
+
 struct Key {
   std::string_view path;  // dotted, as the error messages print it
   Setter set;
@@ -145,6 +215,19 @@ constexpr std::array kKeys{
     Key{"metrics.snapshot_interval_s", set_metrics_interval},
     Key{"admin.token_file", set_path<&Config::admin_token_file>},
     Key{"admin.allow", set_admin_allow},
+    Key{"store.backend", set_store_backend},
+    Key{"store.documents", set_store_facet<StoreFacet::kDocuments>},
+    Key{"store.counters", set_store_facet<StoreFacet::kCounters>},
+    Key{"store.leaderboards", set_store_facet<StoreFacet::kLeaderboards>},
+    Key{"store.presence", set_store_facet<StoreFacet::kPresence>},
+    Key{"store.sqlite.file", set_store_text<&StoreConfig::sqlite_file>},
+    Key{"store.sqlite.synchronous", set_sqlite_synchronous},
+    Key{"store.redis.address", set_redis_address},
+    Key{"store.redis.password_file", set_store_text<&StoreConfig::redis_password_file>},
+    Key{"store.redis.database", set_store_count<&StoreConfig::redis_database, 0, 255>},
+    Key{"store.redis.key_prefix", set_store_text<&StoreConfig::redis_key_prefix>},
+    Key{"store.postgres.conninfo", set_store_text<&StoreConfig::postgres_conninfo>},
+    Key{"store.postgres.connections", set_store_count<&StoreConfig::postgres_connections, 1, 64>},
 };
 
 // True when `path` lies inside section `section` ("" is the top level).
@@ -219,6 +302,12 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
     if (auto applied = apply_map(root, "", source_name, config); !applied) {
       return make_error(applied.error());
     }
+    if (config.store.uses(StoreEngine::kPostgres) && config.store.postgres_conninfo.empty()) {
+      const YAML::Node store = root["store"];
+      return make_error(where(source_name, store.Mark()) +
+                        "store.postgres.conninfo: required when a facet uses postgres "
+                        "(e.g. \"host=127.0.0.1 dbname=prism user=prism connect_timeout=5\")");
+    }
     return config;
   } catch (const YAML::Exception& e) {  // syntax errors carry the mark of the bad token
     return make_error(where(source_name, e.mark) + e.msg);
@@ -267,6 +356,15 @@ Expected<UdpEndpoint> parse_endpoint(std::string_view text) {
     return make_error("expected a port 0..65535, got \"" + std::string(port) + "\"");
   }
   return UdpEndpoint{host_text, number};
+}
+
+std::string_view to_string(StoreEngine engine) {
+  switch (engine) {
+    case StoreEngine::kSqlite: return "sqlite";
+    case StoreEngine::kRedis: return "redis";
+    case StoreEngine::kPostgres: return "postgres";
+  }
+  return "sqlite";
 }
 
 std::string to_string(const UdpEndpoint& endpoint) {

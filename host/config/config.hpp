@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,39 @@ Expected<Cidr> parse_cidr(std::string_view text);
 // Loopback only: 127.0.0.0/8 and ::1.
 std::vector<Cidr> default_admin_allow();
 
+// Where the storage facade keeps each facet (DESIGN.md §6, docs/operations.md "Storage").
+enum class StoreEngine : uint8_t { kSqlite, kRedis, kPostgres };
+std::string_view to_string(StoreEngine engine);
+
+enum class StoreFacet : uint8_t { kDocuments, kCounters, kLeaderboards, kPresence };
+inline constexpr std::array<std::string_view, 4> kStoreFacetNames{"documents", "counters",
+                                                                  "leaderboards", "presence"};
+
+struct StoreConfig {
+  StoreEngine backend = StoreEngine::kSqlite;             // store.backend: every facet's default
+  std::array<std::optional<StoreEngine>, 4> facets;       // store.<facet>: overrides, by StoreFacet
+  std::string sqlite_file;                 // store.sqlite.file: "" = <state_dir>/prism.db
+  bool sqlite_synchronous_full = false;    // store.sqlite.synchronous: normal | full
+  std::string redis_host = "127.0.0.1";    // store.redis.address: "HOST:PORT"
+  uint16_t redis_port = 6379;
+  std::string redis_password_file;         // store.redis.password_file: AUTH with its first line
+  unsigned redis_database = 0;             // store.redis.database: 0..255
+  std::string redis_key_prefix = "prism:"; // store.redis.key_prefix
+  std::string postgres_conninfo;           // store.postgres.conninfo: required when used
+  unsigned postgres_connections = 4;       // store.postgres.connections: 1..64
+
+  StoreEngine engine(StoreFacet facet) const {
+    return facets[static_cast<size_t>(facet)].value_or(backend);
+  }
+  bool uses(StoreEngine e) const {
+    for (size_t i = 0; i < facets.size(); ++i) {
+      if (engine(static_cast<StoreFacet>(i)) == e) return true;
+    }
+    return false;
+  }
+  friend bool operator==(const StoreConfig&, const StoreConfig&) = default;
+};
+
 // Each member names its YAML key; the initialisers are the defaults that
 // etc/prism.yaml repeats. Every section and every key is optional.
 struct Config {
@@ -59,6 +93,7 @@ struct Config {
   std::chrono::seconds metrics_interval{60};                // metrics.snapshot_interval_s: 0..86400 (0 = off)
   std::string admin_token_file;                             // admin.token_file: "" = <state_dir>/admin.token, created on first start
   std::vector<Cidr> admin_allow = default_admin_allow();    // admin.allow: address ranges admin logins may come from
+  StoreConfig store;                                        // store.*
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -178,6 +178,12 @@ void Worker::stop() {
     close_handles();
   });
   thread_.join();
+  std::vector<std::function<void()>> dropped;
+  {
+    std::lock_guard lock(posted_mutex_);
+    stopped_ = true;
+    dropped.swap(posted_);
+  }
 }
 
 void Worker::close_handles() {
@@ -190,6 +196,7 @@ void Worker::close_handles() {
 void Worker::post(std::function<void()> task) {
   {
     std::lock_guard lock(posted_mutex_);
+    if (stopped_) return;
     posted_.push_back(std::move(task));
   }
   uv_async_send(&wakeup_);

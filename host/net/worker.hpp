@@ -65,6 +65,8 @@ class Worker final : public LoopAccess {
   // Asks the loop to close its handles and joins the thread.
   void stop();
 
+  // After stop() a task is dropped unrun: the loop is gone, and what it would resume (a
+  // plugin's storage completion) may belong to a plugin already unloaded.
   void post(std::function<void()> task) override;
   bool on_loop_thread() const override { return std::this_thread::get_id() == thread_id_.load(); }
   void at_stop(std::function<void()> close) override { at_stop_.push_back(std::move(close)); }
@@ -100,6 +102,7 @@ class Worker final : public LoopAccess {
   std::atomic<std::thread::id> thread_id_{};
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
+  bool stopped_ = false;  // under posted_mutex_
   std::vector<std::function<void()>> at_stop_;  // set before start()
 };
 

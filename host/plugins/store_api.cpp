@@ -3,6 +3,7 @@
 // thread that made the call with a prism_store_result_t valid for the completion only.
 #include "plugins/store_api.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -318,12 +319,62 @@ void api_presence_list(prism_host_t*, prism_bytes_t prefix, uint32_t limit, pris
   if (auto* b = facet(&F::presence, c)) b->presence_list(text(prefix), limit, with_presences(c));
 }
 
+// The facet that holds a write of this kind.
+store::Backend* F::*facet_of(store::Write::Kind kind) {
+  switch (kind) {
+    case store::Write::Kind::kCounterAdd: return &F::counters;
+    case store::Write::Kind::kSubmit: return &F::leaderboards;
+    default: return &F::documents;
+  }
+}
+
+// A batch whose facets live on different backends (e.g. documents on postgres, boards on
+// redis) cannot be one transaction. It runs as one atomic batch per backend, in the order
+// each backend's first write appears; a backend's batch starts only after the previous one
+// committed, and the first failure ends it (docs/plugin-api.md, Storage: atomic batches).
+struct SplitBatch {
+  struct Group {
+    store::Backend* backend;
+    std::vector<size_t> indices;  // into writes / values
+  };
+  std::vector<store::Write> writes;
+  std::vector<Group> groups;
+  std::vector<int64_t> values;
+  Completion complete;
+
+  static void run(std::shared_ptr<SplitBatch> batch, size_t g) {
+    if (g == batch->groups.size()) {
+      auto r = std::make_shared<Result>();
+      r->values = std::move(batch->values);
+      return batch->complete(std::move(r));
+    }
+    std::vector<store::Write> part;
+    for (size_t i : batch->groups[g].indices) part.push_back(std::move(batch->writes[i]));
+    batch->groups[g].backend->apply(std::move(part), [batch, g](store::Status s, std::vector<int64_t> v) {
+      const Group& group = batch->groups[g];
+      if (!s.ok()) {
+        std::string where = std::string(group.backend->name()) + " (writes";
+        for (size_t i : group.indices) where += " " + std::to_string(i);
+        where += ")";
+        if (g > 0) where += " after the writes on earlier backends committed";
+        auto r = std::make_shared<Result>();
+        r->status = {s.code, "batch part on " + where + ": " + s.message};
+        return batch->complete(std::move(r));
+      }
+      for (size_t k = 0; k < group.indices.size() && k < v.size(); ++k) {
+        batch->values[group.indices[k]] = v[k];
+      }
+      run(batch, g + 1);
+    });
+  }
+};
+
 void api_store_apply(prism_host_t*, const prism_write_t* writes, size_t count,
                      prism_store_done_fn done, void* user) {
   const Completion c(done, user);
   if (writes == nullptr && count != 0) return c.fail(store::Code::kInvalidArgument, "writes is NULL");
-  std::vector<store::Write> batch;
-  batch.reserve(count);
+  auto split = std::make_shared<SplitBatch>(SplitBatch{{}, {}, std::vector<int64_t>(count, 0), c});
+  split->writes.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const prism_write_t& w = writes[i];
     if (w.kind > PRISM_WRITE_SUBMIT) {
@@ -339,10 +390,21 @@ void api_store_apply(prism_host_t*, const prism_write_t* writes, size_t count,
     out.delta = w.delta;
     out.board = text(w.board);
     out.entry = entry_of(w.entry);
-    batch.push_back(std::move(out));
+    store::Backend* backend = facet(facet_of(out.kind), c);
+    if (backend == nullptr) return;
+    auto group = std::find_if(split->groups.begin(), split->groups.end(),
+                              [&](const SplitBatch::Group& g) { return g.backend == backend; });
+    if (group == split->groups.end()) group = split->groups.insert(group, {backend, {}});
+    group->indices.push_back(i);
+    split->writes.push_back(std::move(out));
   }
-  // A batch may span facets only when they share one backend (one transaction).
-  if (auto* b = facet(&F::documents, c)) b->apply(std::move(batch), with_values(c));
+  // The usual case (one backend for every facet, or no writes) is one transaction.
+  if (split->groups.size() <= 1) {
+    store::Backend* backend = split->groups.empty() ? facet(&F::documents, c) : split->groups[0].backend;
+    if (backend != nullptr) backend->apply(std::move(split->writes), with_values(c));
+    return;
+  }
+  SplitBatch::run(std::move(split), 0);
 }
 
 }  // namespace

@@ -7,3 +7,4 @@ target_sources(prism-host PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/postgres_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/postgres_migrations.cpp)
 target_link_libraries(prism-host PUBLIC PkgConfig::PQXX)
+target_compile_definitions(prism-host PRIVATE PRISM_HAVE_POSTGRES_STORE=1)

@@ -6,3 +6,4 @@ target_sources(prism-host PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/redis_connection.cpp
   ${CMAKE_CURRENT_LIST_DIR}/redis_script.cpp)
 target_link_libraries(prism-host PRIVATE PkgConfig::HIREDIS)
+target_compile_definitions(prism-host PRIVATE PRISM_HAVE_REDIS_STORE=1)

@@ -81,6 +81,8 @@ class SqliteBackend final : public Backend {
   void apply(std::vector<Write> writes, Callback<std::vector<int64_t>> done) override;
 
   bool healthy() const override { return healthy_.load(std::memory_order_relaxed); }
+  // Why the file could not be opened ("" when it was).
+  const std::string& open_error() const { return open_error_; }
 
  private:
   class Database;  // the connection and its prepared statements; writer thread only

@@ -6,3 +6,5 @@ target_sources(prism-host PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/validate.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sqlite_backend.cpp)
 target_link_libraries(prism-host PUBLIC PkgConfig::SQLITE3)
+# The facets prismd opens from prism.yaml `store`.
+target_sources(prism-host PRIVATE ${CMAKE_CURRENT_LIST_DIR}/storage.cpp)

@@ -373,5 +373,77 @@ TEST(AdminAllowTest, BadRangesNameTheKey) {
   }
 }
 
+
+// ---- store: which backend each facet uses, and their connection settings -------------
+
+TEST(StoreConfigTest, DefaultIsSqliteForEveryFacetInTheStateDir) {
+  const Config config;
+  for (auto facet : {StoreFacet::kDocuments, StoreFacet::kCounters, StoreFacet::kLeaderboards,
+                     StoreFacet::kPresence}) {
+    EXPECT_EQ(config.store.engine(facet), StoreEngine::kSqlite);
+  }
+  EXPECT_EQ(config.store.sqlite_file, "");
+  EXPECT_FALSE(config.store.uses(StoreEngine::kRedis));
+  EXPECT_FALSE(config.store.uses(StoreEngine::kPostgres));
+}
+
+TEST(StoreConfigTest, FacetsOverrideTheBackendWhateverTheirOrder) {
+  const Config config = loaded(R"(
+store:
+  documents: postgres
+  backend: redis
+  presence: sqlite
+  sqlite: {file: /tmp/x.db, synchronous: full}
+  redis: {address: "redis.internal:6380", database: 3, key_prefix: "game1:", password_file: /etc/pw}
+  postgres: {conninfo: "host=db dbname=prism", connections: 8}
+)");
+  EXPECT_EQ(config.store.engine(StoreFacet::kDocuments), StoreEngine::kPostgres);
+  EXPECT_EQ(config.store.engine(StoreFacet::kCounters), StoreEngine::kRedis);
+  EXPECT_EQ(config.store.engine(StoreFacet::kLeaderboards), StoreEngine::kRedis);
+  EXPECT_EQ(config.store.engine(StoreFacet::kPresence), StoreEngine::kSqlite);
+  EXPECT_EQ(config.store.sqlite_file, "/tmp/x.db");
+  EXPECT_TRUE(config.store.sqlite_synchronous_full);
+  EXPECT_EQ(config.store.redis_host, "redis.internal");
+  EXPECT_EQ(config.store.redis_port, 6380);
+  EXPECT_EQ(config.store.redis_database, 3u);
+  EXPECT_EQ(config.store.redis_key_prefix, "game1:");
+  EXPECT_EQ(config.store.redis_password_file, "/etc/pw");
+  EXPECT_EQ(config.store.postgres_conninfo, "host=db dbname=prism");
+  EXPECT_EQ(config.store.postgres_connections, 8u);
+}
+
+TEST(StoreConfigTest, BadValuesNameFileLineAndKey) {
+  EXPECT_EQ(error_of("store:\n  backend: mysql\n"),
+            "etc/prism.yaml:2:12: store.backend: expected one of sqlite|redis|postgres, got \"mysql\"");
+  EXPECT_EQ(error_of("store:\n  leaderboards: memcached\n"),
+            "etc/prism.yaml:2:17: store.leaderboards: expected one of sqlite|redis|postgres, got \"memcached\"");
+  EXPECT_EQ(error_of("store:\n  sqlite:\n    synchronous: off\n"),
+            "etc/prism.yaml:3:18: store.sqlite.synchronous: expected normal or full, got \"off\"");
+  EXPECT_EQ(error_of("store:\n  redis:\n    address: localhost\n"),
+            "etc/prism.yaml:3:14: store.redis.address: expected \"HOST:PORT\", got \"localhost\"");
+  EXPECT_EQ(error_of("store:\n  redis:\n    address: \"h:0\"\n"),
+            "etc/prism.yaml:3:14: store.redis.address: expected a port 1..65535 after the colon, got the string \"h:0\"");
+  EXPECT_EQ(error_of("store:\n  postgres:\n    connections: 0\n"),
+            "etc/prism.yaml:3:18: store.postgres.connections: expected an integer 1..64, got \"0\"");
+  EXPECT_EQ(error_of("store:\n  mongo: {}\n"),
+            "etc/prism.yaml:2:3: unknown key 'mongo' in 'store' (known keys: backend documents "
+            "counters leaderboards presence sqlite redis postgres)");
+}
+
+TEST(StoreConfigTest, PostgresNeedsAConnectionString) {
+  EXPECT_EQ(error_of("store:\n  documents: postgres\n"),
+            "etc/prism.yaml:2:3: store.postgres.conninfo: required when a facet uses postgres "
+            "(e.g. \"host=127.0.0.1 dbname=prism user=prism connect_timeout=5\")");
+  EXPECT_EQ(loaded("store:\n  documents: postgres\n  postgres: {conninfo: \"dbname=x\"}\n")
+                .store.engine(StoreFacet::kDocuments),
+            StoreEngine::kPostgres);
+}
+
+TEST(StoreConfigTest, RedisAddressTakesBracketedIpv6) {
+  const Config config = loaded("store:\n  redis: {address: \"[::1]:6379\"}\n");
+  EXPECT_EQ(config.store.redis_host, "::1");
+  EXPECT_EQ(config.store.redis_port, 6379);
+}
+
 }  // namespace
 }  // namespace prism::config
