@@ -1,5 +1,6 @@
 // A plugin with coroutine handlers that await the host's storage calls (plugin.h ABI 1.1):
-// sdk_test drives it through a fake host that completes the calls later, or not at all.
+// sdk_test drives it through a fake host that completes the calls later, or not at all;
+// store_test through prismd and its real backends.
 #include <prism/plugin.hpp>
 
 #include <stdexcept>
@@ -32,9 +33,27 @@ class StoreUser {
     throw std::runtime_error("boom after the await");
   }
 
+  // "<key>=<value>": stores it unconditionally and replies the new version. The
+  // integration tests stream these and check that every OK survives a SIGKILL of prismd.
+  prism::sdk::Task put(prism::sdk::Request request, std::string payload) {
+    const size_t eq = payload.find('=');
+    if (eq == std::string::npos) {
+      request.fail(PRISM_INVALID_ARGUMENT, "expected key=value");
+      co_return;
+    }
+    const prism::sdk::StoreResult stored =
+        co_await host_.put("things", payload.substr(0, eq), payload.substr(eq + 1));
+    if (!stored.ok()) {
+      request.fail(stored.status, stored.message);
+      co_return;
+    }
+    request.ok(std::to_string(stored.values.at(0)));
+  }
+
   static constexpr prism::sdk::Method<StoreUser> methods[] = {
       {0, "get", &StoreUser::get},
       {1, "throws", &StoreUser::throws},
+      {2, "put", &StoreUser::put},
   };
 
  private:

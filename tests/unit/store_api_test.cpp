@@ -53,7 +53,11 @@ class FakeBackend final : public store::Backend {
   }
   void apply(std::vector<store::Write> writes, store::Callback<std::vector<int64_t>> done) override {
     applied = writes;
-    later([=] { done({}, std::vector<int64_t>(writes.size(), 1)); });
+    ++batches;
+    later([=, value = apply_value, fails = apply_fails] {
+      if (fails) return done({store::Code::kConflict, "write 0: version 2 is stale"}, {});
+      done({}, std::vector<int64_t>(writes.size(), value));
+    });
   }
 
   // Unused by these tests.
@@ -75,6 +79,9 @@ class FakeBackend final : public store::Backend {
 
   store::ExpectedVersion last_expected;
   std::vector<store::Write> applied;
+  int batches = 0;
+  int64_t apply_value = 1;   // every value an apply returns
+  bool apply_fails = false;  // apply completes kConflict
 
  private:
   template <typename F>
@@ -232,6 +239,60 @@ TEST_F(StoreApiTest, BatchesAreCopiedAndBadKindsRefused) {
   EXPECT_EQ(backend_.applied[1].counter, "wins:alice");
   EXPECT_EQ(bad.status, PRISM_INVALID_ARGUMENT);
   EXPECT_NE(bad.message.find("write 0"), std::string::npos) << bad.message;
+}
+
+// Facets split across backends: each backend gets its writes as one batch, documents'
+// first, and the values come back in the plugin's order.
+TEST_F(StoreApiTest, ABatchSpanningBackendsRunsOnePartPerBackendInOrder) {
+  FakeBackend boards;
+  boards.apply_value = 2;
+  store::Facets split{&backend_, &backend_, &boards, &backend_};
+  set_store(&split);
+  const std::string c = "stats", k = "alice", v = "{}", board = "elo", owner = "alice";
+  prism_write_t writes[3] = {};
+  writes[0].kind = PRISM_WRITE_SUBMIT;
+  writes[0].board = b(board);
+  writes[0].entry.owner = b(owner);
+  writes[0].entry.score = 1016;
+  writes[1].kind = PRISM_WRITE_PUT;
+  writes[1].collection = b(c);
+  writes[1].key = b(k);
+  writes[1].value = b(v);
+  writes[1].expected_version = 4;
+  writes[2].kind = PRISM_WRITE_COUNTER_ADD;
+  writes[2].counter = b(c);
+  writes[2].delta = 1;
+  Seen seen;
+  on_worker([&] { api.store_apply(nullptr, writes, 3, &Seen::record, &seen); });
+  ASSERT_TRUE(seen.wait());
+  EXPECT_EQ(seen.status, PRISM_OK) << seen.message;
+  EXPECT_EQ(seen.values, (std::vector<int64_t>{2, 1, 1}));
+  ASSERT_EQ(backend_.applied.size(), 2u);  // the put and the counter, together
+  EXPECT_EQ(backend_.applied[0].expected, store::ExpectedVersion(4));
+  ASSERT_EQ(boards.applied.size(), 1u);
+  EXPECT_EQ(boards.applied[0].entry.score, 1016);
+  set_store(&facets_);
+}
+
+TEST_F(StoreApiTest, AFailedPartStopsTheBatchAndSaysWhere) {
+  FakeBackend boards;
+  store::Facets split{&backend_, &backend_, &boards, &backend_};
+  set_store(&split);
+  backend_.apply_fails = true;
+  const std::string c = "stats", k = "alice", board = "elo";
+  prism_write_t writes[2] = {};
+  writes[0].kind = PRISM_WRITE_PUT;
+  writes[0].collection = b(c);
+  writes[0].key = b(k);
+  writes[1].kind = PRISM_WRITE_SUBMIT;
+  writes[1].board = b(board);
+  Seen seen;
+  on_worker([&] { api.store_apply(nullptr, writes, 2, &Seen::record, &seen); });
+  ASSERT_TRUE(seen.wait());
+  EXPECT_EQ(seen.status, PRISM_CONFLICT);
+  EXPECT_EQ(seen.message, "batch part on fake (writes 0): write 0: version 2 is stale");
+  EXPECT_EQ(boards.batches, 0) << "the boards' part ran after the documents' part failed";
+  set_store(&facets_);
 }
 
 TEST(StoreApiWithoutStore, CallsCompleteUnavailable) {
