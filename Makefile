@@ -44,9 +44,11 @@ test: build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
-# prism-bench against prismd and against the raw UDP echo baseline, in one run.
+# prism-bench against prismd and against the raw UDP echo baseline, in one run; then the
+# practice service on sqlite and redis beside redis-benchmark ZADD/ZREVRANGE.
 bench: build
 	tests/bench/run_bench.sh $(BUILD)
+	tests/bench/run_store_bench.sh $(BUILD)
 
 # FUZZ_SECONDS per fuzz target (tests/fuzz/run_fuzz.sh); `make test` runs a short smoke.
 fuzz: build-fuzz

@@ -36,6 +36,7 @@
 #include "net/crypto/packet_protection.hpp"
 #include "net/datagram.hpp"
 #include "prism/client.hpp"
+#include "workload.hpp"
 
 namespace {
 
@@ -73,6 +74,19 @@ struct Options {
   double handshakes_s = 0;  // > 0: handshake mode, measured for this long
   std::string label = "prism";
   bool json = false;
+  std::string workload = "echo";  // secure mode: what the requests carry (workload.hpp)
+  uint32_t players = 1000;
+
+  prism::bench::WorkloadOptions workload_options() const {
+    prism::bench::WorkloadOptions o;
+    o.name = workload;
+    o.packet_id = packet_id;
+    o.payload_size = payload_size;
+    o.players = players;
+    // Match ids must be new in every run against the same database.
+    o.run_id = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    return o;
+  }
 
   Mode mode() const {
     if (handshakes_s > 0) return Mode::kHandshake;
@@ -158,12 +172,6 @@ struct Window {
 // Set by any thread that cannot go on; the others stop at their next wake-up.
 std::atomic<bool> g_abort{false};
 
-// The request payload: the same bytes in every request.
-std::string make_payload(size_t size) {
-  std::string payload(size, '\0');
-  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
-  return payload;
-}
 
 // ---------------------------------------------------------------------------------------
 // Baseline: raw datagrams against a plain UDP echo (tests/bench/udp_echo_baseline).
@@ -329,7 +337,7 @@ class BaselineLoad {
     // The request is one Message frame; only its request id changes per send.
     auto* message = request_.add_frames()->mutable_message();
     message->set_packet_id(opts_.packet_id);
-    message->set_payload(make_payload(opts_.payload_size));
+    message->set_payload(prism::bench::echo_payload(opts_.payload_size));
     message->set_request_id(UINT32_MAX);  // the longest encoding sizes the buffers
     send_buffer_size_ = prism::net::kHeaderSize + request_.ByteSizeLong() + kBaselineTrailer;
 
@@ -607,8 +615,8 @@ class SecureLoad {
 
   Expected<void> open(const prism::client::Endpoint& endpoint,
                       const prism::client::ConnectOptions& options, int session_count,
-                      double rate) {
-    payload_ = make_payload(opts_.payload_size);
+                      double rate, std::unique_ptr<prism::bench::Workload> workload) {
+    workload_ = std::move(workload);
     delivery_ = opts_.wire_delivery();
     const auto inflight = static_cast<uint32_t>(opts_.inflight);
     for (int i = 0; i < session_count; ++i) {
@@ -700,7 +708,7 @@ class SecureLoad {
     RequestSlot* slot = &s.slots[index];
     // Capturing one pointer keeps the callback within std::function's inline storage.
     auto sent = s.client.send_request(
-        opts_.packet_id, payload_, delivery_,
+        workload_->packet_id(), workload_->next(), delivery_,
         [slot](const prism::client::Reply& reply) { slot->load->complete(*slot, reply); },
         std::chrono::milliseconds(kRequestTimeoutNs / 1'000'000));
     if (!sent) {
@@ -763,7 +771,7 @@ class SecureLoad {
 
   const Options& opts_;
   std::string peer_;
-  std::string payload_;
+  std::unique_ptr<prism::bench::Workload> workload_;
   prism::v1::Delivery delivery_ = prism::v1::DELIVERY_RELIABLE_ORDERED;
   Window window_;
   double interval_ns_ = 0;   // open loop: time between this thread's requests
@@ -897,6 +905,14 @@ int main(int argc, char** argv) {
                  "Handshake mode: open and close sessions for this many seconds (measured "
                  "after --warmup), --clients at a time, one thread each")
       ->check(CLI::PositiveNumber);
+  app.add_option("--workload", opts.workload,
+                 "What the requests carry: echo (--packet-id, --payload-size), practice-record\n"
+                 "(a new ranked 1v1 match each), practice-top10 (a queue's top-10 Elo board)")
+      ->check(CLI::IsMember(prism::bench::workload_names()))
+      ->capture_default_str();
+  app.add_option("--players", opts.players, "practice workloads: players created and matched")
+      ->check(CLI::Range(2u, 1000000u))
+      ->capture_default_str();
   app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
   app.add_flag("--json", opts.json, "Print the result as one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -941,11 +957,21 @@ int main(int argc, char** argv) {
       baseline_loads.push_back(std::move(load));
     }
   } else if (mode == Mode::kSecure) {
+    const prism::bench::WorkloadOptions workload = opts.workload_options();
+    {
+      auto session = prism::client::Client::connect(*endpoint, connect_options);
+      if (!session) return fail(session.error());
+      if (auto prepared = prism::bench::prepare_workload(workload, *session); !prepared) {
+        return fail("preparing the " + opts.workload + " workload: " + prepared.error());
+      }
+    }
     for (int t = 0; t < threads; ++t) {
       const int sessions = opts.clients / threads + (t < opts.clients % threads ? 1 : 0);
       const double rate = opts.rate * sessions / opts.clients;
       auto load = std::make_unique<SecureLoad>(opts, peer);
-      if (auto opened = load->open(*endpoint, connect_options, sessions, rate); !opened) {
+      if (auto opened = load->open(*endpoint, connect_options, sessions, rate,
+                                   prism::bench::make_workload(workload, t));
+          !opened) {
         return fail(opened.error());
       }
       secure_loads.push_back(std::move(load));
@@ -1002,6 +1028,7 @@ int main(int argc, char** argv) {
       result["inflight"] = opts.inflight;
       result["payload_size"] = opts.payload_size;
       result["packet_id"] = opts.packet_id;
+      result["workload"] = opts.workload;
       if (mode == Mode::kSecure) result["delivery"] = opts.delivery;
     }
     if (!total.first_error.empty()) result["first_error"] = total.first_error;

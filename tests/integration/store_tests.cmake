@@ -12,3 +12,11 @@ if(TARGET PkgConfig::HIREDIS)
 endif()
 target_include_directories(store_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 add_dependencies(store_test prismd prismctl prism-test-plugins)
+
+# `make bench` measures the practice service on sqlite and redis beside redis-benchmark
+# (tests/bench/run_store_bench.sh); here a short smoke run proves the script still works.
+if(TARGET prism-plugin-practice)
+  add_test(NAME store_bench_smoke
+    COMMAND ${CMAKE_COMMAND} -E env SMOKE=1 ${PROJECT_SOURCE_DIR}/tests/bench/run_store_bench.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(store_bench_smoke PROPERTIES TIMEOUT 180 ENVIRONMENT "${PRISM_TEST_ENV}")
+endif()

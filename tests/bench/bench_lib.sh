@@ -1,0 +1,95 @@
+# Shared by the make bench scripts (run_bench.sh, run_store_bench.sh): a temp dir
+# removed on exit, servers started and awaited on their listening line, prism-bench runs
+# whose result lines are checked. Expects $build (absolute) set before it is sourced.
+
+tmp=$(mktemp -d -t prism-bench.XXXXXX)
+servers=()
+# Stops the servers (SIGTERM, then SIGKILL after 5 s) and removes the temp directory.
+cleanup() {
+  local pid i
+  for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${servers[@]}"; do
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# running PID: whether PID is alive. A server that exited stays a zombie until this
+# shell reaps it, and kill -0 (tail --pid too) still sees a zombie.
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# start_server NAME COMMAND...: runs COMMAND in $tmp with stderr to $tmp/NAME.log and
+# waits, by following that log, for "event=listening udp=127.0.0.1:PORT". Sets $port.
+start_server() {
+  local name=$1 log=$tmp/$1.log line partial="" tail_fd tail_pid rc
+  shift
+  : >"$log"
+  (cd "$tmp" && exec "$@") 2>"$log" &
+  local pid=$!
+  servers+=("$pid")
+  exec {tail_fd}< <(exec tail -n +1 -f -s 0.1 --pid="$pid" "$log")
+  tail_pid=$!
+  port=""
+  local deadline=$((SECONDS + 15))
+  while ((SECONDS < deadline)); do
+    # The short read timeout is only there to notice a server that died silently.
+    if IFS= read -r -t 0.2 line <&"$tail_fd"; then
+      line=$partial$line
+      partial=""
+      if [[ $line =~ event=listening\ udp=127\.0\.0\.1:([0-9]+) ]]; then
+        port=${BASH_REMATCH[1]}
+        break
+      fi
+    else
+      rc=$?
+      ((rc > 128)) || break  # end of the log: the server is gone
+      partial+=$line         # a timed-out read keeps what it got of the line
+      running "$pid" || break
+    fi
+  done
+  kill "$tail_pid" 2>/dev/null || true
+  exec {tail_fd}<&-
+  if [[ -z $port ]]; then
+    echo "run_bench: $name did not report event=listening; its log ends with:" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+}
+
+# field LINE KEY: the value of KEY=VALUE in a prism-bench result line.
+field() {
+  awk -v key="$2" '{ for (i = 1; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) print substr($i, n + 1) } }' <<<"$1"
+}
+
+# bench LABEL OPTIONS...: runs prism-bench with OPTIONS, prints its line, and sets $result
+# to it. Fails the script when prism-bench fails or its line shows nothing completed.
+bench() {
+  local label=$1 rc=0
+  shift
+  result=$("$build/prism-bench" --label "$label" "$@") || rc=$?
+  if [[ -n $result ]]; then echo "$result"; fi
+  local count
+  count=$(field "$result" requests)
+  [[ -n $count ]] || count=$(field "$result" handshakes)
+  if ((rc != 0)) || [[ -z $count ]] || ((count == 0)); then
+    echo "run_bench: the $label run failed (prism-bench exit status $rc)" >&2
+    exit 1
+  fi
+  if (($(field "$result" errors) > 0)); then
+    echo "run_bench: the $label run got error replies (is the plugin it calls loaded?)" >&2
+    exit 1
+  fi
+}
+
