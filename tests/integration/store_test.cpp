@@ -14,6 +14,9 @@
 #ifdef PRISM_TEST_WITH_REDIS
 #include "support/redis_server.hpp"
 #endif
+#ifdef PRISM_TEST_WITH_POSTGRES
+#include "support/postgres_server.hpp"
+#endif
 #include "unit/temp_dir_test.hpp"
 
 namespace prism::testing {
@@ -176,6 +179,28 @@ TEST_F(StoreThroughPrismd, LostRedisMakesItsFacetsUnavailableThenRecovers) {
 }
 
 #endif  // PRISM_TEST_WITH_REDIS
+
+#ifdef PRISM_TEST_WITH_POSTGRES
+TEST_F(StoreThroughPrismd, AcknowledgedWritesSurviveSigkillWithPostgres) {
+  std::string why;
+  auto postgres = PostgresServer::start(&why);
+  if (!postgres && PostgresServer::find_bindir().empty()) GTEST_SKIP() << "PostgreSQL is not installed";
+  ASSERT_TRUE(postgres) << why;
+  const std::string yaml = "store:\n  backend: postgres\n  postgres:\n    conninfo: \"" +
+                           postgres->conninfo(postgres->create_database()) + "\"\n";
+  std::map<std::string, std::string> acked;
+  {
+    PrismdProcess prismd(options(yaml));
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    stream_then_kill(prismd, 2000, acked);
+  }
+  // PostgreSQL crashes too (no checkpoint): what it acknowledged is in its WAL.
+  postgres->stop(/*immediate=*/true);
+  ASSERT_TRUE(postgres->restart(&why)) << why;
+  ASSERT_GE(acked.size(), 2000u);
+  expect_all_present(acked, yaml);
+}
+#endif  // PRISM_TEST_WITH_POSTGRES
 
 TEST_F(StoreThroughPrismd, UnusableSqliteFileStopsPrismdNamingTheKey) {
   fs::create_directories(dir_ / "not-a-db");
