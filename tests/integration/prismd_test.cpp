@@ -99,7 +99,7 @@ TEST_F(PrismdTest, PluginListShowsTheDefaultPluginAndItsMethods) {
   ASSERT_TRUE(echo);
   auto list = c.list_plugins();
   ASSERT_TRUE(list) << list.error();
-  ASSERT_EQ(list->plugins_size(), 1);
+  ASSERT_GE(list->plugins_size(), 1);  // in packet-id order: default (100-199) first
   const auto& p = list->plugins(0);
   EXPECT_EQ(p.name(), "default");
   EXPECT_EQ(p.first_packet_id(), 100u);
