@@ -201,6 +201,14 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
   }
 }
 
+// A late reply comes from inside the plugin: a coroutine resumed by a storage completion
+// is still on this stack. Dropping what may be the last reference to a replaced version
+// here would shut it down and dlclose its code under our caller, so the reference is
+// dropped by a task of its own, after this stack has unwound.
+void Dispatcher::retire_later(RequestContext* ctx) {
+  if (ctx->plugin) loop_.post([retired = std::move(ctx->plugin)] {});
+}
+
 prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
                                     std::string_view message, std::span<const uint8_t> payload) {
   if (!loop_.on_loop_thread()) {
@@ -222,11 +230,13 @@ prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
     case State::kPending: {
       untrack(ctx);
       const bool fit = answer(ctx, status, message, payload);
+      retire_later(ctx);
       release(ctx);
       return fit ? PRISM_OK : PRISM_INVALID_ARGUMENT;
     }
     case State::kTimedOut:
       // The requester already got TIMEOUT; the late answer only frees the request.
+      retire_later(ctx);
       release(ctx);
       return PRISM_TIMEOUT;
     case State::kAnswered:

@@ -72,6 +72,7 @@ class Dispatcher final : public net::RequestHandler {
   bool logged_in(uint64_t connection_id, std::string_view service) const;
   RequestContext* acquire();
   void release(RequestContext* ctx);
+  void retire_later(RequestContext* ctx);
   void track(RequestContext* ctx);
   void untrack(RequestContext* ctx);
   static void on_deadline_timer(uv_timer_t* timer);
