@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <memory>
+#include <optional>
 #include <cstring>
 #include <random>
 #include <span>
@@ -146,20 +148,22 @@ Expected<void> Client::poll(std::chrono::milliseconds max_wait) {
 }
 
 Expected<Reply> Client::call(uint32_t packet_id, std::string_view payload, v1::Delivery delivery) {
-  std::optional<Reply> reply;
+  // Shared with the callback: when pumping fails the request stays pending, and its
+  // callback may still run from a later call, after this frame is gone.
+  auto reply = std::make_shared<std::optional<Reply>>();
   auto sent = connection_->send_request(packet_id, payload, delivery,
-                                        [&](const Reply& r) { reply = r; }, timeout());
+                                        [reply](const Reply& r) { *reply = r; }, timeout());
   if (!sent) return Error{sent.error()};
   // The request's own deadline completes it; the extra second only guards the loop.
   auto done = connection_->pump_until(Clock::now() + timeout() + std::chrono::seconds(1),
-                                      [&] { return reply.has_value(); });
+                                      [&] { return reply->has_value(); });
   if (!done) return Error{done.error()};
-  if (!reply) {
-    reply = Reply{.status = v1::STATUS_TIMEOUT,
-                  .message = "no reply within " + std::to_string(timeout().count()) + " ms",
-                  .payload = {}};
+  if (!*reply) {
+    *reply = Reply{.status = v1::STATUS_TIMEOUT,
+                   .message = "no reply within " + std::to_string(timeout().count()) + " ms",
+                   .payload = {}};
   }
-  return std::move(*reply);
+  return std::move(**reply);
 }
 
 Expected<Reply> Client::login(std::string_view service, std::string_view token) {
