@@ -20,6 +20,7 @@
 #include "net/crypto/key_file.hpp"
 #include "net/crypto/token_hash.hpp"
 #include "prism/client.hpp"
+#include "server_files.hpp"
 
 namespace {
 
@@ -54,76 +55,10 @@ void print_json(const json& value) {
   std::cout << value.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
-Expected<std::string> read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return prism::make_error(path.string() + ": cannot read");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return text;
-}
-
-// "prism1:<hex>" as given, or the contents of a server.pub file.
-Expected<prism::client::ServerKey> key_from(const std::string& text_or_path) {
-  if (text_or_path.starts_with("prism1:")) return prism::net::crypto::decode_public_key(text_or_path);
-  auto text = read_text(text_or_path);
-  if (!text) return prism::Error{text.error()};
-  auto key = prism::net::crypto::decode_public_key(*text);
-  if (!key) return prism::make_error(text_or_path + ": " + key.error());
-  return key;
-}
-
-// Where a server keeps the files prismctl needs from it (docs/operations.md §5).
-struct ServerFiles {
-  std::filesystem::path public_key;   // server.pub beside server.key
-  std::filesystem::path admin_token;  // admin.token_file, or <state_dir>/admin.token
-};
-
-ServerFiles files_of(const prism::config::Config& config) {
-  ServerFiles files;
-  const std::filesystem::path state(config.state_dir);
-  files.public_key = config.key_file.empty()
-                         ? state / prism::net::crypto::kServerPublicKeyFile
-                         : std::filesystem::path(config.key_file).replace_extension(".pub");
-  files.admin_token = config.admin_token_file.empty() ? state / "admin.token"
-                                                       : std::filesystem::path(config.admin_token_file);
-  return files;
-}
-
-// The server's files through its config: --config, else build/state beside this binary
-// (what `make run` uses), else /etc/prism/prism.yaml.
-Expected<ServerFiles> locate_server_files(const Options& opts) {
-  auto from_config = [](const std::filesystem::path& path) -> Expected<ServerFiles> {
-    auto config = prism::config::load_file(path);
-    if (!config) return prism::Error{config.error()};
-    return files_of(*config);
-  };
-  if (!opts.config_path.empty()) return from_config(opts.config_path);
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  std::string tried;
-  if (!ec) {
-    const auto dev = exe.parent_path() / "state";
-    if (std::filesystem::exists(dev / prism::net::crypto::kServerPublicKeyFile)) {
-      return ServerFiles{dev / prism::net::crypto::kServerPublicKeyFile, dev / "admin.token"};
-    }
-    tried = (dev / prism::net::crypto::kServerPublicKeyFile).string() + ", ";
-  }
-  const std::filesystem::path system_config = "/etc/prism/prism.yaml";
-  if (std::filesystem::exists(system_config)) return from_config(system_config);
-  return prism::make_error(
-      "no server key: pass --server-key prism1:... (prismd logs it at start as "
-      "event=server_key) or --config with the server's prism.yaml; looked in " + tried +
-      system_config.string());
-}
+using prism::tools::read_text;
 
 Expected<prism::client::ServerKey> find_server_key(const Options& opts) {
-  if (!opts.server_key.empty()) return key_from(opts.server_key);
-  if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr && *env != '\0') {
-    return key_from(env);
-  }
-  auto files = locate_server_files(opts);
-  if (!files) return prism::Error{files.error()};
-  return key_from(files->public_key.string());
+  return prism::tools::find_server_key(opts.server_key, opts.config_path);
 }
 
 // The admin token: --token-file, else the server's own file when this user can read it.
@@ -131,7 +66,7 @@ Expected<prism::client::ServerKey> find_server_key(const Options& opts) {
 Expected<std::string> find_admin_token(const Options& opts) {
   std::filesystem::path path = opts.token_file;
   if (path.empty()) {
-    auto files = locate_server_files(opts);
+    auto files = prism::tools::locate_server_files(opts.config_path);
     std::error_code ec;  // a directory this user cannot enter: no token, not a crash
     if (!files || !std::filesystem::exists(files->admin_token, ec)) return std::string();
     path = files->admin_token;

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
+#include "server_files.hpp"
 #include "net/crypto/key_file.hpp"
 #include "prism/client.hpp"
 #include "prism/practice/v1/practice.pb.h"
@@ -59,41 +59,6 @@ struct Options {
 int fail(const std::string& reason) {
   std::cerr << "practice-demo: " << reason << "\n";
   return 1;
-}
-
-std::string read_line(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-// The same order as prismctl: --server-key, $PRISM_SERVER_KEY, --config (server.pub beside
-// the server's key), /etc/prism/prism.yaml.
-prism::Expected<prism::client::ServerKey> find_server_key(const Options& o) {
-  std::string text = o.server_key;
-  if (text.empty()) {
-    if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr) text = env;
-  }
-  if (text.empty()) {
-    std::filesystem::path config = o.config_path;
-    if (config.empty() && std::filesystem::exists("/etc/prism/prism.yaml")) config = "/etc/prism/prism.yaml";
-    if (config.empty()) {
-      return prism::make_error("no server key: pass --server-key prism1:... (prismd logs it as "
-                               "event=server_key) or --config with the server's prism.yaml");
-    }
-    auto loaded = prism::config::load_file(config);
-    if (!loaded) return prism::Error{loaded.error()};
-    text = loaded->key_file.empty()
-               ? (std::filesystem::path(loaded->state_dir) / prism::net::crypto::kServerPublicKeyFile).string()
-               : std::filesystem::path(loaded->key_file).replace_extension(".pub").string();
-  }
-  if (!text.starts_with("prism1:")) {
-    const std::string path = text;
-    text = read_line(path);
-    if (text.empty()) return prism::make_error(path + ": cannot read a server key");
-  }
-  return prism::net::crypto::decode_public_key(text);
 }
 
 // Sends one request; a non-OK status is an error naming the request.
@@ -155,7 +120,7 @@ int run(const Options& o) {
   }
   auto endpoint = prism::client::parse_endpoint(o.server);
   if (!endpoint) return fail(endpoint.error());
-  auto key = find_server_key(o);
+  auto key = prism::tools::find_server_key(o.server_key, o.config_path);
   if (!key) return fail(key.error());
   prism::client::ConnectOptions options;
   options.server_key = *key;

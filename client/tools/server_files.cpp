@@ -1,0 +1,77 @@
+// Finding a server's key and admin token for the command-line tools (server_files.hpp).
+#include "server_files.hpp"
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "net/crypto/key_file.hpp"
+
+namespace prism::tools {
+
+Expected<std::string> read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(path.string() + ": cannot read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+Expected<client::ServerKey> key_from(const std::string& text_or_path) {
+  if (text_or_path.starts_with("prism1:")) return net::crypto::decode_public_key(text_or_path);
+  auto text = read_text(text_or_path);
+  if (!text) return Error{text.error()};
+  auto key = net::crypto::decode_public_key(*text);
+  if (!key) return make_error(text_or_path + ": " + key.error());
+  return key;
+}
+
+ServerFiles files_of(const config::Config& config) {
+  ServerFiles files;
+  const std::filesystem::path state(config.state_dir);
+  files.public_key = config.key_file.empty()
+                         ? state / net::crypto::kServerPublicKeyFile
+                         : std::filesystem::path(config.key_file).replace_extension(".pub");
+  files.admin_token = config.admin_token_file.empty() ? state / "admin.token"
+                                                       : std::filesystem::path(config.admin_token_file);
+  return files;
+}
+
+Expected<ServerFiles> locate_server_files(const std::string& config_path) {
+  auto from_config = [](const std::filesystem::path& path) -> Expected<ServerFiles> {
+    auto config = config::load_file(path);
+    if (!config) return Error{config.error()};
+    return files_of(*config);
+  };
+  if (!config_path.empty()) return from_config(config_path);
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string tried;
+  if (!ec) {
+    const auto dev = exe.parent_path() / "state";
+    if (std::filesystem::exists(dev / net::crypto::kServerPublicKeyFile)) {
+      return ServerFiles{dev / net::crypto::kServerPublicKeyFile, dev / "admin.token"};
+    }
+    tried = (dev / net::crypto::kServerPublicKeyFile).string() + ", ";
+  }
+  const std::filesystem::path system_config = "/etc/prism/prism.yaml";
+  if (std::filesystem::exists(system_config)) return from_config(system_config);
+  return make_error(
+      "no server key: pass --server-key prism1:... (prismd logs it at start as "
+      "event=server_key) or --config with the server's prism.yaml; looked in " + tried +
+      system_config.string());
+}
+
+Expected<client::ServerKey> find_server_key(const std::string& key_option,
+                                            const std::string& config_path) {
+  if (!key_option.empty()) return key_from(key_option);
+  if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr && *env != '\0') {
+    return key_from(env);
+  }
+  auto files = locate_server_files(config_path);
+  if (!files) return Error{files.error()};
+  return key_from(files->public_key.string());
+}
+
+}  // namespace prism::tools
