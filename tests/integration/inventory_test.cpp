@@ -445,6 +445,27 @@ client::Reply until_settled(client::Client& c, uint32_t packet_id, const std::st
   }
 }
 
+// Runs `body(client, t)` for clients t = 0..count-1, each on its own thread and session,
+// all starting to send at the same moment; a client that cannot connect records why in
+// errors[t].
+template <class Body>
+void race_clients(const PrismdProcess& prismd, int count, std::vector<std::string>& errors, Body body) {
+  std::latch connected(count);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < count; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = connect_to(prismd);
+      connected.arrive_and_wait();  // every client sends from the same moment on
+      if (!c) {
+        errors[t] = c.error();
+        return;
+      }
+      body(*c, t);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+}
+
 TEST_F(InventoryTest, ConcurrentConsumesNeverLoseAnUpdateNorOverdraw) {
   constexpr int kGranted = 60;
   constexpr int kClients = 4;
@@ -454,35 +475,24 @@ TEST_F(InventoryTest, ConcurrentConsumesNeverLoseAnUpdateNorOverdraw) {
   std::vector<std::vector<int64_t>> remaining(kClients);
   std::vector<std::string> errors(kClients);
   std::atomic<int> insufficient{0};
-  std::latch connected(kClients);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kClients; ++t) {
-    threads.emplace_back([&, t] {
-      auto c = connect_to(prismd);
-      connected.arrive_and_wait();  // every client sends from the same moment on
-      if (!c) {
-        errors[t] = c.error();
-        return;
+  race_clients(prismd, kClients, errors, [&](client::Client& c, int t) {
+    for (int i = 0; i < kConsumesEach; ++i) {
+      const auto request = consume_request("cc-" + std::to_string(t) + "-" + std::to_string(i),
+                                           "wes", "potion", 1);
+      const client::Reply reply = until_settled(c, kFirstPacketId + inv::METHOD_CONSUME,
+                                                request.SerializeAsString());
+      if (reply.status == Status::STATUS_OK) {
+        inv::ConsumeReply out;
+        out.ParseFromString(reply.payload);
+        remaining[t].push_back(out.item().quantity());
+      } else if (reply.status == Status::STATUS_CONFLICT &&
+                 reply.message.find("insufficient") != std::string::npos) {
+        ++insufficient;
+      } else {
+        errors[t] += describe(reply) + "; ";
       }
-      for (int i = 0; i < kConsumesEach; ++i) {
-        const auto request = consume_request("cc-" + std::to_string(t) + "-" + std::to_string(i),
-                                             "wes", "potion", 1);
-        const client::Reply reply = until_settled(*c, kFirstPacketId + inv::METHOD_CONSUME,
-                                                  request.SerializeAsString());
-        if (reply.status == Status::STATUS_OK) {
-          inv::ConsumeReply out;
-          out.ParseFromString(reply.payload);
-          remaining[t].push_back(out.item().quantity());
-        } else if (reply.status == Status::STATUS_CONFLICT &&
-                   reply.message.find("insufficient") != std::string::npos) {
-          ++insufficient;
-        } else {
-          errors[t] += describe(reply) + "; ";
-        }
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
+    }
+  });
 
   std::multiset<int64_t> seen;
   for (int t = 0; t < kClients; ++t) {
@@ -503,26 +513,15 @@ TEST_F(InventoryTest, OneOpIdSentBySeveralClientsAtOnceIsAppliedOnce) {
   // Every client sends the same four grants (+1 each): racing copies of one op id.
   std::vector<std::vector<std::string>> replies(kClients);
   std::vector<std::string> errors(kClients);
-  std::latch connected(kClients);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kClients; ++t) {
-    threads.emplace_back([&, t] {
-      auto c = connect_to(prismd);
-      connected.arrive_and_wait();  // every client sends from the same moment on
-      if (!c) {
-        errors[t] = c.error();
-        return;
-      }
-      for (int i = 0; i < kOps; ++i) {
-        const auto request = grant_request("same-" + std::to_string(i), "zed", "arrow", 1);
-        const client::Reply reply = until_settled(*c, kFirstPacketId + inv::METHOD_GRANT,
-                                                  request.SerializeAsString());
-        if (reply.status != Status::STATUS_OK) errors[t] += describe(reply) + "; ";
-        replies[t].push_back(reply.payload);
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
+  race_clients(prismd, kClients, errors, [&](client::Client& c, int t) {
+    for (int i = 0; i < kOps; ++i) {
+      const auto request = grant_request("same-" + std::to_string(i), "zed", "arrow", 1);
+      const client::Reply reply = until_settled(c, kFirstPacketId + inv::METHOD_GRANT,
+                                                request.SerializeAsString());
+      if (reply.status != Status::STATUS_OK) errors[t] += describe(reply) + "; ";
+      replies[t].push_back(reply.payload);
+    }
+  });
   for (int t = 0; t < kClients; ++t) {
     EXPECT_TRUE(errors[t].empty()) << errors[t];
     ASSERT_EQ(replies[t].size(), static_cast<size_t>(kOps));
@@ -537,27 +536,16 @@ TEST_F(InventoryTest, ConcurrentTransfersConserveTheTotal) {
   constexpr int kClients = 4;
   constexpr int kTransfersEach = 20;
   std::vector<std::string> errors(kClients);
-  std::latch connected(kClients);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kClients; ++t) {
-    threads.emplace_back([&, t] {
-      auto c = connect_to(prismd);
-      connected.arrive_and_wait();  // every client sends from the same moment on
-      if (!c) {
-        errors[t] = c.error();
-        return;
-      }
-      for (int i = 0; i < kTransfersEach; ++i) {
-        const bool forth = (t + i) % 2 == 0;
-        const auto request = transfer_request("ct-" + std::to_string(t) + "-" + std::to_string(i),
-                                              forth ? "xia" : "yul", forth ? "yul" : "xia", "coin", 3);
-        const client::Reply reply = until_settled(*c, kFirstPacketId + inv::METHOD_TRANSFER,
-                                                  request.SerializeAsString());
-        if (reply.status != Status::STATUS_OK) errors[t] += describe(reply) + "; ";
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
+  race_clients(prismd, kClients, errors, [&](client::Client& c, int t) {
+    for (int i = 0; i < kTransfersEach; ++i) {
+      const bool forth = (t + i) % 2 == 0;
+      const auto request = transfer_request("ct-" + std::to_string(t) + "-" + std::to_string(i),
+                                            forth ? "xia" : "yul", forth ? "yul" : "xia", "coin", 3);
+      const client::Reply reply = until_settled(c, kFirstPacketId + inv::METHOD_TRANSFER,
+                                                request.SerializeAsString());
+      if (reply.status != Status::STATUS_OK) errors[t] += describe(reply) + "; ";
+    }
+  });
   for (int t = 0; t < kClients; ++t) EXPECT_TRUE(errors[t].empty()) << errors[t];
   const int64_t xia = quantity("xia", "coin");
   const int64_t yul = quantity("yul", "coin");

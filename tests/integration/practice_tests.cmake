@@ -18,3 +18,6 @@ add_dependencies(practice_test prismd prismctl prism-plugin-practice)
 if(TARGET practice-demo)
   add_dependencies(practice_test practice-demo)
 endif()
+# Both suites build their requests with support/practice_requests.hpp.
+target_include_directories(practice_service_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_include_directories(practice_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

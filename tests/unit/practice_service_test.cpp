@@ -23,6 +23,7 @@
 #include "prism/plugin.h"
 #include "prism/practice/v1/practice.pb.h"
 #include "store/sqlite_backend.hpp"
+#include "support/practice_requests.hpp"
 
 namespace prism::practice {
 namespace {
@@ -223,41 +224,11 @@ class Plugin {
   void* instance_ = nullptr;
 };
 
-std::string uuid(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
-  return buf;
-}
-
-pb::UpsertPlayerRequest upsert(int n, const std::string& name) {
-  pb::UpsertPlayerRequest in;
-  in.set_uuid(uuid(n));
-  in.set_name(name);
-  return in;
-}
-
-pb::RecordMatchRequest match(const std::string& id, const std::string& queue, bool ranked,
-                             std::vector<int> winners, std::vector<int> losers) {
-  pb::RecordMatchRequest m;
-  m.set_match_id(id);
-  m.set_queue(queue);
-  m.set_ranked(ranked);
-  m.set_duration_ms(60000);
-  for (int w : winners) m.add_winners()->set_uuid(uuid(w));
-  for (int l : losers) m.add_losers()->set_uuid(uuid(l));
-  return m;
-}
-
-pb::GetProfileRequest by_uuid(int n) {
-  pb::GetProfileRequest in;
-  in.set_uuid(uuid(n));
-  return in;
-}
-pb::GetProfileRequest by_name(const std::string& name) {
-  pb::GetProfileRequest in;
-  in.set_name(name);
-  return in;
-}
+using testing::practice_requests::by_name;
+using testing::practice_requests::by_uuid;
+using testing::practice_requests::match;
+using testing::practice_requests::uuid;
+using testing::practice_requests::upsert;
 
 const pb::QueueStats* queue_of(const pb::Profile& p, const std::string& queue) {
   for (const auto& q : p.queues()) {
