@@ -29,7 +29,9 @@ struct MethodInfo {
   uint32_t packet_id;  // absolute
 };
 
-class LoadedPlugin {
+// Owned through shared_ptr (the registry, routing tables, requests and storage calls in
+// flight); the last owner to let go shuts the version down and unloads it.
+class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
  public:
   // Opens `file`, validates its descriptor (ABI version, name, range, methods) and
   // checks its range with `range_is_free`; does not call init yet.

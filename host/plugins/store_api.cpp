@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "net/loop_access.hpp"
+#include "plugins/loaded_plugin.hpp"
 
 namespace prism::plugins {
 namespace {
@@ -73,15 +74,22 @@ struct Result {
 };
 
 // Completes on the calling worker's loop (plugin.h); a call from any other thread
-// completes on the backend's thread.
+// completes on the backend's thread. Until its completion has run and returned, a call
+// keeps the plugin version that made it loaded: a coroutine may go on awaiting storage
+// after its reply released the request, and a reload must not unmap its code meanwhile.
 class Completion {
  public:
-  Completion(prism_store_done_fn done, void* user)
-      : done_(done), user_(user), loop_(net::current_loop()) {}
+  Completion(prism_host_t* host, prism_store_done_fn done, void* user)
+      : done_(done), user_(user), loop_(net::current_loop()),
+        plugin_(host != nullptr && host->plugin != nullptr ? host->plugin->weak_from_this().lock()
+                                                           : nullptr) {}
 
   void operator()(std::shared_ptr<Result> result) const {
     if (done_ == nullptr) return;
-    auto deliver = [done = done_, user = user_, result] { result->deliver(done, user); };
+    // The task (and with it `plugin`) is destroyed after it returned, off the plugin's stack.
+    auto deliver = [done = done_, user = user_, result, plugin = plugin_] {
+      result->deliver(done, user);
+    };
     if (loop_ != nullptr) {
       loop_->post(std::move(deliver));
     } else {
@@ -98,6 +106,7 @@ class Completion {
   prism_store_done_fn done_;
   void* user_;
   net::LoopAccess* loop_;
+  std::shared_ptr<LoadedPlugin> plugin_;
 };
 
 // The backend of a facet, or null after completing the call with UNAVAILABLE.
@@ -198,50 +207,50 @@ auto with_presences(Completion c) {
 
 using F = store::Facets;
 
-void api_doc_get(prism_host_t*, prism_bytes_t collection, prism_bytes_t key, prism_store_done_fn done,
+void api_doc_get(prism_host_t* host, prism_bytes_t collection, prism_bytes_t key, prism_store_done_fn done,
                  void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::documents, c)) b->get(text(collection), text(key), with_document(c));
 }
 
-void api_doc_put(prism_host_t*, prism_bytes_t collection, prism_bytes_t key, prism_bytes_t value,
+void api_doc_put(prism_host_t* host, prism_bytes_t collection, prism_bytes_t key, prism_bytes_t value,
                  int64_t expected, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::documents, c)) {
     b->put(text(collection), text(key), text(value), expected_of(expected), with_value<uint64_t>(c));
   }
 }
 
-void api_doc_delete(prism_host_t*, prism_bytes_t collection, prism_bytes_t key, int64_t expected,
+void api_doc_delete(prism_host_t* host, prism_bytes_t collection, prism_bytes_t key, int64_t expected,
                     prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::documents, c)) {
     b->remove(text(collection), text(key), expected_of(expected), with_status(c));
   }
 }
 
-void api_doc_list(prism_host_t*, prism_bytes_t collection, prism_bytes_t prefix, prism_bytes_t after,
+void api_doc_list(prism_host_t* host, prism_bytes_t collection, prism_bytes_t prefix, prism_bytes_t after,
                   uint32_t limit, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::documents, c)) {
     b->list(text(collection), text(prefix), text(after), limit, with_documents(c));
   }
 }
 
-void api_counter_add(prism_host_t*, prism_bytes_t counter, int64_t delta, prism_store_done_fn done,
+void api_counter_add(prism_host_t* host, prism_bytes_t counter, int64_t delta, prism_store_done_fn done,
                      void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::counters, c)) b->counter_add(text(counter), delta, with_value<int64_t>(c));
 }
 
-void api_counter_get(prism_host_t*, prism_bytes_t counter, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+void api_counter_get(prism_host_t* host, prism_bytes_t counter, prism_store_done_fn done, void* user) {
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::counters, c)) b->counter_get(text(counter), with_value<int64_t>(c));
 }
 
-void api_board_create(prism_host_t*, prism_bytes_t board, uint32_t order, uint32_t op,
+void api_board_create(prism_host_t* host, prism_bytes_t board, uint32_t order, uint32_t op,
                       prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (order > PRISM_ORDER_ASCENDING || op > PRISM_OP_INCREMENT) {
     return c.fail(store::Code::kInvalidArgument, "unknown sort order or operator");
   }
@@ -251,71 +260,71 @@ void api_board_create(prism_host_t*, prism_bytes_t board, uint32_t order, uint32
   }
 }
 
-void api_board_submit(prism_host_t*, prism_bytes_t board, const prism_entry_t* entry,
+void api_board_submit(prism_host_t* host, prism_bytes_t board, const prism_entry_t* entry,
                       prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (entry == nullptr) return c.fail(store::Code::kInvalidArgument, "entry is NULL");
   if (auto* b = facet(&F::leaderboards, c)) b->board_submit(text(board), entry_of(*entry), with_entry(c));
 }
 
-void api_board_top(prism_host_t*, prism_bytes_t board, uint32_t limit, prism_store_done_fn done,
+void api_board_top(prism_host_t* host, prism_bytes_t board, uint32_t limit, prism_store_done_fn done,
                    void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) b->board_top(text(board), limit, with_entries(c));
 }
 
-void api_board_page(prism_host_t*, prism_bytes_t board, uint64_t after_rank, uint32_t limit,
+void api_board_page(prism_host_t* host, prism_bytes_t board, uint64_t after_rank, uint32_t limit,
                     prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) b->board_page(text(board), after_rank, limit, with_entries(c));
 }
 
-void api_board_around(prism_host_t*, prism_bytes_t board, prism_bytes_t owner, uint32_t limit,
+void api_board_around(prism_host_t* host, prism_bytes_t board, prism_bytes_t owner, uint32_t limit,
                       prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) {
     b->board_around(text(board), text(owner), limit, with_entries(c));
   }
 }
 
-void api_board_rank(prism_host_t*, prism_bytes_t board, prism_bytes_t owner, prism_store_done_fn done,
+void api_board_rank(prism_host_t* host, prism_bytes_t board, prism_bytes_t owner, prism_store_done_fn done,
                     void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) b->board_rank(text(board), text(owner), with_entry(c));
 }
 
-void api_board_remove(prism_host_t*, prism_bytes_t board, prism_bytes_t owner,
+void api_board_remove(prism_host_t* host, prism_bytes_t board, prism_bytes_t owner,
                       prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) b->board_remove(text(board), text(owner), with_status(c));
 }
 
-void api_board_reset(prism_host_t*, prism_bytes_t board, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+void api_board_reset(prism_host_t* host, prism_bytes_t board, prism_store_done_fn done, void* user) {
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::leaderboards, c)) b->board_reset(text(board), with_status(c));
 }
 
-void api_presence_set(prism_host_t*, prism_bytes_t owner, prism_bytes_t status, uint32_t ttl_ms,
+void api_presence_set(prism_host_t* host, prism_bytes_t owner, prism_bytes_t status, uint32_t ttl_ms,
                       prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::presence, c)) {
     b->presence_set(text(owner), text(status), std::chrono::milliseconds(ttl_ms), with_status(c));
   }
 }
 
-void api_presence_get(prism_host_t*, prism_bytes_t owner, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+void api_presence_get(prism_host_t* host, prism_bytes_t owner, prism_store_done_fn done, void* user) {
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::presence, c)) b->presence_get(text(owner), with_presence(c));
 }
 
-void api_presence_remove(prism_host_t*, prism_bytes_t owner, prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+void api_presence_remove(prism_host_t* host, prism_bytes_t owner, prism_store_done_fn done, void* user) {
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::presence, c)) b->presence_remove(text(owner), with_status(c));
 }
 
-void api_presence_list(prism_host_t*, prism_bytes_t prefix, uint32_t limit, prism_store_done_fn done,
+void api_presence_list(prism_host_t* host, prism_bytes_t prefix, uint32_t limit, prism_store_done_fn done,
                        void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (auto* b = facet(&F::presence, c)) b->presence_list(text(prefix), limit, with_presences(c));
 }
 
@@ -369,9 +378,9 @@ struct SplitBatch {
   }
 };
 
-void api_store_apply(prism_host_t*, const prism_write_t* writes, size_t count,
+void api_store_apply(prism_host_t* host, const prism_write_t* writes, size_t count,
                      prism_store_done_fn done, void* user) {
-  const Completion c(done, user);
+  const Completion c(host, done, user);
   if (writes == nullptr && count != 0) return c.fail(store::Code::kInvalidArgument, "writes is NULL");
   auto split = std::make_shared<SplitBatch>(SplitBatch{{}, {}, std::vector<int64_t>(count, 0), c});
   split->writes.reserve(count);

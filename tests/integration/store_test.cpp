@@ -27,6 +27,7 @@ using namespace std::chrono_literals;
 
 constexpr uint32_t kGet = 7000;  // store_user.get: "<key>=<value>@<version>"
 constexpr uint32_t kPut = 7002;  // store_user.put: "<key>=<value>" → the new version
+constexpr uint32_t kPutAfterReply = 7003;  // store_user.put_after_reply: answers, then puts
 
 class StoreThroughPrismd : public TempDirTest {
  protected:
@@ -178,6 +179,35 @@ TEST_F(StoreThroughPrismd, LostRedisMakesItsFacetsUnavailableThenRecovers) {
   EXPECT_EQ(prismd.stop(), 0) << prismd.log();
 }
 
+// A coroutine that goes on awaiting storage after its reply released the request keeps
+// its plugin version loaded: unloading the plugin meanwhile must not unmap the code the
+// coroutine resumes in. Redis is paused so the put is held up across the unload.
+TEST_F(StoreThroughPrismd, UnloadWhileAStorageCallIsInFlightKeepsTheCodeUntilItCompletes) {
+  if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  ASSERT_EQ(redis.start(), "");
+  PrismdProcess prismd(options("store:\n  backend: redis\n  redis:\n    address: \"127.0.0.1:" +
+                               std::to_string(redis.port()) + "\"\n"));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  client::Client c = connect(prismd);
+  ASSERT_TRUE(c.call(kPut, "warm=1"));  // connected and serving
+
+  redis.pause();
+  auto accepted = c.call(kPutAfterReply, "late=2");
+  ASSERT_TRUE(accepted) << accepted.error();
+  EXPECT_EQ(accepted->status, v1::STATUS_OK) << accepted->message;
+  const CommandResult unload = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
+                                            prismd.endpoint(), "--config",
+                                            prismd.config_path().string(), "unload", "store_user"});
+  EXPECT_EQ(unload.exit_code, 0) << unload.output;
+  redis.resume();
+
+  EXPECT_TRUE(prismd.wait_for_log("stored late after the reply: ok")) << prismd.log();
+  auto gone = c.call(kGet, "late");
+  ASSERT_TRUE(gone) << gone.error() << "\n" << prismd.log();
+  EXPECT_EQ(gone->status, v1::STATUS_INVALID_PACKET);  // unloaded, and prismd still answers
+  EXPECT_EQ(prismd.stop(), 0) << prismd.log();
+}
 #endif  // PRISM_TEST_WITH_REDIS
 
 #ifdef PRISM_TEST_WITH_POSTGRES

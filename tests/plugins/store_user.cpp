@@ -50,10 +50,25 @@ class StoreUser {
     request.ok(std::to_string(stored.values.at(0)));
   }
 
+  // "<key>=<value>": answers at once, then stores and logs "stored <key> after the reply".
+  // store_test unloads the plugin while that put is held up, then lets it finish: the
+  // coroutine's code must still be loaded when it resumes.
+  prism::sdk::Task put_after_reply(prism::sdk::Request request, std::string payload) {
+    request.ok("accepted");
+    const size_t eq = payload.find('=');
+    const std::string key = payload.substr(0, eq);
+    // Named, not a temporary inside the co_await: GCC 12 mishandles a conditional
+    // expression's temporary across the suspension (docs/plugin-api.md §5.9).
+    const std::string value = eq == std::string::npos ? std::string() : payload.substr(eq + 1);
+    const prism::sdk::StoreResult stored = co_await host_.put("things", key, value);
+    host_.info("stored " + key + " after the reply: " + (stored.ok() ? "ok" : stored.message));
+  }
+
   static constexpr prism::sdk::Method<StoreUser> methods[] = {
       {0, "get", &StoreUser::get},
       {1, "throws", &StoreUser::throws},
       {2, "put", &StoreUser::put},
+      {3, "put_after_reply", &StoreUser::put_after_reply},
   };
 
  private:
