@@ -1,6 +1,8 @@
-// Parses the inventory service's settings: a flat mapping of integers, the only shape
-// its settings take, so the plugin needs no YAML library (it links only the SDK).
+// Parses the inventory service's settings: a flat mapping of integers (yaml-cpp, as the
+// practice service and the host read theirs).
 #include "settings.hpp"
+
+#include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -23,23 +25,6 @@ constexpr Key kKeys[] = {
     {"op_retention", &Settings::op_retention, 1, 100000},
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-std::string_view unquote(std::string_view s) {
-  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
-    return s.substr(1, s.size() - 2);
-  }
-  return s;
-}
-
 [[noreturn]] void refuse(const std::string& message) {
   throw std::invalid_argument("inventory settings: " + message);
 }
@@ -50,28 +35,12 @@ std::string known_keys() {
   return out;
 }
 
-// The entries of the mapping, "key: value" each, from block or flow style.
-std::vector<std::string_view> entries_of(std::string_view yaml) {
-  std::vector<std::string_view> out;
-  std::string_view body = trim(yaml);
-  const bool flow = !body.empty() && body.front() == '{';
-  if (flow) {
-    if (body.back() != '}') refuse("flow mapping is not closed with '}'");
-    body = body.substr(1, body.size() - 2);
+YAML::Node load(std::string_view yaml) {
+  try {
+    return YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    refuse("not valid YAML: " + std::string(e.what()));
   }
-  const char separator = flow ? ',' : '\n';
-  while (!body.empty()) {
-    const size_t end = body.find(separator);
-    std::string_view entry = body.substr(0, end);
-    body = end == std::string_view::npos ? std::string_view{} : body.substr(end + 1);
-    if (const size_t hash = entry.find('#'); hash != std::string_view::npos) {
-      entry = entry.substr(0, hash);
-    }
-    entry = trim(flow ? trim(entry) : entry);
-    if (entry.empty() || entry == "---" || entry == "...") continue;
-    out.push_back(entry);
-  }
-  return out;
 }
 
 }  // namespace
@@ -83,33 +52,33 @@ size_t Settings::worst_case_record_bytes() const {
 
 Settings parse_settings(std::string_view yaml) {
   Settings settings;
-  std::vector<std::string_view> seen;
-  for (std::string_view entry : entries_of(yaml)) {
-    const size_t colon = entry.find(':');
-    if (colon == std::string_view::npos) {
-      refuse("expected 'key: value', got '" + std::string(entry) + "'");
-    }
-    const std::string_view name = unquote(trim(entry.substr(0, colon)));
-    const std::string_view text = unquote(trim(entry.substr(colon + 1)));
+  const YAML::Node root = load(yaml);
+  if (root.IsNull()) return settings;  // no settings, or only comments
+  if (!root.IsMap()) refuse("expected a mapping of key: value");
+  std::vector<std::string> seen;
+  for (const auto& entry : root) {
+    const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : std::string("?");
     const Key* key = nullptr;
     for (const Key& k : kKeys) {
       if (k.name == name) key = &k;
     }
     if (key == nullptr) {
-      refuse(std::string(name) + ": unknown key (known keys: " + known_keys() + ")");
+      refuse(name + ": unknown key (known keys: " + known_keys() + ")");
     }
-    for (std::string_view s : seen) {
-      if (s == name) refuse(std::string(name) + ": given twice");
+    // yaml-cpp keeps both copies of a repeated key; the second would silently win.
+    for (const std::string& s : seen) {
+      if (s == name) refuse(name + ": given twice");
     }
     seen.push_back(name);
+    const std::string text = entry.second.IsScalar() ? entry.second.Scalar() : std::string();
     uint64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-      refuse(std::string(name) + ": expected a non-negative integer, got '" + std::string(text) + "'");
+      refuse(name + ": expected a non-negative integer, got '" + text + "'");
     }
     if (value < key->min || value > key->max) {
-      refuse(std::string(name) + ": " + std::to_string(value) + " is outside " +
-             std::to_string(key->min) + ".." + std::to_string(key->max));
+      refuse(name + ": " + std::to_string(value) + " is outside " + std::to_string(key->min) +
+             ".." + std::to_string(key->max));
     }
     settings.*(key->field) = static_cast<uint32_t>(value);
   }
