@@ -1,6 +1,8 @@
 // A throwaway PostgreSQL server for tests (see the header).
 #include "support/postgres_server.hpp"
 
+#include "support/free_port.hpp"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <libpq-fe.h>
@@ -50,22 +52,6 @@ bool unprivileged_user(uid_t* uid, gid_t* gid) {
   *uid = pw->pw_uid;
   *gid = pw->pw_gid;
   return true;
-}
-
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 std::string tail_of(const fs::path& file, size_t max = 2000) {

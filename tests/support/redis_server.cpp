@@ -1,6 +1,8 @@
 // The throwaway redis-server for tests: spawn, wait for PING, stop/kill, restart.
 #include "support/redis_server.hpp"
 
+#include "support/free_port.hpp"
+
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -21,25 +23,6 @@ extern char** environ;
 
 namespace prism::testing {
 namespace {
-
-// Asks the kernel for a free loopback port. Another process may take it before
-// redis-server binds it; start() then retries with a new one.
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string reply_text(const redisReply* reply) {
   if (reply == nullptr) return "ERROR: no reply";
