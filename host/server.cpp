@@ -15,22 +15,17 @@
 #include "prism/version.hpp"
 
 namespace prism {
-namespace {
-
-std::string format_endpoint(const std::string& host, uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-}  // namespace
 
 Server::Server(config::Config config) : config_(std::move(config)) {}
 
 Server::~Server() { shutdown(); }
 
+unsigned Server::worker_count() const {
+  return config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+}
+
 Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key) {
-  const unsigned count =
-      config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned count = worker_count();
   net::SessionSettings settings;
   settings.server_key = server_key;
   settings.channel.max_datagram = config_.max_datagram_size;
@@ -154,8 +149,7 @@ void Server::log_metrics_snapshot() const {
 }
 
 int Server::run() {
-  const unsigned workers =
-      config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned workers = worker_count();
   registry_ = std::make_unique<plugins::Registry>(
       plugins::HostFacts{std::string(kVersion), unix_ms(), workers});
   // `prismctl config check`: the config file and plugins.d as they are on disk now.
@@ -258,7 +252,7 @@ int Server::run() {
     exit_code = 1;
   } else {
     // Tests and scripts wait for this exact line (docs/operations.md).
-    SPDLOG_INFO("event=listening udp={} workers={}", format_endpoint(config_.udp.host, *port),
+    SPDLOG_INFO("event=listening udp={} workers={}", config::to_string(config::UdpEndpoint{config_.udp.host, *port}),
                 workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);
   }

@@ -24,6 +24,8 @@ class Server {
   int run();
 
  private:
+  // server.workers, or one per core for "auto".
+  unsigned worker_count() const;
   Expected<net::crypto::KeyPair> load_server_key() const;
   Expected<plugins::PluginSettings> load_admin_token() const;
   Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
