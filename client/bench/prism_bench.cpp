@@ -15,15 +15,12 @@
 #include <array>
 #include <atomic>
 #include <bit>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <random>
 #include <span>
@@ -32,7 +29,6 @@
 #include <utility>
 #include <vector>
 
-#include "net/crypto/key_file.hpp"
 #include "net/crypto/packet_protection.hpp"
 #include "net/datagram.hpp"
 #include "prism/client.hpp"
@@ -832,19 +828,6 @@ int fail(std::string_view reason) {
 }
 
 // "prism1:<hex>" as given, or the contents of a server.pub file.
-Expected<prism::client::ServerKey> read_server_key(const std::string& text_or_path) {
-  if (text_or_path.starts_with(prism::net::crypto::kPublicKeyPrefix)) {
-    return prism::net::crypto::decode_public_key(text_or_path);
-  }
-  std::ifstream in(text_or_path);
-  if (!in) return make_error(text_or_path + ": cannot read (expected prism1:<hex> or a server.pub file)");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  auto key = prism::net::crypto::decode_public_key(text);
-  if (!key) return make_error(text_or_path + ": " + key.error());
-  return key;
-}
-
 std::string_view mode_name(Mode mode) {
   switch (mode) {
     case Mode::kSecure: return "secure";
@@ -929,7 +912,7 @@ int main(int argc, char** argv) {
       return fail("--server-key is required: prism1:<hex> (prismd logs it at start as "
                   "event=server_key) or the server.pub file in prismd's state directory");
     }
-    auto key = read_server_key(opts.server_key);
+    auto key = prism::client::read_server_key(opts.server_key);
     if (!key) return fail(key.error());
     connect_options.server_key = *key;
   }

@@ -12,13 +12,17 @@
 #include <charconv>
 #include <memory>
 #include <optional>
+#include <cctype>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "connection.hpp"
+#include "net/crypto/key_file.hpp"
 
 namespace prism::client {
 namespace {
@@ -47,6 +51,19 @@ std::string join_names(const Range& items, Name name) {
 }
 
 }  // namespace
+
+Expected<ServerKey> read_server_key(const std::string& text_or_path) {
+  if (text_or_path.starts_with(net::crypto::kPublicKeyPrefix)) {
+    return net::crypto::decode_public_key(text_or_path);
+  }
+  std::ifstream in(text_or_path);
+  if (!in) return make_error(text_or_path + ": cannot read (expected prism1:<hex> or a server.pub file)");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  auto key = net::crypto::decode_public_key(text);
+  if (!key) return make_error(text_or_path + ": " + key.error());
+  return key;
+}
 
 Expected<Endpoint> parse_endpoint(std::string_view text) {
   auto invalid = [&](std::string_view why) {

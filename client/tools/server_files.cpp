@@ -18,15 +18,6 @@ Expected<std::string> read_text(const std::filesystem::path& path) {
   return text;
 }
 
-Expected<client::ServerKey> key_from(const std::string& text_or_path) {
-  if (text_or_path.starts_with("prism1:")) return net::crypto::decode_public_key(text_or_path);
-  auto text = read_text(text_or_path);
-  if (!text) return Error{text.error()};
-  auto key = net::crypto::decode_public_key(*text);
-  if (!key) return make_error(text_or_path + ": " + key.error());
-  return key;
-}
-
 ServerFiles files_of(const config::Config& config) {
   ServerFiles files;
   const std::filesystem::path state(config.state_dir);
@@ -65,13 +56,13 @@ Expected<ServerFiles> locate_server_files(const std::string& config_path) {
 
 Expected<client::ServerKey> find_server_key(const std::string& key_option,
                                             const std::string& config_path) {
-  if (!key_option.empty()) return key_from(key_option);
+  if (!key_option.empty()) return client::read_server_key(key_option);
   if (const char* env = std::getenv("PRISM_SERVER_KEY"); env != nullptr && *env != '\0') {
-    return key_from(env);
+    return client::read_server_key(env);
   }
   auto files = locate_server_files(config_path);
   if (!files) return Error{files.error()};
-  return key_from(files->public_key.string());
+  return client::read_server_key(files->public_key.string());
 }
 
 }  // namespace prism::tools

@@ -20,9 +20,6 @@ struct ServerFiles {
 // A text file without its trailing white space.
 Expected<std::string> read_text(const std::filesystem::path& path);
 
-// "prism1:<hex>" as given, or the contents of a server.pub file.
-Expected<client::ServerKey> key_from(const std::string& text_or_path);
-
 // The files a config points at.
 ServerFiles files_of(const config::Config& config);
 

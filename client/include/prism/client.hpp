@@ -55,6 +55,10 @@ std::string_view status_name(v1::Status status);
 
 using ServerKey = std::array<uint8_t, 32>;
 
+// "prism1:<hex>" as given, or the contents of a server.pub file (trailing white space
+// ignored). The error names the text or file and what was wrong with it.
+Expected<ServerKey> read_server_key(const std::string& text_or_path);
+
 struct ConnectOptions {
   // The server's static X25519 public key (protocol.md §5.1): "prism1:<64 hex>" decoded.
   ServerKey server_key{};
