@@ -86,6 +86,12 @@ struct Config {
   std::chrono::milliseconds idle_timeout{30000};            // server.idle_timeout_ms: 1000..3600000
   size_t max_message_size = 1 << 20;                        // server.max_message_size: 1024..64 MiB, after reassembly
   size_t max_sessions = 100000;                             // server.max_sessions: 1..10000000, over all workers
+  size_t max_sessions_per_ip = 1024;                        // server.max_sessions_per_ip: 1..10000000, one IPv4 address or IPv6 /64
+  size_t max_handshakes_per_ip = 64;                        // server.max_handshakes_per_ip: 1..1000000, unconfirmed at once
+  size_t handshake_rate_per_ip = 100;                       // server.handshake_rate_per_ip: 1..1000000 INITIALs with a cookie per second
+  std::chrono::milliseconds handshake_timeout{5000};        // server.handshake_timeout_ms: 100..60000, until the client confirms
+  size_t receive_budget_per_session = 4 << 20;              // server.receive_budget_per_session: 64 KiB..1 GiB held for one peer
+  size_t receive_budget_per_worker = 64 << 20;              // server.receive_budget_per_worker: 64 KiB..64 GiB for all of a worker's peers
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir

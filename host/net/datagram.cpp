@@ -72,6 +72,9 @@ std::string_view drop_reason_name(DropReason reason) {
     case DropReason::kNotAuthentic: return "not_authentic";
     case DropReason::kReplayed: return "replayed";
     case DropReason::kOverloaded: return "overloaded";
+    case DropReason::kCookieReused: return "cookie_reused";
+    case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kAddressLimit: return "address_limit";
     case DropReason::kCount: break;
   }
   return "unknown";

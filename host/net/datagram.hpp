@@ -65,6 +65,9 @@ enum class DropReason : uint8_t {
   kNotAuthentic,    // sealed, and the AEAD tag does not verify
   kReplayed,        // sealed, a packet number already received or too old
   kOverloaded,      // INITIAL refused because the worker holds its maximum of sessions
+  kCookieReused,    // INITIAL whose retry cookie was redeemed already (a replay)
+  kRateLimited,     // INITIAL with a cookie beyond its source's handshake rate
+  kAddressLimit,    // INITIAL from a source that holds its maximum of sessions or handshakes
   kCount
 };
 

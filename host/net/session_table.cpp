@@ -35,6 +35,9 @@ struct SessionTable::Session {
   uint64_t client_id = 0;
   crypto::Key32 client_ephemeral{};
   std::vector<uint8_t> handshake_reply;
+  Clock::time_point handshake_deadline{};
+  bool abandoned = false;  // unconfirmed past its deadline: flush() frees it, sending nothing
+  uint64_t source = 0;     // what SourceLimits counts this session against (peer's source key)
   // A new address the client appeared from, while it is being validated (§5.9).
   std::optional<PeerAddress> candidate;
   uint64_t challenge = 0;
@@ -70,6 +73,9 @@ class SessionTable::Events final : public session::ChannelEvents {
     SPDLOG_INFO("event=session_migrated session={:016x} from={} to={}", s_.id,
                 s_.peer.to_string(), s_.candidate->to_string());
     s_.peer = *s_.candidate;
+    const uint64_t source = s_.peer.source_key();
+    table_.limits_.moved(s_.source, source, s_.client_id == 0);
+    s_.source = source;
     s_.candidate.reset();
     table_.migrated_.add();
   }
@@ -87,7 +93,8 @@ SessionTable::SessionTable(unsigned worker_index, Outbox& outbox, LoopAccess& lo
       loop_(loop),
       settings_(std::move(settings)),
       handshake_(settings_.server_key),
-      rng_(std::random_device{}()),
+      limits_(settings_.per_source),
+      receive_budget_(settings_.receive_budget),
       received_(counter("prism_datagrams_received_total", "Datagrams received on the UDP listener")),
       sent_(counter("prism_datagrams_sent_total", "Datagrams sent by the UDP listener")),
       retries_(counter("prism_handshake_retries_total",
@@ -99,11 +106,14 @@ SessionTable::SessionTable(unsigned worker_index, Outbox& outbox, LoopAccess& lo
       retransmitted_(counter("prism_retransmissions_total",
                              "Reliable frames sent again after a loss (counted at session end)")),
       replies_dropped_(counter("prism_replies_dropped_total",
-                               "Replies for a session that is gone or whose backlog is full")) {
-  // A second seed source: connection ids must not be guessable from the worker's first.
-  std::seed_seq seq{std::random_device{}(), std::random_device{}(), std::random_device{}(),
-                    std::random_device{}()};
-  rng_.seed(seq);
+                               "Replies for a session that is gone or whose backlog is full")),
+      handshakes_timed_out_(counter("prism_handshakes_timed_out_total",
+                                    "Sessions closed because the client never confirmed the "
+                                    "handshake (server.handshake_timeout_ms)")),
+      handshakes_evicted_(counter("prism_handshakes_evicted_total",
+                                  "Unconfirmed sessions closed to make room for a new handshake "
+                                  "when the worker held server.max_sessions")) {
+  settings_.channel.shared_receive_budget = &receive_budget_;
   for (size_t i = 1; i < dropped_.size(); ++i) {
     std::string labels = "reason=\"";
     labels += drop_reason_name(static_cast<DropReason>(i));
@@ -152,17 +162,30 @@ void SessionTable::on_datagram(std::span<const uint8_t> datagram, const PeerAddr
 
 uint64_t SessionTable::new_connection_id() {
   for (;;) {
+    // Random from the worker's CSPRNG, so ids cannot be predicted from ids seen.
     const uint64_t id = (uint64_t{index_} << kWorkerShift) |
-                        (rng_() & ((uint64_t{1} << kWorkerShift) - 1));
+                        (handshake_.random().next_u64() & ((uint64_t{1} << kWorkerShift) - 1));
     if (id != 0 && !sessions_.contains(id)) return id;
   }
 }
 
 void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddress& from) {
+  const uint64_t source = from.source_key();
+  session::InitialView view;
+  if (const auto r = session::parse_initial(datagram, view); r != DropReason::kNone) {
+    drop(r);
+    return;
+  }
+  // An INITIAL with a cookie may cost an HMAC and an X25519: each source gets a bounded
+  // rate of them, checked before either (docs/security.md, "Handshake flood").
+  if (!view.cookie.empty() && !limits_.allow_handshake(source, Clock::now())) {
+    drop(DropReason::kRateLimited);
+    return;
+  }
   std::array<uint8_t, PeerAddress::kMaxKeyBytes> address{};
   const size_t address_len = from.key_bytes(address);
-  auto checked = handshake_.check(datagram, std::span(address.data(), address_len),
-                                  std::chrono::system_clock::now());
+  const auto wall_now = std::chrono::system_clock::now();
+  auto checked = handshake_.check(datagram, std::span(address.data(), address_len), wall_now);
   if (checked.kind == InitialOutcome::Kind::kDrop) {
     drop(checked.reason);
     return;
@@ -182,7 +205,12 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
     }
     return;
   }
-  if (sessions_.size() >= settings_.max_sessions) {
+  // One source must not take every slot (docs/security.md, "One source, many sessions").
+  if (!limits_.may_open(source)) {
+    drop(DropReason::kAddressLimit);
+    return;
+  }
+  if (sessions_.size() >= settings_.max_sessions && !evict_unconfirmed()) {
     drop(DropReason::kOverloaded);
     return;
   }
@@ -191,22 +219,33 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   hello.set_connection_id(id);
   hello.set_idle_timeout_ms(static_cast<uint32_t>(settings_.channel.idle_timeout.count()));
   hello.set_max_message_size(static_cast<uint32_t>(settings_.channel.max_message_size));
-  auto accepted = handshake_.accept(datagram, hello);
+  auto accepted = handshake_.accept(datagram, hello, wall_now);
   if (accepted.kind != InitialOutcome::Kind::kAccept) {
     drop(accepted.reason);
     return;
   }
-  auto owned = std::make_unique<Session>(this, id, from, accepted.keys, settings_.channel,
-                                         Clock::now());
+  const auto now = Clock::now();
+  auto owned = std::make_unique<Session>(this, id, from, accepted.keys, settings_.channel, now);
   Session& s = *owned;
   s.client_id = accepted.client_id;
   s.client_ephemeral = accepted.client_ephemeral;
   s.handshake_reply = std::move(accepted.reply);
+  s.handshake_deadline = now + settings_.handshake_timeout;
+  s.source = source;
   s.timer = new uv_timer_t;
   uv_timer_init(loop_.loop(), s.timer);
   s.timer->data = &s;
   sessions_.emplace(id, std::move(owned));
   by_client_id_.emplace(s.client_id, id);
+  unconfirmed_order_.push_back(id);
+  // Entries of sessions confirmed or gone leave from the front, so the queue holds no
+  // more than the handshakes of the last handshake_timeout.
+  while (!unconfirmed_order_.empty()) {
+    const auto front = sessions_.find(unconfirmed_order_.front());
+    if (front != sessions_.end() && front->second->client_id != 0) break;
+    unconfirmed_order_.pop_front();
+  }
+  limits_.opened(source);
   opened_.add();
   SPDLOG_DEBUG("event=session_opened session={:016x} peer={} worker={}", id, from.to_string(),
                index_);
@@ -235,6 +274,7 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
     by_client_id_.erase(s.client_id);
     s.client_id = 0;
     s.handshake_reply = {};
+    limits_.confirmed(s.source);
   }
   if (s.peer.same_as(from)) return;
   // §5.9: an authentic packet from a new address. Move only once the new address answers
@@ -242,7 +282,7 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
   if (!s.candidate || !s.candidate->same_as(from)) {
     if (!result.largest) return;  // a late packet from an old path is no reason to move
     s.candidate = from;
-    s.challenge = rng_();
+    s.challenge = handshake_.random().next_u64();
     s.candidate_budget = 0;
   }
   s.candidate_budget += datagram.size();
@@ -329,6 +369,10 @@ void SessionTable::flush() {
   flushing_.swap(dirty_);
   for (Session* s : flushing_) {
     s->dirty = false;
+    if (s->abandoned) {  // never confirmed: nothing to say to an address that went quiet
+      destroy(*s);
+      continue;
+    }
     for (;;) {
       auto buffer = outbox_.next_buffer();
       const size_t n = s->channel.poll_transmit(buffer, now);
@@ -340,7 +384,8 @@ void SessionTable::flush() {
       destroy(*s);
       continue;
     }
-    const auto next = s->channel.next_timer();
+    auto next = s->channel.next_timer();
+    if (s->client_id != 0) next = std::min(next, s->handshake_deadline);
     if (next != s->armed_for) {
       s->armed_for = next;
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(next - now, Clock::duration(0)));
@@ -354,9 +399,33 @@ void SessionTable::on_timer(uv_timer_t* timer) {
   Session& s = *static_cast<Session*>(timer->data);
   SessionTable& table = *s.table;
   s.armed_for = Clock::time_point::max();
+  const auto now = Clock::now();
+  if (s.client_id != 0 && now >= s.handshake_deadline) {
+    // §5.3: the client never sent a sealed packet with the keys it was given.
+    s.abandoned = true;
+    s.close_reason = "handshake not confirmed within " +
+                     std::to_string(table.settings_.handshake_timeout.count()) + " ms";
+    table.handshakes_timed_out_.add();
+    table.touch(s);
+    return;
+  }
   Events events(table, s);
-  s.channel.on_timer(Clock::now(), events);
+  s.channel.on_timer(now, events);
   table.touch(s);
+}
+
+bool SessionTable::evict_unconfirmed() {
+  while (!unconfirmed_order_.empty()) {
+    const uint64_t id = unconfirmed_order_.front();
+    unconfirmed_order_.pop_front();
+    const auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second->client_id == 0 || it->second->abandoned) continue;
+    it->second->close_reason = "evicted: the worker is full and the handshake was unconfirmed";
+    handshakes_evicted_.add();
+    destroy(*it->second);
+    return true;
+  }
+  return false;
 }
 
 void SessionTable::destroy(Session& s) {
@@ -367,6 +436,8 @@ void SessionTable::destroy(Session& s) {
   SPDLOG_DEBUG("event=session_closed session={:016x} peer={} reason=\"{}\"", id,
                s.peer.to_string(), s.close_reason.empty() ? "closed by server" : s.close_reason);
   if (s.client_id != 0) by_client_id_.erase(s.client_id);
+  limits_.closed(s.source, s.client_id == 0);
+  if (s.dirty) std::erase(dirty_, &s);
   uv_close(reinterpret_cast<uv_handle_t*>(s.timer),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   s.timer = nullptr;

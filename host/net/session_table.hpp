@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <deque>
 #include <optional>
-#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -21,6 +21,7 @@
 #include "net/loop_access.hpp"
 #include "net/session/channel.hpp"
 #include "net/session/handshake.hpp"
+#include "net/source_limits.hpp"
 #include "net/transport.hpp"
 
 namespace prism::metrics {
@@ -32,7 +33,12 @@ namespace prism::net {
 struct SessionSettings {
   crypto::KeyPair server_key;
   session::ChannelConfig channel;
-  size_t max_sessions = 100000;  // per worker; INITIALs beyond it are dropped
+  // Per worker. A new handshake beyond it evicts the oldest unconfirmed session, or is
+  // dropped (overloaded) when every session is confirmed.
+  size_t max_sessions = 100000;
+  SourceLimitSettings per_source;                       // per worker
+  std::chrono::milliseconds handshake_timeout{5000};    // until the client's first sealed packet
+  size_t receive_budget = 64 << 20;  // per worker: every session's receive budget draws on it
 };
 
 // Sends a datagram that belongs to another worker's session to that worker; false when
@@ -66,6 +72,11 @@ class SessionTable final : public ReplyTransport {
                  v1::Delivery delivery, std::span<const uint8_t> payload) override;
 
   size_t size() const { return sessions_.size(); }
+  // Sessions whose client has not confirmed the handshake yet.
+  size_t unconfirmed() const { return by_client_id_.size(); }
+  const SourceLimits& source_limits() const { return limits_; }
+  // Bytes every session of this worker holds for its peers now (§5.6-5.7).
+  size_t receive_buffered() const { return receive_budget_.used(); }
 
  private:
   struct Session;
@@ -77,7 +88,11 @@ class SessionTable final : public ReplyTransport {
   void send_datagram(const PeerAddress& to, std::span<const uint8_t> bytes);
   uint64_t new_connection_id();
   void touch(Session& s);
+  // Frees the session now; safe outside flush() too (it leaves the dirty list).
   void destroy(Session& s);
+  // Makes room for one more session by closing the oldest unconfirmed one; false when
+  // every session is confirmed.
+  bool evict_unconfirmed();
   static void on_timer(uv_timer_t* timer);
   void drop(DropReason reason);
 
@@ -88,12 +103,17 @@ class SessionTable final : public ReplyTransport {
   session::HandshakeServer handshake_;
   RequestHandler* handler_ = nullptr;
   Forwarder forwarder_;
-  std::mt19937_64 rng_;
+  SourceLimits limits_;
+  // Before sessions_: every session's budget draws on it until the session is freed.
+  reliability::ReceiveBudget receive_budget_;
 
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   // Sessions whose handshake the client has not confirmed yet, by the client's id: a
   // repeated INITIAL gets the same HANDSHAKE again.
   std::unordered_map<uint64_t, uint64_t> by_client_id_;
+  // The same sessions' ids, oldest first (entries of sessions confirmed or gone since
+  // are skipped when met): the eviction order when the table is full.
+  std::deque<uint64_t> unconfirmed_order_;
   std::vector<Session*> dirty_;
   std::vector<Session*> flushing_;
   v1::Message reply_;  // reused for every reply
@@ -107,6 +127,8 @@ class SessionTable final : public ReplyTransport {
   metrics::Counter& migrated_;
   metrics::Counter& retransmitted_;
   metrics::Counter& replies_dropped_;
+  metrics::Counter& handshakes_timed_out_;
+  metrics::Counter& handshakes_evicted_;
   std::array<metrics::Counter*, static_cast<size_t>(DropReason::kCount)> dropped_{};
 };
 

@@ -48,6 +48,24 @@ std::string PeerAddress::host_key() const {
   return {};
 }
 
+uint64_t PeerAddress::source_key() const {
+  constexpr uint64_t kIpv4 = 0xffffffff00000000;
+  if (addr.ss_family == AF_INET) {
+    return kIpv4 | ntohl(reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr.s_addr);
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
+    uint64_t key = 0;
+    if (IN6_IS_ADDR_V4MAPPED(&a)) {
+      for (size_t i = 12; i < 16; ++i) key = key << 8 | a.s6_addr[i];
+      return kIpv4 | key;
+    }
+    for (size_t i = 0; i < 8; ++i) key = key << 8 | a.s6_addr[i];
+    return key;
+  }
+  return 0;
+}
+
 bool PeerAddress::same_as(const PeerAddress& other) const {
   if (addr.ss_family != other.addr.ss_family) return false;
   if (addr.ss_family == AF_INET) {

@@ -24,6 +24,10 @@ struct PeerAddress {
   size_t key_bytes(std::span<uint8_t, kMaxKeyBytes> out) const;
   // The address without the port, as raw bytes (login rate limiting is per host).
   std::string host_key() const;
+  // The source per-address limits count against (docs/security.md): an IPv4 address
+  // (IPv4-mapped IPv6 included) or an IPv6 /64, the block one host is usually given.
+  // IPv4 keys are 0xffffffff'xxxxxxxx, a prefix no unicast IPv6 /64 has.
+  uint64_t source_key() const;
   bool same_as(const PeerAddress& other) const;
 };
 

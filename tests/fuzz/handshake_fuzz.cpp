@@ -7,6 +7,8 @@
 //   4  an XOR mask over a valid INITIAL without a cookie → check
 //   5  a ServerHello → the server's accept() → the client (it must parse what it gets)
 //   6  an XOR mask over a valid HANDSHAKE → the client that asked for it
+//   7  any 48 bytes as Noise message 1 → RETRY, then its INITIAL with the cookie served
+//      twice: at most one Diffie-Hellman, the replay refused as cookie_reused
 // In a mask mode the mask's length is the datagram's: the valid one is cut or zero-padded
 // to it, so a zero mask of the same length replays it unchanged. Nothing may crash or leak,
 // answers never amplify, and nothing altered is ever accepted.
@@ -83,16 +85,23 @@ bool is_padded_copy(std::span<const uint8_t> datagram, std::span<const uint8_t> 
   return std::all_of(tail.begin(), tail.end(), [](uint8_t b) { return b == 0; });
 }
 
+struct Served {
+  InitialOutcome::Kind checked = InitialOutcome::Kind::kDrop;  // what check() said
+  InitialOutcome::Kind kind = InitialOutcome::Kind::kDrop;     // the last step's outcome
+  DropReason reason = DropReason::kNone;
+};
+
 // check() and, for a proved INITIAL, accept(), as a worker runs them. Checks what comes
-// back and returns the outcome of the last step.
-InitialOutcome::Kind serve(std::span<const uint8_t> datagram) {
+// back and returns the outcome of each step.
+Served serve(std::span<const uint8_t> datagram) {
   auto& f = fixture();
   const auto checked = f.server.check(datagram, kAddress, kNow);
   check(checked.reason < DropReason::kCount);
+  Served served{.checked = checked.kind, .kind = checked.kind, .reason = checked.reason};
   switch (checked.kind) {
     case InitialOutcome::Kind::kDrop:
       check(checked.reason != DropReason::kNone && checked.reply.empty());
-      return checked.kind;
+      return served;
     case InitialOutcome::Kind::kRetry: {
       // §5.2: a RETRY of exactly kRetrySize bytes for the same id, smaller than what drew it.
       check(checked.reply.size() == kRetrySize && checked.reply.size() < datagram.size());
@@ -100,15 +109,19 @@ InitialOutcome::Kind serve(std::span<const uint8_t> datagram) {
       std::span<const uint8_t> cookie;
       check(parse_retry(checked.reply, header, cookie) == DropReason::kNone);
       check(header.connection_id == checked.client_id);
-      return checked.kind;
+      return served;
     }
     case InitialOutcome::Kind::kAccept:
       break;
   }
-  const auto accepted = f.server.accept(datagram, f.hello);
+  const auto accepted = f.server.accept(datagram, f.hello, kNow);
+  served.kind = accepted.kind;
+  served.reason = accepted.reason;
   if (accepted.kind == InitialOutcome::Kind::kDrop) {
-    check(accepted.reason == DropReason::kHandshakeFailed && accepted.reply.empty());
-    return accepted.kind;
+    check((accepted.reason == DropReason::kHandshakeFailed ||
+           accepted.reason == DropReason::kCookieReused) &&
+          accepted.reply.empty());
+    return served;
   }
   check(accepted.kind == InitialOutcome::Kind::kAccept);
   // §5.3: a HANDSHAKE for the same id and ephemeral key, smaller than the INITIAL.
@@ -119,7 +132,7 @@ InitialOutcome::Kind serve(std::span<const uint8_t> datagram) {
   std::span<const uint8_t> noise;
   check(parse_handshake(accepted.reply, header, noise) == DropReason::kNone);
   check(header.connection_id == accepted.client_id);
-  return accepted.kind;
+  return served;
 }
 
 // What a client may make of one datagram, given whether it already took a RETRY.
@@ -168,7 +181,7 @@ Exchange exchange(const prism::v1::ServerHello& hello) {
   check(e.client->on_datagram(f.server.check(e.client->initial(), kAddress, kNow).reply) ==
         Progress::kRetry);
   check(f.server.check(e.client->initial(), kAddress, kNow).kind == InitialOutcome::Kind::kAccept);
-  e.accepted = f.server.accept(e.client->initial(), hello);
+  e.accepted = f.server.accept(e.client->initial(), hello, kNow);
   return e;
 }
 
@@ -207,6 +220,31 @@ void fuzz_handshake_mask(std::span<const uint8_t> mask) {
   check(progress != Progress::kRetry);
 }
 
+// The review's handshake flood: a cookie earned for an INITIAL whose message 1 does not
+// decrypt, replayed; each copy cost the server an X25519. Now only the first does.
+void fuzz_replayed_garbage(std::span<const uint8_t> material) {
+  auto& f = fixture();
+  std::array<uint8_t, kInitialNoiseSize> noise{};
+  std::copy_n(material.begin(), std::min(material.size(), noise.size()), noise.begin());
+  // A fresh client id per input, so each input earns its own cookie.
+  static uint64_t client_id = 1;
+  ++client_id;
+  std::vector<uint8_t> initial(kMinInitialSize);
+  check(write_initial(client_id, {}, noise, initial) == kMinInitialSize);
+  const auto retry = f.server.check(initial, kAddress, kNow);
+  check(retry.kind == InitialOutcome::Kind::kRetry);
+  DatagramHeader header;
+  std::span<const uint8_t> cookie;
+  check(parse_retry(retry.reply, header, cookie) == DropReason::kNone);
+  check(write_initial(client_id, cookie, noise, initial) == kMinInitialSize);
+  const auto first = serve(initial);
+  check(first.checked == InitialOutcome::Kind::kAccept);
+  for (int copy = 0; copy < 3; ++copy) {
+    const auto again = serve(initial);
+    check(again.kind == InitialOutcome::Kind::kDrop && again.reason == DropReason::kCookieReused);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -220,7 +258,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > kMaxDatagramSize + 1) return 0;
   const std::span<const uint8_t> rest(data + 1, size - 1);
   auto& f = fixture();
-  switch (data[0] % 7) {
+  switch (data[0] % 8) {
     case 0:
       serve(rest);
       break;
@@ -238,20 +276,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 3: {
       const auto datagram = apply_mask(f.initial_with_cookie, rest);
-      const auto kind = serve(datagram);
-      // Proved and accepted only unaltered (zero padding aside); anything else is refused.
-      check((kind == InitialOutcome::Kind::kAccept) ==
-            is_padded_copy(datagram, f.initial_with_cookie));
+      const auto served = serve(datagram);
+      // The cookie binds the Noise message: anything altered (zero padding aside) is
+      // refused by check(), before any Diffie-Hellman.
+      const bool unaltered = is_padded_copy(datagram, f.initial_with_cookie);
+      check((served.checked == InitialOutcome::Kind::kAccept) == unaltered);
+      // And the unaltered one is accepted once; every copy after it is a replay.
+      static bool redeemed = false;
+      if (served.kind == InitialOutcome::Kind::kAccept) {
+        check(!redeemed);
+        redeemed = true;
+      } else if (unaltered) {
+        check(redeemed && served.reason == DropReason::kCookieReused);
+      }
       break;
     }
     case 4: {
       const auto datagram = apply_mask(f.initial_without_cookie, rest);
-      const auto kind = serve(datagram);
+      const auto served = serve(datagram);
       if (is_padded_copy(datagram, f.initial_without_cookie)) {
-        check(kind == InitialOutcome::Kind::kRetry);
+        check(served.kind == InitialOutcome::Kind::kRetry);
       }
       break;
     }
+    case 7:
+      fuzz_replayed_garbage(rest);
+      break;
     case 5:
       fuzz_server_hello(rest);
       break;

@@ -188,7 +188,7 @@ HandshakeSeeds handshake_seeds() {
   s.retry = server.check(client.initial(), prism::fuzz::kAddress, now).reply;
   client.on_datagram(s.retry);
   s.initial_with_cookie = client.initial();
-  s.handshake = server.accept(client.initial(), prism::fuzz::server_hello()).reply;
+  s.handshake = server.accept(client.initial(), prism::fuzz::server_hello(), now).reply;
   return s;
 }
 

@@ -65,7 +65,7 @@ Handshaken handshake() {
   check(retry.kind == InitialOutcome::Kind::kRetry);
   check(client.on_datagram(retry.reply) == HandshakeClient::Progress::kRetry);
   check(server.check(client.initial(), address, now).kind == InitialOutcome::Kind::kAccept);
-  const auto accepted = server.accept(client.initial(), prism::fuzz::server_hello());
+  const auto accepted = server.accept(client.initial(), prism::fuzz::server_hello(), now);
   check(accepted.kind == InitialOutcome::Kind::kAccept);
   check(client.on_datagram(accepted.reply) == HandshakeClient::Progress::kDone);
   check(client.hello().connection_id() == kConnectionId);
@@ -137,7 +137,7 @@ ChannelConfig config_for(size_t pair) {
     config.max_unacked_bytes = 8 * 1024;
     config.max_send_backlog = 32 * 1024;
     config.reorder_capacity = 16;
-    config.max_reassembly_bytes = 32 * 1024;
+    config.receive_budget = 32 * 1024;
     config.max_retransmissions = 2;
   }
   return config;

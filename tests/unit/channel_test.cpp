@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -39,7 +40,7 @@ Handshaken handshake(const crypto::KeyPair& server_key) {
   EXPECT_EQ(second.kind, InitialOutcome::Kind::kAccept);
   v1::ServerHello hello;
   hello.set_connection_id(0xABCDEF);
-  auto accepted = server.accept(client.initial(), hello);
+  auto accepted = server.accept(client.initial(), hello, now);
   EXPECT_EQ(accepted.kind, InitialOutcome::Kind::kAccept);
   EXPECT_LT(accepted.reply.size(), client.initial().size());  // never amplifies
   EXPECT_EQ(client.on_datagram(accepted.reply), HandshakeClient::Progress::kDone);
@@ -86,7 +87,7 @@ TEST(Handshake, WrongServerKeyFailsOnTheServer) {
   auto retry = server.check(client.initial(), kAddress, now);
   ASSERT_EQ(client.on_datagram(retry.reply), HandshakeClient::Progress::kRetry);
   ASSERT_EQ(server.check(client.initial(), kAddress, now).kind, InitialOutcome::Kind::kAccept);
-  auto out = server.accept(client.initial(), v1::ServerHello());
+  auto out = server.accept(client.initial(), v1::ServerHello(), now);
   EXPECT_EQ(out.kind, InitialOutcome::Kind::kDrop);
   EXPECT_EQ(out.reason, DropReason::kHandshakeFailed);
 }
@@ -118,16 +119,55 @@ TEST(Handshake, TamperedMessagesFail) {
             HandshakeClient::Progress::kRetry);
   auto tampered = client.initial();
   tampered[kHeaderSize + 1 + kCookieSize + 2 + 40] ^= 0x80;  // inside the Noise tag
-  ASSERT_EQ(server.check(tampered, kAddress, now).kind, InitialOutcome::Kind::kAccept);
-  EXPECT_EQ(server.accept(tampered, v1::ServerHello()).reason, DropReason::kHandshakeFailed);
+  // The cookie binds message 1, so the edit is caught by its HMAC, before any DH.
+  EXPECT_EQ(server.check(tampered, kAddress, now).reason, DropReason::kBadCookie);
 
   v1::ServerHello hello;
   hello.set_connection_id(77);
-  auto reply = server.accept(client.initial(), hello).reply;
+  auto reply = server.accept(client.initial(), hello, now).reply;
   ASSERT_FALSE(reply.empty());
   auto bad = reply;
   bad.back() ^= 1;
   EXPECT_EQ(client.on_datagram(bad), HandshakeClient::Progress::kFailed);
+}
+
+// The review's handshake flood: one cookie replayed with an INITIAL whose message 1 does
+// not decrypt cost an X25519 per copy. A cookie now binds its message 1 and is redeemed
+// once: the first copy costs one DH, every later one is refused by its record.
+TEST(Handshake, ACookieBuysOneDiffieHellmanOnly) {
+  const auto key = crypto::KeyPair::generate();
+  HandshakeServer server(key);
+  const auto now = SysClock::now();
+  std::array<uint8_t, kInitialNoiseSize> garbage{};
+  garbage.fill(0x5a);
+  std::vector<uint8_t> initial(kMinInitialSize);
+  ASSERT_EQ(write_initial(0x77, {}, garbage, initial), kMinInitialSize);
+  const auto retry = server.check(initial, kAddress, now);
+  ASSERT_EQ(retry.kind, InitialOutcome::Kind::kRetry);
+  DatagramHeader header;
+  std::span<const uint8_t> cookie;
+  ASSERT_EQ(parse_retry(retry.reply, header, cookie), DropReason::kNone);
+  ASSERT_EQ(write_initial(0x77, cookie, garbage, initial), kMinInitialSize);
+
+  ASSERT_EQ(server.check(initial, kAddress, now).kind, InitialOutcome::Kind::kAccept);
+  EXPECT_EQ(server.accept(initial, v1::ServerHello(), now).reason, DropReason::kHandshakeFailed);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(server.check(initial, kAddress, now).kind, InitialOutcome::Kind::kAccept);
+    EXPECT_EQ(server.accept(initial, v1::ServerHello(), now).reason, DropReason::kCookieReused);
+  }
+  // The same cookie beside another message 1 does not even verify.
+  auto other = initial;
+  other[kHeaderSize + 1 + kCookieSize + 2] ^= 1;
+  EXPECT_EQ(server.check(other, kAddress, now).reason, DropReason::kBadCookie);
+
+  // A genuine client's INITIAL is answered once; its replay is refused too.
+  HandshakeClient client(key.public_key, 0x78);
+  ASSERT_EQ(client.on_datagram(server.check(client.initial(), kAddress, now).reply),
+            HandshakeClient::Progress::kRetry);
+  v1::ServerHello hello;
+  hello.set_connection_id(5);
+  EXPECT_EQ(server.accept(client.initial(), hello, now).kind, InitialOutcome::Kind::kAccept);
+  EXPECT_EQ(server.accept(client.initial(), hello, now).reason, DropReason::kCookieReused);
 }
 
 TEST(Handshake, SecondRetryIsIgnored) {
@@ -174,11 +214,13 @@ class Sim {
   explicit Sim(ChannelConfig config = {}, uint64_t seed = 1) : rng_(seed) {
     const auto key = crypto::KeyPair::generate();
     const auto h = handshake(key);
+    keys_ = h;
     client_ = std::make_unique<Channel>(Channel::Role::kClient, h.client, h.connection_id, config, now_);
     server_ = std::make_unique<Channel>(Channel::Role::kServer, h.server, h.connection_id, config, now_);
   }
 
   Channel& client() { return *client_; }
+  const Handshaken& keys() const { return keys_; }
   Channel& server() { return *server_; }
   Collector& client_events() { return client_events_; }
   Collector& server_events() { return server_events_; }
@@ -239,6 +281,7 @@ class Sim {
   bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
 
   std::mt19937_64 rng_;
+  Handshaken keys_;
   Clock::time_point now_ = Clock::time_point() + 1000s;
   std::unique_ptr<Channel> client_;
   std::unique_ptr<Channel> server_;
@@ -253,6 +296,112 @@ v1::Message request(uint32_t id, std::string payload = "") {
   m.set_packet_id(101);
   m.set_payload(std::move(payload));
   return m;
+}
+
+// What a hostile client can send and the real one never does: `packet` sealed under the
+// client's key with packet number `pn`, for the server channel of `sim`.
+std::vector<uint8_t> seal_as_client(const Sim& sim, uint64_t pn, const v1::Packet& packet) {
+  std::vector<uint8_t> out(kHeaderSize + packet.ByteSizeLong() + crypto::kPacketTagSize);
+  write_header({.type = DatagramType::kSealed0,
+                .connection_id = sim.keys().connection_id,
+                .packet_number = pn},
+               out);
+  packet.SerializeToArray(out.data() + kHeaderSize, static_cast<int>(packet.ByteSizeLong()));
+  crypto::PacketSealer sealer(sim.keys().client.initiator_to_responder);
+  const size_t sealed =
+      sealer.seal(pn, std::span(out).first(kHeaderSize),
+                  std::span(out).subspan(kHeaderSize, packet.ByteSizeLong()),
+                  std::span(out).subspan(kHeaderSize));
+  out.resize(kHeaderSize + sealed);
+  return out;
+}
+
+// A fragment frame announcing `count` fragments, of which this is the first.
+v1::Packet fragment_packet(uint64_t sequence, uint32_t count, size_t size) {
+  v1::Packet packet;
+  v1::Fragment* f = packet.add_frames()->mutable_fragment();
+  f->set_delivery(v1::DELIVERY_RELIABLE_ORDERED);
+  f->set_sequence(sequence);
+  f->set_index(0);
+  f->set_count(count);
+  f->set_data(std::string(size, 'x'));
+  return packet;
+}
+
+DropReason offer(Sim& sim, const std::vector<uint8_t>& bytes,
+                 std::optional<Clock::time_point> at = std::nullopt) {
+  DatagramHeader header;
+  EXPECT_EQ(read_header(bytes, kMaxDatagramSize, header), DropReason::kNone);
+  return sim.server().on_datagram(header, bytes, at.value_or(sim.now()), sim.server_events()).drop;
+}
+
+// The review's fragment bomb, at the session: 4 first fragments announcing 65535 each
+// made the server hold 4 MiB, and kept it until another fragment arrived.
+TEST(Channel, AbandonedFragmentsCostWhatArrivedAndAreFreedOnTime) {
+  Sim sim;
+  sim.cut = true;
+  for (uint64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(offer(sim, seal_as_client(sim, i, fragment_packet(i, 65535, 16))), DropReason::kNone);
+  }
+  EXPECT_LT(sim.server().received_buffered_bytes(), 1024u);
+  EXPECT_GT(sim.server().received_buffered_bytes(), 0u);
+  // Nothing else arrives: the server's own timer frees them at 10 s (§5.7).
+  const auto start = sim.now();
+  EXPECT_LE(sim.server().next_timer(), start + 10s);
+  ASSERT_TRUE(sim.run([&] { return sim.server().received_buffered_bytes() == 0; }, 11s));
+  EXPECT_GE(sim.now() - start, 10s);
+  EXPECT_FALSE(sim.server().closed());
+}
+
+// §5.6: ordered messages behind a gap and unfinished fragments draw on one budget.
+TEST(Channel, OrderedBacklogAndFragmentsShareOneReceiveBudget) {
+  ChannelConfig config;
+  config.receive_budget = 64 * 1024;
+  Sim sim(config);
+  sim.cut = true;
+  uint64_t pn = 0;
+  // Messages 1..40 behind a gap at 0, 1000 bytes each: about 40 KB held.
+  for (uint64_t seq = 1; seq <= 40; ++seq) {
+    v1::Packet packet;
+    v1::Message* m = packet.add_frames()->mutable_message();
+    m->set_request_id(static_cast<uint32_t>(seq));
+    m->set_packet_id(101);
+    m->set_delivery(v1::DELIVERY_RELIABLE_ORDERED);
+    m->set_sequence(seq);
+    m->set_payload(std::string(1000, 'o'));
+    ASSERT_EQ(offer(sim, seal_as_client(sim, pn++, packet)), DropReason::kNone);
+  }
+  const size_t ordered = sim.server().received_buffered_bytes();
+  EXPECT_GT(ordered, 40000u);
+  // A fragment of 30 KB fits a 64 KiB budget alone, not beside the ordered backlog.
+  EXPECT_EQ(offer(sim, seal_as_client(sim, pn++, fragment_packet(41, 3, 30000))), DropReason::kNone);
+  EXPECT_EQ(sim.server().stats().refused, 1u);
+  EXPECT_EQ(sim.server().received_buffered_bytes(), ordered);
+}
+
+// §5.5: 2000 replays of one packet, a millisecond apart, drew about 2000 ACKs; now a
+// duplicate draws one only when the last one it drew is a smoothed RTT (at least 5 ms) old.
+TEST(Channel, ReplayedDuplicatesDrawAtMostOneAckPerRtt) {
+  Sim sim;
+  sim.cut = true;
+  auto m = request(1, "once");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  sim.run([] { return false; }, 1ms);
+  ASSERT_FALSE(sim.captured_to_server.empty());
+  const auto original = sim.captured_to_server.front();
+  const auto t0 = sim.now();
+  ASSERT_EQ(offer(sim, original, t0), DropReason::kNone);
+  std::vector<uint8_t> out(1400);
+  while (sim.server().poll_transmit(out, t0) > 0) {}  // the ACK it is owed
+  size_t acks = 0;
+  for (int i = 1; i <= 2000; ++i) {
+    const auto at = t0 + std::chrono::milliseconds(i);
+    ASSERT_EQ(offer(sim, original, at), DropReason::kReplayed);
+    while (sim.server().poll_transmit(out, at) > 0) ++acks;
+  }
+  EXPECT_GT(acks, 0u);       // a lost ACK is still made good
+  EXPECT_LE(acks, 2000u / 5);
+  EXPECT_EQ(sim.server_events().messages.size(), 1u);
 }
 
 TEST(Channel, TenThousandOrderedMessagesSurviveLossDuplicationAndReordering) {

@@ -390,7 +390,7 @@ std::vector<std::vector<uint8_t>> seeds() {
   out.push_back(client.initial());  // with the cookie
   v1::ServerHello hello;
   hello.set_connection_id(0xABCDEF);
-  out.push_back(server.accept(client.initial(), hello).reply);
+  out.push_back(server.accept(client.initial(), hello, now).reply);
 
   v1::Packet p = request(1, 101, std::string(40, 'p'));
   p.add_frames()->mutable_ping()->set_nonce(3);

@@ -94,6 +94,12 @@ server:
   idle_timeout_ms: 5000
   max_message_size: 65536
   max_sessions: 10
+  max_sessions_per_ip: 5
+  max_handshakes_per_ip: 3
+  handshake_rate_per_ip: 7
+  handshake_timeout_ms: 900
+  receive_budget_per_session: 100000
+  receive_budget_per_worker: 2000000
 plugins:
   dir: build/plugins
   config_dir: etc/plugins.d
@@ -111,6 +117,12 @@ metrics:
   EXPECT_EQ(config.idle_timeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(config.max_message_size, 65536u);
   EXPECT_EQ(config.max_sessions, 10u);
+  EXPECT_EQ(config.max_sessions_per_ip, 5u);
+  EXPECT_EQ(config.max_handshakes_per_ip, 3u);
+  EXPECT_EQ(config.handshake_rate_per_ip, 7u);
+  EXPECT_EQ(config.handshake_timeout, std::chrono::milliseconds(900));
+  EXPECT_EQ(config.receive_budget_per_session, 100000u);
+  EXPECT_EQ(config.receive_budget_per_worker, 2000000u);
   EXPECT_EQ(config.plugins_dir, "build/plugins");
   EXPECT_EQ(config.plugins_config_dir, "etc/plugins.d");
   EXPECT_EQ(config.state_dir, "./state");
@@ -185,6 +197,12 @@ TEST(ConfigTest, OutOfRangeIsRejected) {
       {"server:\n  idle_timeout_ms: 999\n", "server.idle_timeout_ms"},
       {"server:\n  max_message_size: 1023\n", "server.max_message_size"},
       {"server:\n  max_sessions: 0\n", "server.max_sessions"},
+      {"server:\n  max_sessions_per_ip: 0\n", "server.max_sessions_per_ip"},
+      {"server:\n  max_handshakes_per_ip: 0\n", "server.max_handshakes_per_ip"},
+      {"server:\n  handshake_rate_per_ip: 0\n", "server.handshake_rate_per_ip"},
+      {"server:\n  handshake_timeout_ms: 99\n", "server.handshake_timeout_ms"},
+      {"server:\n  receive_budget_per_session: 65535\n", "server.receive_budget_per_session"},
+      {"server:\n  receive_budget_per_worker: 1000\n", "server.receive_budget_per_worker"},
       {"server:\n  key_file: \"\"\n", "server.key_file"},
       {"server:\n  udp: 127.0.0.1:65536\n", "server.udp"},
   };

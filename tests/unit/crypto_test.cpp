@@ -210,61 +210,97 @@ constexpr uint64_t kBucket = 64 * 1000 + 10;
 const Bytes kAddress = {192, 0, 2, 1, 0x1f, 0x90};  // 192.0.2.1:8080
 const Bytes kOtherAddress = {192, 0, 2, 2, 0x1f, 0x90};
 constexpr uint64_t kConnection = 0x0123456789abcdef;
+const Bytes kMessage1(48, 0x33);  // the INITIAL's Noise message 1 the cookie answers
 
 TEST(CryptoCookie, CookieVerifiesForSameAddressAndConnection) {
   RetryCookies cookies;
-  const auto cookie = cookies.mint(kAddress, kConnection, at_bucket(kBucket));
-  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket, 9)));
-  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket + 1, 9)));
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(kBucket));
+  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket, 9)));
+  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket + 1, 9)));
 }
 
 TEST(CryptoCookie, CookieFromAnotherAddressIsRejected) {
   RetryCookies cookies;
   const auto now = at_bucket(kBucket);
-  const auto cookie = cookies.mint(kAddress, kConnection, now);
-  EXPECT_FALSE(cookies.verify(cookie, kOtherAddress, kConnection, now));
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection + 1, now));
-  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, now));
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, now);
+  EXPECT_FALSE(cookies.verify(cookie, kOtherAddress, kConnection, kMessage1, now));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection + 1, kMessage1, now));
+  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, kMessage1, now));
+}
+
+TEST(CryptoCookie, CookieBesideAnotherNoiseMessageIsRejected) {
+  RetryCookies cookies;
+  const auto now = at_bucket(kBucket);
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, now);
+  Bytes other = kMessage1;
+  other[47] ^= 1;  // the tag: garbage the server would only find out about after an X25519
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, other, now));
+  other = kMessage1;
+  other[0] ^= 1;  // the ephemeral key
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, other, now));
+}
+
+TEST(CryptoCookie, CookieIsRedeemedOnceWhileItCanVerify) {
+  RetryCookies cookies;
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(kBucket));
+  const auto other = cookies.mint(kOtherAddress, kConnection, kMessage1, at_bucket(kBucket));
+  EXPECT_TRUE(cookies.redeem(cookie, at_bucket(kBucket)));
+  EXPECT_FALSE(cookies.redeem(cookie, at_bucket(kBucket, 9)));
+  EXPECT_FALSE(cookies.redeem(cookie, at_bucket(kBucket + 1, 9)));  // its record outlives it
+  EXPECT_TRUE(cookies.redeem(other, at_bucket(kBucket + 1)));
+  // Buckets move on: the record of bucket kBucket is reused, and the old cookie cannot
+  // verify any more anyway.
+  const auto later = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(kBucket + 2));
+  EXPECT_TRUE(cookies.redeem(later, at_bucket(kBucket + 2)));
+  EXPECT_FALSE(cookies.redeem(cookie, at_bucket(kBucket + 2)));
+}
+
+TEST(CryptoCookie, RedeemRefusesWhenTheBucketsRecordIsFull) {
+  RetryCookies cookies(seconds(10), 2);
+  const auto now = at_bucket(kBucket);
+  EXPECT_TRUE(cookies.redeem(cookies.mint(kAddress, 1, kMessage1, now), now));
+  EXPECT_TRUE(cookies.redeem(cookies.mint(kAddress, 2, kMessage1, now), now));
+  EXPECT_FALSE(cookies.redeem(cookies.mint(kAddress, 3, kMessage1, now), now));
 }
 
 TEST(CryptoCookie, OldCookieIsRejected) {
   RetryCookies cookies;
-  const auto cookie = cookies.mint(kAddress, kConnection, at_bucket(kBucket, 9));
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(kBucket, 9));
   // Two intervals later (bucket + 2), even a second after the last valid moment.
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket + 2, 0)));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket + 2, 0)));
   // A cookie from the future is no better.
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket - 1)));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket - 1)));
 }
 
 TEST(CryptoCookie, CookieWithEditedBucketIsRejected) {
   RetryCookies cookies;
-  auto cookie = cookies.mint(kAddress, kConnection, at_bucket(kBucket));
+  auto cookie = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(kBucket));
   cookie[7] ^= 1;  // claims bucket + 1, which would extend its life
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket + 1)));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket + 1)));
   cookie[7] ^= 1;
   cookie[23] ^= 1;  // a MAC byte
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, at_bucket(kBucket)));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(kBucket)));
 }
 
 TEST(CryptoCookie, CookieFromAnotherServerIsRejected) {
   RetryCookies ours;
   RetryCookies theirs;  // another random secret
   const auto now = at_bucket(kBucket);
-  const auto cookie = theirs.mint(kAddress, kConnection, now);
-  EXPECT_FALSE(ours.verify(cookie, kAddress, kConnection, now));
+  const auto cookie = theirs.mint(kAddress, kConnection, kMessage1, now);
+  EXPECT_FALSE(ours.verify(cookie, kAddress, kConnection, kMessage1, now));
 }
 
 TEST(CryptoCookie, CookieSurvivesSecretRotation) {
   RetryCookies cookies;
   const uint64_t last_of_epoch = 64 * 1001 - 1;
-  const auto cookie = cookies.mint(kAddress, kConnection, at_bucket(last_of_epoch, 9));
+  const auto cookie = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(last_of_epoch, 9));
   EXPECT_EQ(cookies.rotations(), 0u);
-  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, at_bucket(last_of_epoch + 1)));
+  EXPECT_TRUE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(last_of_epoch + 1)));
   EXPECT_EQ(cookies.rotations(), 1u);  // the secret did rotate under it
   // Cookies minted after the rotation use the new secret and verify as well.
-  const auto fresh = cookies.mint(kAddress, kConnection, at_bucket(last_of_epoch + 1));
-  EXPECT_TRUE(cookies.verify(fresh, kAddress, kConnection, at_bucket(last_of_epoch + 2)));
-  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, at_bucket(last_of_epoch + 2)));
+  const auto fresh = cookies.mint(kAddress, kConnection, kMessage1, at_bucket(last_of_epoch + 1));
+  EXPECT_TRUE(cookies.verify(fresh, kAddress, kConnection, kMessage1, at_bucket(last_of_epoch + 2)));
+  EXPECT_FALSE(cookies.verify(cookie, kAddress, kConnection, kMessage1, at_bucket(last_of_epoch + 2)));
 }
 
 // ---- Key files -----------------------------------------------------------------------

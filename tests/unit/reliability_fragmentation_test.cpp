@@ -23,6 +23,9 @@ std::vector<uint8_t> pattern(size_t size, uint8_t seed) {
 
 std::vector<uint8_t> bytes(size_t size) { return std::vector<uint8_t>(size, 0xab); }
 
+// A session's default receive budget (docs/protocol.md §5.6).
+constexpr size_t kSessionBudget = 4 << 20;
+
 TEST(ReliabilityFragments, FragmentsReassembleInAnyOrder) {
   const std::vector<uint8_t> payload = pattern(2500, 1);
   const Fragmenter fragmenter(1000);
@@ -42,7 +45,8 @@ TEST(ReliabilityFragments, FragmentsReassembleInAnyOrder) {
 
   std::array<size_t, 3> order{0, 1, 2};
   const Clock::time_point t0{};
-  Reassembler reassembler;
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
   do {
     for (size_t k = 0; k < 3; ++k) {
       const Fragment& f = fragments[order[k]];
@@ -65,7 +69,8 @@ TEST(ReliabilityFragments, FragmentsReassembleInAnyOrder) {
 TEST(ReliabilityFragments, InterleavedMessagesReassembleExactly) {
   std::mt19937_64 rng(5);
   const Clock::time_point t0{};
-  Reassembler reassembler;
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
   std::vector<std::vector<uint8_t>> payloads;
   std::vector<Fragment> all;  // every fragment of 40 messages, some twice, shuffled
   for (uint32_t id = 0; id < 40; ++id) {
@@ -91,13 +96,15 @@ TEST(ReliabilityFragments, InterleavedMessagesReassembleExactly) {
   }
   EXPECT_EQ(completions, std::vector<int>(40, 1));
   EXPECT_EQ(reassembler.buffered_bytes(), 0u);
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST(ReliabilityFragments, DuplicateFragmentIsIgnored) {
   const std::vector<uint8_t> payload = pattern(250, 3);
   const Fragmenter fragmenter(100);
   const Clock::time_point t0{};
-  Reassembler reassembler;
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
   const Fragment f0 = fragmenter.fragment(5, payload, 0);
   const Fragment f1 = fragmenter.fragment(5, payload, 1);
   const Fragment f2 = fragmenter.fragment(5, payload, 2);
@@ -124,7 +131,8 @@ TEST(ReliabilityFragments, DuplicateFragmentIsIgnored) {
 
 TEST(ReliabilityFragments, InconsistentFragmentCountIsRejected) {
   const Clock::time_point t0{};
-  Reassembler reassembler;
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
   auto zero = reassembler.add({1, 0, 0}, bytes(10), t0);
   ASSERT_FALSE(zero.ok());
   EXPECT_NE(zero.error().find("count is 0"), std::string::npos) << zero.error();
@@ -148,7 +156,8 @@ TEST(ReliabilityFragments, InconsistentFragmentCountIsRejected) {
 
 TEST(ReliabilityFragments, InconsistentFragmentSizeIsRejected) {
   const Clock::time_point t0{};
-  Reassembler reassembler;
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
   ASSERT_TRUE(reassembler.add({8, 0, 3}, bytes(100), t0).ok());
   auto shorter = reassembler.add({8, 1, 3}, bytes(90), t0);
   ASSERT_FALSE(shorter.ok());
@@ -167,7 +176,8 @@ TEST(ReliabilityFragments, InconsistentFragmentSizeIsRejected) {
 
 TEST(ReliabilityFragments, OversizedMessageIsRejected) {
   const Clock::time_point t0{};
-  Reassembler reassembler(ReassemblyLimits{.max_message_size = 1000});
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget, ReassemblyLimits{.max_message_size = 1000});
   auto big = reassembler.add({1, 0, 11}, bytes(100), t0);  // at least 1001 bytes
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().find("message would be at least 1001 bytes"), std::string::npos)
@@ -184,19 +194,26 @@ TEST(ReliabilityFragments, OversizedMessageIsRejected) {
 
 TEST(ReliabilityFragments, ReassemblyMemoryIsBounded) {
   const Clock::time_point t0{};
-  Reassembler reassembler(ReassemblyLimits{.max_total_bytes = 3000, .max_messages = 3});
-  ASSERT_TRUE(reassembler.add({1, 0, 3}, bytes(1000), t0).ok());  // reserves 3 * 1000
-  EXPECT_EQ(reassembler.buffered_bytes(), 3000u);
-  auto refused = reassembler.add({2, 0, 2}, bytes(10), t0);
+  ReceiveBudget budget(3500);
+  Reassembler reassembler(budget, ReassemblyLimits{.max_messages = 3});
+  ASSERT_TRUE(reassembler.add({1, 0, 3}, bytes(1000), t0).ok());
+  ASSERT_TRUE(reassembler.add({1, 2, 3}, bytes(1000), t0).ok());
+  const size_t held = 2000 + 2 * Reassembler::kPieceOverhead + Reassembler::kMessageOverhead;
+  EXPECT_EQ(reassembler.buffered_bytes(), held);
+  EXPECT_EQ(budget.used(), held);
+  auto refused = reassembler.add({2, 0, 2}, bytes(1400), t0);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().find("message 2: refused"), std::string::npos) << refused.error();
+  EXPECT_NE(refused.error().find("would exceed the receive budget"), std::string::npos)
+      << refused.error();
   EXPECT_EQ(reassembler.incomplete_messages(), 1u);
+  EXPECT_EQ(budget.used(), held);  // a refusal charges nothing
 
   // The message already buffered is kept and completes; its room is then free.
-  ASSERT_TRUE(reassembler.add({1, 2, 3}, bytes(1000), t0).ok());
   auto done = reassembler.add({1, 1, 3}, bytes(1000), t0);
   ASSERT_TRUE(done.ok() && done->has_value());
+  EXPECT_EQ((*done)->size(), 3000u);
   EXPECT_EQ(reassembler.buffered_bytes(), 0u);
+  EXPECT_EQ(budget.used(), 0u);
 
   for (uint32_t id = 10; id < 13; ++id) {
     ASSERT_TRUE(reassembler.add({id, 0, 2}, bytes(10), t0).ok());
@@ -207,18 +224,87 @@ TEST(ReliabilityFragments, ReassemblyMemoryIsBounded) {
             std::string::npos)
       << too_many.error();
   EXPECT_EQ(reassembler.incomplete_messages(), 3u);
-  EXPECT_LE(reassembler.buffered_bytes(), 3000u);
+  EXPECT_LE(reassembler.buffered_bytes(), 3500u);
+}
+
+// The review's fragment bomb: one 62-byte datagram (index 0 of 65535) made the receiver
+// reserve and zero-fill fragment_size x 65534 bytes, a MiB per datagram.
+TEST(ReliabilityFragments, FirstFragmentOfAHugeCountCostsOnlyWhatItCarries) {
+  const Clock::time_point t0{};
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);
+  for (uint32_t id = 0; id < 4; ++id) {
+    ASSERT_TRUE(reassembler.add({id, 0, 65535}, bytes(16), t0).ok());
+  }
+  EXPECT_EQ(reassembler.incomplete_messages(), 4u);
+  EXPECT_EQ(budget.used(),
+            4 * (16 + Reassembler::kPieceOverhead + Reassembler::kMessageOverhead));
+  // The last fragment alone, far away from the first: no gap is filled either.
+  ASSERT_TRUE(reassembler.add({9, 65534, 65535}, bytes(1), t0).ok());
+  EXPECT_LT(budget.used(), 1024u);
+}
+
+TEST(ReliabilityFragments, CountBeyondWhatTheMessageLimitAllowsIsRefused) {
+  const Clock::time_point t0{};
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget, ReassemblyLimits{.max_message_size = 1000});
+  // 100-byte fragments: ceil(1000 / 100) = 10 at most.
+  auto eleven = reassembler.add({1, 3, 11}, bytes(100), t0);
+  ASSERT_FALSE(eleven.ok());
+  EXPECT_NE(eleven.error().find("over the message size limit of 1000"), std::string::npos)
+      << eleven.error();
+  EXPECT_TRUE(reassembler.add({2, 3, 10}, bytes(100), t0).ok());
+  // 1-byte fragments: 1000 at most.
+  EXPECT_FALSE(reassembler.add({3, 0, 1001}, bytes(1), t0).ok());
+  EXPECT_TRUE(reassembler.add({4, 0, 1000}, bytes(1), t0).ok());
+  EXPECT_EQ(budget.used(), 101 + 2 * (Reassembler::kPieceOverhead + Reassembler::kMessageOverhead));
+}
+
+TEST(ReliabilityFragments, SessionsShareTheWorkersBudget) {
+  const Clock::time_point t0{};
+  ReceiveBudget worker(5000);
+  ReceiveBudget session_b(kSessionBudget, &worker);
+  Reassembler b(session_b);
+  {
+    ReceiveBudget session_a(kSessionBudget, &worker);
+    Reassembler a(session_a);
+    ASSERT_TRUE(a.add({1, 0, 5}, bytes(1000), t0).ok());
+    ASSERT_TRUE(a.add({1, 1, 5}, bytes(1000), t0).ok());
+    ASSERT_TRUE(a.add({1, 2, 5}, bytes(1000), t0).ok());
+    ASSERT_TRUE(b.add({1, 0, 5}, bytes(1000), t0).ok());
+    // Under its own session's limit, over the worker's: refused, and nothing charged.
+    const size_t before = worker.used();
+    auto refused = b.add({1, 1, 5}, bytes(1000), t0);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(worker.used(), before);
+    EXPECT_EQ(session_b.used(),
+              1000 + Reassembler::kPieceOverhead + Reassembler::kMessageOverhead);
+  }
+  // Session A ended with its message unfinished: the worker has its share back.
+  EXPECT_EQ(worker.used(), session_b.used());
+  ASSERT_TRUE(b.add({1, 1, 5}, bytes(1000), t0).ok());
+  ASSERT_TRUE(b.add({1, 2, 5}, bytes(1000), t0).ok());
+  EXPECT_EQ(worker.used(), session_b.used());
 }
 
 TEST(ReliabilityFragments, IncompleteMessageExpires) {
   const Clock::time_point t0{};
-  Reassembler reassembler;  // timeout 10 s
+  ReceiveBudget budget(kSessionBudget);
+  Reassembler reassembler(budget);  // timeout 10 s
+  EXPECT_FALSE(reassembler.next_expiry().has_value());
   ASSERT_TRUE(reassembler.add({3, 0, 2}, bytes(100), t0).ok());
+  ASSERT_TRUE(reassembler.add({4, 0, 2}, bytes(100), t0 + 2s).ok());
+  ASSERT_TRUE(reassembler.next_expiry().has_value());
+  EXPECT_EQ(*reassembler.next_expiry(), t0 + 10s);
   reassembler.expire(t0 + 9999ms);
-  EXPECT_EQ(reassembler.incomplete_messages(), 1u);
+  EXPECT_EQ(reassembler.incomplete_messages(), 2u);
   reassembler.expire(t0 + 10s);
+  EXPECT_EQ(reassembler.incomplete_messages(), 1u);
+  EXPECT_EQ(*reassembler.next_expiry(), t0 + 12s);
+  reassembler.expire(t0 + 12s);
   EXPECT_EQ(reassembler.incomplete_messages(), 0u);
   EXPECT_EQ(reassembler.buffered_bytes(), 0u);
+  EXPECT_EQ(budget.used(), 0u);
 
   // Its other half, arriving now, starts over rather than completing stale state.
   auto got = reassembler.add({3, 1, 2}, bytes(50), t0 + 10s);

@@ -3,8 +3,10 @@
 // client side is the same HandshakeClient and Channel libprism-client uses.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <netinet/in.h>
 
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -210,6 +212,24 @@ class SessionTableTest : public ::testing::Test {
       out.emplace_back(buffer.begin(), buffer.begin() + static_cast<long>(n));
     }
     return out;
+  }
+
+  // The client's first sealed packet, which confirms the handshake (§5.3).
+  void confirm(Client& c) {
+    c.channel->send_ping(1);
+    send_from(c, c.address);
+    outbox_.sent.clear();
+  }
+
+  // Runs the worker's loop turns until `done` (each turn blocks until a timer is due).
+  template <typename Done>
+  bool run_until(Done done) {
+    for (int turn = 0; turn < 1000 && !done(); ++turn) {
+      uv_run(loop_.loop(), UV_RUN_ONCE);
+      loop_.run_posted();
+      table_->flush();
+    }
+    return done();
   }
 
   // Sends what the client has queued from `from`; returns the bytes sent.
@@ -682,6 +702,7 @@ TEST_F(SessionTableTest, HandshakeBeyondMaxSessionsIsDropped) {
   make_table(std::move(settings));
   Client a(server_key_.public_key, 0x5001, 40000);
   ASSERT_TRUE(connect(a));
+  confirm(a);  // an unconfirmed session would be evicted for the newcomer instead
   EXPECT_EQ(table_->size(), 1u);
 
   Client b(server_key_.public_key, 0x5002, 40001);
@@ -704,6 +725,188 @@ TEST_F(SessionTableTest, HandshakeBeyondMaxSessionsIsDropped) {
   ASSERT_EQ(outbox_.sent.size(), 1u);
   EXPECT_EQ(b.handshake.on_datagram(outbox_.sent[0].bytes), HandshakeClient::Progress::kDone);
   EXPECT_EQ(table_->size(), 1u);
+}
+
+TEST_F(SessionTableTest, FullTableEvictsTheOldestUnconfirmedSessionFirst) {
+  SessionSettings settings;
+  settings.max_sessions = 2;
+  make_table(std::move(settings));
+  Client a(server_key_.public_key, 0x5101, 40000);
+  Client b(server_key_.public_key, 0x5102, 40001);
+  Client c(server_key_.public_key, 0x5103, 40002);
+  ASSERT_TRUE(connect(a));
+  ASSERT_TRUE(connect(b));
+  confirm(a);
+  ASSERT_EQ(table_->unconfirmed(), 1u);
+  const uint64_t evicted = counter("prism_handshakes_evicted_total");
+  ASSERT_TRUE(connect(c));  // b, unconfirmed, makes room; a, confirmed, stays
+  EXPECT_EQ(table_->size(), 2u);
+  EXPECT_EQ(counter("prism_handshakes_evicted_total"), evicted + 1);
+  ASSERT_EQ(handler_.closed.size(), 1u);
+  EXPECT_EQ(handler_.closed[0], b.connection_id());
+  auto m = request(1, "still here");
+  ASSERT_TRUE(a.channel->send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  send_from(a, a.address);
+  ASSERT_EQ(handler_.requests.size(), 1u);
+  EXPECT_EQ(handler_.requests[0].payload(), "still here");
+}
+
+// The review filled every slot from one address with sessions it never confirmed; they
+// held their slots for the 30 s idle timeout. Now they go after the handshake timeout.
+TEST_F(SessionTableTest, UnconfirmedSessionIsFreedAfterTheHandshakeTimeout) {
+  SessionSettings settings;
+  settings.handshake_timeout = std::chrono::milliseconds(40);
+  make_table(std::move(settings));
+  Client kept(server_key_.public_key, 0x5201, 40000);
+  Client quiet(server_key_.public_key, 0x5202, 40001);
+  ASSERT_TRUE(connect(kept));
+  confirm(kept);
+  ASSERT_TRUE(connect(quiet));
+  const uint64_t timed_out = counter("prism_handshakes_timed_out_total");
+  const auto start = Clock::now();
+  ASSERT_TRUE(run_until([&] { return table_->size() == 1; }));
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(40));
+  EXPECT_EQ(counter("prism_handshakes_timed_out_total"), timed_out + 1);
+  ASSERT_EQ(handler_.closed.size(), 1u);
+  EXPECT_EQ(handler_.closed[0], quiet.connection_id());
+  EXPECT_TRUE(outbox_.sent.empty()) << "nothing is sent to an address that never confirmed";
+  EXPECT_EQ(table_->source_limits().unconfirmed(quiet.address.source_key()), 0u);
+}
+
+// The review opened 100 053 sessions from one IP (the server's maximum) and prismctl
+// could no longer connect.
+TEST_F(SessionTableTest, OneSourceCannotTakeEverySlot) {
+  SessionSettings settings;
+  settings.max_sessions = 10;
+  settings.per_source.max_sessions = 3;
+  make_table(std::move(settings));
+  std::vector<std::unique_ptr<Client>> flood;
+  const uint64_t limited = dropped(DropReason::kAddressLimit);
+  for (uint16_t i = 0; i < 6; ++i) {
+    auto c = std::make_unique<Client>(server_key_.public_key, 0x5300 + i, 41000 + i);
+    c->address = ipv4(static_cast<uint16_t>(41000 + i), 0x7f000002);  // 127.0.0.2, many ports
+    if (connect(*c)) {
+      confirm(*c);
+      flood.push_back(std::move(c));
+    }
+  }
+  EXPECT_EQ(flood.size(), 3u);
+  EXPECT_EQ(dropped(DropReason::kAddressLimit), limited + 3);
+  Client admin(server_key_.public_key, 0x53ff, 42000);  // 127.0.0.1
+  ASSERT_TRUE(connect(admin));
+  EXPECT_EQ(table_->size(), 4u);
+  // A session that ends frees its source's slot.
+  flood.back()->channel->close("bye");
+  send_from(*flood.back(), flood.back()->address);
+  Client again(server_key_.public_key, 0x5310, 41100);
+  again.address = ipv4(41100, 0x7f000002);
+  EXPECT_TRUE(connect(again));
+}
+
+TEST_F(SessionTableTest, UnconfirmedHandshakesPerSourceAreCapped) {
+  SessionSettings settings;
+  settings.per_source.max_handshakes = 2;
+  make_table(std::move(settings));
+  Client a(server_key_.public_key, 0x5401, 40000);
+  Client b(server_key_.public_key, 0x5402, 40001);
+  Client c(server_key_.public_key, 0x5403, 40002);
+  ASSERT_TRUE(connect(a));
+  ASSERT_TRUE(connect(b));
+  const uint64_t limited = dropped(DropReason::kAddressLimit);
+  EXPECT_FALSE(connect(c));
+  EXPECT_EQ(dropped(DropReason::kAddressLimit), limited + 1);
+  confirm(a);
+  Client d(server_key_.public_key, 0x5404, 40003);
+  EXPECT_TRUE(connect(d));
+}
+
+TEST_F(SessionTableTest, HandshakeRateIsLimitedPerSource) {
+  SessionSettings settings;
+  settings.per_source.handshakes_per_second = 0.001;  // no refill within the test
+  settings.per_source.handshake_burst = 3;
+  make_table(std::move(settings));
+  const uint64_t limited = dropped(DropReason::kRateLimited);
+  size_t opened = 0;
+  for (uint16_t i = 0; i < 5; ++i) {
+    Client c(server_key_.public_key, 0x5500 + i, static_cast<uint16_t>(43000 + i));
+    if (connect(c)) ++opened;
+  }
+  EXPECT_EQ(opened, 3u);
+  EXPECT_EQ(dropped(DropReason::kRateLimited), limited + 2);
+  Client other(server_key_.public_key, 0x55ff, 43100);
+  other.address = ipv4(43100, 0x7f000003);
+  EXPECT_TRUE(connect(other)) << "another source has its own bucket";
+}
+
+// An INITIAL with a valid cookie replayed after its session was confirmed opened a
+// second, unconfirmed session (docs/security.md): now the cookie is spent.
+TEST_F(SessionTableTest, ReplayedInitialOpensNoSecondSession) {
+  Client c(server_key_.public_key, 0x5601, 40000);
+  ASSERT_TRUE(connect(c));
+  confirm(c);
+  const uint64_t reused = dropped(DropReason::kCookieReused);
+  for (int i = 0; i < 10; ++i) deliver(c.handshake.initial(), c.address);
+  EXPECT_TRUE(outbox_.sent.empty());
+  EXPECT_EQ(table_->size(), 1u);
+  EXPECT_EQ(dropped(DropReason::kCookieReused), reused + 10);
+}
+
+// What an idle session costs the server, measured from the allocator over 200 sessions
+// (docs/security.md quotes these figures). The review measured ~27.5 KiB per unconfirmed
+// session: AES-GCM contexts, six std::deque and a datagram buffer made up front.
+TEST_F(SessionTableTest, IdleSessionsCostFewKiB) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan's allocator does not report through mallinfo2";
+#else
+  SessionSettings settings;
+  settings.channel.max_datagram = 1400;  // prismd's defaults
+  settings.channel.max_receive_datagram = 1400;
+  make_table(std::move(settings));
+  constexpr int kSessions = 200;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::vector<uint8_t>> initials;
+  for (int i = 0; i < kSessions; ++i) {
+    clients.push_back(std::make_unique<Client>(server_key_.public_key, 0x9000 + i, 20000));
+    clients.back()->address = ipv4(20000, 0x0a000000u + static_cast<uint32_t>(i));
+    deliver(clients.back()->handshake.initial(), clients.back()->address);
+    ASSERT_EQ(clients.back()->handshake.on_datagram(outbox_.sent.back().bytes),
+              HandshakeClient::Progress::kRetry);
+    initials.push_back(clients.back()->handshake.initial());
+    outbox_.sent.clear();
+  }
+  auto in_use = [] { return mallinfo2().uordblks; };
+  const size_t start = in_use();
+  std::vector<std::vector<uint8_t>> handshakes;
+  for (int i = 0; i < kSessions; ++i) {
+    deliver(initials[i], clients[i]->address);
+    handshakes.push_back(std::move(outbox_.sent.back().bytes));
+    outbox_.sent.clear();
+  }
+  const size_t unconfirmed = (in_use() - start - kSessions * handshakes[0].capacity()) / kSessions;
+
+  // Each client confirms with a PING; the server answers (ACK, PONG) and then idles.
+  std::vector<std::vector<uint8_t>> pings;
+  for (int i = 0; i < kSessions; ++i) {
+    ASSERT_EQ(clients[i]->handshake.on_datagram(handshakes[i]), HandshakeClient::Progress::kDone);
+    clients[i]->channel = std::make_unique<Channel>(Channel::Role::kClient,
+                                                    clients[i]->handshake.keys(),
+                                                    clients[i]->connection_id(),
+                                                    session::ChannelConfig{}, Clock::now());
+    clients[i]->channel->send_ping(1);
+    pings.push_back(transmit(*clients[i]).at(0));
+  }
+  const size_t before_confirm = in_use();
+  for (int i = 0; i < kSessions; ++i) {
+    deliver(pings[i], clients[i]->address);
+    outbox_.sent.clear();
+  }
+  const size_t confirmed = unconfirmed + (in_use() - before_confirm) / kSessions;
+  std::printf("idle session: %zu bytes unconfirmed, %zu bytes confirmed\n", unconfirmed,
+              confirmed);
+  EXPECT_EQ(table_->unconfirmed(), 0u);
+  EXPECT_LT(unconfirmed, 6u * 1024);
+  EXPECT_LT(confirmed, 20u * 1024);  // two AES-GCM contexts (~4.6 KiB each) once it talks
+#endif
 }
 
 TEST_F(SessionTableTest, CloseAllSendsCloseAndTellsTheHandler) {

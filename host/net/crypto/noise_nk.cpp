@@ -4,6 +4,7 @@
 #include "net/crypto/noise_nk.hpp"
 
 #include "base/byte_order.hpp"
+#include "net/crypto/secure_random.hpp"
 
 #include <cryptopp/aes.h>
 #include <cryptopp/cryptlib.h>
@@ -60,6 +61,14 @@ KeyPair KeyPair::generate() {
   KeyPair pair;
   x25519.GeneratePrivateKey(rng, pair.private_key.data());  // already clamped
   x25519.GeneratePublicKey(rng, pair.private_key.data(), pair.public_key.data());
+  return pair;
+}
+
+KeyPair KeyPair::generate(SecureRandom& random) {
+  CryptoPP::x25519 x25519;
+  KeyPair pair;
+  x25519.GeneratePrivateKey(random.engine(), pair.private_key.data());  // already clamped
+  x25519.GeneratePublicKey(random.engine(), pair.private_key.data(), pair.public_key.data());
   return pair;
 }
 
@@ -382,6 +391,20 @@ std::vector<uint8_t> NkResponder::write_message2(std::span<const uint8_t> payloa
   }
   check_payload_size(payload);
   if (!has_fixed_ephemeral_) ephemeral_ = KeyPair::generate();
+  return write_message2_with_ephemeral(payload);
+}
+
+std::vector<uint8_t> NkResponder::write_message2(std::span<const uint8_t> payload,
+                                                 const KeyPair& ephemeral) {
+  if (stage_ != Stage::kReadMessage1) {
+    throw std::logic_error("NkResponder: message 2 needs a successfully read message 1");
+  }
+  check_payload_size(payload);
+  ephemeral_ = ephemeral;
+  return write_message2_with_ephemeral(payload);
+}
+
+std::vector<uint8_t> NkResponder::write_message2_with_ephemeral(std::span<const uint8_t> payload) {
   std::vector<uint8_t> out;
   out.reserve(kHandshakeOverhead + payload.size());
   // "e"

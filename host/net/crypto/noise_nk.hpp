@@ -15,6 +15,8 @@
 
 namespace prism::net::crypto {
 
+class SecureRandom;
+
 // Noise §8: the full protocol name; it is hashed into the handshake (§5.2).
 inline constexpr std::string_view kNoiseProtocolName = "Noise_NK_25519_AESGCM_SHA256";
 // Noise §4.1 / §12.1: DHLEN for 25519; §4.2: AEAD tags are 16 bytes; §4.3: HASHLEN.
@@ -39,8 +41,11 @@ struct KeyPair {
   Key32 private_key{};
   Key32 public_key{};
 
-  // A fresh pair from Crypto++'s AutoSeededRandomPool.
+  // A fresh pair from Crypto++'s AutoSeededRandomPool, seeded for this call (slow: one
+  // OS read per call; fine for a client or a key file).
   static KeyPair generate();
+  // A fresh pair from `random`: what a server does once per handshake.
+  static KeyPair generate(SecureRandom& random);
   // The pair for an existing 32-byte private key; refuses any other length.
   static Expected<KeyPair> from_private(std::span<const uint8_t> private_key);
 };
@@ -161,11 +166,16 @@ class NkResponder {
   // std::logic_error unless read_message1 succeeded, std::length_error for a payload
   // above kMaxHandshakePayload.
   std::vector<uint8_t> write_message2(std::span<const uint8_t> payload);
+  // The same with the responder's ephemeral pair given: fresh for this handshake, drawn
+  // from the caller's generator (prismd: the worker's). It is wiped here after use.
+  std::vector<uint8_t> write_message2(std::span<const uint8_t> payload, const KeyPair& ephemeral);
   // The session keys; valid once write_message2 returned (throws std::logic_error before).
   SessionKeys split() const;
 
  private:
   enum class Stage { kStart, kReadMessage1, kDone, kFailed };
+  std::vector<uint8_t> write_message2_with_ephemeral(std::span<const uint8_t> payload);
+
   Stage stage_ = Stage::kStart;
   detail::SymmetricState symmetric_;
   KeyPair static_{};

@@ -6,6 +6,7 @@ target_sources(prism-wire PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/noise_nk.cpp
   ${CMAKE_CURRENT_LIST_DIR}/packet_protection.cpp
   ${CMAKE_CURRENT_LIST_DIR}/retry_cookie.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/secure_random.cpp
   ${CMAKE_CURRENT_LIST_DIR}/replay_window.cpp
   ${CMAKE_CURRENT_LIST_DIR}/key_file.cpp)
 target_link_libraries(prism-wire PUBLIC PkgConfig::CRYPTOPP)

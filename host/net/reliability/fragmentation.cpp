@@ -58,10 +58,10 @@ Expected<size_t> Fragmenter::split(uint32_t message_id, std::span<const uint8_t>
 
 // ---------------------------------------------------------------- Reassembler
 
-Reassembler::Reassembler(ReassemblyLimits limits) : limits_(limits) {
-  partials_.reserve(limits_.max_messages);
-  completed_.reserve(completed_limit());
-}
+Reassembler::Reassembler(ReceiveBudget& budget, ReassemblyLimits limits)
+    : budget_(budget), limits_(limits) {}
+
+Reassembler::~Reassembler() { budget_.release(charged_); }
 
 Expected<void> Reassembler::check_shape(const Partial& p, const FragmentHeader& h,
                                         size_t size) const {
@@ -78,11 +78,11 @@ Expected<void> Reassembler::check_shape(const Partial& p, const FragmentHeader& 
       return make_error(describe(h) + ": " + std::to_string(size) +
                         " bytes, earlier fragments had " + std::to_string(p.fragment_size));
     }
-    if (p.have_last && p.last_size > size) {
+    if (p.last_size > size) {
       return make_error(describe(h) + ": " + std::to_string(size) +
                         " bytes, shorter than the last fragment's " + std::to_string(p.last_size));
     }
-    least_total = size * rest + (p.have_last ? p.last_size : 1);
+    least_total = size * rest + (p.last_size != 0 ? p.last_size : 1);
   } else {
     if (size == 0) return make_error(describe(h) + ": the last fragment is empty");
     if (p.fragment_size != 0 && size > p.fragment_size) {
@@ -92,6 +92,8 @@ Expected<void> Reassembler::check_shape(const Partial& p, const FragmentHeader& 
     // Until another fragment arrives, the others are at least as long as this one.
     least_total = p.fragment_size != 0 ? p.fragment_size * rest + size : size * h.count;
   }
+  // §5.7: with fragments of F bytes a message has at most ceil(max_message_size / F) of
+  // them; a larger count announces a message the limit refuses anyway.
   if (least_total > limits_.max_message_size) {
     return make_error(describe(h) + ": message would be at least " + std::to_string(least_total) +
                       " bytes, over the message size limit of " +
@@ -100,99 +102,92 @@ Expected<void> Reassembler::check_shape(const Partial& p, const FragmentHeader& 
   return {};
 }
 
-Expected<void> Reassembler::reserve(Partial& p, size_t bytes, bool new_message) {
-  if (bytes <= p.reserved) return {};
-  const size_t more = bytes - p.reserved;
-  if (buffered_bytes_ + more > limits_.max_total_bytes) {
-    return make_error("message " + std::to_string(p.message_id) + ": " +
-                      (new_message ? "refused, " : "fragment refused, ") + std::to_string(more) +
-                      " more bytes would exceed the reassembly limit of " +
-                      std::to_string(limits_.max_total_bytes) + " (" +
-                      std::to_string(buffered_bytes_) + " buffered)");
-  }
-  buffered_bytes_ += more;
-  p.reserved = bytes;
-  return {};
-}
-
 Expected<std::optional<std::vector<uint8_t>>> Reassembler::add(const FragmentHeader& h,
                                                                std::span<const uint8_t> data,
                                                                Clock::time_point now) {
+  using Result = std::optional<std::vector<uint8_t>>;
   if (h.count == 0) return make_error(describe(h) + ": fragment count is 0");
   if (h.index >= h.count) return make_error(describe(h) + ": index is not below the count");
-  if (recently_completed(h.message_id, now)) return std::optional<std::vector<uint8_t>>{};
+  if (recently_completed(h.message_id, now)) return Result{};
 
   auto found = std::find_if(partials_.begin(), partials_.end(),
                             [&](const Partial& p) { return p.message_id == h.message_id; });
+  auto at_index = [&](const Partial& p) {
+    return std::lower_bound(p.pieces.begin(), p.pieces.end(), h.index,
+                            [](const Piece& piece, uint16_t index) { return piece.index < index; });
+  };
   if (found != partials_.end()) {
     if (found->count != h.count) {
       return make_error(describe(h) + ": count changed, earlier fragments said " +
                         std::to_string(found->count));
     }
-    if (found->have[h.index]) return std::optional<std::vector<uint8_t>>{};  // duplicate
+    const auto place = at_index(*found);
+    if (place != found->pieces.end() && place->index == h.index) return Result{};  // duplicate
   }
 
-  Partial fresh{.message_id = h.message_id, .count = h.count, .started = now};
-  Partial& p = found != partials_.end() ? *found : fresh;
-  if (auto shape = check_shape(p, h, data.size()); !shape) return make_error(shape.error());
-
+  const Partial fresh{.message_id = h.message_id, .count = h.count, .started = now};
+  if (auto shape = check_shape(found != partials_.end() ? *found : fresh, h, data.size());
+      !shape) {
+    return make_error(shape.error());
+  }
   if (h.count == 1) {  // nothing to buffer
     remember_completed(h.message_id, now);
-    return std::optional<std::vector<uint8_t>>{std::vector<uint8_t>(data.begin(), data.end())};
+    return Result{std::vector<uint8_t>(data.begin(), data.end())};
   }
   if (found == partials_.end() && partials_.size() >= limits_.max_messages) {
     return make_error(describe(h) + ": refused, " + std::to_string(partials_.size()) +
                       " incomplete messages already buffered (limit " +
                       std::to_string(limits_.max_messages) + ")");
   }
-
-  const bool is_last = h.index + 1 == h.count;
-  const size_t rest = size_t{h.count} - 1;
-  const size_t fragment_size = is_last ? p.fragment_size : data.size();
-  // What the message will occupy: exact once both sizes are known, otherwise the
-  // fragments seen so far bound it.
-  size_t need = data.size();
-  if (fragment_size != 0) {
-    size_t last = fragment_size;  // until the last fragment is seen, at most this
-    if (is_last) last = data.size();
-    if (p.have_last) last = p.last_size;
-    need = fragment_size * rest + last;
+  const size_t charge =
+      data.size() + kPieceOverhead + (found == partials_.end() ? kMessageOverhead : 0);
+  if (!budget_.take(charge)) {
+    return make_error(describe(h) + ": refused, " + std::to_string(charge) +
+                      " more bytes would exceed the receive budget (" +
+                      std::to_string(budget_.used()) + " of " + std::to_string(budget_.limit()) +
+                      " in use)");
   }
-  if (auto room = reserve(p, need, found == partials_.end()); !room) {
-    return make_error(room.error());
-  }
-
   if (found == partials_.end()) {
-    p.have.assign(h.count, false);
-    partials_.push_back(std::move(fresh));
+    partials_.push_back(fresh);
     found = partials_.end() - 1;
   }
   Partial& m = *found;
-  if (!is_last && m.fragment_size == 0) {  // now every fragment's place is known
+  m.charged += charge;
+  charged_ += charge;
+  if (h.index + 1 < h.count) {
     m.fragment_size = data.size();
-    m.bytes.reserve(m.reserved);
-    m.bytes.resize(m.fragment_size * rest);
-    if (m.have_last) {
-      m.bytes.insert(m.bytes.end(), m.early_last.begin(), m.early_last.end());
-      std::vector<uint8_t>().swap(m.early_last);
-    }
-  }
-  if (is_last) {
-    m.have_last = true;
-    m.last_size = data.size();
-    std::vector<uint8_t>& into = m.fragment_size == 0 ? m.early_last : m.bytes;
-    into.insert(into.end(), data.begin(), data.end());
   } else {
-    std::copy(data.begin(), data.end(),
-              m.bytes.begin() + static_cast<std::ptrdiff_t>(h.index * m.fragment_size));
+    m.last_size = data.size();
   }
-  m.have[h.index] = true;
-  if (++m.received < m.count) return std::optional<std::vector<uint8_t>>{};
+  const Piece piece{.index = h.index,
+                    .offset = static_cast<uint32_t>(m.bytes.size()),
+                    .size = static_cast<uint32_t>(data.size())};
+  m.bytes.insert(m.bytes.end(), data.begin(), data.end());
+  m.pieces.insert(at_index(m), piece);
+  if (m.pieces.size() < m.count) return Result{};
 
-  std::vector<uint8_t> message = std::move(m.bytes);
+  std::vector<uint8_t> message = assemble(m);
   remember_completed(h.message_id, now);
   drop(static_cast<size_t>(found - partials_.begin()));
-  return std::optional<std::vector<uint8_t>>{std::move(message)};
+  return Result{std::move(message)};
+}
+
+std::vector<uint8_t> Reassembler::assemble(Partial& p) {
+  // Fragments usually arrive in order, and then the bytes already are the message.
+  size_t expected_offset = 0;
+  bool in_order = true;
+  for (const Piece& piece : p.pieces) {
+    in_order = in_order && piece.offset == expected_offset;
+    expected_offset += piece.size;
+  }
+  if (in_order) return std::move(p.bytes);
+  std::vector<uint8_t> message(p.bytes.size());
+  size_t at = 0;
+  for (const Piece& piece : p.pieces) {
+    std::copy_n(p.bytes.begin() + piece.offset, piece.size, message.begin() + static_cast<std::ptrdiff_t>(at));
+    at += piece.size;
+  }
+  return message;
 }
 
 void Reassembler::expire(Clock::time_point now) {
@@ -201,8 +196,15 @@ void Reassembler::expire(Clock::time_point now) {
   }
 }
 
+std::optional<Reassembler::Clock::time_point> Reassembler::next_expiry() const {
+  // Partials are kept in the order they started.
+  if (partials_.empty()) return std::nullopt;
+  return partials_.front().started + limits_.timeout;
+}
+
 void Reassembler::drop(size_t index) {
-  buffered_bytes_ -= partials_[index].reserved;
+  budget_.release(partials_[index].charged);
+  charged_ -= partials_[index].charged;
   partials_.erase(partials_.begin() + static_cast<std::ptrdiff_t>(index));
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/expected.hpp"
+#include "net/reliability/receive_budget.hpp"
 
 namespace prism::net::reliability {
 
@@ -54,17 +55,26 @@ class Fragmenter {
 
 struct ReassemblyLimits {
   size_t max_message_size = 1 << 20;         // bytes of one reassembled message
-  size_t max_total_bytes = 4 << 20;          // bytes buffered across incomplete messages
   size_t max_messages = 64;                  // incomplete messages at once
-  std::chrono::milliseconds timeout{10000};  // from first fragment to completion
+  std::chrono::milliseconds timeout{10000};  // from first fragment to completion (§5.7)
 };
 
-// One per session and direction. Not thread-safe.
+// One per session and direction. Memory is charged to a ReceiveBudget by what has
+// arrived (each fragment's bytes, plus kPieceOverhead and, per message, kMessageOverhead),
+// never by what a header announces: a first fragment claiming 65535 siblings costs what
+// it carries. Not thread-safe.
 class Reassembler {
  public:
   using Clock = std::chrono::steady_clock;
+  // Bookkeeping charged beside the bytes: one record per fragment held, one per message.
+  static constexpr size_t kPieceOverhead = 16;
+  static constexpr size_t kMessageOverhead = 128;
 
-  explicit Reassembler(ReassemblyLimits limits = {});
+  // `budget` outlives the Reassembler; what it holds is charged there.
+  explicit Reassembler(ReceiveBudget& budget, ReassemblyLimits limits = {});
+  ~Reassembler();
+  Reassembler(const Reassembler&) = delete;
+  Reassembler& operator=(const Reassembler&) = delete;
 
   // The complete message when this fragment was the last one missing; nullopt while
   // fragments are missing and for a duplicate (also one arriving after its message
@@ -74,26 +84,33 @@ class Reassembler {
                                                     std::span<const uint8_t> data,
                                                     Clock::time_point now);
 
-  // Drops incomplete messages whose first fragment arrived `timeout` or more ago.
+  // Drops incomplete messages whose first fragment arrived `timeout` or more ago. The
+  // owner calls it from a timer set for next_expiry(): expiry must not wait for another
+  // fragment to arrive, or an abandoned message would be held for as long as the peer likes.
   void expire(Clock::time_point now);
+  // When the oldest incomplete message expires; nullopt when none is held.
+  std::optional<Clock::time_point> next_expiry() const;
 
-  // Bytes reserved for incomplete messages (what max_total_bytes bounds).
-  size_t buffered_bytes() const { return buffered_bytes_; }
+  // Bytes charged to the budget for incomplete messages.
+  size_t buffered_bytes() const { return charged_; }
   size_t incomplete_messages() const { return partials_.size(); }
 
  private:
+  // One fragment held: where its bytes sit in Partial::bytes.
+  struct Piece {
+    uint16_t index;
+    uint32_t offset;
+    uint32_t size;
+  };
   struct Partial {
     uint32_t message_id = 0;
     uint16_t count = 0;
-    uint16_t received = 0;
     size_t fragment_size = 0;  // size of every fragment but the last; 0 until one arrives
-    size_t last_size = 0;
-    bool have_last = false;
+    size_t last_size = 0;      // 0 until the last fragment arrives
     Clock::time_point started{};
-    std::vector<uint8_t> bytes{};       // fragment i at i * fragment_size, once that is known
-    std::vector<bool> have{};           // per fragment
-    std::vector<uint8_t> early_last{};  // the last fragment, while fragment_size is unknown
-    size_t reserved = 0;                // counted in buffered_bytes_
+    std::vector<uint8_t> bytes{};   // fragments in the order they arrived
+    std::vector<Piece> pieces{};    // sorted by index
+    size_t charged = 0;             // taken from the budget for this message
   };
   struct Completed {
     uint32_t message_id;
@@ -101,17 +118,18 @@ class Reassembler {
   };
 
   Expected<void> check_shape(const Partial& p, const FragmentHeader& h, size_t size) const;
-  Expected<void> reserve(Partial& p, size_t bytes, bool new_message);
+  static std::vector<uint8_t> assemble(Partial& p);
   bool recently_completed(uint32_t message_id, Clock::time_point now) const;
   void remember_completed(uint32_t message_id, Clock::time_point now);
   void drop(size_t index);
   size_t completed_limit() const { return std::max<size_t>(limits_.max_messages, 1); }
 
+  ReceiveBudget& budget_;
   ReassemblyLimits limits_;
-  std::vector<Partial> partials_;
+  std::vector<Partial> partials_;     // few (max_messages); allocated when the first arrives
   std::vector<Completed> completed_;  // ring of max_messages, next slot at completed_next_
   size_t completed_next_ = 0;
-  size_t buffered_bytes_ = 0;
+  size_t charged_ = 0;
 };
 
 }  // namespace prism::net::reliability

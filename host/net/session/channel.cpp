@@ -20,6 +20,8 @@ constexpr size_t kMaxAckRangesPerFrame = 16;
 // Room for a Fragment's own fields around its data (§5.7): tags, delivery, sequence,
 // index, count, lengths, and the Frame and Packet wrappers.
 constexpr size_t kFragmentOverhead = 48;
+// §5.7: an incomplete fragmented message is dropped this long after its first fragment.
+constexpr milliseconds kFragmentTimeout{10000};
 // Packet-level wrapping of one frame: the Packet.frames tag and a length of up to 3 bytes.
 constexpr size_t kFrameWrap = 4;
 
@@ -59,10 +61,11 @@ Channel::Channel(Role role, const crypto::SessionKeys& keys, uint64_t connection
       rtt_(config.rto),
       window_(config.max_unacked_bytes),
       fragmenter_(payload_room(config.max_datagram) - kFragmentOverhead),
-      reassembler_(reliability::ReassemblyLimits{.max_message_size = config.max_message_size,
-                                                 .max_total_bytes = config.max_reassembly_bytes,
+      receive_budget_(config.receive_budget, config.shared_receive_budget),
+      reassembler_(receive_budget_,
+                   reliability::ReassemblyLimits{.max_message_size = config.max_message_size,
                                                  .max_messages = 64,
-                                                 .timeout = milliseconds(10000)}),
+                                                 .timeout = kFragmentTimeout}),
       ordered_in_(config.reorder_capacity),
       unordered_in_(config.reorder_capacity),
       last_received_(now),
@@ -70,9 +73,6 @@ Channel::Channel(Role role, const crypto::SessionKeys& keys, uint64_t connection
   const bool client = role == Role::kClient;
   send_keys_.key = client ? keys.initiator_to_responder : keys.responder_to_initiator;
   recv_keys_.key = client ? keys.responder_to_initiator : keys.initiator_to_responder;
-  sealer_.emplace(send_keys_.key);
-  opener_.emplace(recv_keys_.key);
-  plaintext_.resize(config.max_receive_datagram);
 }
 
 // ---- receiving ------------------------------------------------------------------------
@@ -83,7 +83,10 @@ Expected<size_t> Channel::open(const DatagramHeader& header, std::span<const uin
   const auto body = datagram.subspan(kHeaderSize);
   const uint64_t pn = header.packet_number;
   const uint8_t phase = header.type == DatagramType::kSealed1 ? 1 : 0;
-  if (phase == recv_keys_.phase) return opener_->open(pn, head, body, plaintext);
+  if (phase == recv_keys_.phase) {
+    if (!opener_) opener_.emplace(recv_keys_.key);
+    return opener_->open(pn, head, body, plaintext);
+  }
   // §5.8: the other phase is the previous key for packets sent before the update we saw,
   // the next key otherwise. The switch happens only once a packet opened under it.
   if (pn < current_phase_first_pn_) {
@@ -94,6 +97,7 @@ Expected<size_t> Channel::open(const DatagramHeader& header, std::span<const uin
   if (!next_opener_) next_opener_.emplace(next);
   auto opened = next_opener_->open(pn, head, body, plaintext);
   if (opened) {
+    if (!opener_) opener_.emplace(recv_keys_.key);  // still the key reordered packets need
     previous_opener_ = std::move(opener_);
     opener_ = std::move(next_opener_);
     next_opener_.reset();
@@ -126,7 +130,11 @@ Channel::Received Channel::on_datagram(const DatagramHeader& header,
   }
   // Authenticate before anything else, duplicates included: the header is cleartext,
   // so a forged packet number must not be able to draw even an ACK.
-  auto opened = open(header, datagram, plaintext_);
+  // One plaintext buffer per thread, not per session: what it holds is parsed into in_
+  // before anything is handed up, so no session sees another's bytes.
+  thread_local std::vector<uint8_t> plaintext;
+  if (plaintext.size() < datagram.size()) plaintext.resize(datagram.size());
+  auto opened = open(header, datagram, plaintext);
   if (!opened) {
     ++stats_.not_authentic;
     result.drop = DropReason::kNotAuthentic;
@@ -134,9 +142,12 @@ Channel::Received Channel::on_datagram(const DatagramHeader& header,
   }
   if (verdict == crypto::ReplayWindow::Verdict::kDuplicate) {
     // §5.5: re-acknowledge (its ACK may have been lost), at most once per smoothed RTT
-    // so a replayed small packet cannot make us send a stream of ACKs.
-    if (now - largest_received_at_ > std::max<microseconds>(rtt_.smoothed_rtt(), milliseconds(5))) {
+    // since the last ACK a duplicate drew, so replayed packets cannot make us send a
+    // stream of ACKs however many of them arrive.
+    const auto spacing = std::max<microseconds>(rtt_.smoothed_rtt(), milliseconds(5));
+    if (now - largest_received_at_ > spacing && now - duplicate_acked_at_ > spacing) {
       ack_owed_ = true;
+      duplicate_acked_at_ = now;
     }
     ++stats_.replayed;
     result.drop = DropReason::kReplayed;
@@ -145,7 +156,7 @@ Channel::Received Channel::on_datagram(const DatagramHeader& header,
   result.largest = replay_.largest() < pn || pn == 0;
   replay_.accept(pn);
   last_received_ = now;
-  if (parse_payload(std::span(plaintext_.data(), *opened), in_) != DropReason::kNone) {
+  if (parse_payload(std::span(plaintext.data(), *opened), in_) != DropReason::kNone) {
     ++stats_.malformed;
     result.drop = DropReason::kBadPayload;
     return result;
@@ -238,15 +249,15 @@ void Channel::on_reliable(v1::Message& message, uint8_t mode, ChannelEvents& eve
   if (arrival == reliability::Arrival::kBuffered) {
     const size_t size = message.ByteSizeLong();
     // Messages waiting behind a gap are bounded in bytes too, not only in count: a peer
-    // must not park a thousand maximum-size messages here.
-    if (ordered_buffered_bytes_ + size > config_.max_reassembly_bytes) {
+    // must not park a thousand maximum-size messages here. They share the receive
+    // budget with unfinished fragments (§5.6).
+    if (!receive_budget_.take(size)) {
       refuse = true;
       return;
     }
     std::vector<uint8_t> bytes(size);
     message.SerializeWithCachedSizesToArray(bytes.data());
     receiver.on_message(sequence, std::move(bytes), [](std::vector<uint8_t>&&) {});
-    ordered_buffered_bytes_ += size;
     return;
   }
   // The next in order: deliver it without buffering, then whatever waited behind it.
@@ -257,7 +268,7 @@ void Channel::on_reliable(v1::Message& message, uint8_t mode, ChannelEvents& eve
       events.on_message(message);
       return;
     }
-    ordered_buffered_bytes_ -= std::min(ordered_buffered_bytes_, bytes.size());
+    receive_budget_.release(bytes.size());
     scratch_message_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
     events.on_message(scratch_message_);
   });
@@ -354,7 +365,7 @@ void Channel::unit_acked(uint64_t unit_id) {
 
 // ---- sending --------------------------------------------------------------------------
 
-void Channel::enqueue_frame(const v1::Frame& frame, std::deque<std::string>& queue) {
+void Channel::enqueue_frame(const v1::Frame& frame, reliability::Fifo<std::string>& queue) {
   queue.emplace_back();
   frame.SerializeToString(&queue.back());
 }
@@ -458,7 +469,7 @@ bool Channel::may_send_new(const Unit& unit) const {
 void Channel::rotate_send_key() {
   send_keys_.key = crypto::next_key(send_keys_.key);
   send_keys_.phase ^= 1;
-  sealer_.emplace(send_keys_.key);
+  sealer_.reset();  // made again, under the new key, by the next seal
   packets_under_key_ = 0;
   ++stats_.key_updates;
 }
@@ -533,6 +544,7 @@ size_t Channel::seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_
       .connection_id = connection_id_,
       .packet_number = pn};
   write_header(header, out);
+  if (!sealer_) sealer_.emplace(send_keys_.key);
   const size_t sealed = sealer_->seal(pn, out.first(kHeaderSize),
                                       out.subspan(kHeaderSize, frames_end - kHeaderSize),
                                       out.subspan(kHeaderSize));
@@ -566,11 +578,14 @@ Clock::time_point Channel::next_timer() const {
     next = std::min(next, std::max(last_received_, last_keepalive_) + config_.keepalive);
   }
   if (const auto loss = sent_.loss_deadline(rtt_.rto())) next = std::min(next, *loss);
+  if (const auto expiry = reassembler_.next_expiry()) next = std::min(next, *expiry);
   return next;
 }
 
 void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
   if (state_ != State::kOpen) return;
+  // §5.7: abandoned fragments are freed on time, whether or not more fragments come.
+  reassembler_.expire(now);
   if (now - last_received_ >= config_.idle_timeout) {
     finish("idle timeout: nothing received for " + std::to_string(config_.idle_timeout.count()) +
                " ms",

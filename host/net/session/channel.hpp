@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,8 +21,10 @@
 #include "net/crypto/replay_window.hpp"
 #include "net/datagram.hpp"
 #include "net/reliability/ack_ranges.hpp"
+#include "net/reliability/fifo.hpp"
 #include "net/reliability/fragmentation.hpp"
 #include "net/reliability/ordered_delivery.hpp"
+#include "net/reliability/receive_budget.hpp"
 #include "net/reliability/rtt_estimator.hpp"
 #include "prism/v1/frames.pb.h"
 
@@ -38,7 +39,11 @@ struct ChannelConfig {
   size_t max_unacked_bytes = reliability::kDefaultMaxUnackedBytes;
   size_t max_send_backlog = 8 << 20;               // queued + unacknowledged bytes
   size_t reorder_capacity = reliability::kDefaultReorderCapacity;
-  size_t max_reassembly_bytes = 4 << 20;          // fragments, and ordered messages behind a gap
+  // §5.6-5.7: one budget for what the peer makes this side hold (ordered messages behind
+  // a gap, unfinished fragments); it also draws on `shared_receive_budget` when set
+  // (prismd: the worker's), which must outlive the channel.
+  size_t receive_budget = 4 << 20;
+  reliability::ReceiveBudget* shared_receive_budget = nullptr;
   std::chrono::milliseconds idle_timeout{30000};   // nothing received for this long: close
   std::chrono::milliseconds keepalive{10000};      // nothing received for this long: PING
   uint32_t max_retransmissions = 8;                // consecutive RTO expiries before closing
@@ -118,6 +123,8 @@ class Channel {
   const ChannelStats& stats() const { return stats_; }
   size_t unacked_bytes() const { return window_.unacked_bytes(); }
   size_t backlog_bytes() const { return backlog_bytes_; }
+  // Bytes the peer makes this side hold now (ordered messages behind a gap, fragments).
+  size_t received_buffered_bytes() const { return receive_budget_.used(); }
 
  private:
   enum class State : uint8_t { kOpen, kClosing, kClosed };
@@ -134,7 +141,7 @@ class Channel {
   struct SendSequences {
     uint64_t next = 0;
     // Messages sent but not fully acknowledged, oldest first: (sequence, units left).
-    std::deque<std::pair<uint64_t, uint32_t>> outstanding;
+    reliability::Fifo<std::pair<uint64_t, uint32_t>> outstanding;
   };
   // Per-direction keys: the current one and, for the receiver, its neighbours.
   struct Keys {
@@ -154,7 +161,7 @@ class Channel {
   // Seals the frames written at out[kHeaderSize, frames_end) under the next packet number.
   size_t seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_eliciting,
                      std::vector<uint64_t> carried, Clock::time_point now);
-  void enqueue_frame(const v1::Frame& frame, std::deque<std::string>& queue);
+  void enqueue_frame(const v1::Frame& frame, reliability::Fifo<std::string>& queue);
   bool may_send_new(const Unit& unit) const;
   Expected<size_t> open(const DatagramHeader& header, std::span<const uint8_t> datagram,
                         std::span<uint8_t> plaintext);
@@ -170,6 +177,8 @@ class Channel {
   uint64_t next_packet_number_ = 0;
   uint64_t packets_under_key_ = 0;
   Keys send_keys_;
+  // Made on first use: an AES-GCM context is ~4.6 KiB, and a session that never sends or
+  // never receives (an unconfirmed handshake) needs neither.
   std::optional<crypto::PacketSealer> sealer_;
   // Receiving: current key, the next one (a peer's key update) and the previous one (for
   // packets reordered across the update).
@@ -186,27 +195,27 @@ class Channel {
   reliability::RttEstimator rtt_;
   reliability::SendWindow window_;
   reliability::Fragmenter fragmenter_;
+  reliability::ReceiveBudget receive_budget_;  // before reassembler_, which charges it
   reliability::Reassembler reassembler_;
   reliability::OrderedReceiver ordered_in_;
   reliability::OrderedReceiver unordered_in_;  // used as a duplicate filter only
   std::array<SendSequences, kModes> out_sequences_;
   uint64_t next_unit_id_ = 0;
-  std::deque<uint64_t> queued_;           // units never sent, in order
-  std::deque<uint64_t> resend_;           // units declared lost, to send again
+  reliability::Fifo<uint64_t> queued_;    // units never sent, in order
+  reliability::Fifo<uint64_t> resend_;    // units declared lost, to send again
   std::unordered_map<uint64_t, Unit> units_;
   std::unordered_map<uint64_t, std::vector<uint64_t>> packet_units_;  // pn → units carried
-  std::deque<std::string> unreliable_;    // serialized frames sent once
-  std::deque<std::string> control_;       // PONG, PATH_RESPONSE, PING: sent once
+  reliability::Fifo<std::string> unreliable_;  // serialized frames sent once
+  reliability::Fifo<std::string> control_;     // PONG, PATH_RESPONSE, PING: sent once
   std::string close_frame_;
   size_t backlog_bytes_ = 0;
-  size_t ordered_buffered_bytes_ = 0;
   bool ack_owed_ = false;
   Clock::time_point largest_received_at_{};
+  Clock::time_point duplicate_acked_at_{};  // the last ACK a duplicate drew (§5.5)
 
   Clock::time_point last_received_;
   Clock::time_point last_keepalive_;
   std::vector<uint64_t> lost_;           // scratch
-  std::vector<uint8_t> plaintext_;       // scratch: one datagram
   v1::Packet in_;                        // scratch
   v1::Frame frame_;                      // scratch
   v1::Message scratch_message_;

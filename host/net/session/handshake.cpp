@@ -130,14 +130,15 @@ InitialOutcome HandshakeServer::check(std::span<const uint8_t> datagram,
   if (out.reason = parse_initial(datagram, view); out.reason != DropReason::kNone) return out;
   out.client_id = view.header.connection_id;
   if (view.cookie.empty()) {
-    // §5.2: no state yet, only a cookie bound to this address and id.
-    const auto cookie = cookies_.mint(address_bytes, out.client_id, now);
+    // §5.2: no state yet, only a cookie bound to this address, id and Noise message.
+    const auto cookie = cookies_.mint(address_bytes, out.client_id, view.noise, now);
     out.reply.resize(kRetrySize);
     write_retry(out.client_id, cookie, out.reply);
     out.kind = InitialOutcome::Kind::kRetry;
     return out;
   }
-  if (!cookies_.verify(view.cookie.first<kCookieSize>(), address_bytes, out.client_id, now)) {
+  if (!cookies_.verify(view.cookie.first<kCookieSize>(), address_bytes, out.client_id, view.noise,
+                       now)) {
     out.reason = DropReason::kBadCookie;
     return out;
   }
@@ -147,11 +148,22 @@ InitialOutcome HandshakeServer::check(std::span<const uint8_t> datagram,
 }
 
 InitialOutcome HandshakeServer::accept(std::span<const uint8_t> datagram,
-                                       const v1::ServerHello& hello) {
+                                       const v1::ServerHello& hello,
+                                       std::chrono::system_clock::time_point now) {
   InitialOutcome out;
   InitialView view;
   if (out.reason = parse_initial(datagram, view); out.reason != DropReason::kNone) return out;
   out.client_id = view.header.connection_id;
+  if (view.cookie.size() != kCookieSize) {
+    out.reason = DropReason::kBadCookie;
+    return out;
+  }
+  // §5.2: one Diffie-Hellman per cookie. A replayed INITIAL, even one whose message 1
+  // fails, would otherwise cost an X25519 for every copy and the attacker nothing.
+  if (!cookies_.redeem(view.cookie.first<kCookieSize>(), now)) {
+    out.reason = DropReason::kCookieReused;
+    return out;
+  }
   crypto::NkResponder noise(static_, view.header_bytes);
   if (!noise.read_message1(view.noise)) {
     out.reason = DropReason::kHandshakeFailed;
@@ -159,7 +171,8 @@ InitialOutcome HandshakeServer::accept(std::span<const uint8_t> datagram,
   }
   std::string payload = hello.SerializeAsString();
   const auto message2 = noise.write_message2(
-      std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+      std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()),
+      crypto::KeyPair::generate(random_));
   out.reply.resize(kHeaderSize + 2 + message2.size());
   if (write_handshake(out.client_id, message2, out.reply) == 0) {
     out.reason = DropReason::kHandshakeFailed;

@@ -14,6 +14,7 @@
 
 #include "net/crypto/noise_nk.hpp"
 #include "net/crypto/retry_cookie.hpp"
+#include "net/crypto/secure_random.hpp"
 #include "net/datagram.hpp"
 #include "prism/v1/frames.pb.h"
 
@@ -79,18 +80,27 @@ class HandshakeServer {
   HandshakeServer(const crypto::KeyPair& static_key,
                   std::chrono::seconds cookie_bucket = std::chrono::seconds(10));
 
-  // Step 1 (any INITIAL): parse it and check its cookie. kRetry when it has none, kDrop
-  // for a bad one; kAccept means "valid and proved": go on with accept().
-  // `address_bytes` identify the client's address and port (PeerAddress::key_bytes()).
+  // Step 1 (any INITIAL): parse it and check its cookie, an HMAC and no Diffie-Hellman.
+  // kRetry when it has none, kDrop for a bad one; kAccept means "valid and proved": go on
+  // with accept(). `address_bytes` identify the client's address and port
+  // (PeerAddress::key_bytes()).
   InitialOutcome check(std::span<const uint8_t> datagram, std::span<const uint8_t> address_bytes,
                        std::chrono::system_clock::time_point now);
-  // Step 2: run Noise for a checked INITIAL and write the HANDSHAKE carrying `hello`.
+  // Step 2: redeem the cookie of a checked INITIAL, run Noise and write the HANDSHAKE
+  // carrying `hello`. kDrop/kCookieReused for a cookie already redeemed (a replay: the
+  // caller answers a client's own repeat from its session before calling this), and
   // kDrop/kHandshakeFailed when message 1 was not made for this server's key.
-  InitialOutcome accept(std::span<const uint8_t> datagram, const v1::ServerHello& hello);
+  InitialOutcome accept(std::span<const uint8_t> datagram, const v1::ServerHello& hello,
+                        std::chrono::system_clock::time_point now);
+
+  // The worker's generator: ephemeral keys here, connection ids and challenges for the
+  // caller.
+  crypto::SecureRandom& random() { return random_; }
 
  private:
   crypto::KeyPair static_;
   crypto::RetryCookies cookies_;
+  crypto::SecureRandom random_;
 };
 
 // The client's side of one connection attempt. Not thread-safe.
