@@ -33,7 +33,18 @@ Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key)
   settings.channel.max_message_size = config_.max_message_size;
   settings.channel.idle_timeout = config_.idle_timeout;
   settings.channel.keepalive = config_.idle_timeout / 3;
+  // Limits over all workers become per-worker shares (the kernel spreads a client's
+  // source ports over the workers, docs/security.md).
+  auto share = [count](size_t total) { return std::max<size_t>(1, (total + count - 1) / count); };
   settings.max_sessions = std::max<size_t>(1, config_.max_sessions / count);
+  settings.per_source.max_sessions = share(config_.max_sessions_per_ip);
+  settings.per_source.max_handshakes = share(config_.max_handshakes_per_ip);
+  settings.per_source.handshakes_per_second =
+      static_cast<double>(config_.handshake_rate_per_ip) / count;
+  settings.per_source.handshake_burst = static_cast<double>(share(config_.handshake_rate_per_ip));
+  settings.handshake_timeout = config_.handshake_timeout;
+  settings.channel.receive_budget = config_.receive_budget_per_session;
+  settings.receive_budget = config_.receive_budget_per_worker;
   uint16_t port = config_.udp.port;
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<net::Worker>(i, settings);
@@ -45,7 +56,8 @@ Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key)
                                                              config_.request_timeout);
     dispatcher->set_table(registry_->table());
     dispatcher->set_host_service(admin_.get());
-    dispatcher->set_login_guard(std::make_unique<plugins::LoginGuard>(login_services_));
+    dispatcher->set_login_guard(
+        std::make_unique<plugins::LoginGuard>(plugin_settings_, admin_token_));
     dispatcher->set_admin_allow(config_.admin_allow);
     worker->set_handler(dispatcher.get());
     workers_.push_back(std::move(worker));
@@ -91,20 +103,16 @@ Expected<net::crypto::KeyPair> Server::load_server_key() const {
   return key->pair;
 }
 
-Expected<plugins::PluginSettings> Server::load_admin_token() const {
+Expected<net::crypto::TokenHash> Server::load_admin_token() const {
   const std::filesystem::path path = config_.admin_token_file.empty()
                                          ? std::filesystem::path(config_.state_dir) / "admin.token"
                                          : std::filesystem::path(config_.admin_token_file);
   auto token = net::crypto::load_or_create_admin_token(path);
   if (!token) return make_error(token.error());
   SPDLOG_INFO("event=admin_token file={} created={}", path.string(), token->created);
-  plugins::PluginSettings admin;
-  admin.name = std::string(dispatch::kAdminService);
-  admin.source = path.string();
   auto hash = net::crypto::parse_token_hash(net::crypto::hash_token(token->token));
   if (!hash) return make_error(hash.error());
-  admin.token = *hash;
-  return admin;
+  return *hash;
 }
 
 void Server::stop_workers() {
@@ -186,8 +194,7 @@ int Server::run() {
     SPDLOG_CRITICAL("event=admin_token_failed error=\"{}\"", admin.error());
     return 2;
   }
-  login_services_ = plugin_settings_;
-  login_services_.push_back(std::move(*admin));
+  admin_token_ = *admin;
   for (const auto& p : plugin_settings_) {
     SPDLOG_INFO("event=plugin_config plugin={} file={} login={}", p.name, p.source,
                 p.token ? "token" : "open");

@@ -75,6 +75,12 @@ bool Dispatcher::logged_in(uint64_t connection_id, std::string_view service) con
          std::find(it->second.begin(), it->second.end(), service) != it->second.end();
 }
 
+bool Dispatcher::admin_allowed(const net::PeerAddress& peer) const {
+  const std::string host = peer.host_key();
+  return std::any_of(admin_allow_.begin(), admin_allow_.end(),
+                     [&](const config::Cidr& c) { return c.contains(host); });
+}
+
 void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& request) {
   auto answer = [&](v1::Status status, std::string_view message) {
     transport_.send_reply(origin, request.request_id(), request.packet_id(), status, message, {});
@@ -84,32 +90,29 @@ void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& r
     answer(v1::STATUS_INVALID_ARGUMENT, "LOGIN needs a prism.v1.LoginRequest with a service");
     return;
   }
-  if (login.service() == kAdminService) {
-    const std::string host = origin.peer.host_key();
-    const bool allowed = std::any_of(admin_allow_.begin(), admin_allow_.end(),
-                                     [&](const config::Cidr& c) { return c.contains(host); });
-    if (!allowed) {
-      answer(v1::STATUS_INVALID_CREDENTIALS, "admin logins are not accepted from this address "
-                                             "(admin.allow in the server's config)");
-      if (log_limiter_.allow()) {
-        SPDLOG_WARN("event=admin_login_refused peer={} reason=not_allowed suppressed={}",
-                    origin.peer.to_string(), log_limiter_.take_suppressed());
-      }
-      return;
+  const bool admin = login.service() == kAdminService;
+  if (admin && !admin_allowed(origin.peer)) {
+    answer(v1::STATUS_INVALID_CREDENTIALS, "admin logins are not accepted from this address "
+                                           "(admin.allow in the server's config)");
+    if (log_limiter_.allow()) {
+      SPDLOG_WARN("event=admin_login_refused peer={} reason=not_allowed suppressed={}",
+                  origin.peer.to_string(), log_limiter_.take_suppressed());
     }
+    return;
   }
-  auto verdict = login_ ? login_->check(login.service(), login.token(), origin.peer.host_key(),
-                                        std::chrono::steady_clock::now())
-                        : plugins::LoginVerdict::kOk;
-  // A loaded plugin without a plugins.d file has no token: open, so a login succeeds.
   const auto& routes = table_->routes();
-  const bool loaded = std::any_of(routes.begin(), routes.end(), [&](const plugins::Route& r) {
+  const bool loaded = !admin && std::any_of(routes.begin(), routes.end(), [&](const plugins::Route& r) {
     return r.plugin->name() == login.service();
   });
-  if (verdict == plugins::LoginVerdict::kUnknownService && loaded) {
-    verdict = plugins::LoginVerdict::kOk;
-  } else if (verdict == plugins::LoginVerdict::kOk && !loaded && !login_) {
-    verdict = plugins::LoginVerdict::kUnknownService;
+  plugins::LoginVerdict verdict;
+  if (login_) {
+    verdict = login_->check(login.service(), login.token(), origin.peer.host_key(),
+                            std::chrono::steady_clock::now(), loaded);
+  } else {
+    // No guard: every loaded service is open, and with no admin token nobody is admin.
+    verdict = loaded ? plugins::LoginVerdict::kOk
+              : admin ? plugins::LoginVerdict::kBadToken
+                      : plugins::LoginVerdict::kUnknownService;
   }
   switch (verdict) {
     case plugins::LoginVerdict::kOk: {
@@ -144,10 +147,23 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     return;
   }
   if (packet_id < 100) {
-    if (login_ && login_->requires_login(kAdminService) &&
-        !logged_in(origin.connection_id, kAdminService)) {
+    // Host requests (listing, status, loading code) take the admin login, whatever the
+    // login table holds, from an address in admin.allow at the time of each request: a
+    // session that logged in and then moved (§5.9) is checked where it is now.
+    if (!logged_in(origin.connection_id, kAdminService)) {
       transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
                             "log in to service 'admin' with the admin token first", {});
+      return;
+    }
+    if (!admin_allowed(origin.peer)) {
+      transport_.send_reply(origin, request.request_id(), packet_id,
+                            v1::STATUS_INVALID_CREDENTIALS,
+                            "admin requests are not accepted from this address "
+                            "(admin.allow in the server's config)", {});
+      if (log_limiter_.allow()) {
+        SPDLOG_WARN("event=admin_request_refused peer={} reason=not_allowed suppressed={}",
+                    origin.peer.to_string(), log_limiter_.take_suppressed());
+      }
       return;
     }
     if (host_service_ != nullptr) {

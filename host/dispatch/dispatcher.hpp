@@ -21,8 +21,7 @@
 
 namespace prism::dispatch {
 
-// The service name admin sessions log in to (docs/operations.md, admin token).
-inline constexpr std::string_view kAdminService = "admin";
+using plugins::kAdminService;
 
 // Answers the host-owned packet ids (below 100); the admin service implements it.
 class HostService {
@@ -50,8 +49,9 @@ class Dispatcher final : public net::RequestHandler {
   // Decides LOGIN requests and which services need one (protocol.md §5.10). Without a
   // guard every service is open.
   void set_login_guard(std::unique_ptr<plugins::LoginGuard> guard) { login_ = std::move(guard); }
-  // With a guard that knows the service "admin", every host request but LOGIN needs an
-  // admin login, and admin logins are accepted only from these ranges (admin.allow).
+  // Every host request but LOGIN needs an admin login (which only the guard's admin
+  // token gives), and admin logins and host requests are accepted only from these ranges
+  // (admin.allow; none by default).
   void set_admin_allow(std::vector<config::Cidr> allow) { admin_allow_ = std::move(allow); }
 
   void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
@@ -69,6 +69,7 @@ class Dispatcher final : public net::RequestHandler {
   bool answer(RequestContext* ctx, prism_status_t status, std::string_view message,
               std::span<const uint8_t> payload);
   void on_login(const net::RequestOrigin& origin, const v1::Message& request);
+  bool admin_allowed(const net::PeerAddress& peer) const;
   bool logged_in(uint64_t connection_id, std::string_view service) const;
   RequestContext* acquire();
   void release(RequestContext* ctx);

@@ -76,7 +76,7 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
   }
   if (!valid_name(d->name)) return make_error("service name must match [a-z0-9_-]{1,32}");
   // LOGIN to "admin" is the admin login (docs/operations.md): no plugin may take the name.
-  if (std::string_view(d->name) == "admin") {
+  if (std::string_view(d->name) == kAdminService) {
     return make_error("service name 'admin' is reserved for the admin service");
   }
   if (!valid_version(d->version)) {

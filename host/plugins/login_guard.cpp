@@ -4,45 +4,60 @@
 
 #include <algorithm>
 
+#include "plugins/plugin_types.hpp"
+
 namespace prism::plugins {
 
-LoginGuard::LoginGuard(const std::vector<PluginSettings>& plugins, LoginLimits limits)
-    : limits_(limits) {
+LoginGuard::LoginGuard(const std::vector<PluginSettings>& plugins,
+                       std::optional<net::crypto::TokenHash> admin_token, LoginLimits limits)
+    : admin_token_(std::move(admin_token)), limits_(limits) {
   limits_.max_failures = std::max(limits_.max_failures, 1u);
   limits_.max_tracked_addresses = std::max<size_t>(limits_.max_tracked_addresses, 1);
-  for (const PluginSettings& plugin : plugins) services_.emplace(plugin.name, plugin.token);
+  for (const PluginSettings& plugin : plugins) {
+    if (plugin.name == kAdminService) continue;  // only the admin token opens it
+    services_.emplace(plugin.name, plugin.token);
+  }
 }
 
 bool LoginGuard::requires_login(std::string_view service) const {
+  if (service == kAdminService) return true;
   const auto found = services_.find(service);
   return found != services_.end() && found->second.has_value();
 }
 
 LoginVerdict LoginGuard::check(std::string_view service, std::string_view token,
-                               std::string_view address_key, Clock::time_point now) {
-  if (const auto found = by_address_.find(address_key); found != by_address_.end()) {
-    const RecordList::iterator record = found->second;
-    if (record->locked) {
-      // Refused before the token is looked at: a locked address learns nothing more.
-      if (now < record->locked_until) return LoginVerdict::kRateLimited;
-      forget(record);  // served its time; start from a clean slate
+                               std::string_view address_key, Clock::time_point now,
+                               bool loaded) {
+  const bool admin = service == kAdminService;
+  FailureTable& failures = admin ? admin_failures_ : service_failures_;
+  LoginVerdict wrong = LoginVerdict::kBadToken;
+  if (admin) {
+    if (admin_token_ && net::crypto::token_matches(*admin_token_, token)) return LoginVerdict::kOk;
+  } else if (const auto found = services_.find(service); found != services_.end()) {
+    // An open service takes any token; otherwise the hash must match (constant time).
+    if (!found->second || net::crypto::token_matches(*found->second, token)) {
+      return LoginVerdict::kOk;
     }
+  } else if (loaded) {
+    return LoginVerdict::kOk;  // a loaded plugin with no plugins.d file: open
+  } else {
+    wrong = LoginVerdict::kUnknownService;
   }
-
-  const auto found = services_.find(service);
-  if (found == services_.end()) {
-    record_failure(address_key, now);
-    return LoginVerdict::kUnknownService;
-  }
-  if (!found->second) return LoginVerdict::kOk;  // open service: any token will do
-  if (!net::crypto::token_matches(*found->second, token)) {
-    record_failure(address_key, now);
-    return LoginVerdict::kBadToken;
-  }
-  return LoginVerdict::kOk;
+  // A locked address learns nothing new from a wrong guess, and it is not counted.
+  if (failures.locked(address_key, now)) return LoginVerdict::kRateLimited;
+  failures.record_failure(address_key, now);
+  return wrong;
 }
 
-void LoginGuard::record_failure(std::string_view address_key, Clock::time_point now) {
+bool LoginGuard::FailureTable::locked(std::string_view address_key, Clock::time_point now) {
+  const auto found = by_address_.find(address_key);
+  if (found == by_address_.end() || !found->second->locked) return false;
+  if (now < found->second->locked_until) return true;
+  forget(found->second);  // served its time; start from a clean slate
+  return false;
+}
+
+void LoginGuard::FailureTable::record_failure(std::string_view address_key, Clock::time_point now) {
   sweep_expired(now);
   RecordList::iterator record;
   if (const auto found = by_address_.find(address_key); found != by_address_.end()) {
@@ -70,13 +85,13 @@ void LoginGuard::record_failure(std::string_view address_key, Clock::time_point 
   }
 }
 
-void LoginGuard::forget(RecordList::iterator record) {
+void LoginGuard::FailureTable::forget(RecordList::iterator record) {
   RecordList& list = record->locked ? locked_ : failing_;
   by_address_.erase(record->key);
   list.erase(record);
 }
 
-void LoginGuard::sweep_expired(Clock::time_point now) {
+void LoginGuard::FailureTable::sweep_expired(Clock::time_point now) {
   while (!failing_.empty() && now - failing_.front().last_failure >= limits_.window) {
     forget(failing_.begin());
   }
@@ -86,7 +101,7 @@ void LoginGuard::sweep_expired(Clock::time_point now) {
 // The table is full of live records: drop the stalest one, preferring an address that is
 // merely failing over one that is locked out, so a flood of new addresses cannot easily
 // wash out a lockout.
-void LoginGuard::evict_one() {
+void LoginGuard::FailureTable::evict_one() {
   if (!failing_.empty()) {
     forget(failing_.begin());
   } else if (!locked_.empty()) {

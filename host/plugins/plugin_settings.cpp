@@ -133,6 +133,13 @@ Expected<PluginSettings> load_plugin_settings_file(const fs::path& path) {
     return make_error(source + ": the file name must be <plugin>.yaml with <plugin> 1.." +
                       std::to_string(kMaxPluginName) + " characters from [a-z0-9_-]");
   }
+  // The admin service's login is the admin token alone (docs/security.md): a file here
+  // must not be able to open it or set its token.
+  if (name == kAdminService) {
+    return make_error(source + ": '" + std::string(kAdminService) +
+                      "' is the built-in admin service, not a plugin; its token is "
+                      "admin.token_file in prism.yaml. Remove this file");
+  }
   auto text = config::read_text_file(path, "plugin config file");
   if (!text) return make_error(text.error());
 

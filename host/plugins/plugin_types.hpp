@@ -32,6 +32,10 @@ struct prism_host {
 
 namespace prism::plugins {
 
+// The service name of the built-in admin service: LOGIN to it takes the admin token
+// (docs/operations.md). No plugin, and no plugins.d file, may take it.
+inline constexpr std::string_view kAdminService = "admin";
+
 // True when `text` is 1..max_len characters from [a-z0-9_] plus `extra` (plugin.h's
 // rules for service and counter names).
 inline bool is_identifier(std::string_view text, size_t max_len, std::string_view extra = {}) {

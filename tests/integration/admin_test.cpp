@@ -124,6 +124,29 @@ TEST_F(AdminFixture, StatsAndConfigCheck) {
   EXPECT_TRUE(admin_client().list_plugins());  // the running server is unaffected
 }
 
+// The review: an empty plugins.d/admin.yaml opened the admin service (status, unload,
+// load = code execution) to any session. Now prismd refuses to start with one, and
+// `config check` names it in a running server's config.
+TEST(AdminYaml, APluginsDEntryForAdminIsRefusedAtStartAndByConfigCheck) {
+  PrismdOptions options;
+  options.plugin_configs["admin"] = "";
+  PrismdProcess refused(options);
+  EXPECT_FALSE(refused.ready());
+  EXPECT_EQ(refused.stop(), 2) << refused.log();
+  EXPECT_NE(refused.log().find("'admin' is the built-in admin service"), std::string::npos)
+      << refused.log();
+
+  PrismdProcess running;
+  ASSERT_TRUE(running.ready()) << running.log();
+  std::ofstream(running.dir() / "plugins.d" / "admin.yaml") << "enabled: true\n";
+  auto check = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
+                            running.endpoint(), "--config", running.config_path().string(),
+                            "config", "check"});
+  EXPECT_EQ(check.exit_code, 2) << check.output;
+  EXPECT_NE(check.output.find("admin.yaml"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find("built-in admin service"), std::string::npos) << check.output;
+}
+
 TEST_F(AdminFixture, MalformedCommandsGetAClearStatus) {
   ASSERT_TRUE(prismd->ready()) << prismd->log();
   auto c = admin_client();

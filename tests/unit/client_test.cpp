@@ -519,12 +519,17 @@ TEST(Ping, ReturnsTheRoundTrip) {
   }
 }
 
-TEST(ListPlugins, ServerWithoutAHostServiceIsAnErrorNamingTheStatus) {
+// Host requests take the admin login; a server with no admin token has no admin at all.
+TEST(ListPlugins, ServerWithoutAnAdminTokenRefusesHostRequestsNamingTheStatus) {
   TestServer server;
   Client client = connect_to(server);
+  auto login = client.login("admin", "any token");
+  ASSERT_TRUE(login.ok()) << login.error();
+  EXPECT_EQ(login->status, v1::STATUS_INVALID_CREDENTIALS) << login->message;
   auto list = client.list_plugins();
   ASSERT_FALSE(list.ok());
-  EXPECT_EQ(list.error(), "list plugins: server answered INVALID_PACKET: no host service");
+  EXPECT_EQ(list.error(), "list plugins: server answered LOGIN_REQUIRED: log in to service "
+                          "'admin' with the admin token first");
 }
 
 // ---- the end of a session, rebind -----------------------------------------------------

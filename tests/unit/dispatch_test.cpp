@@ -2,9 +2,14 @@
 // promise that every request gets exactly one reply with a status.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <thread>
 
 #include "dispatch/dispatcher.hpp"
+#include "net/crypto/token_hash.hpp"
+#include "prism/v1/admin.pb.h"
 
 namespace prism::dispatch {
 namespace {
@@ -90,13 +95,34 @@ class DispatchTest : public ::testing::Test {
     dispatcher.set_host_service(&host);
   }
 
-  void send(uint32_t request_id, uint32_t packet_id, std::string payload = {}) {
+  void send(uint32_t request_id, uint32_t packet_id, std::string payload = {},
+            const net::RequestOrigin& origin = {}) {
     v1::Message m;
     m.set_request_id(request_id);
     m.set_packet_id(packet_id);
     m.set_payload(std::move(payload));
-    dispatcher.on_request({}, m);
+    dispatcher.on_request(origin, m);
   }
+
+  // A LOGIN request from `origin`; returns the reply's status (INTERNAL if none came).
+  v1::Status login(uint32_t request_id, std::string service, std::string token,
+                   const net::RequestOrigin& origin) {
+    v1::LoginRequest login;
+    login.set_service(std::move(service));
+    login.set_token(std::move(token));
+    send(request_id, v1::HOST_LOGIN, login.SerializeAsString(), origin);
+    const SentReply* r = reply_to(request_id);
+    return r != nullptr ? r->status : v1::STATUS_INTERNAL;
+  }
+
+  // What prismd wires: the admin token, plugins.d entries, loopback-only admin.
+  void guard_with_admin_token(std::vector<plugins::PluginSettings> plugins = {}) {
+    dispatcher.set_login_guard(std::make_unique<plugins::LoginGuard>(
+        plugins, *net::crypto::parse_token_hash(net::crypto::hash_token(kAdminToken))));
+    dispatcher.set_admin_allow(config::default_admin_allow());
+  }
+
+  static constexpr std::string_view kAdminToken = "admin-token-for-dispatch-tests";
 
   const SentReply* reply_to(uint32_t request_id) const {
     for (const auto& r : transport.replies) {
@@ -137,11 +163,67 @@ TEST_F(DispatchTest, RequestIsRoutedToTheOwningPlugin) {
   EXPECT_EQ(dispatcher.pending(), 0u);
 }
 
-TEST_F(DispatchTest, HostPacketIdsGoToTheHostService) {
-  send(3, 1);
+net::RequestOrigin from(uint32_t ipv4, uint64_t connection_id) {
+  net::RequestOrigin origin;
+  auto* in = reinterpret_cast<sockaddr_in*>(&origin.peer.addr);
+  in->sin_family = AF_INET;
+  in->sin_port = htons(40000);
+  in->sin_addr.s_addr = htonl(ipv4);
+  origin.peer.len = sizeof(sockaddr_in);
+  origin.connection_id = connection_id;
+  return origin;
+}
+
+TEST_F(DispatchTest, HostPacketIdsGoToTheHostServiceAfterTheAdminLogin) {
+  guard_with_admin_token();
+  const auto local = from(INADDR_LOOPBACK, 7);
+  send(2, 1, {}, local);
+  EXPECT_EQ(host.calls, 0);
+  EXPECT_EQ(reply_to(2)->status, v1::STATUS_LOGIN_REQUIRED);
+  ASSERT_EQ(login(3, "admin", std::string(kAdminToken), local), v1::STATUS_OK);
+  send(4, 1, {}, local);
   EXPECT_EQ(host.calls, 1);
-  ASSERT_NE(reply_to(3), nullptr);
-  EXPECT_EQ(reply_to(3)->message, "host");
+  ASSERT_NE(reply_to(4), nullptr);
+  EXPECT_EQ(reply_to(4)->message, "host");
+}
+
+// Whatever the login table holds: without a guard there is no admin token, so no admin.
+TEST_F(DispatchTest, HostRequestsNeedTheAdminLoginEvenWithoutALoginGuard) {
+  const auto local = from(INADDR_LOOPBACK, 7);
+  EXPECT_EQ(login(1, "admin", "anything", local), v1::STATUS_INVALID_CREDENTIALS);
+  send(2, 1, {}, local);
+  EXPECT_EQ(reply_to(2)->status, v1::STATUS_LOGIN_REQUIRED);
+  send(3, 5, {}, from(0x0a000001, 8));  // HOST_UNLOAD_PLUGIN from anywhere
+  EXPECT_EQ(reply_to(3)->status, v1::STATUS_LOGIN_REQUIRED);
+  EXPECT_EQ(host.calls, 0);
+}
+
+// The review: with an empty plugins.d/admin.yaml a session from outside admin.allow read
+// status and unloaded `default` without logging in, and LOGIN admin took any token.
+TEST_F(DispatchTest, APluginsDAdminEntryDoesNotOpenTheAdminService) {
+  plugins::PluginSettings admin_entry;
+  admin_entry.name = "admin";  // no token: an "open service" in the login table
+  guard_with_admin_token({admin_entry});
+  const auto outside = from(0x0a000001, 9);
+  send(1, 2, {}, outside);  // HOST_SERVER_STATUS
+  EXPECT_EQ(reply_to(1)->status, v1::STATUS_LOGIN_REQUIRED);
+  const auto local = from(INADDR_LOOPBACK, 10);
+  EXPECT_EQ(login(2, "admin", "any token", local), v1::STATUS_INVALID_CREDENTIALS);
+  send(3, 5, {}, local);  // HOST_UNLOAD_PLUGIN
+  EXPECT_EQ(reply_to(3)->status, v1::STATUS_LOGIN_REQUIRED);
+  EXPECT_EQ(host.calls, 0);
+}
+
+// admin.allow was checked at LOGIN only: a session that moved kept its admin powers.
+TEST_F(DispatchTest, AdminAllowIsCheckedOnEveryHostRequest) {
+  guard_with_admin_token();
+  ASSERT_EQ(login(1, "admin", std::string(kAdminToken), from(INADDR_LOOPBACK, 11)),
+            v1::STATUS_OK);
+  send(2, 1, {}, from(INADDR_LOOPBACK, 11));
+  EXPECT_EQ(host.calls, 1);
+  send(3, 1, {}, from(0x0a000001, 11));  // the same session, now from 10.0.0.1
+  EXPECT_EQ(reply_to(3)->status, v1::STATUS_INVALID_CREDENTIALS);
+  EXPECT_EQ(host.calls, 1);
 }
 
 TEST_F(DispatchTest, FailureStatusIsSentWhenThePluginDoesNotReply) {

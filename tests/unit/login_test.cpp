@@ -240,6 +240,18 @@ TEST_F(PluginSettingsTest, BadFileNameIsNamed) {
   EXPECT_TRUE(plugins::load_plugin_settings_file(write(std::string(64, 'a') + ".yaml", "")).ok());
 }
 
+// The review: an empty plugins.d/admin.yaml opened the admin service to anyone.
+TEST_F(PluginSettingsTest, AdminEntryIsRefusedWithTheReason) {
+  const fs::path path = write("admin.yaml", "");
+  auto loaded = plugins::load_plugin_settings_file(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_TRUE(contains(loaded.error(), path.string() + ": 'admin' is the built-in admin service"))
+      << loaded.error();
+  auto all = plugins::load_plugin_settings_dir(dir_);
+  ASSERT_FALSE(all.ok());
+  EXPECT_TRUE(contains(all.error(), "admin.token_file")) << all.error();
+}
+
 TEST_F(PluginSettingsTest, MissingFileIsAnError) {
   auto loaded = plugins::load_plugin_settings_file(dir_ / "absent.yaml");
   ASSERT_FALSE(loaded.ok());
@@ -305,8 +317,10 @@ PluginSettings plugin(std::string name, std::optional<std::string_view> token) {
 class LoginGuardTest : public ::testing::Test {
  protected:
   LoginGuard guard(LoginLimits limits = {}) const {
-    return LoginGuard({plugin("chat", "s3cret"), plugin("lobby", std::nullopt)}, limits);
+    return LoginGuard({plugin("chat", "s3cret"), plugin("lobby", std::nullopt)},
+                      hash_of(kAdminToken), limits);
   }
+  static constexpr std::string_view kAdminToken = "the-admin-token-0123456789";
   // Fails `times` logins to chat from `address`, one millisecond apart starting at `t`.
   static void fail(LoginGuard& g, std::string_view address, int times,
                    LoginGuard::Clock::time_point& t) {
@@ -351,22 +365,58 @@ TEST_F(LoginGuardTest, WrongTokenIsBadToken) {
   EXPECT_EQ(g.tracked_addresses(), 1u);
 }
 
-TEST_F(LoginGuardTest, LockoutAfterMaxFailuresRefusesEvenTheRightToken) {
+TEST_F(LoginGuardTest, LockoutRefusesWrongGuessesButNeverTheRightToken) {
   LoginGuard g = guard({.max_failures = 3});
   auto t = t0_;
   fail(g, "10.0.0.1", 3, t);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t), LoginVerdict::kRateLimited);
-  EXPECT_EQ(g.check("lobby", "", "10.0.0.1", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "wrong", "10.0.0.1", t), LoginVerdict::kRateLimited);
   EXPECT_EQ(g.check("nowhere", "", "10.0.0.1", t), LoginVerdict::kRateLimited);
+  // The review: five bad logins from an address locked out the correct token for 30 s,
+  // so anyone sharing an address could shut its owner out.
+  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("lobby", "", "10.0.0.1", t), LoginVerdict::kOk);
   // Another address is not affected.
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.2", t), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("chat", "wrong", "10.0.0.2", t), LoginVerdict::kBadToken);
+}
+
+TEST_F(LoginGuardTest, ServiceFailuresNeverLockTheAdminOut) {
+  LoginGuard g = guard({.max_failures = 2});
+  auto t = t0_;
+  fail(g, "10.0.0.1", 2, t);
+  EXPECT_EQ(g.check("chat", "wrong", "10.0.0.1", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("admin", kAdminToken, "10.0.0.1", t), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("admin", "guess", "10.0.0.1", t), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("admin", "guess", "10.0.0.1", t), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("admin", "guess", "10.0.0.1", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("admin", kAdminToken, "10.0.0.1", t), LoginVerdict::kOk);
+}
+
+// The review: with an empty plugins.d/admin.yaml, LOGIN admin took any token.
+TEST_F(LoginGuardTest, OnlyTheAdminTokenOpensTheAdminService) {
+  LoginGuard g({plugin("admin", std::nullopt), plugin("chat", "s3cret")}, hash_of(kAdminToken));
+  EXPECT_TRUE(g.requires_login("admin"));
+  EXPECT_EQ(g.check("admin", "anything", "10.0.0.1", t0_), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("admin", "", "10.0.0.1", t0_, true), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("admin", kAdminToken, "10.0.0.1", t0_), LoginVerdict::kOk);
+  LoginGuard without({plugin("admin", std::nullopt)}, std::nullopt);
+  EXPECT_TRUE(without.requires_login("admin"));
+  EXPECT_EQ(without.check("admin", kAdminToken, "10.0.0.1", t0_), LoginVerdict::kBadToken);
+}
+
+// The review: a successful login to a plugin without a plugins.d file counted as a failure.
+TEST_F(LoginGuardTest, LoadedPluginWithoutSettingsIsOpenAndNoFailure) {
+  LoginGuard g = guard({.max_failures = 1});
+  EXPECT_EQ(g.check("inventory", "any", "10.0.0.1", t0_, true), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("inventory", "any", "10.0.0.1", t0_, true), LoginVerdict::kOk);
+  EXPECT_EQ(g.tracked_addresses(), 0u);
+  EXPECT_EQ(g.check("chat", "wrong", "10.0.0.1", t0_), LoginVerdict::kBadToken);
 }
 
 TEST_F(LoginGuardTest, MixedUnknownServiceAndBadTokenFailuresLockOut) {
   LoginGuard g = guard({.max_failures = 2});
   EXPECT_EQ(g.check("nowhere", "", "10.0.0.1", t0_), LoginVerdict::kUnknownService);
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_), LoginVerdict::kBadToken);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t0_), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "y", "10.0.0.1", t0_), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, SuccessDoesNotResetFailures) {
@@ -375,7 +425,7 @@ TEST_F(LoginGuardTest, SuccessDoesNotResetFailures) {
   fail(g, "10.0.0.1", 2, t);
   EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t), LoginVerdict::kOk);
   fail(g, "10.0.0.1", 1, t);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, LockoutEndsAfterItsDuration) {
@@ -383,18 +433,19 @@ TEST_F(LoginGuardTest, LockoutEndsAfterItsDuration) {
   auto t = t0_;
   fail(g, "10.0.0.1", 2, t);
   const auto locked_at = t - 1ms;
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", locked_at + 30s - 1ms), LoginVerdict::kRateLimited);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", locked_at + 30s), LoginVerdict::kOk);
-  // A fresh start: one more failure does not lock it again.
-  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", locked_at + 31s), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", locked_at + 30s - 1ms), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", locked_at + 30s), LoginVerdict::kBadToken);
+  // A fresh start: that one failure did not lock it again; a second in the window does.
   EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", locked_at + 31s), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", locked_at + 31s), LoginVerdict::kBadToken);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", locked_at + 31s), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, RateLimitedAttemptsDoNotExtendTheLockout) {
   LoginGuard g = guard({.max_failures = 1, .lockout = 5s});
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_), LoginVerdict::kBadToken);
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 4s), LoginVerdict::kRateLimited);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t0_ + 5s), LoginVerdict::kOk);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 5s), LoginVerdict::kBadToken);
 }
 
 TEST_F(LoginGuardTest, FailuresOutsideTheWindowDoNotCount) {
@@ -403,10 +454,9 @@ TEST_F(LoginGuardTest, FailuresOutsideTheWindowDoNotCount) {
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 5s), LoginVerdict::kBadToken);
   // The first failure has aged out by now: two in the window, not three.
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 10s), LoginVerdict::kBadToken);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t0_ + 10s), LoginVerdict::kOk);
   // The third within ten seconds of the second locks it.
   EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 14s), LoginVerdict::kBadToken);
-  EXPECT_EQ(g.check("chat", "s3cret", "10.0.0.1", t0_ + 14s), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "10.0.0.1", t0_ + 14s), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, TableNeverGrowsPastItsBound) {
@@ -426,7 +476,7 @@ TEST_F(LoginGuardTest, FullTableEvictsTheOldestFailingAddress) {
   fail(g, "a", 1, t);  // a starts again from one failure (evicts b)
   EXPECT_EQ(g.check("chat", "s3cret", "a", t), LoginVerdict::kOk);
   fail(g, "c", 1, t);  // c kept its first failure: now locked
-  EXPECT_EQ(g.check("chat", "s3cret", "c", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "c", t), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, FullTableSweepsExpiredEntriesFirst) {
@@ -437,7 +487,7 @@ TEST_F(LoginGuardTest, FullTableSweepsExpiredEntriesFirst) {
   t = t0_ + 20s;
   fail(g, "new", 1, t);  // sweeps "old"; the lockout stays
   EXPECT_EQ(g.tracked_addresses(), 2u);
-  EXPECT_EQ(g.check("chat", "s3cret", "locked", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "locked", t), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, FullTableKeepsLockoutsOverFailingAddresses) {
@@ -446,7 +496,7 @@ TEST_F(LoginGuardTest, FullTableKeepsLockoutsOverFailingAddresses) {
   fail(g, "locked", 2, t);
   for (int i = 0; i < 50; ++i) fail(g, "flood" + std::to_string(i), 1, t);
   EXPECT_EQ(g.tracked_addresses(), 3u);
-  EXPECT_EQ(g.check("chat", "s3cret", "locked", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "locked", t), LoginVerdict::kRateLimited);
 }
 
 TEST_F(LoginGuardTest, FullTableOfLockoutsEvictsTheOldestLockout) {
@@ -456,9 +506,9 @@ TEST_F(LoginGuardTest, FullTableOfLockoutsEvictsTheOldestLockout) {
   fail(g, "b", 1, t);
   fail(g, "c", 1, t);  // all three locked; a, the oldest, is forgotten
   EXPECT_EQ(g.tracked_addresses(), 2u);
-  EXPECT_EQ(g.check("chat", "s3cret", "a", t), LoginVerdict::kOk);
-  EXPECT_EQ(g.check("chat", "s3cret", "b", t), LoginVerdict::kRateLimited);
-  EXPECT_EQ(g.check("chat", "s3cret", "c", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "b", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "c", t), LoginVerdict::kRateLimited);
+  EXPECT_EQ(g.check("chat", "x", "a", t), LoginVerdict::kBadToken);
 }
 
 }  // namespace
