@@ -365,6 +365,56 @@ TEST_F(KeyFile, PrivateKeyReadableByOthersIsRefusedWithChmodHint) {
   EXPECT_TRUE(load_private_key(priv).ok());
 }
 
+// The review: key and token files were accepted whatever their owner, and in a state
+// directory anyone could write (and so swap the key for their own).
+TEST_F(KeyFile, KeyOwnedByAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file away";
+  const auto priv = dir_ / "server.key";
+  ASSERT_TRUE(write_key_pair(priv, dir_ / "server.pub", KeyPair::generate()).ok());
+  ASSERT_EQ(::chown(priv.c_str(), 65534, 65534), 0);  // nobody
+  auto loaded = load_private_key(priv);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().find("owned by uid 65534"), std::string::npos) << loaded.error();
+  ASSERT_EQ(::chown(priv.c_str(), 0, 0), 0);
+  EXPECT_TRUE(load_private_key(priv).ok());
+}
+
+TEST_F(KeyFile, KeyInADirectoryOthersCanWriteIsRefused) {
+  const auto priv = dir_ / "server.key";
+  ASSERT_TRUE(write_key_pair(priv, dir_ / "server.pub", KeyPair::generate()).ok());
+  for (const mode_t mode : {01777, 0770, 0757}) {
+    ASSERT_EQ(::chmod(dir_.c_str(), mode), 0);
+    auto loaded = load_private_key(priv);
+    ASSERT_FALSE(loaded.ok()) << std::oct << mode;
+    EXPECT_NE(loaded.error().find("so others can replace the files in it"), std::string::npos)
+        << loaded.error();
+    auto server = load_or_create_server_key(dir_);
+    EXPECT_FALSE(server.ok()) << std::oct << mode;
+  }
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  EXPECT_TRUE(load_private_key(priv).ok());
+}
+
+TEST_F(KeyFile, StateDirectoryIsCreatedPrivateAndAnOpenOneIsRefused) {
+  const auto state = dir_ / "var" / "state";
+  auto created = load_or_create_server_key(state);
+  ASSERT_TRUE(created.ok()) << created.error();
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(mode_of(state), 0700u);
+  auto token = load_or_create_admin_token(dir_ / "etc" / "admin.token");
+  ASSERT_TRUE(token.ok()) << token.error();
+  EXPECT_EQ(mode_of(dir_ / "etc"), 0700u);
+
+  const auto open = dir_ / "open";
+  std::filesystem::create_directory(open);
+  ASSERT_EQ(::chmod(open.c_str(), 0777), 0);
+  auto refused = load_or_create_server_key(open);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("mode 0777"), std::string::npos) << refused.error();
+  EXPECT_FALSE(std::filesystem::exists(open / "server.key")) << "nothing is written there";
+  EXPECT_FALSE(load_or_create_admin_token(open / "admin.token").ok());
+}
+
 TEST_F(KeyFile, WriteKeyPairNeverOverwrites) {
   const auto priv = dir_ / "server.key";
   const auto pub = dir_ / "server.pub";

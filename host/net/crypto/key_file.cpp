@@ -128,12 +128,82 @@ Expected<void> write_file_no_replace(const std::filesystem::path& path,
   return {};
 }
 
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// Whoever owns a secret file, or may write its directory, can replace the secret: only
+// prismd's own user and root are trusted with either.
+bool trusted_owner(uid_t uid) { return uid == ::geteuid() || uid == 0; }
+
+Expected<void> check_owner(const struct stat& st, const std::string& name, std::string_view what) {
+  if (trusted_owner(st.st_uid)) return {};
+  return make_error(name + ": the " + std::string(what) + " is owned by uid " +
+                    std::to_string(st.st_uid) + ", neither prismd's user (uid " +
+                    std::to_string(::geteuid()) + ") nor root; run `chown " +
+                    std::to_string(::geteuid()) + " " + name + "`");
+}
+
+// A directory others may write is one where they may swap a key file for their own.
+Expected<void> check_private_directory(int dir_fd, const std::string& name) {
+  struct stat st;
+  if (::fstat(dir_fd, &st) != 0) {
+    return make_error(name + ": cannot stat the directory: " + errno_text(errno));
+  }
+  if (!trusted_owner(st.st_uid)) {
+    return make_error(name + ": the directory is owned by uid " + std::to_string(st.st_uid) +
+                      ", neither prismd's user (uid " + std::to_string(::geteuid()) +
+                      ") nor root");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return make_error(name + ": the directory has mode " + mode_text(st.st_mode) +
+                      ", so others can replace the files in it; run `chmod go-w " + name + "`");
+  }
+  return {};
+}
+
+std::filesystem::path directory_of(const std::filesystem::path& path) {
+  return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+}
+
+// Creates `dir` (and its parents) if missing, the last one mode 0700 from the start, then
+// checks that it is private as check_private_directory says.
+Expected<void> make_private_directory(const std::filesystem::path& dir, std::string_view what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return make_error(dir.string() + ": cannot create the " + std::string(what) + ": " +
+                        errno_text(errno));
+    }
+  }
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return make_error(dir.string() + ": cannot open the " + std::string(what) + ": " +
+                      errno_text(errno));
+  }
+  return check_private_directory(fd.get(), dir.string());
+}
+
 }  // namespace
 
 Expected<std::string> read_secret_file(const std::filesystem::path& path, std::string_view what,
                                        size_t max_size, bool group_may_read) {
   const std::string name = path.string();
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  // The directory is checked through the descriptor the file is opened from, so the
+  // check and the read see the same directory.
+  const std::filesystem::path dir = directory_of(path);
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) {
+    return make_error(name + ": cannot open the " + std::string(what) + "'s directory: " +
+                      errno_text(errno));
+  }
+  if (auto private_dir = check_private_directory(dir_fd.get(), dir.string()); !private_dir) {
+    return make_error(name + ": refusing the " + std::string(what) + ": " + private_dir.error());
+  }
+  Fd fd(::openat(dir_fd.get(), path.filename().c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
     return make_error(name + ": cannot open the " + std::string(what) + ": " + errno_text(errno));
   }
@@ -144,12 +214,11 @@ Expected<std::string> read_secret_file(const std::filesystem::path& path, std::s
   if (!S_ISREG(st.st_mode)) {
     return make_error(name + ": the " + std::string(what) + " is not a regular file");
   }
+  if (auto owner = check_owner(st, name, what); !owner) return make_error(owner.error());
   // Checked on the opened file, so a chmod or swap between check and read changes nothing.
   const mode_t forbidden = group_may_read ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
   if ((st.st_mode & forbidden) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(name + ": the " + std::string(what) + " has mode " + mode +
+    return make_error(name + ": the " + std::string(what) + " has mode " + mode_text(st.st_mode) +
                       (group_may_read ? ", so others can access it; run `chmod 640 "
                                       : ", so group or others can access it; run `chmod 600 ") +
                       name + "`");
@@ -253,10 +322,8 @@ Expected<ServerKey> load_or_create_server_key(const std::filesystem::path& dir) 
     if (!pair) return make_error(pair.error());
     return ServerKey{*pair, false};
   }
-  if (!std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error(dir.string() + ": cannot create state directory: " + ec.message());
-    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  if (auto made = make_private_directory(dir, "state directory"); !made) {
+    return make_error(made.error());
   }
   const KeyPair pair = KeyPair::generate();
   if (auto written = write_key_pair(private_path, dir / kServerPublicKeyFile, pair); !written) {
@@ -277,11 +344,8 @@ Expected<AdminToken> load_or_create_admin_token(const std::filesystem::path& pat
     }
     return AdminToken{std::move(*token), false};
   }
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error(dir.string() + ": cannot create directory: " + ec.message());
-    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  if (auto made = make_private_directory(directory_of(path), "admin token's directory"); !made) {
+    return make_error(made.error());
   }
   std::array<uint8_t, 32> random{};
   CryptoPP::AutoSeededRandomPool rng;
