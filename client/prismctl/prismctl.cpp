@@ -36,7 +36,8 @@ struct Options {
   std::string server = "127.0.0.1:7777";
   std::string server_key;   // --server-key: "prism1:<hex>" or a server.pub file
   std::string config_path;  // --config: the server's prism.yaml, to find its public key
-  std::string token;        // --token: log in to the called service first
+  std::string token;        // --token: log in to the called service first (visible in ps)
+  std::string token_source;  // --service-token-file: the same from a file, "-" = stdin
   std::string token_file;   // --token-file: the admin token (default: found through the config)
   int timeout_ms = 2000;
   bool json = false;
@@ -73,6 +74,34 @@ Expected<std::string> find_admin_token(const Options& opts) {
   }
   auto token = read_text(path);
   if (!token) return prism::make_error("admin token: " + token.error());
+  return token;
+}
+
+// A secret that must not sit in argv, where any local user reads it (ps, /proc/PID/cmdline):
+// the file `source` (trailing whitespace dropped), a line of standard input for "-", else
+// $`env_name`; empty when none is given.
+Expected<std::string> read_secret(const std::string& source, const char* env_name) {
+  if (source == "-") {
+    std::string line;
+    if (!std::getline(std::cin, line)) return prism::make_error("no token on standard input");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  if (!source.empty()) return read_text(source);
+  const char* env = std::getenv(env_name);
+  return std::string(env != nullptr ? env : "");
+}
+
+// The token `call` logs in with: --token, --service-token-file or $PRISM_SERVICE_TOKEN.
+Expected<std::string> service_token(const Options& opts) {
+  if (!opts.token.empty()) {
+    std::cerr << "prismctl: warning: --token puts the token where other users of this machine "
+                 "can read it (ps); prefer --service-token-file FILE, --service-token-file - "
+                 "(standard input) or $PRISM_SERVICE_TOKEN\n";
+    return opts.token;
+  }
+  auto token = read_secret(opts.token_source, "PRISM_SERVICE_TOKEN");
+  if (!token) return prism::make_error("service token: " + token.error());
   return token;
 }
 
@@ -276,8 +305,10 @@ int run_status(Client& client, const Options& opts) {
 int run_call(Client& client, const Options& opts) {
   auto packet_id = client.resolve(opts.service, opts.method);
   if (!packet_id) return fail(packet_id.error());
-  if (!opts.token.empty()) {
-    auto login = client.login(opts.service, opts.token);
+  auto token = service_token(opts);
+  if (!token) return fail(token.error());
+  if (!token->empty()) {
+    auto login = client.login(opts.service, *token);
     if (!login) return fail("login to " + opts.service + ": " + login.error());
     if (login->status != prism::v1::STATUS_OK) {
       fail("login to " + opts.service + " answered " +
@@ -366,12 +397,18 @@ int main(int argc, char** argv) {
   call->add_option("service", opts.service, "Plugin name, as listed by `prismctl plugins`")->required();
   call->add_option("method", opts.method, "Method name within the plugin")->required();
   call->add_option("payload", opts.payload, "Request payload as text (default: empty)");
-  call->add_option("--token", opts.token, "Log in to SERVICE with this token before calling");
+  call->add_option("--service-token-file", opts.token_source,
+                   "Log in to SERVICE first with the token in this file; - reads a line from "
+                   "standard input (default: $PRISM_SERVICE_TOKEN, if set)");
+  call->add_option("--token", opts.token,
+                   "The same with the token itself (other local users can see it in ps)");
 
   auto* hash = app.add_subcommand(
-      "hash-token", "Print the token_hash line for etc/plugins.d/<plugin>.yaml of a token");
-  std::string token_to_hash;
-  hash->add_option("token", token_to_hash, "The token clients will present")->required();
+      "hash-token",
+      "Print the token_hash line for etc/plugins.d/<plugin>.yaml of the token read from "
+      "standard input (or from FILE)");
+  std::string token_file_to_hash = "-";
+  hash->add_option("file", token_file_to_hash, "A file holding the token; - or none: standard input");
 
   std::string plugin_path;
   std::string plugin_name;
@@ -405,7 +442,16 @@ int main(int argc, char** argv) {
   // keygen works offline: no server involved.
   if (keygen->parsed()) return run_keygen(key_dir, opts);
   if (hash->parsed()) {
-    std::cout << "token_hash: \"" << prism::net::crypto::hash_token(token_to_hash) << "\"\n";
+    auto token = read_secret(token_file_to_hash, "");
+    if (!token) return fail(token.error());
+    if (token->empty()) return fail("the token is empty");
+    // docs/security.md: a locked-out address still logs in with the right token, so the
+    // lockout does not bound guessing; only a token's length does.
+    if (token->size() < 16) {
+      std::cerr << "prismctl: warning: a token of " << token->size()
+                << " characters can be guessed; use 16 or more random characters\n";
+    }
+    std::cout << "token_hash: \"" << prism::net::crypto::hash_token(*token) << "\"\n";
     return 0;
   }
 

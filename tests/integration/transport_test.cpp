@@ -85,6 +85,25 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
                               prismd.config_path().string(), "call", "default", "echo", "x"});
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_NE(refused.output.find("LOGIN_REQUIRED"), std::string::npos) << refused.output;
+  // The token need not sit in argv, where other local users read it: standard input, a
+  // file, or the environment.
+  const std::string call_echo = "'" + prismctl + "' --server " + prismd.endpoint() +
+                                " --config '" + prismd.config_path().string() +
+                                "' call default echo viasecret";
+  auto from_stdin =
+      run_command({"/bin/sh", "-c", "echo s3cret | " + call_echo + " --service-token-file -"});
+  EXPECT_EQ(from_stdin.exit_code, 0) << from_stdin.output;
+  EXPECT_NE(from_stdin.output.find("viasecret"), std::string::npos) << from_stdin.output;
+  const auto token_file = prismd.dir() / "service.token";
+  std::ofstream(token_file) << "s3cret\n";
+  auto from_file = run_command(
+      {"/bin/sh", "-c", call_echo + " --service-token-file '" + token_file.string() + "'"});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.output;
+  auto from_env = run_command({"/bin/sh", "-c", "PRISM_SERVICE_TOKEN=s3cret " + call_echo});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.output;
+  auto hashed = run_command({"/bin/sh", "-c", "echo s3cret | '" + prismctl + "' hash-token"});
+  EXPECT_NE(hashed.output.find(net::crypto::hash_token("s3cret")), std::string::npos)
+      << hashed.output;
 
   // A login belongs to its session: a second session starts logged out.
   auto other = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
