@@ -55,6 +55,7 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
                         << "\n  workers: " << options.workers
                         << "\n  request_timeout_ms: " << options.request_timeout_ms << "\n"
                         << (options.key_file.empty() ? "" : "  key_file: " + options.key_file.string() + "\n")
+                        << options.server_yaml
                         << "plugins:\n  config_dir: " << plugins_d.string() << "\n"
                         << "state_dir: " << state_dir_.string() << "\n"
                         << "log:\n  level: info\n"

@@ -23,6 +23,7 @@ struct PrismdOptions {
   std::filesystem::path state_dir;  // empty = a fresh one inside the process's temp dir
   std::filesystem::path key_file;  // server.key_file; empty = <state_dir>/server.key
   std::string extra_yaml;  // appended to the generated config
+  std::string server_yaml;  // more keys of the server section, each line indented two spaces
   // Files of plugins.config_dir (a fresh one inside the process's temp dir): name → YAML.
   std::map<std::string, std::string> plugin_configs;
 };
@@ -37,6 +38,7 @@ class PrismdProcess {
   // True once prismd printed its listening line; port() is then valid.
   bool ready() const { return port_ != 0; }
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& log() const { return log_; }
   const std::filesystem::path& dir() const { return dir_; }
