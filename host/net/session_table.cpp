@@ -170,18 +170,6 @@ uint64_t SessionTable::new_connection_id() {
 }
 
 void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddress& from) {
-  const uint64_t source = from.source_key();
-  session::InitialView view;
-  if (const auto r = session::parse_initial(datagram, view); r != DropReason::kNone) {
-    drop(r);
-    return;
-  }
-  // An INITIAL with a cookie may cost an HMAC and an X25519: each source gets a bounded
-  // rate of them, checked before either (docs/security.md, "Handshake flood").
-  if (!view.cookie.empty() && !limits_.allow_handshake(source, Clock::now())) {
-    drop(DropReason::kRateLimited);
-    return;
-  }
   std::array<uint8_t, PeerAddress::kMaxKeyBytes> address{};
   const size_t address_len = from.key_bytes(address);
   const auto wall_now = std::chrono::system_clock::now();
@@ -205,12 +193,23 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
     }
     return;
   }
-  // One source must not take every slot (docs/security.md, "One source, many sessions").
+  // The cookie verified, so the source address is the sender's own: only now may it spend
+  // its handshake budget (a spoofer cannot drain another address's rate). Each X25519
+  // costs ~50 µs; a source gets a bounded rate of them (docs/security.md, "Handshake
+  // flood"), and one source must not take every slot ("One source, many sessions").
+  const uint64_t source = from.source_key();
+  if (!limits_.allow_handshake(source, Clock::now())) {
+    drop(DropReason::kRateLimited);
+    return;
+  }
   if (!limits_.may_open(source)) {
     drop(DropReason::kAddressLimit);
     return;
   }
-  if (sessions_.size() >= settings_.max_sessions && !evict_unconfirmed()) {
+  // A full worker makes room by closing its oldest unconfirmed session, but only for a
+  // handshake that succeeds: a replay or a bad message 1 must not close anyone's.
+  const bool full = sessions_.size() >= settings_.max_sessions;
+  if (full && oldest_unconfirmed() == nullptr) {
     drop(DropReason::kOverloaded);
     return;
   }
@@ -223,6 +222,12 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   if (accepted.kind != InitialOutcome::Kind::kAccept) {
     drop(accepted.reason);
     return;
+  }
+  if (full) {
+    Session* evicted = oldest_unconfirmed();
+    evicted->close_reason = "evicted: the worker is full and the handshake was unconfirmed";
+    handshakes_evicted_.add();
+    destroy(*evicted);
   }
   const auto now = Clock::now();
   auto owned = std::make_unique<Session>(this, id, from, accepted.keys, settings_.channel, now);
@@ -240,11 +245,7 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   unconfirmed_order_.push_back(id);
   // Entries of sessions confirmed or gone leave from the front, so the queue holds no
   // more than the handshakes of the last handshake_timeout.
-  while (!unconfirmed_order_.empty()) {
-    const auto front = sessions_.find(unconfirmed_order_.front());
-    if (front != sessions_.end() && front->second->client_id != 0) break;
-    unconfirmed_order_.pop_front();
-  }
+  oldest_unconfirmed();
   limits_.opened(source);
   opened_.add();
   SPDLOG_DEBUG("event=session_opened session={:016x} peer={} worker={}", id, from.to_string(),
@@ -414,18 +415,15 @@ void SessionTable::on_timer(uv_timer_t* timer) {
   table.touch(s);
 }
 
-bool SessionTable::evict_unconfirmed() {
+SessionTable::Session* SessionTable::oldest_unconfirmed() {
   while (!unconfirmed_order_.empty()) {
-    const uint64_t id = unconfirmed_order_.front();
-    unconfirmed_order_.pop_front();
-    const auto it = sessions_.find(id);
-    if (it == sessions_.end() || it->second->client_id == 0 || it->second->abandoned) continue;
-    it->second->close_reason = "evicted: the worker is full and the handshake was unconfirmed";
-    handshakes_evicted_.add();
-    destroy(*it->second);
-    return true;
+    const auto it = sessions_.find(unconfirmed_order_.front());
+    if (it != sessions_.end() && it->second->client_id != 0 && !it->second->abandoned) {
+      return it->second.get();
+    }
+    unconfirmed_order_.pop_front();  // confirmed, abandoned or gone since
   }
-  return false;
+  return nullptr;
 }
 
 void SessionTable::destroy(Session& s) {

@@ -90,9 +90,9 @@ class SessionTable final : public ReplyTransport {
   void touch(Session& s);
   // Frees the session now; safe outside flush() too (it leaves the dirty list).
   void destroy(Session& s);
-  // Makes room for one more session by closing the oldest unconfirmed one; false when
-  // every session is confirmed.
-  bool evict_unconfirmed();
+  // The unconfirmed session a full worker closes first (the oldest), dropping the queue
+  // entries of sessions confirmed or gone on the way; null when every session is confirmed.
+  Session* oldest_unconfirmed();
   static void on_timer(uv_timer_t* timer);
   void drop(DropReason reason);
 

@@ -26,16 +26,21 @@ bool SourceLimits::allow_handshake(uint64_t source, Clock::time_point now) {
   return true;
 }
 
-// A bucket that would be full by now is the same as no bucket: forget those. When every
-// tracked source is busy (a flood from more sources than max_tracked), one of them starts
-// over with a full bucket; that costs at most one burst per eviction.
+// A bucket that would be full by now is the same as no bucket: forget those. When most
+// tracked sources are busy (handshakes from more addresses than max_tracked, each of them
+// proved by a cookie), an eighth of the table starts over with full buckets; that costs
+// at most one burst per source forgotten, and the scan runs once per max_tracked / 8 new
+// sources rather than once per handshake.
 void SourceLimits::make_room(Clock::time_point now) {
   std::erase_if(buckets_, [&](const auto& entry) {
     const double elapsed = std::chrono::duration<double>(now - entry.second.refilled).count();
     return entry.second.tokens + elapsed * settings_.handshakes_per_second >=
            settings_.handshake_burst;
   });
-  if (buckets_.size() >= settings_.max_tracked) buckets_.erase(buckets_.begin());
+  const size_t room = std::max<size_t>(settings_.max_tracked / 8, 1);
+  for (auto it = buckets_.begin(); it != buckets_.end() && buckets_.size() + room > settings_.max_tracked;) {
+    it = buckets_.erase(it);
+  }
 }
 
 bool SourceLimits::may_open(uint64_t source) const {

@@ -751,6 +751,41 @@ TEST_F(SessionTableTest, FullTableEvictsTheOldestUnconfirmedSessionFirst) {
   EXPECT_EQ(handler_.requests[0].payload(), "still here");
 }
 
+// A replay (or a message 1 that fails) must not close anyone's pending handshake: the
+// oldest unconfirmed session makes room only for a handshake that succeeds.
+TEST_F(SessionTableTest, FullWorkerEvictsOnlyForAHandshakeThatSucceeds) {
+  SessionSettings settings;
+  settings.max_sessions = 2;
+  make_table(std::move(settings));
+  Client done(server_key_.public_key, 0x5151, 40000);
+  Client pending(server_key_.public_key, 0x5152, 40001);
+  ASSERT_TRUE(connect(done));
+  confirm(done);
+  ASSERT_TRUE(connect(pending));
+  const uint64_t evicted = counter("prism_handshakes_evicted_total");
+  for (int i = 0; i < 5; ++i) deliver(done.handshake.initial(), done.address);  // replays
+  EXPECT_EQ(counter("prism_handshakes_evicted_total"), evicted);
+  EXPECT_TRUE(handler_.closed.empty());
+  EXPECT_EQ(table_->unconfirmed(), 1u);
+}
+
+TEST(SourceLimits, BucketTableStaysWithinItsBound) {
+  SourceLimits limits({.handshakes_per_second = 1, .handshake_burst = 5, .max_tracked = 64});
+  const auto now = SourceLimits::Clock::now();
+  for (uint64_t source = 0; source < 10000; ++source) {
+    ASSERT_TRUE(limits.allow_handshake(source, now));  // a new source starts with a burst
+    ASSERT_LE(limits.tracked_buckets(), 64u);
+  }
+  // A busy source keeps its bucket through later sources' arrivals only while the
+  // table has room; an idle one is forgotten first.
+  SourceLimits busy({.handshakes_per_second = 1, .handshake_burst = 2, .max_tracked = 8});
+  EXPECT_TRUE(busy.allow_handshake(1, now));
+  EXPECT_TRUE(busy.allow_handshake(1, now));
+  EXPECT_FALSE(busy.allow_handshake(1, now));
+  for (uint64_t source = 100; source < 106; ++source) EXPECT_TRUE(busy.allow_handshake(source, now));
+  EXPECT_FALSE(busy.allow_handshake(1, now)) << "still tracked: its bucket is still empty";
+}
+
 // The review filled every slot from one address with sessions it never confirmed; they
 // held their slots for the 30 s idle timeout. Now they go after the handshake timeout.
 TEST_F(SessionTableTest, UnconfirmedSessionIsFreedAfterTheHandshakeTimeout) {
