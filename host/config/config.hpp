@@ -104,6 +104,13 @@ struct Config {
   friend bool operator==(const Config&, const Config&) = default;
 };
 
+// The smallest server.receive_budget_per_session that holds one message of
+// `max_message_size` in fragments: the bytes, a 16-byte record per fragment (fragments
+// carry at least 490 bytes, docs/protocol.md §5.7) and one per message, rounded up.
+constexpr size_t min_receive_budget(size_t max_message_size) {
+  return max_message_size + max_message_size / 16 + 4096;
+}
+
 // Reads and validates a config file. Errors read "<path>:<line>:<column>: <key.path>: <what>".
 Expected<Config> load_file(const std::filesystem::path& path);
 

@@ -214,6 +214,24 @@ TEST(ConfigTest, OutOfRangeIsRejected) {
   }
 }
 
+// A receive budget smaller than one message of the maximum size could never reassemble it.
+TEST(ConfigTest, ReceiveBudgetsMustHoldOneMessageOfTheMaximumSize) {
+  const std::string small = error_of("server:\n  max_message_size: 8388608\n"
+                                     "  receive_budget_per_session: 4194304\n");
+  EXPECT_TRUE(contains(small, "prism.yaml:3:")) << small;
+  EXPECT_TRUE(contains(small, "server.receive_budget_per_session: 4194304 cannot hold one message "
+                              "of server.max_message_size (8388608)"))
+      << small;
+  // Raising only max_message_size blames the section: the budget is the default.
+  EXPECT_TRUE(contains(error_of("server:\n  max_message_size: 8388608\n"),
+                       "server.receive_budget_per_session")) << small;
+  const std::string worker = error_of("server:\n  receive_budget_per_worker: 1048576\n");
+  EXPECT_TRUE(contains(worker, "server.receive_budget_per_worker: must be at least")) << worker;
+  EXPECT_EQ(loaded("server:\n  max_message_size: 8388608\n  receive_budget_per_session: 9000000\n"
+                   "  receive_budget_per_worker: 9000000\n").receive_budget_per_session,
+            9000000u);
+}
+
 TEST(ConfigTest, RangeBoundsAreAccepted) {
   Config config = loaded("server:\n  workers: 256\n  request_timeout_ms: 600000\n  max_datagram: 65507\n"
                          "metrics:\n  snapshot_interval_s: 86400\n");
