@@ -56,6 +56,7 @@ void print_json(const json& value) {
   std::cout << value.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
+using prism::tools::read_secret;
 using prism::tools::read_text;
 
 Expected<prism::client::ServerKey> find_server_key(const Options& opts) {
@@ -75,21 +76,6 @@ Expected<std::string> find_admin_token(const Options& opts) {
   auto token = read_text(path);
   if (!token) return prism::make_error("admin token: " + token.error());
   return token;
-}
-
-// A secret that must not sit in argv, where any local user reads it (ps, /proc/PID/cmdline):
-// the file `source` (trailing whitespace dropped), a line of standard input for "-", else
-// $`env_name`; empty when none is given.
-Expected<std::string> read_secret(const std::string& source, const char* env_name) {
-  if (source == "-") {
-    std::string line;
-    if (!std::getline(std::cin, line)) return prism::make_error("no token on standard input");
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return line;
-  }
-  if (!source.empty()) return read_text(source);
-  const char* env = std::getenv(env_name);
-  return std::string(env != nullptr ? env : "");
 }
 
 // The token `call` logs in with: --token, --service-token-file or $PRISM_SERVICE_TOKEN.
@@ -442,7 +428,7 @@ int main(int argc, char** argv) {
   // keygen works offline: no server involved.
   if (keygen->parsed()) return run_keygen(key_dir, opts);
   if (hash->parsed()) {
-    auto token = read_secret(token_file_to_hash, "");
+    auto token = read_secret(token_file_to_hash, nullptr);
     if (!token) return fail(token.error());
     if (token->empty()) return fail("the token is empty");
     // docs/security.md: a locked-out address still logs in with the right token, so the

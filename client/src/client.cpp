@@ -16,7 +16,6 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <span>
 #include <utility>
 #include <vector>
@@ -30,14 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-// Connection ids must not collide between clients, so the generator is seeded with
-// more than the 32 bits of one random_device draw.
-std::mt19937_64 make_rng() {
-  std::random_device device;
-  std::seed_seq seq{device(), device(), device(), device()};
-  return std::mt19937_64(seq);
-}
 
 // "a, b, c", or "none" for an empty list.
 template <typename Range, typename Name>

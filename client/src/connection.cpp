@@ -16,12 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace session = net::session;
 
-std::mt19937_64 make_rng() {
-  std::random_device device;
-  std::seed_seq seq{device(), device(), device(), device()};
-  return std::mt19937_64(seq);
-}
-
 Expected<int> open_socket(const SocketAddress& to) {
   const int fd = ::socket(to.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
@@ -42,7 +36,6 @@ Client::Connection::Connection(Endpoint endpoint, std::string peer, int fd,
       peer_(std::move(peer)),
       fd_(fd),
       timeout_(timeout),
-      rng_(make_rng()),
       buffer_(net::kMaxDatagramSize) {}
 
 Client::Connection::~Connection() {
@@ -83,7 +76,9 @@ Expected<void> Client::Connection::handshake(const net::crypto::Key32& server_ke
     return make_error("the server key is not a usable X25519 public key");
   }
   uint64_t client_id = 0;
-  while (client_id == 0) client_id = rng_();
+  // §5.2: the client id is all an off-path attacker would need to forge a RETRY or
+  // HANDSHAKE for this attempt, so it comes from a CSPRNG.
+  while (client_id == 0) client_id = random_.next_u64();
   session::HandshakeClient hs(server_key, client_id);
   const auto deadline = Clock::now() + options.timeout;
   // §5.2: the INITIAL is resent on a doubling timer until an answer comes.
@@ -137,6 +132,9 @@ Expected<void> Client::Connection::handshake(const net::crypto::Key32& server_ke
   }
   config.keepalive = config.idle_timeout / 3;
   if (hs.hello().max_message_size() > 0) config.max_message_size = hs.hello().max_message_size();
+  // Room to reassemble a whole reply of the server's largest size, fragment records too
+  // (protocol.md §5.7), however large the server allows.
+  config.receive_budget = std::max(config.receive_budget, 2 * config.max_message_size);
   channel_.emplace(session::Channel::Role::kClient, hs.keys(), hs.hello().connection_id(), config,
                    Clock::now());
   // An empty ACK-eliciting packet confirms the handshake to the server at once (§5.3).
@@ -256,7 +254,7 @@ Expected<uint32_t> Client::Connection::send_request(uint32_t packet_id, std::str
 }
 
 uint64_t Client::Connection::send_ping() {
-  const uint64_t nonce = rng_();
+  const uint64_t nonce = random_.next_u64();
   if (channel_) channel_->send_ping(nonce);
   return nonce;
 }

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "net/crypto/secure_random.hpp"
 #include "net/session/channel.hpp"
 #include "net/session/handshake.hpp"
 #include "prism/client.hpp"
@@ -86,7 +86,7 @@ class Client::Connection final : private net::session::ChannelEvents {
   std::string peer_;
   int fd_;
   std::chrono::milliseconds timeout_;
-  std::mt19937_64 rng_;
+  net::crypto::SecureRandom random_;  // client ids and ping nonces
   std::optional<net::session::Channel> channel_;
   std::string close_reason_;
   std::map<uint32_t, Pending> pending_;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 
 #include "net/crypto/key_file.hpp"
@@ -16,6 +17,18 @@ Expected<std::string> read_text(const std::filesystem::path& path) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   return text;
+}
+
+Expected<std::string> read_secret(const std::string& source, const char* env_name) {
+  if (source == "-") {
+    std::string line;
+    if (!std::getline(std::cin, line)) return make_error("nothing on standard input");
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    return line;
+  }
+  if (!source.empty()) return read_text(source);
+  const char* env = env_name != nullptr ? std::getenv(env_name) : nullptr;
+  return std::string(env != nullptr ? env : "");
 }
 
 ServerFiles files_of(const config::Config& config) {

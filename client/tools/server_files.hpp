@@ -20,6 +20,11 @@ struct ServerFiles {
 // A text file without its trailing white space.
 Expected<std::string> read_text(const std::filesystem::path& path);
 
+// A secret that must not sit in argv, where any local user reads it (ps,
+// /proc/PID/cmdline): the file `source` (as read_text), a line of standard input for "-",
+// else $`env_name` (when not null); empty when none is given.
+Expected<std::string> read_secret(const std::string& source, const char* env_name);
+
 // The files a config points at.
 ServerFiles files_of(const config::Config& config);
 

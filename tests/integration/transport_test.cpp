@@ -110,7 +110,7 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   ASSERT_TRUE(other) << other.error();
   EXPECT_EQ(other->call(kEcho, "x")->status, v1::STATUS_LOGIN_REQUIRED);
   // Failures from one address are limited: after five (two above, three here), wrong
-  // guesses are refused unread for a while...
+  // guesses are answered RATE_LIMITED, uncounted, for a while...
   for (int i = 0; i < 3; ++i) EXPECT_EQ(other->login("default", "guess")->status, v1::STATUS_INVALID_CREDENTIALS);
   EXPECT_EQ(other->login("default", "guess")->status, v1::STATUS_RATE_LIMITED);
   // ...but the right token still logs in: a neighbour's failures must not lock it out.

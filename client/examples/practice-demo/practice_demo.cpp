@@ -5,7 +5,7 @@
 // online.
 //
 //   practice-demo --server 127.0.0.1:7777 [--server-key prism1:...|server.pub]
-//                 [--config /etc/prism/prism.yaml] [--token T] [--matches 300]
+//                 [--config /etc/prism/prism.yaml] [--token-file F] [--matches 300]
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -49,7 +49,8 @@ struct Options {
   std::string server = "127.0.0.1:7777";
   std::string server_key;   // prism1:<hex> or a server.pub file
   std::string config_path;  // the server's prism.yaml, to find server.pub
-  std::string token;        // the practice service's token, when it has one
+  std::string token;        // the practice service's token, when it has one (--token)
+  std::string token_file;   // --token-file: the same from a file, "-" = standard input
   int matches = 300;
   int players = 20;
   unsigned seed = 1;
@@ -128,8 +129,11 @@ int run(const Options& o) {
   auto connected = Client::connect(*endpoint, options);
   if (!connected) return fail(connected.error());
   Client& c = *connected;
-  if (!o.token.empty()) {
-    auto login = c.login("practice", o.token);
+  auto token = o.token.empty() ? prism::tools::read_secret(o.token_file, "PRISM_SERVICE_TOKEN")
+                               : prism::Expected<std::string>(o.token);
+  if (!token) return fail("practice token: " + token.error());
+  if (!token->empty()) {
+    auto login = c.login("practice", *token);
     if (!login) return fail("login: " + login.error());
     if (login->status != prism::v1::STATUS_OK) return fail("login: " + login->message);
   }
@@ -270,7 +274,11 @@ int main(int argc, char** argv) {
   app.add_option("--server", o.server, "prismd's UDP address, host:port")->capture_default_str();
   app.add_option("--server-key", o.server_key, "The server's public key, prism1:<hex>, or its server.pub file");
   app.add_option("--config", o.config_path, "The server's prism.yaml: its key is server.pub beside server.key");
-  app.add_option("--token", o.token, "Log in to the practice service with this token first");
+  app.add_option("--token-file", o.token_file,
+                 "Log in to the practice service first with the token in this file; - reads a "
+                 "line from standard input (default: $PRISM_SERVICE_TOKEN, if set)");
+  app.add_option("--token", o.token,
+                 "The same with the token itself (other local users can see it in ps)");
   app.add_option("--matches", o.matches, "Matches to record")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--players", o.players, "Players in the roster")->capture_default_str();
   app.add_option("--seed", o.seed, "Seed of the simulation")->capture_default_str();
