@@ -117,6 +117,19 @@ std::vector<std::pair<std::string, Packet>> payloads() {
       [&](Packet& p) { add_fragments(p, big, 3, DELIVERY_RELIABLE_ORDERED, 0, 0, 1); });
   add("fragment_last",
       [&](Packet& p) { add_fragments(p, big, 3, DELIVERY_RELIABLE_ORDERED, 0, 2, 3); });
+  // The review's fragment bomb: first fragments announcing 65535 siblings, several
+  // messages in one packet, none ever completed (§5.7: charged by what arrived, expired
+  // by the timer).
+  add("fragment_bomb", [](Packet& p) {
+    for (uint64_t sequence = 0; sequence < 4; ++sequence) {
+      auto* f = p.add_frames()->mutable_fragment();
+      f->set_delivery(DELIVERY_RELIABLE_ORDERED);
+      f->set_sequence(sequence);
+      f->set_index(0);
+      f->set_count(65535);
+      f->set_data(std::string(16, 'b'));
+    }
+  });
   // Every frame kind coalesced in one packet (§3.1).
   add("multi_frame", [&](Packet& p) {
     add_ack(p, {{0, 3}}, 0);

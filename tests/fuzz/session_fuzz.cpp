@@ -227,6 +227,9 @@ void run(Session& s, std::span<const uint8_t> plaintext, Clock::time_point now) 
   check(s.server.unacked_bytes() <= s.config.max_unacked_bytes + s.config.max_datagram);
   check(s.server.backlog_bytes() <=
         s.config.max_send_backlog + s.config.max_message_size + s.config.max_datagram);
+  // §5.6-5.7: what the client makes the server hold stays within one receive budget,
+  // ordered messages behind a gap and unfinished fragments together.
+  check(s.server.received_buffered_bytes() <= s.config.receive_budget);
 }
 
 }  // namespace
