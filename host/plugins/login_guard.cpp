@@ -43,7 +43,7 @@ LoginVerdict LoginGuard::check(std::string_view service, std::string_view token,
   } else {
     wrong = LoginVerdict::kUnknownService;
   }
-  // A locked address learns nothing new from a wrong guess, and it is not counted.
+  // A wrong guess from a locked address is answered kRateLimited and not counted.
   if (failures.locked(address_key, now)) return LoginVerdict::kRateLimited;
   failures.record_failure(address_key, now);
   return wrong;
