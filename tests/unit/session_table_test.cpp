@@ -776,14 +776,20 @@ TEST(SourceLimits, BucketTableStaysWithinItsBound) {
     ASSERT_TRUE(limits.allow_handshake(source, now));  // a new source starts with a burst
     ASSERT_LE(limits.tracked_buckets(), 64u);
   }
-  // A busy source keeps its bucket through later sources' arrivals only while the
-  // table has room; an idle one is forgotten first.
-  SourceLimits busy({.handshakes_per_second = 1, .handshake_burst = 2, .max_tracked = 8});
-  EXPECT_TRUE(busy.allow_handshake(1, now));
-  EXPECT_TRUE(busy.allow_handshake(1, now));
-  EXPECT_FALSE(busy.allow_handshake(1, now));
-  for (uint64_t source = 100; source < 106; ++source) EXPECT_TRUE(busy.allow_handshake(source, now));
-  EXPECT_FALSE(busy.allow_handshake(1, now)) << "still tracked: its bucket is still empty";
+  // When room is needed, sources whose buckets have refilled are forgotten first: a
+  // source that spent its burst keeps its (short) bucket, not a fresh one.
+  SourceLimits table({.handshakes_per_second = 1, .handshake_burst = 2, .max_tracked = 8});
+  EXPECT_TRUE(table.allow_handshake(1, now));
+  EXPECT_TRUE(table.allow_handshake(1, now));
+  EXPECT_FALSE(table.allow_handshake(1, now));
+  for (uint64_t source = 100; source < 107; ++source) EXPECT_TRUE(table.allow_handshake(source, now));
+  ASSERT_EQ(table.tracked_buckets(), 8u);
+  // A second on, the seven others are full again (idle) and source 1 holds one token.
+  const auto later = now + std::chrono::seconds(1);
+  EXPECT_TRUE(table.allow_handshake(200, later));  // needs room
+  EXPECT_LE(table.tracked_buckets(), 2u);
+  EXPECT_TRUE(table.allow_handshake(1, later));
+  EXPECT_FALSE(table.allow_handshake(1, later)) << "source 1 kept its bucket, not a new burst";
 }
 
 // The review filled every slot from one address with sessions it never confirmed; they
