@@ -9,7 +9,7 @@
 
 #include "base/clock.hpp"
 #include "net/crypto/key_file.hpp"
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 #include "plugins/directory_watch.hpp"
 #include "plugins/store_api.hpp"
 #include "prism/version.hpp"
@@ -103,14 +103,14 @@ Expected<net::crypto::KeyPair> Server::load_server_key() const {
   return key->pair;
 }
 
-Expected<net::crypto::TokenHash> Server::load_admin_token() const {
+Expected<prism::TokenHash> Server::load_admin_token() const {
   const std::filesystem::path path = config_.admin_token_file.empty()
                                          ? std::filesystem::path(config_.state_dir) / "admin.token"
                                          : std::filesystem::path(config_.admin_token_file);
   auto token = net::crypto::load_or_create_admin_token(path);
   if (!token) return make_error(token.error());
   SPDLOG_INFO("event=admin_token file={} created={}", path.string(), token->created);
-  auto hash = net::crypto::parse_token_hash(net::crypto::hash_token(token->token));
+  auto hash = prism::parse_token_hash(prism::hash_token(token->token));
   if (!hash) return make_error(hash.error());
   return *hash;
 }

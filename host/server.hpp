@@ -27,7 +27,7 @@ class Server {
   // server.workers, or one per core for "auto".
   unsigned worker_count() const;
   Expected<net::crypto::KeyPair> load_server_key() const;
-  Expected<net::crypto::TokenHash> load_admin_token() const;
+  Expected<prism::TokenHash> load_admin_token() const;
   Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
   // Joins the worker threads; the Worker objects stay until shutdown(), since a storage
   // completion still in flight posts to them (and is dropped).
@@ -41,7 +41,7 @@ class Server {
 
   config::Config config_;
   std::vector<plugins::PluginSettings> plugin_settings_;
-  net::crypto::TokenHash admin_token_{};  // the admin service's token (its hash)
+  prism::TokenHash admin_token_{};  // the admin service's token (its hash)
   std::unique_ptr<store::Storage> storage_;
   std::vector<bool> store_healthy_;  // per backend of storage_->health(), as last logged
   std::unique_ptr<plugins::Registry> registry_;

@@ -18,7 +18,7 @@
 
 #include "config/config.hpp"
 #include "net/crypto/key_file.hpp"
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 #include "prism/client.hpp"
 #include "server_files.hpp"
 
@@ -437,7 +437,7 @@ int main(int argc, char** argv) {
       std::cerr << "prismctl: warning: a token of " << token->size()
                 << " characters can be guessed; use 16 or more random characters\n";
     }
-    std::cout << "token_hash: \"" << prism::net::crypto::hash_token(*token) << "\"\n";
+    std::cout << "token_hash: \"" << prism::hash_token(*token) << "\"\n";
     return 0;
   }
 

@@ -17,7 +17,7 @@
 #include "net/loop_access.hpp"
 #include "net/transport.hpp"
 #include "plugins/login_guard.hpp"
-#include "plugins/registry.hpp"
+#include "plugins/routing_table.hpp"
 
 namespace prism::dispatch {
 

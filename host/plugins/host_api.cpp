@@ -9,7 +9,8 @@
 #include "metrics/metrics.hpp"
 #include "plugins/loaded_plugin.hpp"
 #include "plugins/plugin_types.hpp"
-#include "plugins/registry.hpp"
+#include "plugins/host_view.hpp"
+#include "plugins/routing_table.hpp"
 #include "plugins/store_api.hpp"
 
 namespace prism::plugins {
@@ -67,7 +68,7 @@ void api_counter_add(prism_counter_t* counter, uint64_t delta) {
 
 void api_server_info(prism_host_t* host, prism_server_info_t* out) {
   if (host == nullptr || out == nullptr) return;
-  const auto& facts = host->registry->facts();
+  const auto& facts = host->host->facts();
   // Fill only the fields the caller's struct has room for.
   prism_server_info_t info{};
   info.struct_size = sizeof info;
@@ -83,7 +84,7 @@ void api_server_info(prism_host_t* host, prism_server_info_t* out) {
 
 void api_visit_plugins(prism_host_t* host, prism_plugin_visitor_fn visit, void* user) {
   if (host == nullptr || visit == nullptr) return;
-  const auto table = host->registry->table();
+  const auto table = host->host->table();
   for (const auto& route : table->routes()) {
     const auto& p = *route.plugin;
     prism_plugin_info_t info{};

@@ -13,7 +13,7 @@
 
 #include "base/clock.hpp"
 #include "plugins/elf_check.hpp"
-#include "plugins/registry.hpp"
+#include "plugins/host_view.hpp"
 
 namespace prism::plugins {
 namespace {
@@ -213,9 +213,9 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   return plugin;
 }
 
-Expected<void> LoadedPlugin::init(Registry& registry, std::string_view config) {
+Expected<void> LoadedPlugin::init(const HostView& host, std::string_view config) {
   host_.plugin = this;
-  host_.registry = &registry;
+  host_.host = &host;
   char error[512] = {0};
   void* instance = nullptr;
   const prism_bytes_t cfg{reinterpret_cast<const uint8_t*>(config.data()), config.size()};

@@ -56,7 +56,7 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   LoadedPlugin& operator=(const LoadedPlugin&) = delete;
 
   // Calls the plugin's init with `config`; on failure the reason names plugin and file.
-  Expected<void> init(Registry& registry, std::string_view config);
+  Expected<void> init(const HostView& host, std::string_view config);
 
   // Calls the plugin's handler; serialised unless the plugin declared itself concurrent.
   // Once this version has handed over to a successor, requests that still reach it (a

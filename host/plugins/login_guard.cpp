@@ -4,12 +4,13 @@
 
 #include <algorithm>
 
+#include "plugins/plugin_settings.hpp"
 #include "plugins/plugin_types.hpp"
 
 namespace prism::plugins {
 
 LoginGuard::LoginGuard(const std::vector<PluginSettings>& plugins,
-                       std::optional<net::crypto::TokenHash> admin_token, LoginLimits limits)
+                       std::optional<prism::TokenHash> admin_token, LoginLimits limits)
     : admin_token_(std::move(admin_token)), limits_(limits) {
   limits_.max_failures = std::max(limits_.max_failures, 1u);
   limits_.max_tracked_addresses = std::max<size_t>(limits_.max_tracked_addresses, 1);
@@ -32,10 +33,10 @@ LoginVerdict LoginGuard::check(std::string_view service, std::string_view token,
   FailureTable& failures = admin ? admin_failures_ : service_failures_;
   LoginVerdict wrong = LoginVerdict::kBadToken;
   if (admin) {
-    if (admin_token_ && net::crypto::token_matches(*admin_token_, token)) return LoginVerdict::kOk;
+    if (admin_token_ && prism::token_matches(*admin_token_, token)) return LoginVerdict::kOk;
   } else if (const auto found = services_.find(service); found != services_.end()) {
     // An open service takes any token; otherwise the hash must match (constant time).
-    if (!found->second || net::crypto::token_matches(*found->second, token)) {
+    if (!found->second || prism::token_matches(*found->second, token)) {
       return LoginVerdict::kOk;
     }
   } else if (loaded) {

@@ -12,10 +12,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/crypto/token_hash.hpp"
-#include "plugins/plugin_settings.hpp"
+#include "base/token_hash.hpp"
 
 namespace prism::plugins {
+
+struct PluginSettings;  // plugin_settings.hpp; not included, so users stay free of yaml-cpp
 
 struct LoginLimits {
   unsigned max_failures = 5;                  // failures within `window` that lock an address
@@ -44,7 +45,7 @@ class LoginGuard {
   // `plugins` is ignored (plugins.d refuses one), and without an admin token no admin
   // login succeeds. A max_failures or max_tracked_addresses of 0 is taken as 1.
   LoginGuard(const std::vector<PluginSettings>& plugins,
-             std::optional<net::crypto::TokenHash> admin_token, LoginLimits limits = {});
+             std::optional<prism::TokenHash> admin_token, LoginLimits limits = {});
 
   LoginGuard(const LoginGuard&) = delete;
   LoginGuard& operator=(const LoginGuard&) = delete;
@@ -103,8 +104,8 @@ class LoginGuard {
     std::unordered_map<std::string_view, RecordList::iterator> by_address_;
   };
 
-  std::map<std::string, std::optional<net::crypto::TokenHash>, std::less<>> services_;
-  std::optional<net::crypto::TokenHash> admin_token_;
+  std::map<std::string, std::optional<prism::TokenHash>, std::less<>> services_;
+  std::optional<prism::TokenHash> admin_token_;
   LoginLimits limits_;
   FailureTable service_failures_{limits_};
   FailureTable admin_failures_{limits_};

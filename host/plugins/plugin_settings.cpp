@@ -35,7 +35,7 @@ Expected<void> parse_enabled(const YAML::Node& node, PluginSettings& out) {
 
 Expected<void> parse_token(const YAML::Node& node, PluginSettings& out) {
   if (!node.IsScalar()) return make_error("expected sha256:<64 hex digits>, got " + config::describe(node));
-  auto hash = net::crypto::parse_token_hash(node.Scalar());
+  auto hash = prism::parse_token_hash(node.Scalar());
   if (!hash) return make_error(hash.error());
   out.token = *hash;
   return {};

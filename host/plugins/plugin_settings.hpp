@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/expected.hpp"
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 
 namespace prism::plugins {
 
@@ -24,7 +24,7 @@ struct PluginSettings {
   std::string name;    // the file's stem: [a-z0-9_-]{1,64}
   std::string source;  // the file it came from, for messages
   bool enabled = true;
-  std::optional<net::crypto::TokenHash> token;               // token_hash; none = open service
+  std::optional<prism::TokenHash> token;               // token_hash; none = open service
   std::optional<std::pair<uint32_t, uint32_t>> range;        // request ids FIRST..LAST, inclusive
   YAML::Node settings;  // the `settings:` map, unchecked; null when absent or empty
 };

@@ -21,13 +21,13 @@ struct prism_request {
 
 namespace prism::plugins {
 class LoadedPlugin;
-class Registry;
+class HostView;
 }  // namespace prism::plugins
 
 // What a plugin version's host handle points at.
 struct prism_host {
   prism::plugins::LoadedPlugin* plugin = nullptr;
-  prism::plugins::Registry* registry = nullptr;
+  const prism::plugins::HostView* host = nullptr;  // the registry that loaded it
 };
 
 namespace prism::plugins {

@@ -15,35 +15,13 @@
 #include <vector>
 
 #include "base/expected.hpp"
+#include "plugins/host_view.hpp"
 #include "plugins/loaded_plugin.hpp"
 #include "plugins/plugin_copy.hpp"
 #include "plugins/plugin_settings.hpp"
+#include "plugins/routing_table.hpp"
 
 namespace prism::plugins {
-
-// What prism_host_api_t.server_info reports.
-struct HostFacts {
-  std::string version;
-  uint64_t started_at_ms = 0;
-  uint32_t workers = 0;
-};
-
-struct Route {
-  uint32_t first = 0;
-  uint32_t last = 0;  // inclusive
-  std::shared_ptr<LoadedPlugin> plugin;
-};
-
-// Immutable once built; in-flight requests keep their plugin alive through Route::plugin.
-class RoutingTable {
- public:
-  explicit RoutingTable(std::vector<Route> routes);
-  const Route* find(uint32_t packet_id) const;
-  const std::vector<Route>& routes() const { return routes_; }
-
- private:
-  std::vector<Route> routes_;  // sorted by first
-};
 
 // What the registry remembers about one plugin name, loaded or not: for the admin service.
 struct PluginStatus {
@@ -56,14 +34,14 @@ struct PluginStatus {
   uint64_t reload_failures = 0;  // reloads refused; the previous version kept serving
 };
 
-class Registry {
+class Registry final : public HostView {
  public:
   using Publisher = std::function<void(std::shared_ptr<const RoutingTable>)>;
 
   // Each load reads a private copy of its file, made in a fresh mkdtemp directory under
   // `private_base` (empty = $TMPDIR) that is removed with the registry.
   explicit Registry(HostFacts facts, std::filesystem::path private_base = {});
-  ~Registry();
+  ~Registry() override;
 
   // plugins.d (plugin_settings.hpp), by plugin name: `enabled: false` refuses the plugin,
   // `range` replaces the requested range, `settings` (as YAML text) is init's config.
@@ -101,11 +79,11 @@ class Registry {
   std::vector<PluginStatus> statuses() const;
   std::optional<PluginStatus> status(std::string_view name) const;
 
-  std::shared_ptr<const RoutingTable> table() const;
+  std::shared_ptr<const RoutingTable> table() const override;
   // Called with every new table (after load/unload), e.g. to hand it to the workers.
   void set_publisher(Publisher publisher);
 
-  const HostFacts& facts() const { return facts_; }
+  const HostFacts& facts() const override { return facts_; }
 
  private:
   struct Record {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "impairment_proxy.hpp"
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 #include "net/datagram.hpp"
 #include "net/session/handshake.hpp"
 #include "prism/client.hpp"
@@ -51,7 +51,7 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   PrismdOptions options;
   options.workers = 1;  // failures are counted per worker (docs/security.md)
   options.plugin_configs["default"] =
-      "token_hash: \"" + net::crypto::hash_token("s3cret") + "\"\n";
+      "token_hash: \"" + prism::hash_token("s3cret") + "\"\n";
   PrismdProcess prismd(options);
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options_for(prismd));
@@ -102,7 +102,7 @@ TEST(TransportLogin, ServiceWithATokenNeedsALoginAndFailuresAreRateLimited) {
   auto from_env = run_command({"/bin/sh", "-c", "PRISM_SERVICE_TOKEN=s3cret " + call_echo});
   EXPECT_EQ(from_env.exit_code, 0) << from_env.output;
   auto hashed = run_command({"/bin/sh", "-c", "echo s3cret | '" + prismctl + "' hash-token"});
-  EXPECT_NE(hashed.output.find(net::crypto::hash_token("s3cret")), std::string::npos)
+  EXPECT_NE(hashed.output.find(prism::hash_token("s3cret")), std::string::npos)
       << hashed.output;
 
   // A login belongs to its session: a second session starts logged out.

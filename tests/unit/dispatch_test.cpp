@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "dispatch/dispatcher.hpp"
-#include "net/crypto/token_hash.hpp"
+#include "plugins/plugin_settings.hpp"
+#include "plugins/registry.hpp"
+#include "base/token_hash.hpp"
 #include "prism/v1/admin.pb.h"
 
 namespace prism::dispatch {
@@ -118,7 +120,7 @@ class DispatchTest : public ::testing::Test {
   // What prismd wires: the admin token, plugins.d entries, loopback-only admin.
   void guard_with_admin_token(std::vector<plugins::PluginSettings> plugins = {}) {
     dispatcher.set_login_guard(std::make_unique<plugins::LoginGuard>(
-        plugins, *net::crypto::parse_token_hash(net::crypto::hash_token(kAdminToken))));
+        plugins, *prism::parse_token_hash(prism::hash_token(kAdminToken))));
     dispatcher.set_admin_allow(config::default_admin_allow());
   }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 #include "plugins/login_guard.hpp"
 #include "plugins/plugin_settings.hpp"
 #include "temp_dir_test.hpp"
@@ -19,10 +19,10 @@ namespace prism {
 namespace {
 
 namespace fs = std::filesystem;
-using net::crypto::hash_token;
-using net::crypto::parse_token_hash;
-using net::crypto::TokenHash;
-using net::crypto::token_matches;
+using prism::hash_token;
+using prism::parse_token_hash;
+using prism::TokenHash;
+using prism::token_matches;
 using plugins::LoginGuard;
 using plugins::LoginLimits;
 using plugins::LoginVerdict;

@@ -9,7 +9,7 @@
 
 #include "base/expected.hpp"
 
-namespace prism::net::crypto {
+namespace prism {
 
 inline constexpr std::string_view kTokenHashPrefix = "sha256:";
 
@@ -29,4 +29,4 @@ Expected<TokenHash> parse_token_hash(std::string_view text);
 // time wherever the digests differ, so a caller learns nothing from how long it took.
 bool token_matches(const TokenHash& stored, std::string_view presented);
 
-}  // namespace prism::net::crypto
+}  // namespace prism

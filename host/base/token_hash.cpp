@@ -1,10 +1,10 @@
 // SHA-256 token hashes: the "sha256:<hex>" text form and the constant-time match.
-#include "net/crypto/token_hash.hpp"
+#include "base/token_hash.hpp"
 
 #include <cryptopp/misc.h>
 #include <cryptopp/sha.h>
 
-namespace prism::net::crypto {
+namespace prism {
 namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
@@ -68,4 +68,4 @@ bool token_matches(const TokenHash& stored, std::string_view presented) {
                                    candidate.digest.size());
 }
 
-}  // namespace prism::net::crypto
+}  // namespace prism

@@ -1,0 +1,30 @@
+// The routing table (DESIGN.md §2): packet-id ranges to plugin versions, immutable once
+// built and swapped as a whole, so the hot path reads it without a lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "plugins/loaded_plugin.hpp"
+
+namespace prism::plugins {
+
+struct Route {
+  uint32_t first = 0;
+  uint32_t last = 0;  // inclusive
+  std::shared_ptr<LoadedPlugin> plugin;
+};
+
+// Immutable once built; in-flight requests keep their plugin alive through Route::plugin.
+class RoutingTable {
+ public:
+  explicit RoutingTable(std::vector<Route> routes);
+  const Route* find(uint32_t packet_id) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;  // sorted by first
+};
+
+}  // namespace prism::plugins
