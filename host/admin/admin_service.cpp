@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "base/clock.hpp"
-#include "net/datagram.hpp"
+#include "net/transport_metrics.hpp"
 #include "prism/v1/admin.pb.h"
 
 namespace prism::admin {
@@ -15,16 +15,7 @@ namespace prism::admin {
 AdminService::AdminService(plugins::Registry& registry, ConfigCheck config_check)
     : registry_(registry),
       config_check_(std::move(config_check)),
-      received_(metrics::registry().counter("prism_datagrams_received_total", "",
-                                            "Datagrams received on the UDP listener")) {
-  for (size_t i = 1; i < static_cast<size_t>(net::DropReason::kCount); ++i) {
-    std::string labels = "reason=\"";
-    labels += net::drop_reason_name(static_cast<net::DropReason>(i));
-    labels += '"';
-    dropped_.push_back(&metrics::registry().counter(
-        "prism_datagrams_dropped_total", labels, "Datagrams dropped without a reply, by reason"));
-  }
-}
+      transport_(net::transport_counters()) {}
 
 void AdminService::fill_info(plugins::LoadedPlugin& p, uint32_t first, uint32_t last,
                              v1::PluginInfo& info) {
@@ -70,10 +61,8 @@ v1::ServerStatus AdminService::server_status() const {
   status.set_version(facts.version);
   status.set_uptime_ms(unix_ms() - facts.started_at_ms);
   status.set_workers(facts.workers);
-  status.set_datagrams_received(received_.value());
-  uint64_t dropped = 0;
-  for (const auto* c : dropped_) dropped += c->value();
-  status.set_datagrams_dropped(dropped);
+  status.set_datagrams_received(transport_.received.value());
+  status.set_datagrams_dropped(transport_.dropped_total());
   uint64_t requests = 0;
   for (const auto& route : registry_.table()->routes()) requests += route.plugin->requests();
   status.set_requests(requests);

@@ -8,6 +8,7 @@
 
 #include "dispatch/dispatcher.hpp"
 #include "metrics/metrics.hpp"
+#include "net/transport_metrics.hpp"
 #include "plugins/registry.hpp"
 #include "prism/v1/admin.pb.h"
 #include "store/storage.hpp"
@@ -53,8 +54,7 @@ class AdminService final : public dispatch::HostService {
   plugins::Registry& registry_;
   ConfigCheck config_check_;
   const store::Storage* storage_ = nullptr;
-  metrics::Counter& received_;
-  std::vector<metrics::Counter*> dropped_;
+  const net::TransportCounters& transport_;  // read for status, registered by the transport
 };
 
 }  // namespace prism::admin

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "metrics/metrics.hpp"
+#include "net/transport_metrics.hpp"
 
 namespace prism::net {
 namespace {
@@ -15,10 +15,6 @@ using session::InitialOutcome;
 // protocol.md §5.3: the top byte of a server-chosen connection id names the worker that
 // owns the session, so any worker can route a datagram whose address changed.
 constexpr int kWorkerShift = 56;
-
-metrics::Counter& counter(const char* name, const char* help) {
-  return metrics::registry().counter(name, "", help);
-}
 
 }  // namespace
 
@@ -77,7 +73,7 @@ class SessionTable::Events final : public session::ChannelEvents {
     table_.limits_.moved(s_.source, source, s_.client_id == 0);
     s_.source = source;
     s_.candidate.reset();
-    table_.migrated_.add();
+    table_.counters_.migrated.add();
   }
   void on_closed(std::string_view reason) override { s_.close_reason = std::string(reason); }
 
@@ -95,49 +91,25 @@ SessionTable::SessionTable(unsigned worker_index, Outbox& outbox, LoopAccess& lo
       handshake_(settings_.server_key),
       limits_(settings_.per_source),
       receive_budget_(settings_.receive_budget),
-      received_(counter("prism_datagrams_received_total", "Datagrams received on the UDP listener")),
-      sent_(counter("prism_datagrams_sent_total", "Datagrams sent by the UDP listener")),
-      retries_(counter("prism_handshake_retries_total",
-                       "INITIALs without a cookie, answered with a stateless RETRY")),
-      opened_(counter("prism_sessions_opened_total", "Sessions established (handshake done)")),
-      closed_(counter("prism_sessions_closed_total", "Sessions ended, for any reason")),
-      migrated_(counter("prism_sessions_migrated_total",
-                        "Sessions moved to a new client address after validating it")),
-      retransmitted_(counter("prism_retransmissions_total",
-                             "Reliable frames sent again after a loss (counted at session end)")),
-      replies_dropped_(counter("prism_replies_dropped_total",
-                               "Replies for a session that is gone or whose backlog is full")),
-      handshakes_timed_out_(counter("prism_handshakes_timed_out_total",
-                                    "Sessions closed because the client never confirmed the "
-                                    "handshake (server.handshake_timeout_ms)")),
-      handshakes_evicted_(counter("prism_handshakes_evicted_total",
-                                  "Unconfirmed sessions closed to make room for a new handshake "
-                                  "when the worker held server.max_sessions")) {
+      counters_(transport_counters()) {
   settings_.channel.shared_receive_budget = &receive_budget_;
-  for (size_t i = 1; i < dropped_.size(); ++i) {
-    std::string labels = "reason=\"";
-    labels += drop_reason_name(static_cast<DropReason>(i));
-    labels += '"';
-    dropped_[i] = &metrics::registry().counter("prism_datagrams_dropped_total", labels,
-                                               "Datagrams dropped without a reply, by reason");
-  }
 }
 
 SessionTable::~SessionTable() = default;
 
-void SessionTable::drop(DropReason reason) { dropped_[static_cast<size_t>(reason)]->add(); }
+void SessionTable::drop(DropReason reason) { counters_.dropped_for(reason).add(); }
 
 void SessionTable::send_datagram(const PeerAddress& to, std::span<const uint8_t> bytes) {
   auto buffer = outbox_.next_buffer();
   if (buffer.size() < bytes.size()) return;
   std::copy(bytes.begin(), bytes.end(), buffer.begin());
   outbox_.commit(to, bytes.size());
-  sent_.add();
+  counters_.sent.add();
 }
 
 void SessionTable::on_datagram(std::span<const uint8_t> datagram, const PeerAddress& from,
                                bool forwarded) {
-  if (!forwarded) received_.add();  // counted once, by the worker that read it
+  if (!forwarded) counters_.received.add();  // counted once, by the worker that read it
   DatagramHeader header;
   // Bad input is counted and dropped without any reply: nothing to amplify (§2.4).
   if (auto r = read_header(datagram, settings_.channel.max_datagram, header); r != DropReason::kNone) {
@@ -179,7 +151,7 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
     return;
   }
   if (checked.kind == InitialOutcome::Kind::kRetry) {
-    retries_.add();
+    counters_.retries.add();
     send_datagram(from, checked.reply);
     return;
   }
@@ -226,7 +198,7 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   if (full) {
     Session* evicted = oldest_unconfirmed();
     evicted->close_reason = "evicted: the worker is full and the handshake was unconfirmed";
-    handshakes_evicted_.add();
+    counters_.handshakes_evicted.add();
     destroy(*evicted);
   }
   const auto now = Clock::now();
@@ -247,7 +219,7 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   // more than the handshakes of the last handshake_timeout.
   oldest_unconfirmed();
   limits_.opened(source);
-  opened_.add();
+  counters_.opened.add();
   SPDLOG_DEBUG("event=session_opened session={:016x} peer={} worker={}", id, from.to_string(),
                index_);
   send_datagram(from, s.handshake_reply);
@@ -294,7 +266,7 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
   if (n == 0) return;
   s.candidate_budget -= n;
   outbox_.commit(from, n);
-  sent_.add();
+  counters_.sent.add();
 }
 
 bool SessionTable::send_reply(const RequestOrigin& origin, uint32_t request_id,
@@ -304,7 +276,7 @@ bool SessionTable::send_reply(const RequestOrigin& origin, uint32_t request_id,
   if (it == sessions_.end()) {
     // The session ended while its request was being served: nobody to answer. Counted
     // here; not the caller's failure.
-    replies_dropped_.add();
+    counters_.replies_dropped.add();
     return true;
   }
   Session& s = *it->second;
@@ -332,7 +304,7 @@ bool SessionTable::send_reply(const RequestOrigin& origin, uint32_t request_id,
     sent = s.channel.send(delivery, reply_);
   }
   if (!sent) {
-    replies_dropped_.add();
+    counters_.replies_dropped.add();
     if (log_limiter_.allow()) {
       SPDLOG_WARN("event=reply_dropped session={:016x} request_id={} error=\"{}\" suppressed={}",
                   s.id, request_id, sent.error(), log_limiter_.take_suppressed());
@@ -352,7 +324,7 @@ bool SessionTable::send_push(uint64_t connection_id, uint32_t push_id, uint32_t 
   reply_.set_packet_id(packet_id);
   reply_.set_payload(payload.data(), payload.size());
   const auto sent = s.channel.send(delivery, reply_);
-  if (!sent) replies_dropped_.add();
+  if (!sent) counters_.replies_dropped.add();
   touch(s);
   return sent.ok();
 }
@@ -379,7 +351,7 @@ void SessionTable::flush() {
       const size_t n = s->channel.poll_transmit(buffer, now);
       if (n == 0) break;
       outbox_.commit(s->peer, n);
-      sent_.add();
+      counters_.sent.add();
     }
     if (s->channel.closed()) {
       destroy(*s);
@@ -406,7 +378,7 @@ void SessionTable::on_timer(uv_timer_t* timer) {
     s.abandoned = true;
     s.close_reason = "handshake not confirmed within " +
                      std::to_string(table.settings_.handshake_timeout.count()) + " ms";
-    table.handshakes_timed_out_.add();
+    table.counters_.handshakes_timed_out.add();
     table.touch(s);
     return;
   }
@@ -429,8 +401,8 @@ SessionTable::Session* SessionTable::oldest_unconfirmed() {
 void SessionTable::destroy(Session& s) {
   const uint64_t id = s.id;
   const auto stats = s.channel.stats();
-  retransmitted_.add(stats.retransmitted);
-  closed_.add();
+  counters_.retransmitted.add(stats.retransmitted);
+  counters_.closed.add();
   SPDLOG_DEBUG("event=session_closed session={:016x} peer={} reason=\"{}\"", id,
                s.peer.to_string(), s.close_reason.empty() ? "closed by server" : s.close_reason);
   if (s.client_id != 0) by_client_id_.erase(s.client_id);

@@ -23,10 +23,8 @@
 #include "net/session/handshake.hpp"
 #include "net/source_limits.hpp"
 #include "net/transport.hpp"
+#include "net/transport_metrics.hpp"
 
-namespace prism::metrics {
-class Counter;
-}
 
 namespace prism::net {
 
@@ -119,17 +117,7 @@ class SessionTable final : public ReplyTransport {
   v1::Message reply_;  // reused for every reply
   LogRateLimiter log_limiter_;
 
-  metrics::Counter& received_;
-  metrics::Counter& sent_;
-  metrics::Counter& retries_;
-  metrics::Counter& opened_;
-  metrics::Counter& closed_;
-  metrics::Counter& migrated_;
-  metrics::Counter& retransmitted_;
-  metrics::Counter& replies_dropped_;
-  metrics::Counter& handshakes_timed_out_;
-  metrics::Counter& handshakes_evicted_;
-  std::array<metrics::Counter*, static_cast<size_t>(DropReason::kCount)> dropped_{};
+  const TransportCounters& counters_;
 };
 
 }  // namespace prism::net

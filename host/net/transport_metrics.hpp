@@ -1,0 +1,36 @@
+// The UDP transport's counters (docs/operations.md §6), registered once, here: the
+// session tables count into them and the admin service reads them for `prismctl status`.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "metrics/metrics.hpp"
+#include "net/datagram.hpp"
+
+namespace prism::net {
+
+struct TransportCounters {
+  metrics::Counter& received;
+  metrics::Counter& sent;
+  metrics::Counter& retries;
+  metrics::Counter& opened;
+  metrics::Counter& closed;
+  metrics::Counter& migrated;
+  metrics::Counter& retransmitted;
+  metrics::Counter& replies_dropped;
+  metrics::Counter& handshakes_timed_out;
+  metrics::Counter& handshakes_evicted;
+  // prism_datagrams_dropped_total by reason; index 0 (kNone) is unused.
+  std::array<metrics::Counter*, static_cast<size_t>(DropReason::kCount)> dropped{};
+
+  metrics::Counter& dropped_for(DropReason reason) const {
+    return *dropped[static_cast<size_t>(reason)];
+  }
+  uint64_t dropped_total() const;
+};
+
+// Process-wide, as the metrics registry is: every worker counts into the same series.
+const TransportCounters& transport_counters();
+
+}  // namespace prism::net
