@@ -14,6 +14,9 @@ TransportCounters make_counters() {
   TransportCounters c{
       .received = counter("prism_datagrams_received_total", "Datagrams received on the UDP listener"),
       .sent = counter("prism_datagrams_sent_total", "Datagrams sent by the UDP listener"),
+      .send_failed = counter("prism_datagrams_send_failed_total",
+                             "Datagrams the kernel refused to send (socket buffer full or "
+                             "unreachable)"),
       .retries = counter("prism_handshake_retries_total",
                          "INITIALs without a cookie, answered with a stateless RETRY"),
       .opened = counter("prism_sessions_opened_total", "Sessions established (handshake done)"),

@@ -13,6 +13,7 @@ namespace prism::net {
 struct TransportCounters {
   metrics::Counter& received;
   metrics::Counter& sent;
+  metrics::Counter& send_failed;
   metrics::Counter& retries;
   metrics::Counter& opened;
   metrics::Counter& closed;

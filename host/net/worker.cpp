@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "metrics/metrics.hpp"
+#include "net/transport_metrics.hpp"
 
 namespace prism::net {
 namespace {
@@ -46,9 +46,7 @@ SendBatch::SendBatch(size_t max_datagram)
       peers_(kSlots),
       iov_(kSlots),
       msgs_(kSlots),
-      send_failed_(metrics::registry().counter(
-          "prism_datagrams_send_failed_total", "",
-          "Datagrams the kernel refused to send (socket buffer full or unreachable)")) {}
+      send_failed_(transport_counters().send_failed) {}
 
 std::span<uint8_t> SendBatch::next_buffer() {
   if (used_ == kSlots) flush();
