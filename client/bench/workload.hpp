@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/expected.hpp"
+#include "prism/expected.hpp"
 #include "prism/client.hpp"
 
 namespace prism::bench {

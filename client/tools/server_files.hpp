@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include "base/expected.hpp"
+#include "prism/expected.hpp"
 #include "config/config.hpp"
 #include "prism/client.hpp"
 

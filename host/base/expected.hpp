@@ -1,5 +1,6 @@
-// Expected<T>: a value or an error message naming what failed. Errors are values on
-// the hot path (STYLE.md); g++ 12 has no std::expected, so this is the small subset we use.
+// Expected<T>: a value or an error message naming what failed. Errors are values on the
+// hot path (STYLE.md); g++ 12 has no std::expected, so this is the small subset we use.
+// Shared with libprism-client, whose public headers include it as prism/expected.hpp.
 #pragma once
 
 #include <string>

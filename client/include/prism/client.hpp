@@ -14,7 +14,7 @@
 #include <vector>
 #include <string_view>
 
-#include "base/expected.hpp"
+#include "prism/expected.hpp"
 #include "prism/v1/admin.pb.h"
 #include "prism/v1/frames.pb.h"
 
