@@ -163,10 +163,10 @@ int Server::run() {
   // `prismctl config check`: the config file and plugins.d as they are on disk now.
   admin_ = std::make_unique<admin::AdminService>(*registry_, [this]() -> Expected<void> {
     if (!config_.source.empty()) {
-      if (auto config = config::load_file(config_.source); !config) return Error{config.error()};
+      if (auto config = config::load_file(config_.source); !config) return config.failure();
     }
     if (auto settings = plugins::load_plugin_settings_dir(config_.plugins_config_dir); !settings) {
-      return Error{settings.error()};
+      return settings.failure();
     }
     return {};
   });

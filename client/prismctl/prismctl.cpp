@@ -94,16 +94,16 @@ Expected<std::string> service_token(const Options& opts) {
 // `admin`: the command sends host requests, so log in with the admin token if one is found.
 Expected<Client> open_client(const Options& opts, bool admin) {
   auto endpoint = prism::client::parse_endpoint(opts.server);
-  if (!endpoint) return prism::Error{endpoint.error()};
+  if (!endpoint) return endpoint.failure();
   auto key = find_server_key(opts);
-  if (!key) return prism::Error{key.error()};
+  if (!key) return key.failure();
   prism::client::ConnectOptions options;
   options.server_key = *key;
   options.timeout = std::chrono::milliseconds(opts.timeout_ms);
   auto client = Client::connect(*endpoint, options);
   if (!client || !admin) return client;
   auto token = find_admin_token(opts);
-  if (!token) return prism::Error{token.error()};
+  if (!token) return token.failure();
   if (token->empty()) return client;
   // Host requests (plugins, status, the lookups of `call`) need an admin login.
   auto login = client->login("admin", *token);
@@ -209,15 +209,15 @@ std::string format_time(uint64_t unix_ms) {
 }
 
 // load / reload print the plugin as `plugins` would; unload and config check print a line.
-// A refusal the server answered (its status is in the text) exits 2, like `call`.
-int fail_command(const std::string& error) {
-  fail(error);
-  return error.find("server answered") != std::string::npos ? kExitNotOk : kExitFailure;
+// A refusal the server answered exits 2, like `call`.
+int fail_command(const prism::Error& error) {
+  fail(error.message);
+  return error.code == prism::ErrorCode::kServerStatus ? kExitNotOk : kExitFailure;
 }
 
 int print_plugin(const Expected<prism::v1::PluginInfo>& info, const Options& opts,
                  std::string_view verb) {
-  if (!info) return fail_command(info.error());
+  if (!info) return fail_command(info.failure());
   if (opts.json) {
     print_json(plugin_json(*info));
   } else {
@@ -229,7 +229,7 @@ int print_plugin(const Expected<prism::v1::PluginInfo>& info, const Options& opt
 }
 
 int print_done(const Expected<void>& done, const Options& opts, const std::string& what) {
-  if (!done) return fail_command(done.error());
+  if (!done) return fail_command(done.failure());
   if (opts.json) {
     print_json({{"ok", true}});
   } else {

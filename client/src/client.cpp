@@ -161,11 +161,11 @@ Expected<Reply> Client::call(uint32_t packet_id, std::string_view payload, v1::D
   auto reply = std::make_shared<std::optional<Reply>>();
   auto sent = connection_->send_request(packet_id, payload, delivery,
                                         [reply](const Reply& r) { *reply = r; }, timeout());
-  if (!sent) return Error{sent.error()};
+  if (!sent) return sent.failure();
   // The request's own deadline completes it; the extra second only guards the loop.
   auto done = connection_->pump_until(Clock::now() + timeout() + std::chrono::seconds(1),
                                       [&] { return reply->has_value(); });
-  if (!done) return Error{done.error()};
+  if (!done) return done.failure();
   if (!*reply) {
     *reply = Reply{.status = v1::STATUS_TIMEOUT,
                    .message = "no reply within " + std::to_string(timeout().count()) + " ms",
@@ -189,7 +189,7 @@ Expected<std::chrono::nanoseconds> Client::ping() {
     return conn.last_pong() == nonce || !conn.connected();
   });
   const auto rtt = Clock::now() - start;
-  if (!got) return Error{got.error()};
+  if (!got) return got.failure();
   if (!conn.connected()) return make_error("session closed: " + conn.close_reason());
   if (!*got) return make_error("no pong within " + std::to_string(conn.timeout().count()) + " ms");
   return std::chrono::duration_cast<std::chrono::nanoseconds>(rtt);
@@ -211,7 +211,7 @@ Expected<std::string> admin_payload(Client& client, std::string_view what, uint3
     std::string text = std::string(what) + ": server answered " +
                        std::string(status_name(reply->status));
     if (!reply->message.empty()) text += ": " + reply->message;
-    return make_error(std::move(text));
+    return make_error(ErrorCode::kServerStatus, std::move(text));
   }
   return std::move(reply->payload);
 }
@@ -225,7 +225,7 @@ namespace {
 template <typename T>
 Expected<T> parse_reply(const Expected<std::string>& payload, std::string_view what,
                         const Endpoint& server) {
-  if (!payload) return Error{payload.error()};
+  if (!payload) return payload.failure();
   T message;
   if (!message.ParseFromString(*payload)) {
     return make_error(std::string(what) + ": the reply from " + to_string(server) + " is not a " +
@@ -259,7 +259,7 @@ Expected<void> Client::unload_plugin(std::string_view name) {
   request.set_name(std::string(name));
   auto payload = admin_payload(*this, "unload plugin", v1::HOST_UNLOAD_PLUGIN,
                                request.SerializeAsString());
-  if (!payload) return Error{payload.error()};
+  if (!payload) return payload.failure();
   return {};
 }
 
@@ -275,19 +275,19 @@ Expected<v1::PluginInfo> Client::reload_plugin(std::string_view name, std::strin
 Expected<std::string> Client::stats() {
   auto text = parse_reply<v1::MetricsText>(admin_payload(*this, "stats", v1::HOST_STATS), "stats",
                                            endpoint());
-  if (!text) return Error{text.error()};
+  if (!text) return text.failure();
   return text->text();
 }
 
 Expected<void> Client::config_check() {
   auto payload = admin_payload(*this, "config check", v1::HOST_CONFIG_CHECK);
-  if (!payload) return Error{payload.error()};
+  if (!payload) return payload.failure();
   return {};
 }
 
 Expected<uint32_t> Client::resolve(std::string_view service, std::string_view method) {
   auto list = list_plugins();
-  if (!list) return Error{list.error()};
+  if (!list) return list.failure();
   const auto& plugins = list->plugins();
   const auto plugin = std::find_if(plugins.begin(), plugins.end(),
                                    [&](const v1::PluginInfo& p) { return p.name() == service; });

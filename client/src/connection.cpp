@@ -110,7 +110,7 @@ Expected<void> Client::Connection::handshake(const net::crypto::Key32& server_ke
       const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
       if (ready < 0 && errno != EINTR) return socket_error("poll on the socket to", errno);
       if (ready > 0) {
-        if (auto r = receive_all(&on_handshake); !r) return Error{r.error()};
+        if (auto r = receive_all(&on_handshake); !r) return r.failure();
       }
     }
     if (Clock::now() >= deadline && !done && !failed) {
@@ -201,7 +201,7 @@ Expected<void> Client::Connection::pump(Clock::time_point deadline) {
   if (ready < 0 && errno != EINTR) return socket_error("poll on the socket to", errno);
   if (ready > 0) {
     auto got = receive_all(nullptr);
-    if (!got) return Error{got.error()};
+    if (!got) return got.failure();
   }
   const auto after = Clock::now();
   if (channel_ && channel_->next_timer() <= after) channel_->on_timer(after, *this);

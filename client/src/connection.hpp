@@ -53,7 +53,7 @@ class Client::Connection final : private net::session::ChannelEvents {
   Expected<bool> pump_until(Clock::time_point deadline, Done done) {
     while (!done()) {
       if (Clock::now() >= deadline) return false;
-      if (auto r = pump(deadline); !r) return Error{r.error()};
+      if (auto r = pump(deadline); !r) return r.failure();
     }
     return true;
   }

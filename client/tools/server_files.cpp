@@ -45,7 +45,7 @@ ServerFiles files_of(const config::Config& config) {
 Expected<ServerFiles> locate_server_files(const std::string& config_path) {
   auto from_config = [](const std::filesystem::path& path) -> Expected<ServerFiles> {
     auto config = config::load_file(path);
-    if (!config) return Error{config.error()};
+    if (!config) return config.failure();
     return files_of(*config);
   };
   if (!config_path.empty()) return from_config(config_path);
@@ -74,7 +74,7 @@ Expected<client::ServerKey> find_server_key(const std::string& key_option,
     return client::read_server_key(env);
   }
   auto files = locate_server_files(config_path);
-  if (!files) return Error{files.error()};
+  if (!files) return files.failure();
   return client::read_server_key(files->public_key.string());
 }
 

@@ -184,7 +184,7 @@ AdminService::Answer AdminService::reload(const v1::PluginReload& r) {
   if (!r.path().empty()) path = r.path();
   auto reloaded = registry_.reload(r.name(), path);
   if (!reloaded) {
-    const bool unknown = reloaded.error().find("not loaded") != std::string::npos;
+    const bool unknown = reloaded.code() == ErrorCode::kNotFound;
     return {unknown ? v1::STATUS_NOT_FOUND : v1::STATUS_INVALID_ARGUMENT, reloaded.error(), {}};
   }
   v1::PluginInfo info;

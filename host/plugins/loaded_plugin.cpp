@@ -130,6 +130,7 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   // never returns a handle it already has open).
   const std::string load_from = options.copy ? options.copy->path.string() : path;
   auto refuse = [&](const std::string& who, const std::string& why) {
+    if (options.refused_as != nullptr) *options.refused_as = who;
     return make_error("plugin " + who + " (" + path + ") refused: " + why);
   };
   const std::string unnamed = file.stem().string();

@@ -47,6 +47,9 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
     // The range an operator set for the plugin named by the descriptor (plugins.d `range`,
     // inclusive); nullopt keeps the range the descriptor requests.
     std::function<std::optional<std::pair<uint32_t, uint32_t>>(std::string_view name)> range_for;
+    // Set on refusal to the plugin the refusal is about: the name its descriptor declares
+    // when it could be read, else the file's stem. Callers record the refusal under it.
+    std::string* refused_as = nullptr;
   };
   static Expected<std::unique_ptr<LoadedPlugin>> open(const std::filesystem::path& file,
                                                       const RangeCheck& range_is_free,

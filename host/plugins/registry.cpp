@@ -21,16 +21,6 @@ metrics::Counter& reload_counter(std::string_view plugin, bool ok) {
       "Hot reloads by outcome; a failed one left the previous version serving");
 }
 
-// "plugin NAME (FILE) refused: ..." → NAME; the loader writes every refusal that way.
-std::string refused_name(const std::string& error, const std::filesystem::path& file) {
-  constexpr std::string_view kPrefix = "plugin ";
-  const size_t open = error.find(" (");
-  if (error.starts_with(kPrefix) && open != std::string::npos && open > kPrefix.size()) {
-    return error.substr(kPrefix.size(), open - kPrefix.size());
-  }
-  return file.stem().string();
-}
-
 }  // namespace
 
 Registry::Registry(HostFacts facts, std::filesystem::path private_base)
@@ -80,14 +70,17 @@ Expected<void> Registry::range_is_free(std::string_view name, uint32_t first, ui
 }
 
 Expected<std::shared_ptr<LoadedPlugin>> Registry::open_copy(const std::filesystem::path& file,
-                                                            std::string_view replacing) {
+                                                            std::string_view replacing,
+                                                            std::string* refused_as) {
   auto copy = copies_.copy(file);
   if (!copy) {
+    if (refused_as != nullptr) *refused_as = file.stem().string();
     return make_error("plugin " + file.stem().string() + " (" + file.string() +
                       ") refused: " + copy.error());
   }
   LoadedPlugin::OpenOptions options;
   options.copy = *copy;
+  options.refused_as = refused_as;
   options.range_for = [this](std::string_view name) {
     std::lock_guard lock(mutex_);
     const PluginSettings* s = settings_for(name);
@@ -111,14 +104,14 @@ Expected<std::shared_ptr<LoadedPlugin>> Registry::open_copy(const std::filesyste
   return std::shared_ptr<LoadedPlugin>(std::move(*opened));
 }
 
-void Registry::record_load_failure(const std::filesystem::path& file, const std::string& error) {
+void Registry::record_load_failure(const std::filesystem::path& file, const std::string& name,
+                                   const std::string& error) {
   std::lock_guard lock(mutex_);
-  std::string name;
+  std::string key = name;
   for (const auto& [n, r] : records_) {
-    if (r.file == file.string()) name = n;
+    if (r.file == file.string()) key = n;
   }
-  if (name.empty()) name = refused_name(error, file);
-  auto& record = records_[name];
+  auto& record = records_[key];
   record.file = file.string();
   record.last_error = error;
   record.failed = true;
@@ -135,16 +128,18 @@ Expected<std::shared_ptr<LoadedPlugin>> Registry::load(const std::filesystem::pa
   };
   auto refuse_disabled = [&](std::string_view name, const std::string& source) {
     SPDLOG_INFO("event=plugin_disabled name={} file={} settings={}", name, file.string(), source);
-    return make_error("plugin " + std::string(name) + " (" + file.string() +
-                      ") not loaded: disabled in " + source);
+    return make_error(ErrorCode::kDisabled, "plugin " + std::string(name) + " (" +
+                                                file.string() + ") not loaded: disabled in " +
+                                                source);
   };
   // Most files are named after their plugin: skip a disabled one without opening it.
   if (auto source = disabled(file.stem().string())) {
     return refuse_disabled(file.stem().string(), *source);
   }
-  auto opened = open_copy(file, {});
+  std::string refused_as;
+  auto opened = open_copy(file, {}, &refused_as);
   if (!opened) {
-    record_load_failure(file, opened.error());
+    record_load_failure(file, refused_as, opened.error());
     return make_error(opened.error());
   }
   std::shared_ptr<LoadedPlugin> plugin = std::move(*opened);
@@ -153,7 +148,7 @@ Expected<std::shared_ptr<LoadedPlugin>> Registry::load(const std::filesystem::pa
   const std::string cfg = config.empty() ? config_for(plugin->name(), {}) : std::string(config);
   // init runs without mutex_: a plugin may call visit_plugins from it.
   if (auto ok = plugin->init(*this, cfg); !ok) {
-    record_load_failure(file, ok.error());
+    record_load_failure(file, plugin->name(), ok.error());
     return make_error(ok.error());
   }
 
@@ -191,7 +186,7 @@ std::vector<std::string> Registry::load_directory(const std::filesystem::path& d
   for (const auto& file : files) {
     if (auto loaded = load(file); !loaded) {
       // Disabled plugins were logged as such; they are not refusals.
-      if (loaded.error().find(") not loaded: disabled in ") != std::string::npos) continue;
+      if (loaded.code() == ErrorCode::kDisabled) continue;
       SPDLOG_ERROR("event=plugin_refused file={} reason=\"{}\"", file.string(), loaded.error());
       refusals.push_back(loaded.error());
     }
@@ -219,7 +214,7 @@ Expected<std::shared_ptr<LoadedPlugin>> Registry::reload(std::string_view name,
                                                          std::optional<std::filesystem::path> file) {
   std::lock_guard lifecycle(lifecycle_);
   std::shared_ptr<LoadedPlugin> old = find(name);
-  if (!old) return make_error("plugin " + std::string(name) + " is not loaded");
+  if (!old) return make_error(ErrorCode::kNotFound, "plugin " + std::string(name) + " is not loaded");
   const std::filesystem::path path = file ? *file : std::filesystem::path(old->file());
   std::optional<std::string> disabled_in;
   {

@@ -98,13 +98,17 @@ class Registry final : public HostView {
   // name do not count as taken.
   Expected<void> range_is_free(std::string_view name, uint32_t first, uint32_t last,
                                std::string_view replacing = {}) const;
-  // Copies and opens `file` with the settings of the plugin it declares.
+  // Copies and opens `file` with the settings of the plugin it declares. On refusal,
+  // `refused_as` (when given) names the plugin the refusal is about.
   Expected<std::shared_ptr<LoadedPlugin>> open_copy(const std::filesystem::path& file,
-                                                    std::string_view replacing);
+                                                    std::string_view replacing,
+                                                    std::string* refused_as = nullptr);
   // The config init gets: explicit, else plugins.d settings, else `fallback`.
   std::string config_for(std::string_view name, std::string_view fallback) const;
   const PluginSettings* settings_for(std::string_view name) const;  // mutex_ held
-  void record_load_failure(const std::filesystem::path& file, const std::string& error);
+  // Records a refused load under the name the file had before, else `name`.
+  void record_load_failure(const std::filesystem::path& file, const std::string& name,
+                           const std::string& error);
   Expected<std::shared_ptr<LoadedPlugin>> fail_reload(std::string_view name,
                                                       const std::string& old_version,
                                                       const std::filesystem::path& file,

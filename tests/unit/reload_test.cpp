@@ -220,6 +220,7 @@ TEST_F(ReloadTest, EachKindOfFailedReloadKeepsV1ServingAndRecordsWhy) {
     auto reloaded = registry_->reload("reloadable", c.file);
     ASSERT_FALSE(reloaded);
     EXPECT_NE(reloaded.error().find(c.reason), std::string::npos) << reloaded.error();
+    EXPECT_NE(reloaded.code(), ErrorCode::kNotFound);  // INVALID_ARGUMENT at the admin service
     EXPECT_NE(reloaded.error().find(c.file.filename().string()), std::string::npos)
         << reloaded.error();
     // v1 serves on, its state intact.
@@ -247,6 +248,8 @@ TEST_F(ReloadTest, ReloadOfAPluginNotLoadedSaysSo) {
   auto reloaded = registry_->reload("reloadable");
   ASSERT_FALSE(reloaded);
   EXPECT_NE(reloaded.error().find("not loaded"), std::string::npos) << reloaded.error();
+  // The admin service answers NOT_FOUND by this code, not by the text.
+  EXPECT_EQ(reloaded.code(), ErrorCode::kNotFound);
 }
 
 TEST_F(ReloadTest, DisabledPluginIsNotLoaded) {
@@ -260,6 +263,7 @@ TEST_F(ReloadTest, DisabledPluginIsNotLoaded) {
   ASSERT_FALSE(loaded);
   EXPECT_NE(loaded.error().find("disabled in plugins.d/reloadable.yaml"), std::string::npos)
       << loaded.error();
+  EXPECT_EQ(loaded.code(), ErrorCode::kDisabled);
   // Not a refusal in a directory load: it is what the operator asked for.
   EXPECT_TRUE(registry_->load_directory(dir_ / "plugins").empty());
   EXPECT_EQ(registry_->table()->find(kFirst), nullptr);
