@@ -270,7 +270,9 @@ int Server::run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&metrics_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&health_timer), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
+  if (const int rc = uv_loop_close(&loop); rc != 0) {
+    SPDLOG_ERROR("event=loop_close_failed loop=main error=\"{}\"", uv_strerror(rc));
+  }
 
   stop_workers();
   log_metrics_snapshot();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "net/uv_handle.hpp"
 #include "plugins/plugin_types.hpp"
 #include "prism/v1/admin.pb.h"
 
@@ -53,15 +54,13 @@ Dispatcher::Dispatcher(net::LoopAccess& loop, net::ReplyTransport& transport,
       transport_(transport),
       timeout_(request_timeout),
       table_(std::make_shared<plugins::RoutingTable>(std::vector<plugins::Route>{})) {
-  timer_ = new uv_timer_t;
-  uv_timer_init(loop_.loop(), timer_);
-  timer_->data = this;
-  // The closer owns only the timer: the dispatcher may be gone by the time it runs.
-  loop_.at_stop([timer = timer_] {
-    if (auto* self = static_cast<Dispatcher*>(timer->data)) self->timer_ = nullptr;
-    timer->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(timer),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  // The loop's stop closes the timer; the dispatcher may be gone by then, so the closer
+  // shares the handle and the timer's data says whether the dispatcher is still there.
+  auto timer = std::make_shared<net::UvHandle<uv_timer_t>>(loop_.loop(), uv_timer_init, this);
+  timer_ = timer->get();
+  loop_.at_stop([timer] {
+    if (auto* self = static_cast<Dispatcher*>((*timer)->data)) self->timer_ = nullptr;
+    timer->close();
   });
 }
 

@@ -96,7 +96,7 @@ class Dispatcher final : public net::RequestHandler {
   RequestContext* pending_head_ = nullptr;
   RequestContext* pending_tail_ = nullptr;
   size_t pending_count_ = 0;
-  uv_timer_t* timer_ = nullptr;  // heap: freed in its close callback
+  uv_timer_t* timer_ = nullptr;  // owned by the loop's stop closure (a net::UvHandle)
   LogRateLimiter log_limiter_;   // these logs are triggered by remote input (STYLE.md)
 };
 

@@ -24,7 +24,7 @@ struct SessionTable::Session {
   uint64_t id;
   PeerAddress peer;
   session::Channel channel;
-  uv_timer_t* timer = nullptr;  // heap: freed in its close callback
+  UvHandle<uv_timer_t> timer;
   Clock::time_point armed_for = Clock::time_point::max();
   bool dirty = false;
   // Until the client's first sealed packet confirms the handshake (§5.3).
@@ -209,9 +209,7 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   s.handshake_reply = std::move(accepted.reply);
   s.handshake_deadline = now + settings_.handshake_timeout;
   s.source = source;
-  s.timer = new uv_timer_t;
-  uv_timer_init(loop_.loop(), s.timer);
-  s.timer->data = &s;
+  s.timer = UvHandle<uv_timer_t>(loop_.loop(), uv_timer_init, &s);
   sessions_.emplace(id, std::move(owned));
   by_client_id_.emplace(s.client_id, id);
   unconfirmed_order_.push_back(id);
@@ -362,7 +360,7 @@ void SessionTable::flush() {
     if (next != s->armed_for) {
       s->armed_for = next;
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(next - now, Clock::duration(0)));
-      uv_timer_start(s->timer, &SessionTable::on_timer, static_cast<uint64_t>(wait.count()), 0);
+      uv_timer_start(s->timer.get(), &SessionTable::on_timer, static_cast<uint64_t>(wait.count()), 0);
     }
   }
   flushing_.clear();
@@ -408,9 +406,7 @@ void SessionTable::destroy(Session& s) {
   if (s.client_id != 0) by_client_id_.erase(s.client_id);
   limits_.closed(s.source, s.client_id == 0);
   if (s.dirty) std::erase(dirty_, &s);
-  uv_close(reinterpret_cast<uv_handle_t*>(s.timer),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  s.timer = nullptr;
+  s.timer.close();
   sessions_.erase(id);  // s is gone from here on
   if (handler_ != nullptr) handler_->on_session_closed(id);
 }

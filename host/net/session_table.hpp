@@ -24,6 +24,7 @@
 #include "net/source_limits.hpp"
 #include "net/transport.hpp"
 #include "net/transport_metrics.hpp"
+#include "net/uv_handle.hpp"
 
 
 namespace prism::net {

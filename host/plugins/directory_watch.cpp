@@ -54,17 +54,13 @@ DirectoryWatch::DirectoryWatch(uv_loop_t* loop, Registry& registry, fs::path dir
 DirectoryWatch::~DirectoryWatch() { stop(); }
 
 Expected<void> DirectoryWatch::start() {
-  if (event_ != nullptr) return {};
-  auto* handle = new uv_fs_event_t{};
-  uv_fs_event_init(loop_, handle);
-  handle->data = this;
-  const int rc = uv_fs_event_start(handle, &DirectoryWatch::on_fs_event, dir_.c_str(), 0);
+  if (event_) return {};
+  net::UvHandle<uv_fs_event_t> handle(loop_, uv_fs_event_init, this);
+  const int rc = uv_fs_event_start(handle.get(), &DirectoryWatch::on_fs_event, dir_.c_str(), 0);
   if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(handle),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
     return make_error("cannot watch plugins directory " + dir_.string() + ": " + uv_strerror(rc));
   }
-  event_ = handle;
+  event_ = std::move(handle);
   // What load_directory (or an admin load) already routed from here.
   for (const auto& route : registry_.table()->routes()) {
     const fs::path file = normal(route.plugin->file());
@@ -76,11 +72,9 @@ Expected<void> DirectoryWatch::start() {
 }
 
 void DirectoryWatch::stop() {
-  if (event_ != nullptr) {
-    uv_fs_event_stop(event_);
-    uv_close(reinterpret_cast<uv_handle_t*>(event_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
-    event_ = nullptr;
+  if (event_) {
+    uv_fs_event_stop(event_.get());
+    event_.close();
   }
   for (auto& [name, pending] : pending_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&pending->timer),

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/expected.hpp"
+#include "net/uv_handle.hpp"
 #include "plugins/plugin_copy.hpp"
 #include "plugins/registry.hpp"
 
@@ -70,7 +71,7 @@ class DirectoryWatch {
   Registry& registry_;
   std::filesystem::path dir_;
   std::chrono::milliseconds debounce_;
-  uv_fs_event_t* event_ = nullptr;  // heap: freed in its close callback
+  net::UvHandle<uv_fs_event_t> event_;
   std::map<std::string, Pending*> pending_;
   // File name → the plugin it was last loaded as (a replaced file reloads that plugin).
   std::map<std::string, std::string> plugin_of_;

@@ -191,8 +191,13 @@ TEST_F(PrismdTest, PrismctlFailsClearlyOnAnUnknownService) {
 }
 
 TEST_F(PrismdTest, SigtermStopsCleanly) {
+  // A session (its timers) and a request served first, so the workers have handles.
+  auto call = prismctl(prismd, {"call", "default", "echo", "x"});
+  ASSERT_EQ(call.exit_code, 0) << call.output;
   EXPECT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
   EXPECT_NE(prismd.log().find("event=stopped"), std::string::npos) << prismd.log();
+  // Every libuv handle was closed before its loop (uv_loop_close succeeded).
+  EXPECT_EQ(prismd.log().find("event=loop_close_failed"), std::string::npos) << prismd.log();
 }
 
 // Broken plugins beside a good one: each refusal is logged with its reason and the

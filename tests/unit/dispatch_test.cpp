@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "dispatch/dispatcher.hpp"
+#include "support/test_loop.hpp"
 #include "plugins/plugin_settings.hpp"
 #include "plugins/registry.hpp"
 #include "base/token_hash.hpp"
@@ -19,35 +20,7 @@ namespace {
 const std::filesystem::path kPlugins = PRISM_PLUGIN_DIR;
 const std::filesystem::path kTestPlugins = PRISM_TEST_PLUGIN_DIR;
 
-// A uv loop driven by the test thread.
-class TestLoop final : public net::LoopAccess {
- public:
-  TestLoop() { uv_loop_init(&loop_); }
-  ~TestLoop() override {
-    for (auto& close : closers_) close();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
-  }
-  uv_loop_t* loop() override { return &loop_; }
-  void post(std::function<void()> task) override { posted_.push_back(std::move(task)); }
-  bool on_loop_thread() const override { return std::this_thread::get_id() == owner_; }
-  void at_stop(std::function<void()> close) override { closers_.push_back(std::move(close)); }
-
-  // Runs loop iterations until `done` holds or `limit` passes (the limit only bounds a
-  // broken test; the awaited event is the timer firing).
-  template <typename Pred>
-  bool run_until(Pred done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < end) uv_run(&loop_, UV_RUN_ONCE);
-    return done();
-  }
-
- private:
-  uv_loop_t loop_{};
-  std::thread::id owner_ = std::this_thread::get_id();
-  std::vector<std::function<void()>> posted_;
-  std::vector<std::function<void()>> closers_;
-};
+using prism::testing::TestLoop;
 
 struct SentReply {
   uint32_t request_id;
@@ -96,6 +69,9 @@ class DispatchTest : public ::testing::Test {
     dispatcher.set_table(registry.table());
     dispatcher.set_host_service(&host);
   }
+
+  // The dispatcher's deadline timer is closed when its worker stops, and nothing else.
+  void TearDown() override { EXPECT_EQ(loop.drain_and_close(), 0) << "a uv handle was left open"; }
 
   void send(uint32_t request_id, uint32_t packet_id, std::string payload = {},
             const net::RequestOrigin& origin = {}) {

@@ -24,6 +24,7 @@
 #include "prism/practice/v1/practice.pb.h"
 #include "store/sqlite_backend.hpp"
 #include "support/practice_requests.hpp"
+#include "support/test_loop.hpp"
 
 namespace prism::practice {
 namespace {
@@ -118,48 +119,7 @@ class Store {
 // A worker thread as prismd has them: it calls into the plugin, and the storage entries
 // post each completion back to it (through net::current_loop), so a request's coroutine
 // always resumes on the thread that started it.
-class Worker final : public net::LoopAccess {
- public:
-  Worker() : thread_([this] { run(); }) {}
-  ~Worker() override {
-    post({});  // an empty task stops the thread once everything before it ran
-    thread_.join();
-  }
-  uv_loop_t* loop() override { return nullptr; }
-  void post(std::function<void()> task) override {
-    std::lock_guard lock(mutex_);
-    tasks_.push_back(std::move(task));
-    cv_.notify_one();
-  }
-  bool on_loop_thread() const override { return std::this_thread::get_id() == thread_.get_id(); }
-  void at_stop(std::function<void()>) override {}
-  // Returns once every task posted before it has run (no plugin code left on this thread).
-  void drain() {
-    std::promise<void> done;
-    post([&] { done.set_value(); });
-    done.get_future().wait();
-  }
-
- private:
-  void run() {
-    net::set_current_loop(this);
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return !tasks_.empty(); });
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      if (!task) return;
-      task();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  std::thread thread_;
-};
+using Worker = prism::testing::ThreadLoop;
 
 // practice.so, loaded with `settings` and driven like prismd would: requests spread over
 // two workers, so requests really interleave in the plugin.

@@ -22,6 +22,7 @@
 #include "net/session/handshake.hpp"
 #include "net/session_table.hpp"
 #include "net/transport.hpp"
+#include "support/test_loop.hpp"
 
 namespace prism::net {
 namespace {
@@ -77,37 +78,7 @@ struct CaptureOutbox final : Outbox {
   }
 };
 
-// A uv loop the test runs on its own thread; post() queues work the test runs.
-class TestLoop final : public LoopAccess {
- public:
-  TestLoop() { uv_loop_init(&loop_); }
-  ~TestLoop() override {
-    uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks of the handles already closed
-    uv_loop_close(&loop_);
-  }
-  uv_loop_t* loop() override { return &loop_; }
-  void post(std::function<void()> task) override { posted_.push_back(std::move(task)); }
-  bool on_loop_thread() const override { return true; }
-  void at_stop(std::function<void()> close) override { at_stop_.push_back(std::move(close)); }
-
-  void run_posted() {
-    auto tasks = std::move(posted_);
-    posted_.clear();
-    for (auto& task : tasks) task();
-  }
-  // Runs the close callbacks; 0 when no handle is left open (nothing leaked).
-  int drain_and_close() {
-    for (auto& close : at_stop_) close();
-    at_stop_.clear();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return uv_loop_close(&loop_);
-  }
-
- private:
-  uv_loop_t loop_;
-  std::vector<std::function<void()>> posted_;
-  std::vector<std::function<void()>> at_stop_;
-};
+using prism::testing::TestLoop;
 
 // Records what the table hands up and answers each request with "re:" + its payload.
 struct EchoHandler final : RequestHandler {
@@ -225,8 +196,7 @@ class SessionTableTest : public ::testing::Test {
   template <typename Done>
   bool run_until(Done done) {
     for (int turn = 0; turn < 1000 && !done(); ++turn) {
-      uv_run(loop_.loop(), UV_RUN_ONCE);
-      loop_.run_posted();
+      loop_.turn();
       table_->flush();
     }
     return done();
@@ -1011,8 +981,7 @@ TEST_F(SessionTableTest, IdleSessionIsClosedByItsTimer) {
   ASSERT_EQ(table_->size(), 1u);
   // Each turn blocks until a timer is due, as the worker's loop does; flush() after it.
   for (int turn = 0; turn < 100 && table_->size() > 0; ++turn) {
-    uv_run(loop_.loop(), UV_RUN_ONCE);
-    loop_.run_posted();
+    loop_.turn();
     table_->flush();
   }
   ASSERT_EQ(table_->size(), 0u);

@@ -16,6 +16,7 @@
 
 #include "store/postgres_backend.hpp"
 #include "store/postgres_migrations.hpp"
+#include "support/eventually.hpp"
 #include "support/postgres_server.hpp"
 #include "unit/store_conformance.hpp"
 
@@ -100,16 +101,8 @@ Reply<Document> get(Backend& b, std::string collection, std::string key) {
   return await<Document>([&](Callback<Document> cb) { b.get(collection, key, cb); });
 }
 
-// Polls `condition` until it holds or `deadline` passes (no fixed sleeps).
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds deadline = 20s) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+// Reconnections happen on the backend's own threads: nothing to await but the state.
+using prism::testing::eventually;
 
 // A server of the test's own, for tests that stop and restart it.
 class PostgresServerTest : public ::testing::Test {

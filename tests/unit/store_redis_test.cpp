@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "store/redis_backend.hpp"
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 #include "unit/store_conformance.hpp"
 
@@ -91,16 +92,8 @@ Status await_done(Call call) {
   return future.get();
 }
 
-// Polls `condition` until it holds or the deadline passes.
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds deadline = 10s) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < end) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+// Reconnections happen on the backend's own threads: nothing to await but the state.
+using prism::testing::eventually;
 
 RedisOptions fast_reconnect() {
   RedisOptions options;
