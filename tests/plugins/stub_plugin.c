@@ -1,0 +1,73 @@
+/* One source for the loader-test plugins that exist to be refused or inspected: an
+ * instance-less plugin that answers every request with an empty OK. Each build
+ * (tests/plugins/CMakeLists.txt) defines what makes it what it is:
+ *   STUB_NAME        the service name (wrongabi, overlap, initfails, admin)
+ *   STUB_FIRST       its first packet id; ten ids from there
+ *   STUB_ABI_MAJOR   the ABI major it claims (default: this header's)
+ *   STUB_INIT_FAILS  init refuses to start with "database unreachable", as a plugin
+ *                    whose database is down would, and shutdown is never called
+ * Strict C11 against plugin.h alone. */
+#include <prism/plugin.h>
+#include <string.h>
+
+#ifndef STUB_ABI_MAJOR
+#define STUB_ABI_MAJOR PRISM_ABI_VERSION_MAJOR
+#endif
+
+static prism_status_t stub_init(const prism_host_api_t *api, prism_host_t *host,
+                                prism_bytes_t config, void **instance, char *error,
+                                size_t error_len) {
+  (void)host;
+  (void)config;
+#ifdef STUB_INIT_FAILS
+  {
+    static const char reason[] = "database unreachable";
+    size_t n = sizeof reason - 1;
+    (void)api;
+    *instance = NULL;
+    if (error != NULL && error_len > 0) {
+      if (n >= error_len) n = error_len - 1;
+      memcpy(error, reason, n);
+      error[n] = '\0';
+    }
+    return PRISM_INTERNAL;
+  }
+#else
+  (void)error;
+  (void)error_len;
+  *instance = (void *)api; /* the table outlives the instance; nothing to allocate */
+  return PRISM_OK;
+#endif
+}
+
+static prism_status_t stub_handle(void *instance, prism_request_t *request, uint32_t method,
+                                  prism_bytes_t payload) {
+  const prism_host_api_t *api = instance;
+  prism_bytes_t empty = {NULL, 0};
+  (void)method;
+  (void)payload;
+  api->reply(request, PRISM_OK, "OK", empty);
+  return PRISM_OK;
+}
+
+static void stub_shutdown(void *instance) { (void)instance; }
+
+static const prism_method_t stub_methods[] = {{"ping", 0}};
+
+static const prism_plugin_descriptor_t descriptor = {
+    .struct_size = sizeof(prism_plugin_descriptor_t),
+    .abi_version_major = STUB_ABI_MAJOR,
+    .abi_version_minor = PRISM_ABI_VERSION_MINOR,
+    .name = STUB_NAME,
+    .version = "1.0.0",
+    .packet_id_first = STUB_FIRST,
+    .packet_id_count = 10,
+    .flags = PRISM_PLUGIN_CONCURRENT,
+    .methods = stub_methods,
+    .method_count = 1,
+    .init = stub_init,
+    .handle = stub_handle,
+    .shutdown = stub_shutdown,
+};
+
+const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &descriptor; }
