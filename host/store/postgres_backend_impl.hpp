@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "store/key_range.hpp"
 #include "store/postgres_backend.hpp"
 #include "store/postgres_migrations.hpp"
 #include "store/postgres_pool.hpp"
@@ -49,15 +50,6 @@ inline Outcome<T> done_with(T value) {
 // Names and values travel as bytea (see the schema): binary parameters, unescaped results.
 inline pqxx::binarystring blob(const std::string& bytes) { return pqxx::binarystring(bytes); }
 inline std::string bytes_of(const pqxx::field& f) { return pqxx::binarystring(f).str(); }
-
-// The smallest byte string greater than every string that starts with `prefix`, or
-// nullopt when there is none (prefix empty or all 0xff): a key range instead of LIKE.
-inline std::optional<std::string> prefix_end(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (prefix.empty()) return std::nullopt;
-  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
-}
 
 inline const char* order_name(SortOrder o) { return o == SortOrder::kAscending ? "asc" : "desc"; }
 inline const char* operator_name(Operator op) {

@@ -1,0 +1,286 @@
+// The SQLite connection (sqlite_database.hpp): opening and configuring it, the schema and
+// its migrations, statements, and the SQL of documents, counters, presence and batches.
+#include "store/sqlite_database.hpp"
+
+#include <string>
+
+namespace prism::store {
+namespace {
+
+using namespace sqlite;
+
+// Schema version 1. Names are TEXT compared with the BINARY collation (byte order);
+// values and metadata are BLOBs. Each order of ranking has its own index so that top,
+// page and rank walk an index in its natural direction.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS docs(
+  collection TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY(collection, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters(
+  name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS boards(
+  board TEXT NOT NULL PRIMARY KEY, ord INTEGER NOT NULL, op INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries(
+  board TEXT NOT NULL, owner TEXT NOT NULL, score INTEGER NOT NULL, subscore INTEGER NOT NULL,
+  metadata BLOB NOT NULL, submitted_ms INTEGER NOT NULL,
+  PRIMARY KEY(board, owner)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_rank_desc
+  ON entries(board, score DESC, subscore DESC, submitted_ms, owner);
+CREATE INDEX IF NOT EXISTS entries_rank_asc
+  ON entries(board, score, subscore, submitted_ms, owner);
+CREATE TABLE IF NOT EXISTS presence(
+  owner TEXT NOT NULL PRIMARY KEY, status TEXT NOT NULL, expires_at_ms INTEGER NOT NULL)
+  WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS presence_expiry ON presence(expires_at_ms);
+)sql";
+
+}  // namespace
+
+std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
+    const std::filesystem::path& file, const SqliteOptions& options, std::string& error) {
+  sqlite3* handle = nullptr;
+  const int rc =
+      sqlite3_open_v2(file.c_str(), &handle,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  auto db = std::unique_ptr<Database>(new Database(handle));
+  if (rc != SQLITE_OK) {
+    error = "sqlite: cannot open " + file.string() + ": " +
+            (handle != nullptr ? sqlite3_errmsg(handle) : sqlite3_errstr(rc));
+    return nullptr;
+  }
+  sqlite3_extended_result_codes(handle, 1);
+  sqlite3_busy_timeout(handle, static_cast<int>(options.busy_timeout.count()));
+  const std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
+                              (options.synchronous_full ? "FULL" : "NORMAL") +
+                              "; PRAGMA foreign_keys=OFF;"
+                              // The one connection is the only reader too: keep the hot
+                              // pages in its cache and map the file, instead of a pread
+                              // through the kernel for every page the 2 MiB default misses.
+                              " PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
+                              " PRAGMA temp_store=MEMORY;";
+  if (Status s = db->exec(pragmas.c_str(), "configure"); !s.ok()) {
+    error = s.message + " (" + file.string() + ")";
+    return nullptr;
+  }
+  if (Status s = db->migrate(); !s.ok()) {
+    error = s.message + " (" + file.string() + ")";
+    return nullptr;
+  }
+  return db;
+}
+
+SqliteBackend::Database::Statement SqliteBackend::Database::prepare(const char* sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) return Statement(it->second);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    return Statement(nullptr);
+  }
+  cache_.emplace(sql, stmt);
+  return Statement(stmt);
+}
+
+// The status for a failed SQLite call: kUnavailable when another connection holds the
+// lock past the busy timeout, kInternal otherwise.
+Status SqliteBackend::Database::error(std::string_view what) const {
+  const int code = sqlite3_errcode(db_) & 0xff;
+  const Code mapped =
+      code == SQLITE_BUSY || code == SQLITE_LOCKED ? Code::kUnavailable : Code::kInternal;
+  return {mapped, "sqlite: " + std::string(what) + ": " + sqlite3_errmsg(db_)};
+}
+
+Status SqliteBackend::Database::exec(const char* sql, std::string_view what) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return error(what);
+  return {};
+}
+
+Status SqliteBackend::Database::step_done(Statement&& stmt, std::string_view what) {
+  if (stmt.step() != SQLITE_DONE) return error(what);
+  return {};
+}
+
+Status SqliteBackend::Database::get_doc(const std::string& collection, const std::string& key,
+                                        Document& doc) {
+  Statement stmt = prepare("SELECT value, version FROM docs WHERE collection = ?1 AND key = ?2");
+  stmt.text(1, collection).text(2, key);
+  const int rc = stmt.step();
+  if (rc == SQLITE_DONE) return not_found("document " + collection + "/" + key + " not found");
+  if (rc != SQLITE_ROW) return error("get document");
+  doc.collection = collection;
+  doc.key = key;
+  doc.value = stmt.bytes_at(0);
+  doc.version = static_cast<uint64_t>(stmt.integer_at(1));
+  return {};
+}
+
+// The current version of a document, 0 when absent.
+Status SqliteBackend::Database::version_of(const std::string& collection, const std::string& key,
+                                           uint64_t& version) {
+  Statement stmt = prepare("SELECT version FROM docs WHERE collection = ?1 AND key = ?2");
+  stmt.text(1, collection).text(2, key);
+  const int rc = stmt.step();
+  if (rc == SQLITE_DONE) {
+    version = 0;
+    return {};
+  }
+  if (rc != SQLITE_ROW) return error("read document version");
+  version = static_cast<uint64_t>(stmt.integer_at(0));
+  return {};
+}
+
+Status SqliteBackend::Database::check_expected(const std::string& collection,
+                                               const std::string& key, ExpectedVersion expected,
+                                               uint64_t current) {
+  if (!expected || *expected == current) return {};
+  if (*expected == 0) return conflict("document " + collection + "/" + key + " exists");
+  return conflict("document " + collection + "/" + key + " is at version " +
+                  std::to_string(current) + ", not " + std::to_string(*expected));
+}
+
+Status SqliteBackend::Database::put_doc(const std::string& collection, const std::string& key,
+                                        const std::string& value, ExpectedVersion expected,
+                                        uint64_t& version) {
+  uint64_t current = 0;
+  if (Status s = version_of(collection, key, current); !s.ok()) return s;
+  if (Status s = check_expected(collection, key, expected, current); !s.ok()) return s;
+  version = current + 1;
+  Statement stmt = prepare(
+      "INSERT INTO docs(collection, key, value, version) VALUES(?1, ?2, ?3, ?4)"
+      " ON CONFLICT(collection, key) DO UPDATE SET value = excluded.value,"
+      " version = excluded.version");
+  stmt.text(1, collection).text(2, key).blob(3, value).integer(4, static_cast<int64_t>(version));
+  return step_done(std::move(stmt), "put document");
+}
+
+Status SqliteBackend::Database::delete_doc(const std::string& collection, const std::string& key,
+                                           ExpectedVersion expected) {
+  uint64_t current = 0;
+  if (Status s = version_of(collection, key, current); !s.ok()) return s;
+  if (current == 0 && (!expected || *expected == 0)) {
+    return not_found("document " + collection + "/" + key + " not found");
+  }
+  if (Status s = check_expected(collection, key, expected, current); !s.ok()) return s;
+  Statement stmt = prepare("DELETE FROM docs WHERE collection = ?1 AND key = ?2");
+  stmt.text(1, collection).text(2, key);
+  return step_done(std::move(stmt), "delete document");
+}
+
+Status SqliteBackend::Database::list_docs(const std::string& collection, const std::string& prefix,
+                                          const std::string& after, uint32_t limit,
+                                          std::vector<Document>& docs) {
+  Statement stmt = prepare(
+      "SELECT key, value, version FROM docs WHERE collection = ?1 AND key >= ?2"
+      " AND (?3 IS NULL OR key < ?3) AND key > ?4 ORDER BY key LIMIT ?5");
+  stmt.text(1, collection).text(2, prefix).text(4, after).integer(5, limit);
+  if (auto end = prefix_end(prefix)) {
+    stmt.text(3, *end);
+  } else {
+    stmt.null(3);
+  }
+  int rc;
+  while ((rc = stmt.step()) == SQLITE_ROW) {
+    docs.push_back(Document{collection, stmt.bytes_at(0), stmt.bytes_at(1),
+                            static_cast<uint64_t>(stmt.integer_at(2))});
+  }
+  return rc == SQLITE_DONE ? Status{} : error("list documents");
+}
+
+Status SqliteBackend::Database::get_counter(const std::string& name, int64_t& value) {
+  Statement stmt = prepare("SELECT value FROM counters WHERE name = ?1");
+  stmt.text(1, name);
+  const int rc = stmt.step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("get counter");
+  value = rc == SQLITE_ROW ? stmt.integer_at(0) : 0;
+  return {};
+}
+
+Status SqliteBackend::Database::add_counter(const std::string& name, int64_t delta,
+                                            int64_t& value) {
+  int64_t current = 0;
+  if (Status s = get_counter(name, current); !s.ok()) return s;
+  if (__builtin_add_overflow(current, delta, &value)) {
+    return invalid("counter " + name + " would overflow");
+  }
+  Statement stmt = prepare(
+      "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+      " ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+  stmt.text(1, name).integer(2, value);
+  return step_done(std::move(stmt), "add to counter");
+}
+
+Status SqliteBackend::Database::get_presence(const std::string& owner, Presence& presence) {
+  Statement stmt =
+      prepare("SELECT status, expires_at_ms FROM presence WHERE owner = ?1 AND expires_at_ms > ?2");
+  stmt.text(1, owner).integer(2, now_ms());
+  const int rc = stmt.step();
+  if (rc == SQLITE_DONE) return not_found("no presence for " + owner);
+  if (rc != SQLITE_ROW) return error("get presence");
+  presence.owner = owner;
+  presence.status = stmt.bytes_at(0);
+  presence.expires_at_ms = stmt.integer_at(1);
+  return {};
+}
+
+// Deletes expired entries, a bounded number at a time so one write never stalls long.
+Status SqliteBackend::Database::purge_presence(int64_t now) {
+  Statement stmt = prepare(
+      "DELETE FROM presence WHERE owner IN"
+      " (SELECT owner FROM presence WHERE expires_at_ms <= ?1 LIMIT 256)");
+  stmt.integer(1, now);
+  return step_done(std::move(stmt), "purge presence");
+}
+
+Status SqliteBackend::Database::apply_write(const Write& write, int64_t& result) {
+  result = 0;
+  switch (write.kind) {
+    case Write::Kind::kPut: {
+      uint64_t version = 0;
+      Status s = put_doc(write.collection, write.key, write.value, write.expected, version);
+      result = static_cast<int64_t>(version);
+      return s;
+    }
+    case Write::Kind::kDelete:
+      return delete_doc(write.collection, write.key, write.expected);
+    case Write::Kind::kCounterAdd:
+      return add_counter(write.counter, write.delta, result);
+    case Write::Kind::kSubmit: {
+      BoardSpec spec;
+      if (Status s = load_board(write.board, spec); !s.ok()) return s;
+      Entry entry;
+      return submit_entry(spec, write.entry, entry);
+    }
+  }
+  return invalid("unknown write kind");
+}
+
+SqliteBackend::Database::~Database() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+int64_t SqliteBackend::Database::user_version() {
+  Statement stmt = prepare("PRAGMA user_version");
+  return stmt.step() == SQLITE_ROW ? stmt.integer_at(0) : -1;
+}
+
+Status SqliteBackend::Database::migrate() {
+  const int64_t version = user_version();
+  if (version < 0) return error("read schema version");
+  if (version > kSchemaVersion) {
+    return {Code::kInternal, "sqlite: schema version " + std::to_string(version) +
+                                 " is newer than this prismd's " + std::to_string(kSchemaVersion)};
+  }
+  if (version < 1) {
+    if (Status s = exec("BEGIN IMMEDIATE", "migrate"); !s.ok()) return s;
+    Status s = exec(kSchemaV1, "create schema v1");
+    if (s.ok()) s = exec("PRAGMA user_version = 1", "record schema version");
+    if (s.ok()) s = exec("COMMIT", "commit schema v1");
+    if (!s.ok()) {
+      exec("ROLLBACK", "roll back schema");
+      return s;
+    }
+  }
+  return {};
+}
+
+}  // namespace prism::store

@@ -1,0 +1,211 @@
+// Private to the SQLite backend's sources (sqlite_backend.cpp, sqlite_database.cpp,
+// sqlite_leaderboards.cpp): the connection with its cached statements, which only the
+// writer thread uses, and the call plumbing every facet shares.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "store/key_range.hpp"
+#include "store/sqlite_backend.hpp"
+
+namespace prism::store {
+namespace sqlite {
+
+inline int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+inline Status not_found(std::string message) { return {Code::kNotFound, std::move(message)}; }
+inline Status conflict(std::string message) { return {Code::kConflict, std::move(message)}; }
+inline Status invalid(std::string message) { return {Code::kInvalidArgument, std::move(message)}; }
+
+
+}  // namespace sqlite
+
+// The connection and its cached statements. Used only by the writer thread (and by the
+// constructor before that thread starts).
+class SqliteBackend::Database {
+ public:
+  // A cached statement in use: binds, steps, and is reset when it goes out of scope.
+  class Statement {
+   public:
+    explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+    ~Statement() {
+      if (stmt_ != nullptr) {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+      }
+    }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+
+    Statement& text(int index, std::string_view text) {
+      // A null pointer would bind SQL NULL, so an empty name still gets a valid pointer.
+      sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(),
+                        static_cast<int>(text.size()), SQLITE_TRANSIENT);
+      return *this;
+    }
+    Statement& blob(int index, std::string_view bytes) {
+      if (bytes.empty()) {
+        sqlite3_bind_zeroblob(stmt_, index, 0);
+      } else {
+        sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                          SQLITE_TRANSIENT);
+      }
+      return *this;
+    }
+    Statement& integer(int index, int64_t value) {
+      sqlite3_bind_int64(stmt_, index, value);
+      return *this;
+    }
+    Statement& null(int index) {
+      sqlite3_bind_null(stmt_, index);
+      return *this;
+    }
+    // SQLITE_ROW, SQLITE_DONE or an error code.
+    int step() { return stmt_ == nullptr ? SQLITE_MISUSE : sqlite3_step(stmt_); }
+
+    int64_t integer_at(int column) const { return sqlite3_column_int64(stmt_, column); }
+    std::string bytes_at(int column) const {
+      const void* data = sqlite3_column_blob(stmt_, column);
+      const int size = sqlite3_column_bytes(stmt_, column);
+      return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+    }
+
+   private:
+    sqlite3_stmt* stmt_;
+  };
+
+  static std::unique_ptr<Database> open(const std::filesystem::path& file,
+                                        const SqliteOptions& options, std::string& error);
+
+  ~Database();
+
+  Statement prepare(const char* sql);
+
+  // The status for a failed SQLite call: kUnavailable when another connection holds the
+  // lock past the busy timeout, kInternal otherwise.
+  Status error(std::string_view what) const;
+
+  Status exec(const char* sql, std::string_view what);
+
+  // Runs `body` in one write transaction: committed if it returns ok, rolled back if not.
+  template <typename Body>
+  Status transaction(Body&& body) {
+    if (Status s = step_done(prepare("BEGIN IMMEDIATE"), "begin"); !s.ok()) return s;
+    Status status = body();
+    if (status.ok()) status = step_done(prepare("COMMIT"), "commit");
+    if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "rollback");
+    return status;
+  }
+
+  Status step_done(Statement&& stmt, std::string_view what);
+
+  int64_t changes() const { return sqlite3_changes64(db_); }
+
+  int64_t user_version();
+
+  // ---- documents ----
+
+  Status get_doc(const std::string& collection, const std::string& key, Document& doc);
+
+  // The current version of a document, 0 when absent.
+  Status version_of(const std::string& collection, const std::string& key, uint64_t& version);
+
+  static Status check_expected(const std::string& collection, const std::string& key,
+                               ExpectedVersion expected, uint64_t current);
+
+  Status put_doc(const std::string& collection, const std::string& key, const std::string& value,
+                 ExpectedVersion expected, uint64_t& version);
+
+  Status delete_doc(const std::string& collection, const std::string& key,
+                    ExpectedVersion expected);
+
+  Status list_docs(const std::string& collection, const std::string& prefix,
+                   const std::string& after, uint32_t limit, std::vector<Document>& docs);
+
+  // ---- counters ----
+
+  Status get_counter(const std::string& name, int64_t& value);
+
+  Status add_counter(const std::string& name, int64_t delta, int64_t& value);
+
+  // ---- leaderboards ----
+
+  Status load_board(const std::string& board, BoardSpec& spec);
+
+  Status create_board(const BoardSpec& spec);
+
+  Status load_entry(const std::string& board, const std::string& owner, Entry& entry);
+
+  // Fills entry.rank: one more than the number of entries ranking before it.
+  Status fill_rank(const BoardSpec& spec, Entry& entry);
+
+  // Entries ranked offset+1 .. offset+count.
+  Status ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
+                 std::vector<Entry>& entries);
+
+  // Applies the board's operator to the owner's entry; `result` is the entry afterwards
+  // (without its rank).
+  Status submit_entry(const BoardSpec& spec, const Entry& submitted, Entry& result);
+
+  // ---- presence ----
+
+  Status get_presence(const std::string& owner, Presence& presence);
+
+  // Deletes expired entries, a bounded number at a time so one write never stalls long.
+  Status purge_presence(int64_t now);
+
+  // ---- apply ----
+
+  Status apply_write(const Write& write, int64_t& result);
+
+ private:
+  explicit Database(sqlite3* db) : db_(db) {}
+
+  // Brings the schema to kSchemaVersion, one step per version, each in a transaction.
+  Status migrate();
+
+  sqlite3* db_;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the SQL literal
+};
+
+template <typename T, typename Work>
+void SqliteBackend::post(Callback<T> done, Work work) {
+  enqueue([this, done = std::move(done), work = std::move(work)](bool cancelled) mutable {
+    if (cancelled) {
+      done(Status{Code::kUnavailable, "sqlite: the backend is shutting down"}, T{});
+      return;
+    }
+    if (db_ == nullptr) {
+      done(Status{Code::kUnavailable, open_error_}, T{});
+      return;
+    }
+    T value{};
+    Status status = work(*db_, value);
+    if (!status.ok()) value = T{};
+    done(std::move(status), std::move(value));
+  });
+}
+
+template <typename Work>
+void SqliteBackend::post_done(Done done, Work work) {
+  post<std::monostate>(
+      [done = std::move(done)](Status status, std::monostate) { done(std::move(status)); },
+      [work = std::move(work)](Database& db, std::monostate&) mutable { return work(db); });
+}
+
+}  // namespace prism::store

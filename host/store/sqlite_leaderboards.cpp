@@ -1,0 +1,273 @@
+// Leaderboards on SQLite: boards and entries, ranks and ranking windows by index, the
+// board operators (best, set, increment), and the backend's leaderboard calls.
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "store/sqlite_database.hpp"
+#include "store/validate.hpp"
+
+namespace prism::store {
+namespace {
+
+using namespace sqlite;
+
+// Whether (score, subscore) ranks before (other_score, other_subscore) on a board.
+bool ranks_before(SortOrder order, int64_t score, int64_t subscore, int64_t other_score,
+                  int64_t other_subscore) {
+  if (order == SortOrder::kDescending) {
+    return score > other_score || (score == other_score && subscore > other_subscore);
+  }
+  return score < other_score || (score == other_score && subscore < other_subscore);
+}
+
+// Ranking SQL per sort order: rows that rank before (?2 score, ?3 subscore, ?4 time,
+// ?5 owner), and a window of the ranking.
+struct RankingSql {
+  const char* better_count;
+  const char* range;
+};
+constexpr RankingSql kDescendingSql{
+    "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score > ?2)"
+    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore > ?3)"
+    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore = ?3"
+    "    AND (submitted_ms, owner) < (?4, ?5))",
+    "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
+    " ORDER BY score DESC, subscore DESC, submitted_ms, owner LIMIT ?2 OFFSET ?3"};
+constexpr RankingSql kAscendingSql{
+    "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score < ?2)"
+    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore < ?3)"
+    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore = ?3"
+    "    AND (submitted_ms, owner) < (?4, ?5))",
+    "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
+    " ORDER BY score, subscore, submitted_ms, owner LIMIT ?2 OFFSET ?3"};
+
+const RankingSql& ranking_sql(SortOrder order) {
+  return order == SortOrder::kDescending ? kDescendingSql : kAscendingSql;
+}
+
+}  // namespace
+
+Status SqliteBackend::Database::load_board(const std::string& board, BoardSpec& spec) {
+  Statement stmt = prepare("SELECT ord, op FROM boards WHERE board = ?1");
+  stmt.text(1, board);
+  const int rc = stmt.step();
+  if (rc == SQLITE_DONE) return not_found("board " + board + " not found");
+  if (rc != SQLITE_ROW) return error("read board");
+  spec.board = board;
+  spec.order = static_cast<SortOrder>(stmt.integer_at(0));
+  spec.op = static_cast<Operator>(stmt.integer_at(1));
+  return {};
+}
+
+Status SqliteBackend::Database::create_board(const BoardSpec& spec) {
+  BoardSpec existing;
+  Status s = load_board(spec.board, existing);
+  if (s.ok()) {
+    if (existing.order == spec.order && existing.op == spec.op) return {};
+    return conflict("board " + spec.board + " exists with a different order or operator");
+  }
+  if (s.code != Code::kNotFound) return s;
+  Statement stmt = prepare("INSERT INTO boards(board, ord, op) VALUES(?1, ?2, ?3)");
+  stmt.text(1, spec.board)
+      .integer(2, static_cast<int64_t>(spec.order))
+      .integer(3, static_cast<int64_t>(spec.op));
+  return step_done(std::move(stmt), "create board");
+}
+
+Status SqliteBackend::Database::load_entry(const std::string& board, const std::string& owner,
+                                           Entry& entry) {
+  Statement stmt = prepare(
+      "SELECT score, subscore, metadata, submitted_ms FROM entries"
+      " WHERE board = ?1 AND owner = ?2");
+  stmt.text(1, board).text(2, owner);
+  const int rc = stmt.step();
+  if (rc == SQLITE_DONE) return not_found("owner " + owner + " not on board " + board);
+  if (rc != SQLITE_ROW) return error("read entry");
+  entry.owner = owner;
+  entry.score = stmt.integer_at(0);
+  entry.subscore = stmt.integer_at(1);
+  entry.metadata = stmt.bytes_at(2);
+  entry.submitted_ms = stmt.integer_at(3);
+  entry.rank = 0;
+  return {};
+}
+
+// Fills entry.rank: one more than the number of entries ranking before it.
+Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
+  Statement stmt = prepare(ranking_sql(spec.order).better_count);
+  stmt.text(1, spec.board)
+      .integer(2, entry.score)
+      .integer(3, entry.subscore)
+      .integer(4, entry.submitted_ms)
+      .text(5, entry.owner);
+  if (stmt.step() != SQLITE_ROW) return error("rank entry");
+  entry.rank = static_cast<uint64_t>(stmt.integer_at(0)) + 1;
+  return {};
+}
+
+// Entries ranked offset+1 .. offset+count.
+Status SqliteBackend::Database::ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
+                                        std::vector<Entry>& entries) {
+  constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
+  Statement stmt = prepare(ranking_sql(spec.order).range);
+  stmt.text(1, spec.board)
+      .integer(2, static_cast<int64_t>(std::min(count, kMax)))
+      .integer(3, static_cast<int64_t>(std::min(offset, kMax)));
+  int rc;
+  uint64_t rank = offset;
+  while ((rc = stmt.step()) == SQLITE_ROW) {
+    Entry entry;
+    entry.owner = stmt.bytes_at(0);
+    entry.score = stmt.integer_at(1);
+    entry.subscore = stmt.integer_at(2);
+    entry.metadata = stmt.bytes_at(3);
+    entry.submitted_ms = stmt.integer_at(4);
+    entry.rank = ++rank;
+    entries.push_back(std::move(entry));
+  }
+  return rc == SQLITE_DONE ? Status{} : error("read ranking");
+}
+
+// Applies the board's operator to the owner's entry; `result` is the entry afterwards
+// (without its rank).
+Status SqliteBackend::Database::submit_entry(const BoardSpec& spec, const Entry& submitted,
+                                             Entry& result) {
+  Entry old;
+  Status found = load_entry(spec.board, submitted.owner, old);
+  if (!found.ok() && found.code != Code::kNotFound) return found;
+  const int64_t now = now_ms();
+  result = submitted;
+  result.rank = 0;
+  result.submitted_ms = now;
+  if (found.ok()) {
+    switch (spec.op) {
+      case Operator::kBest:
+        if (!ranks_before(spec.order, submitted.score, submitted.subscore, old.score,
+                          old.subscore)) {
+          result = old;
+          return {};
+        }
+        break;
+      case Operator::kSet:
+        break;
+      case Operator::kIncrement:
+        if (__builtin_add_overflow(old.score, submitted.score, &result.score) ||
+            __builtin_add_overflow(old.subscore, submitted.subscore, &result.subscore)) {
+          return invalid("score of " + submitted.owner + " on board " + spec.board +
+                         " would overflow");
+        }
+        break;
+    }
+  }
+  Statement stmt = prepare(
+      "INSERT OR REPLACE INTO entries(board, owner, score, subscore, metadata, submitted_ms)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+  stmt.text(1, spec.board)
+      .text(2, result.owner)
+      .integer(3, result.score)
+      .integer(4, result.subscore)
+      .blob(5, result.metadata)
+      .integer(6, result.submitted_ms);
+  return step_done(std::move(stmt), "submit entry");
+}
+
+// ---- leaderboards ------------------------------------------------------------------------
+
+void SqliteBackend::board_create(BoardSpec spec, Done done) {
+  post_done(std::move(done), [spec = std::move(spec)](Database& db) {
+    if (Status s = check_spec(spec); !s.ok()) return s;
+    return db.transaction([&] { return db.create_board(spec); });
+  });
+}
+
+void SqliteBackend::board_submit(std::string board, Entry entry, Callback<Entry> done) {
+  post<Entry>(std::move(done),
+              [board = std::move(board), entry = std::move(entry)](Database& db, Entry& result) {
+                if (Status s = check_name("board", board); !s.ok()) return s;
+                if (Status s = check_entry(entry); !s.ok()) return s;
+                BoardSpec spec;
+                return db.transaction([&] {
+                  if (Status s = db.load_board(board, spec); !s.ok()) return s;
+                  if (Status s = db.submit_entry(spec, entry, result); !s.ok()) return s;
+                  return db.fill_rank(spec, result);
+                });
+              });
+}
+
+void SqliteBackend::board_top(std::string board, uint32_t limit,
+                              Callback<std::vector<Entry>> done) {
+  board_page(std::move(board), 0, limit, std::move(done));
+}
+
+void SqliteBackend::board_page(std::string board, uint64_t after_rank, uint32_t limit,
+                               Callback<std::vector<Entry>> done) {
+  post<std::vector<Entry>>(std::move(done), [board = std::move(board), after_rank, limit](
+                                                Database& db, std::vector<Entry>& entries) {
+    if (Status s = check_name("board", board); !s.ok()) return s;
+    if (Status s = check_limit(limit); !s.ok()) return s;
+    BoardSpec spec;
+    if (Status s = db.load_board(board, spec); !s.ok()) return s;
+    return db.ranking(spec, after_rank, limit, entries);
+  });
+}
+
+void SqliteBackend::board_around(std::string board, std::string owner, uint32_t limit,
+                                 Callback<std::vector<Entry>> done) {
+  post<std::vector<Entry>>(std::move(done), [board = std::move(board), owner = std::move(owner),
+                                             limit](Database& db, std::vector<Entry>& entries) {
+    if (Status s = check_name("board", board); !s.ok()) return s;
+    if (Status s = check_name("owner", owner); !s.ok()) return s;
+    if (Status s = check_limit(limit); !s.ok()) return s;
+    BoardSpec spec;
+    if (Status s = db.load_board(board, spec); !s.ok()) return s;
+    Entry entry;
+    if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+    if (Status s = db.fill_rank(spec, entry); !s.ok()) return s;
+    const uint64_t before = std::min<uint64_t>(limit, entry.rank - 1);
+    return db.ranking(spec, entry.rank - 1 - before, before + 1 + limit, entries);
+  });
+}
+
+void SqliteBackend::board_rank(std::string board, std::string owner, Callback<Entry> done) {
+  post<Entry>(std::move(done),
+              [board = std::move(board), owner = std::move(owner)](Database& db, Entry& entry) {
+                if (Status s = check_name("board", board); !s.ok()) return s;
+                if (Status s = check_name("owner", owner); !s.ok()) return s;
+                BoardSpec spec;
+                if (Status s = db.load_board(board, spec); !s.ok()) return s;
+                if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+                return db.fill_rank(spec, entry);
+              });
+}
+
+void SqliteBackend::board_remove(std::string board, std::string owner, Done done) {
+  post_done(std::move(done), [board = std::move(board), owner = std::move(owner)](Database& db) {
+    if (Status s = check_name("board", board); !s.ok()) return s;
+    if (Status s = check_name("owner", owner); !s.ok()) return s;
+    return db.transaction([&] {
+      BoardSpec spec;
+      if (Status s = db.load_board(board, spec); !s.ok()) return s;
+      auto stmt = db.prepare("DELETE FROM entries WHERE board = ?1 AND owner = ?2");
+      stmt.text(1, board).text(2, owner);
+      if (Status s = db.step_done(std::move(stmt), "remove entry"); !s.ok()) return s;
+      if (db.changes() == 0) return not_found("owner " + owner + " not on board " + board);
+      return Status{};
+    });
+  });
+}
+
+void SqliteBackend::board_reset(std::string board, Done done) {
+  post_done(std::move(done), [board = std::move(board)](Database& db) {
+    if (Status s = check_name("board", board); !s.ok()) return s;
+    return db.transaction([&] {
+      BoardSpec spec;
+      if (Status s = db.load_board(board, spec); !s.ok()) return s;
+      auto stmt = db.prepare("DELETE FROM entries WHERE board = ?1");
+      stmt.text(1, board);
+      return db.step_done(std::move(stmt), "reset board");
+    });
+  });
+}
+
+}  // namespace prism::store
