@@ -32,7 +32,6 @@ inline Status not_found(std::string message) { return {Code::kNotFound, std::mov
 inline Status conflict(std::string message) { return {Code::kConflict, std::move(message)}; }
 inline Status invalid(std::string message) { return {Code::kInvalidArgument, std::move(message)}; }
 
-
 }  // namespace sqlite
 
 // The connection and its cached statements. Used only by the writer thread (and by the
