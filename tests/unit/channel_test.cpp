@@ -96,7 +96,10 @@ TEST(Handshake, CookieIsBoundToAddressIdAndTime) {
   const auto key = crypto::KeyPair::generate();
   HandshakeServer server(key);
   HandshakeClient client(key.public_key, 0x42);
-  const auto now = SysClock::now();
+  // A fixed moment 3 s into a 10 s bucket, well inside a 64-bucket secret epoch: with the
+  // wall clock, `now + 25s` crossed an epoch one run in about 26, the secret rotated, and
+  // going back to `now` (a clock that stepped back) rightly forgot both secrets.
+  const SysClock::time_point now{std::chrono::seconds((64 * 30000 + 10) * 10 + 3)};
   auto retry = server.check(client.initial(), kAddress, now);
   ASSERT_EQ(client.on_datagram(retry.reply), HandshakeClient::Progress::kRetry);
   const std::vector<uint8_t> other_address = {127, 0, 0, 1, 0x1e, 0x62};
