@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -24,9 +23,6 @@ enum class ErrorCode : uint8_t {
   kTimeout,          // no answer within the deadline
   kServerStatus,     // a server answered with a status other than OK (libprism-client)
 };
-
-// "failed", "invalid_argument", ...: for logs and tests.
-std::string_view error_code_name(ErrorCode code);
 
 struct Error {
   std::string message;
@@ -80,19 +76,5 @@ class [[nodiscard]] Expected<void> {
   Error error_;
   bool failed_ = false;
 };
-
-inline std::string_view error_code_name(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kFailed: return "failed";
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kConflict: return "conflict";
-    case ErrorCode::kDisabled: return "disabled";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kServerStatus: return "server_status";
-  }
-  return "unknown";
-}
 
 }  // namespace prism

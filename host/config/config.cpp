@@ -316,12 +316,13 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
                         "store.postgres.conninfo: required when a facet uses postgres "
                         "(e.g. \"host=127.0.0.1 dbname=prism user=prism connect_timeout=5\")");
     }
-    if (config.receive_budget_per_session < min_receive_budget(config.max_message_size)) {
+    // Cross-key rules: blame the key when the file sets it, else its section.
+    auto at_server_key = [&](const char* key) {
       const YAML::Node server = root["server"];
-      const YAML::Node key = server && server["receive_budget_per_session"]
-                                 ? server["receive_budget_per_session"]
-                                 : server;
-      return make_error(where(source_name, key.Mark()) +
+      return where(source_name, (server && server[key] ? server[key] : server).Mark());
+    };
+    if (config.receive_budget_per_session < min_receive_budget(config.max_message_size)) {
+      return make_error(at_server_key("receive_budget_per_session") +
                         "server.receive_budget_per_session: " +
                         std::to_string(config.receive_budget_per_session) +
                         " cannot hold one message of server.max_message_size (" +
@@ -329,11 +330,7 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
                         "at least " + std::to_string(min_receive_budget(config.max_message_size)));
     }
     if (config.receive_budget_per_worker < config.receive_budget_per_session) {
-      const YAML::Node server = root["server"];
-      const YAML::Node key = server && server["receive_budget_per_worker"]
-                                 ? server["receive_budget_per_worker"]
-                                 : server;
-      return make_error(where(source_name, key.Mark()) +
+      return make_error(at_server_key("receive_budget_per_worker") +
                         "server.receive_budget_per_worker: must be at least "
                         "server.receive_budget_per_session (" +
                         std::to_string(config.receive_budget_per_session) + ")");

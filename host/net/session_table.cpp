@@ -33,7 +33,6 @@ struct SessionTable::Session {
   std::vector<uint8_t> handshake_reply;
   Clock::time_point handshake_deadline{};
   bool abandoned = false;  // unconfirmed past its deadline: flush() frees it, sending nothing
-  uint64_t source = 0;     // what SourceLimits counts this session against (peer's source key)
   // A new address the client appeared from, while it is being validated (§5.9).
   std::optional<PeerAddress> candidate;
   uint64_t challenge = 0;
@@ -68,10 +67,9 @@ class SessionTable::Events final : public session::ChannelEvents {
     }
     SPDLOG_INFO("event=session_migrated session={:016x} from={} to={}", s_.id,
                 s_.peer.to_string(), s_.candidate->to_string());
+    // SourceLimits counts a session against its peer's source: it moves with the peer.
+    table_.limits_.moved(s_.peer.source_key(), s_.candidate->source_key(), s_.client_id == 0);
     s_.peer = *s_.candidate;
-    const uint64_t source = s_.peer.source_key();
-    table_.limits_.moved(s_.source, source, s_.client_id == 0);
-    s_.source = source;
     s_.candidate.reset();
     table_.counters_.migrated.add();
   }
@@ -208,7 +206,6 @@ void SessionTable::on_initial(std::span<const uint8_t> datagram, const PeerAddre
   s.client_ephemeral = accepted.client_ephemeral;
   s.handshake_reply = std::move(accepted.reply);
   s.handshake_deadline = now + settings_.handshake_timeout;
-  s.source = source;
   s.timer = UvHandle<uv_timer_t>(loop_.loop(), uv_timer_init, &s);
   sessions_.emplace(id, std::move(owned));
   by_client_id_.emplace(s.client_id, id);
@@ -245,7 +242,7 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
     by_client_id_.erase(s.client_id);
     s.client_id = 0;
     s.handshake_reply = {};
-    limits_.confirmed(s.source);
+    limits_.confirmed(s.peer.source_key());
   }
   if (s.peer.same_as(from)) return;
   // §5.9: an authentic packet from a new address. Move only once the new address answers
@@ -404,7 +401,7 @@ void SessionTable::destroy(Session& s) {
   SPDLOG_DEBUG("event=session_closed session={:016x} peer={} reason=\"{}\"", id,
                s.peer.to_string(), s.close_reason.empty() ? "closed by server" : s.close_reason);
   if (s.client_id != 0) by_client_id_.erase(s.client_id);
-  limits_.closed(s.source, s.client_id == 0);
+  limits_.closed(s.peer.source_key(), s.client_id == 0);
   if (s.dirty) std::erase(dirty_, &s);
   s.timer.close();
   sessions_.erase(id);  // s is gone from here on

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -25,7 +25,6 @@
 #include "net/transport.hpp"
 #include "net/transport_metrics.hpp"
 #include "net/uv_handle.hpp"
-
 
 namespace prism::net {
 
@@ -74,8 +73,6 @@ class SessionTable final : public ReplyTransport {
   // Sessions whose client has not confirmed the handshake yet.
   size_t unconfirmed() const { return by_client_id_.size(); }
   const SourceLimits& source_limits() const { return limits_; }
-  // Bytes every session of this worker holds for its peers now (§5.6-5.7).
-  size_t receive_buffered() const { return receive_budget_.used(); }
 
  private:
   struct Session;

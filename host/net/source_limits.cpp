@@ -78,11 +78,6 @@ void SourceLimits::moved(uint64_t from, uint64_t to, bool is_confirmed) {
   if (!is_confirmed) ++c.unconfirmed;
 }
 
-size_t SourceLimits::sessions(uint64_t source) const {
-  const auto found = counts_.find(source);
-  return found == counts_.end() ? 0 : found->second.sessions;
-}
-
 size_t SourceLimits::unconfirmed(uint64_t source) const {
   const auto found = counts_.find(source);
   return found == counts_.end() ? 0 : found->second.unconfirmed;

@@ -37,7 +37,6 @@ class SourceLimits {
   void closed(uint64_t source, bool was_confirmed);
   void moved(uint64_t from, uint64_t to, bool is_confirmed);
 
-  size_t sessions(uint64_t source) const;
   size_t unconfirmed(uint64_t source) const;
   size_t tracked_buckets() const { return buckets_.size(); }
 
