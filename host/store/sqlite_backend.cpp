@@ -206,12 +206,7 @@ void SqliteBackend::presence_list(std::string status_prefix, uint32_t limit,
     auto stmt = db.prepare(
         "SELECT owner, status, expires_at_ms FROM presence WHERE status >= ?1"
         " AND (?2 IS NULL OR status < ?2) AND expires_at_ms > ?3 ORDER BY owner LIMIT ?4");
-    stmt.text(1, prefix).integer(3, now_ms()).integer(4, limit);
-    if (auto end = prefix_end(prefix)) {
-      stmt.text(2, *end);
-    } else {
-      stmt.null(2);
-    }
+    stmt.text(1, prefix).text_or_null(2, prefix_end(prefix)).integer(3, now_ms()).integer(4, limit);
     int rc;
     while ((rc = stmt.step()) == SQLITE_ROW) {
       out.push_back(Presence{stmt.bytes_at(0), stmt.bytes_at(1), stmt.integer_at(2)});

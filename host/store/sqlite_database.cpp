@@ -171,12 +171,8 @@ Status SqliteBackend::Database::list_docs(const std::string& collection, const s
   Statement stmt = prepare(
       "SELECT key, value, version FROM docs WHERE collection = ?1 AND key >= ?2"
       " AND (?3 IS NULL OR key < ?3) AND key > ?4 ORDER BY key LIMIT ?5");
-  stmt.text(1, collection).text(2, prefix).text(4, after).integer(5, limit);
-  if (auto end = prefix_end(prefix)) {
-    stmt.text(3, *end);
-  } else {
-    stmt.null(3);
-  }
+  stmt.text(1, collection).text(2, prefix).text_or_null(3, prefix_end(prefix)).text(4, after)
+      .integer(5, limit);
   int rc;
   while ((rc = stmt.step()) == SQLITE_ROW) {
     docs.push_back(Document{collection, stmt.bytes_at(0), stmt.bytes_at(1),

@@ -70,7 +70,9 @@ class SqliteBackend::Database {
       sqlite3_bind_int64(stmt_, index, value);
       return *this;
     }
-    Statement& null(int index) {
+    // The text, or SQL NULL when there is none (an open end of a key range).
+    Statement& text_or_null(int index, const std::optional<std::string>& text) {
+      if (text) return this->text(index, *text);
       sqlite3_bind_null(stmt_, index);
       return *this;
     }
