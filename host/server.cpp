@@ -110,9 +110,7 @@ Expected<prism::TokenHash> Server::load_admin_token() const {
   auto token = net::crypto::load_or_create_admin_token(path);
   if (!token) return make_error(token.error());
   SPDLOG_INFO("event=admin_token file={} created={}", path.string(), token->created);
-  auto hash = prism::parse_token_hash(prism::hash_token(token->token));
-  if (!hash) return make_error(hash.error());
-  return *hash;
+  return prism::token_digest(token->token);
 }
 
 void Server::stop_workers() {

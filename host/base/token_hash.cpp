@@ -17,7 +17,13 @@ int hex_value(char c) {
   return -1;
 }
 
-TokenHash digest_of(std::string_view token) {
+Error malformed(std::string_view why) {
+  return make_error("expected sha256:<64 hex digits>, " + std::string(why));
+}
+
+}  // namespace
+
+TokenHash token_digest(std::string_view token) {
   static_assert(CryptoPP::SHA256::DIGESTSIZE == sizeof(TokenHash::digest));
   TokenHash hash;
   CryptoPP::SHA256 sha;
@@ -26,14 +32,8 @@ TokenHash digest_of(std::string_view token) {
   return hash;
 }
 
-Error malformed(std::string_view why) {
-  return make_error("expected sha256:<64 hex digits>, " + std::string(why));
-}
-
-}  // namespace
-
 std::string hash_token(std::string_view token) {
-  const TokenHash hash = digest_of(token);
+  const TokenHash hash = token_digest(token);
   std::string out(kTokenHashPrefix);
   out.reserve(kTokenHashPrefix.size() + kDigestHexLength);
   for (uint8_t b : hash.digest) {
@@ -63,7 +63,7 @@ Expected<TokenHash> parse_token_hash(std::string_view text) {
 }
 
 bool token_matches(const TokenHash& stored, std::string_view presented) {
-  const TokenHash candidate = digest_of(presented);
+  const TokenHash candidate = token_digest(presented);
   return CryptoPP::VerifyBufsEqual(candidate.digest.data(), stored.digest.data(),
                                    candidate.digest.size());
 }

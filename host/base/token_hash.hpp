@@ -18,6 +18,10 @@ struct TokenHash {
   std::array<uint8_t, 32> digest{};
 };
 
+// SHA-256(token): what a stored token_hash holds, for a token the host has in hand (the
+// admin token it reads from its file).
+TokenHash token_digest(std::string_view token);
+
 // "sha256:" followed by the 64 lowercase hex digits of SHA-256(token): what an operator
 // writes into a plugin's token_hash key.
 std::string hash_token(std::string_view token);

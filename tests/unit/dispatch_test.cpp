@@ -96,7 +96,7 @@ class DispatchTest : public ::testing::Test {
   // What prismd wires: the admin token, plugins.d entries, loopback-only admin.
   void guard_with_admin_token(std::vector<plugins::PluginSettings> plugins = {}) {
     dispatcher.set_login_guard(std::make_unique<plugins::LoginGuard>(
-        plugins, *prism::parse_token_hash(prism::hash_token(kAdminToken))));
+        plugins, prism::token_digest(kAdminToken)));
     dispatcher.set_admin_allow(config::default_admin_allow());
   }
 

@@ -1,4 +1,4 @@
-// Unit tests for service login: token hashes (host/net/crypto/token_hash), plugins.d/*.yaml
+// Unit tests for service login: token hashes (host/base/token_hash), plugins.d/*.yaml
 // loading with the file:line:column + key in each error (host/plugins/plugin_settings), and
 // LOGIN verdicts with lockout and a bounded address table (host/plugins/login_guard).
 #include <gtest/gtest.h>
@@ -20,6 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using prism::hash_token;
+using prism::token_digest;
 using prism::parse_token_hash;
 using prism::TokenHash;
 using prism::token_matches;
@@ -36,12 +37,6 @@ constexpr std::string_view kAbcHash =
 ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-TokenHash hash_of(std::string_view token) {
-  auto parsed = parse_token_hash(hash_token(token));
-  EXPECT_TRUE(parsed.ok()) << parsed.error();
-  return parsed.ok() ? *parsed : TokenHash{};
 }
 
 // ---- token_hash ----
@@ -95,8 +90,14 @@ TEST(TokenHash, ParseRejectsNonHexDigits) {
   EXPECT_FALSE(parse_token_hash(std::string(kAbcHash) + "\n").ok());
 }
 
+TEST(TokenHash, DigestIsWhatItsTextFormParsesTo) {
+  auto parsed = parse_token_hash(kAbcHash);
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_EQ(token_digest("abc").digest, parsed->digest);
+}
+
 TEST(TokenHash, MatchesOnlyTheSameToken) {
-  const TokenHash stored = hash_of("correct horse");
+  const TokenHash stored = token_digest("correct horse");
   EXPECT_TRUE(token_matches(stored, "correct horse"));
   EXPECT_FALSE(token_matches(stored, "correct hors"));
   EXPECT_FALSE(token_matches(stored, "correct horsf"));
@@ -310,7 +311,7 @@ TEST_F(PluginSettingsTest, DirectoryThatIsAFileIsAnError) {
 PluginSettings plugin(std::string name, std::optional<std::string_view> token) {
   PluginSettings settings;
   settings.name = std::move(name);
-  if (token) settings.token = hash_of(*token);
+  if (token) settings.token = token_digest(*token);
   return settings;
 }
 
@@ -318,7 +319,7 @@ class LoginGuardTest : public ::testing::Test {
  protected:
   LoginGuard guard(LoginLimits limits = {}) const {
     return LoginGuard({plugin("chat", "s3cret"), plugin("lobby", std::nullopt)},
-                      hash_of(kAdminToken), limits);
+                      token_digest(kAdminToken), limits);
   }
   static constexpr std::string_view kAdminToken = "the-admin-token-0123456789";
   // Fails `times` logins to chat from `address`, one millisecond apart starting at `t`.
@@ -393,7 +394,8 @@ TEST_F(LoginGuardTest, ServiceFailuresNeverLockTheAdminOut) {
 
 // The review: with an empty plugins.d/admin.yaml, LOGIN admin took any token.
 TEST_F(LoginGuardTest, OnlyTheAdminTokenOpensTheAdminService) {
-  LoginGuard g({plugin("admin", std::nullopt), plugin("chat", "s3cret")}, hash_of(kAdminToken));
+  LoginGuard g({plugin("admin", std::nullopt), plugin("chat", "s3cret")},
+               token_digest(kAdminToken));
   EXPECT_TRUE(g.requires_login("admin"));
   EXPECT_EQ(g.check("admin", "anything", "10.0.0.1", t0_), LoginVerdict::kBadToken);
   EXPECT_EQ(g.check("admin", "", "10.0.0.1", t0_, true), LoginVerdict::kBadToken);
