@@ -379,6 +379,19 @@ TEST_F(KeyFile, KeyOwnedByAnotherUserIsRefused) {
   EXPECT_TRUE(load_private_key(priv).ok());
 }
 
+TEST_F(KeyFile, KeyInADirectoryOwnedByAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a directory away";
+  const auto priv = dir_ / "server.key";
+  ASSERT_TRUE(write_key_pair(priv, dir_ / "server.pub", KeyPair::generate()).ok());
+  ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);  // nobody
+  auto loaded = load_private_key(priv);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().find("the directory is owned by uid 65534"), std::string::npos)
+      << loaded.error();
+  ASSERT_EQ(::chown(dir_.c_str(), 0, 0), 0);
+  EXPECT_TRUE(load_private_key(priv).ok());
+}
+
 TEST_F(KeyFile, KeyInADirectoryOthersCanWriteIsRefused) {
   const auto priv = dir_ / "server.key";
   ASSERT_TRUE(write_key_pair(priv, dir_ / "server.pub", KeyPair::generate()).ok());

@@ -152,11 +152,7 @@ Expected<void> check_private_directory(int dir_fd, const std::string& name) {
   if (::fstat(dir_fd, &st) != 0) {
     return make_error(name + ": cannot stat the directory: " + errno_text(errno));
   }
-  if (!trusted_owner(st.st_uid)) {
-    return make_error(name + ": the directory is owned by uid " + std::to_string(st.st_uid) +
-                      ", neither prismd's user (uid " + std::to_string(::geteuid()) +
-                      ") nor root");
-  }
+  if (auto owner = check_owner(st, name, "directory"); !owner) return owner;
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return make_error(name + ": the directory has mode " + mode_text(st.st_mode) +
                       ", so others can replace the files in it; run `chmod go-w " + name + "`");
