@@ -74,10 +74,24 @@ bool Dispatcher::logged_in(uint64_t connection_id, std::string_view service) con
          std::find(it->second.begin(), it->second.end(), service) != it->second.end();
 }
 
-bool Dispatcher::admin_allowed(const net::PeerAddress& peer) const {
-  const std::string host = peer.host_key();
-  return std::any_of(admin_allow_.begin(), admin_allow_.end(),
-                     [&](const config::Cidr& c) { return c.contains(host); });
+bool Dispatcher::refused_outside_admin_allow(const net::RequestOrigin& origin,
+                                             const v1::Message& request, std::string_view what) {
+  const std::string host = origin.peer.host_key();
+  if (std::any_of(admin_allow_.begin(), admin_allow_.end(),
+                  [&](const config::Cidr& c) { return c.contains(host); })) {
+    return false;
+  }
+  transport_.send_reply(origin, request.request_id(), request.packet_id(),
+                        v1::STATUS_INVALID_CREDENTIALS,
+                        "admin " + std::string(what) +
+                            "s are not accepted from this address (admin.allow in the "
+                            "server's config)",
+                        {});
+  if (log_limiter_.allow()) {
+    SPDLOG_WARN("event=admin_{}_refused peer={} reason=not_allowed suppressed={}", what,
+                origin.peer.to_string(), log_limiter_.take_suppressed());
+  }
+  return true;
 }
 
 void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& request) {
@@ -90,15 +104,7 @@ void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& r
     return;
   }
   const bool admin = login.service() == kAdminService;
-  if (admin && !admin_allowed(origin.peer)) {
-    answer(v1::STATUS_INVALID_CREDENTIALS, "admin logins are not accepted from this address "
-                                           "(admin.allow in the server's config)");
-    if (log_limiter_.allow()) {
-      SPDLOG_WARN("event=admin_login_refused peer={} reason=not_allowed suppressed={}",
-                  origin.peer.to_string(), log_limiter_.take_suppressed());
-    }
-    return;
-  }
+  if (admin && refused_outside_admin_allow(origin, request, "login")) return;
   const auto& routes = table_->routes();
   const bool loaded = !admin && std::any_of(routes.begin(), routes.end(), [&](const plugins::Route& r) {
     return r.plugin->name() == login.service();
@@ -154,17 +160,7 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
                             "log in to service 'admin' with the admin token first", {});
       return;
     }
-    if (!admin_allowed(origin.peer)) {
-      transport_.send_reply(origin, request.request_id(), packet_id,
-                            v1::STATUS_INVALID_CREDENTIALS,
-                            "admin requests are not accepted from this address "
-                            "(admin.allow in the server's config)", {});
-      if (log_limiter_.allow()) {
-        SPDLOG_WARN("event=admin_request_refused peer={} reason=not_allowed suppressed={}",
-                    origin.peer.to_string(), log_limiter_.take_suppressed());
-      }
-      return;
-    }
+    if (refused_outside_admin_allow(origin, request, "request")) return;
     if (host_service_ != nullptr) {
       host_service_->on_host_request(origin, request, transport_, loop_);
     } else {

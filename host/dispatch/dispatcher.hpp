@@ -69,7 +69,11 @@ class Dispatcher final : public net::RequestHandler {
   bool answer(RequestContext* ctx, prism_status_t status, std::string_view message,
               std::span<const uint8_t> payload);
   void on_login(const net::RequestOrigin& origin, const v1::Message& request);
-  bool admin_allowed(const net::PeerAddress& peer) const;
+  // An admin LOGIN (`what` = "login") or host request ("request") from an address outside
+  // admin.allow: answers it INVALID_CREDENTIALS, logs event=admin_login_refused or
+  // event=admin_request_refused (rate-limited), and returns true. False when allowed.
+  bool refused_outside_admin_allow(const net::RequestOrigin& origin, const v1::Message& request,
+                                   std::string_view what);
   bool logged_in(uint64_t connection_id, std::string_view service) const;
   RequestContext* acquire();
   void release(RequestContext* ctx);

@@ -201,7 +201,16 @@ TEST_F(DispatchTest, AdminAllowIsCheckedOnEveryHostRequest) {
   EXPECT_EQ(host.calls, 1);
   send(3, 1, {}, from(0x0a000001, 11));  // the same session, now from 10.0.0.1
   EXPECT_EQ(reply_to(3)->status, v1::STATUS_INVALID_CREDENTIALS);
+  EXPECT_EQ(reply_to(3)->message,
+            "admin requests are not accepted from this address (admin.allow in the server's "
+            "config)");
   EXPECT_EQ(host.calls, 1);
+  // A LOGIN from there is refused before the token is looked at.
+  EXPECT_EQ(login(4, "admin", std::string(kAdminToken), from(0x0a000001, 12)),
+            v1::STATUS_INVALID_CREDENTIALS);
+  EXPECT_EQ(reply_to(4)->message,
+            "admin logins are not accepted from this address (admin.allow in the server's "
+            "config)");
 }
 
 TEST_F(DispatchTest, FailureStatusIsSentWhenThePluginDoesNotReply) {
