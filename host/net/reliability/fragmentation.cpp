@@ -61,7 +61,13 @@ Expected<size_t> Fragmenter::split(uint32_t message_id, std::span<const uint8_t>
 Reassembler::Reassembler(ReceiveBudget& budget, ReassemblyLimits limits)
     : budget_(budget), limits_(limits) {}
 
-Reassembler::~Reassembler() { budget_.release(charged_); }
+Reassembler::~Reassembler() { budget_.release(buffered_bytes()); }
+
+size_t Reassembler::buffered_bytes() const {
+  size_t charged = 0;
+  for (const Partial& p : partials_) charged += p.charged;
+  return charged;
+}
 
 Expected<void> Reassembler::check_shape(const Partial& p, const FragmentHeader& h,
                                         size_t size) const {
@@ -153,7 +159,6 @@ Expected<std::optional<std::vector<uint8_t>>> Reassembler::add(const FragmentHea
   }
   Partial& m = *found;
   m.charged += charge;
-  charged_ += charge;
   if (h.index + 1 < h.count) {
     m.fragment_size = data.size();
   } else {
@@ -204,7 +209,6 @@ std::optional<Reassembler::Clock::time_point> Reassembler::next_expiry() const {
 
 void Reassembler::drop(size_t index) {
   budget_.release(partials_[index].charged);
-  charged_ -= partials_[index].charged;
   partials_.erase(partials_.begin() + static_cast<std::ptrdiff_t>(index));
 }
 

@@ -91,8 +91,8 @@ class Reassembler {
   // When the oldest incomplete message expires; nullopt when none is held.
   std::optional<Clock::time_point> next_expiry() const;
 
-  // Bytes charged to the budget for incomplete messages.
-  size_t buffered_bytes() const { return charged_; }
+  // Bytes charged to the budget for incomplete messages (at most max_messages of them).
+  size_t buffered_bytes() const;
   size_t incomplete_messages() const { return partials_.size(); }
 
  private:
@@ -129,7 +129,6 @@ class Reassembler {
   std::vector<Partial> partials_;     // few (max_messages); allocated when the first arrives
   std::vector<Completed> completed_;  // ring of max_messages, next slot at completed_next_
   size_t completed_next_ = 0;
-  size_t charged_ = 0;
 };
 
 }  // namespace prism::net::reliability
