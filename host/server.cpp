@@ -156,8 +156,11 @@ void Server::log_metrics_snapshot() const {
 
 int Server::run() {
   const unsigned workers = worker_count();
+  // Private plugin copies live in state_dir, not /tmp: a prismd that was killed leaves its
+  // copies (tens of MiB) behind, and the next start on the same state_dir removes them.
   registry_ = std::make_unique<plugins::Registry>(
-      plugins::HostFacts{std::string(kVersion), unix_ms(), workers});
+      plugins::HostFacts{std::string(kVersion), unix_ms(), workers},
+      std::filesystem::path(config_.state_dir) / "plugin-copies");
   // `prismctl config check`: the config file and plugins.d as they are on disk now.
   admin_ = std::make_unique<admin::AdminService>(*registry_, [this]() -> Expected<void> {
     if (!config_.source.empty()) {
@@ -215,6 +218,10 @@ int Server::run() {
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->set_plugin_settings(plugin_settings_);
   registry_->load_directory(config_.plugins_dir);
+  if (const size_t swept = registry_->private_copies().swept(); swept > 0) {
+    SPDLOG_INFO("event=plugin_copies_swept count={} dir={}", swept,
+                registry_->private_copies().dir().parent_path().string());
+  }
 
   // Signals are handled before the listening line, so a supervisor may stop us at once.
   uv_loop_t loop;

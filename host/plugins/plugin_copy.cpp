@@ -1,13 +1,17 @@
-// Private plugin copies: mkdtemp directory, copy through one descriptor, unique names.
+// Private plugin copies: a locked mkdtemp directory, abandoned ones swept, copy through
+// one descriptor, unique names.
 #include "plugins/plugin_copy.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace prism::plugins {
@@ -22,6 +26,8 @@ FileIdentity identity_of(const struct stat& st) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+constexpr std::string_view kDirPrefix = "prism-plugins-";
+
 // Closes a descriptor when it goes out of scope.
 struct Fd {
   int fd = -1;
@@ -29,6 +35,23 @@ struct Fd {
     if (fd >= 0) ::close(fd);
   }
 };
+
+// Removes each prism-plugins-* directory of `base` whose lock nobody holds: its process
+// is gone (a live one holds its lock until its destructor removed it). The caller holds
+// base/.lock, so no directory is swept between its mkdtemp and its flock.
+size_t sweep_abandoned(const fs::path& base) {
+  size_t swept = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kDirPrefix) || !entry.is_directory(ec) || entry.is_symlink(ec)) continue;
+    Fd dir{::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (dir.fd < 0 || ::flock(dir.fd, LOCK_EX | LOCK_NB) != 0) continue;
+    std::error_code remove_ec;
+    if (fs::remove_all(entry.path(), remove_ec) > 0 && !remove_ec) ++swept;
+  }
+  return swept;
+}
 
 }  // namespace
 
@@ -44,11 +67,17 @@ PrivateCopies::~PrivateCopies() {
   // A version still mapped keeps its pages; only the names go.
   std::error_code ec;
   if (!dir_.empty()) fs::remove_all(dir_, ec);
+  if (dir_lock_ >= 0) ::close(dir_lock_);
 }
 
 fs::path PrivateCopies::dir() const {
   std::lock_guard lock(mutex_);
   return dir_;
+}
+
+size_t PrivateCopies::swept() const {
+  std::lock_guard lock(mutex_);
+  return swept_;
 }
 
 Expected<fs::path> PrivateCopies::ensure_dir() {
@@ -57,10 +86,23 @@ Expected<fs::path> PrivateCopies::ensure_dir() {
   const fs::path base = base_.empty() ? fs::temp_directory_path(ec) : base_;
   if (ec) return make_error("no temporary directory: " + ec.message());
   fs::create_directories(base, ec);
-  std::string pattern = (base / "prism-plugins-XXXXXX").string();
+  // Serialises sweeping with making-and-locking among the processes sharing `base`.
+  Fd base_lock{::open((base / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
+  if (base_lock.fd < 0 || ::flock(base_lock.fd, LOCK_EX) != 0) {
+    return make_error("cannot lock " + (base / ".lock").string() + ": " + errno_text());
+  }
+  swept_ = sweep_abandoned(base);
+  std::string pattern = (base / (std::string(kDirPrefix) + "XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     return make_error("cannot make a private directory in " + base.string() + ": " + errno_text());
   }
+  Fd dir{::open(pattern.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir.fd < 0 || ::flock(dir.fd, LOCK_EX | LOCK_NB) != 0) {
+    const std::string why = "cannot lock private directory " + pattern + ": " + errno_text();
+    ::rmdir(pattern.c_str());
+    return make_error(why);
+  }
+  dir_lock_ = std::exchange(dir.fd, -1);
   dir_ = pattern;
   return dir_;
 }

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -35,10 +36,15 @@ struct PrivateCopy {
 };
 
 // One private directory per process (mkdtemp, mode 0700), made on first use and removed
-// with this object. Thread-safe.
+// with this object. A process killed before its destructor ran (SIGKILL, a crash, the
+// OOM killer) cannot remove it, so the directory is held under flock(2) for the life of
+// this object, and the first copy of the next process to use the same base removes every
+// prism-plugins-* directory whose lock nobody holds. Thread-safe.
 class PrivateCopies {
  public:
   // `base` is where the private directory is made; empty = the system temp dir ($TMPDIR).
+  // prismd passes <state_dir>/plugin-copies, so the next start reclaims what a killed
+  // one left.
   explicit PrivateCopies(std::filesystem::path base = {});
   ~PrivateCopies();
   PrivateCopies(const PrivateCopies&) = delete;
@@ -51,13 +57,18 @@ class PrivateCopies {
   // The private directory; empty until the first copy.
   std::filesystem::path dir() const;
 
+  // How many abandoned directories the first copy removed from `base`.
+  size_t swept() const;
+
  private:
   Expected<std::filesystem::path> ensure_dir();
 
   std::filesystem::path base_;
   mutable std::mutex mutex_;
   std::filesystem::path dir_;
+  int dir_lock_ = -1;  // the private directory, open and flock'ed while it is ours
   uint64_t counter_ = 0;
+  size_t swept_ = 0;
 };
 
 }  // namespace prism::plugins

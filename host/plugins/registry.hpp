@@ -39,9 +39,12 @@ class Registry final : public HostView {
   using Publisher = std::function<void(std::shared_ptr<const RoutingTable>)>;
 
   // Each load reads a private copy of its file, made in a fresh mkdtemp directory under
-  // `private_base` (empty = $TMPDIR) that is removed with the registry.
+  // `private_base` (empty = $TMPDIR) that is removed with the registry (plugin_copy.hpp).
   explicit Registry(HostFacts facts, std::filesystem::path private_base = {});
   ~Registry() override;
+
+  // The private copies' directory, and how many a killed process left that were removed.
+  const PrivateCopies& private_copies() const { return copies_; }
 
   // plugins.d (plugin_settings.hpp), by plugin name: `enabled: false` refuses the plugin,
   // `range` replaces the requested range, `settings` (as YAML text) is init's config.

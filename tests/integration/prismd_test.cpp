@@ -264,6 +264,42 @@ TEST(PrismdDeadlines, TimeoutReplyComesFromTheServerOnTime) {
   fs::remove_all(dir);
 }
 
+// Plugin copies (tens of MiB) live in state_dir: what a SIGKILLed prismd left there is
+// removed by the next start, and a clean stop leaves nothing.
+TEST(PrismdPlugins, CopiesAKilledServerLeftAreRemovedByTheNextStart) {
+  char tmpl[] = "/tmp/prism-state-XXXXXX";
+  const fs::path state = mkdtemp(tmpl);
+  fs::permissions(state, fs::perms::owner_all, fs::perm_options::replace);
+  const auto copy_dirs = [&] {
+    std::vector<fs::path> dirs;
+    for (const auto& e : fs::directory_iterator(state / "plugin-copies")) {
+      if (e.path().filename().string().starts_with("prism-plugins-")) dirs.push_back(e.path());
+    }
+    return dirs;
+  };
+  PrismdOptions options;
+  options.state_dir = state;
+  fs::path left;
+  {
+    PrismdProcess killed(options);
+    ASSERT_TRUE(killed.ready()) << killed.log();
+    ASSERT_EQ(copy_dirs().size(), 1u);
+    left = copy_dirs().front();
+    EXPECT_EQ(killed.stop(SIGKILL), 128 + SIGKILL);
+  }
+  ASSERT_TRUE(fs::exists(left));
+
+  PrismdProcess next(options);
+  ASSERT_TRUE(next.ready()) << next.log();
+  EXPECT_NE(next.log().find("event=plugin_copies_swept count=1"), std::string::npos)
+      << next.log();
+  EXPECT_FALSE(fs::exists(left));
+  ASSERT_EQ(copy_dirs().size(), 1u);
+  EXPECT_EQ(next.stop(SIGTERM), 0) << next.log();
+  EXPECT_TRUE(copy_dirs().empty());
+  fs::remove_all(state);
+}
+
 // SO_REUSEPORT would let a second prismd share the port and take half of the traffic.
 TEST(PrismdCommandLine, SecondServerOnATakenPortIsRefused) {
   PrismdProcess first;
