@@ -24,7 +24,7 @@ unsigned Server::worker_count() const {
   return config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
 }
 
-Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key) {
+Expected<uint16_t> Server::make_workers(const net::crypto::KeyPair& server_key) {
   const unsigned count = worker_count();
   net::SessionSettings settings;
   settings.server_key = server_key;
@@ -45,6 +45,7 @@ Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key)
   settings.handshake_timeout = config_.handshake_timeout;
   settings.channel.receive_budget = config_.receive_budget_per_session;
   settings.receive_budget = config_.receive_budget_per_worker;
+  settings.channel.max_send_backlog = config_.max_send_backlog;
   uint16_t port = config_.udp.port;
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<net::Worker>(i, settings);
@@ -83,8 +84,30 @@ Expected<uint16_t> Server::start_workers(const net::crypto::KeyPair& server_key)
       return true;
     });
   }
-  for (auto& w : workers_) w->start();
   return port;
+}
+
+void Server::start_workers() {
+  // The threads are not running yet: each dispatcher takes the table the plugins just
+  // made directly, so no first request can race the posted copy.
+  for (auto& d : dispatchers_) d->set_table(registry_->table());
+  for (auto& w : workers_) w->start();
+}
+
+void Server::make_realtime() {
+  std::vector<cluster::BusWorker> bus_workers;
+  std::vector<net::LoopAccess*> loops;
+  for (auto& w : workers_) {
+    bus_workers.push_back({w.get(), &w->transport()});
+    loops.push_back(w.get());
+  }
+  bus_ = std::make_unique<cluster::TopicBus>(
+      std::move(bus_workers),
+      cluster::BusLimits{config_.max_topics_per_session, config_.max_subscribers_per_topic});
+  realtime_ = std::make_unique<plugins::RealtimeHost>(*bus_, std::move(loops));
+  plugins::set_realtime(realtime_.get());
+  for (auto& d : dispatchers_) d->set_topic_bus(bus_.get());
+  admin_->set_topic_bus(bus_.get());
 }
 
 Expected<net::crypto::KeyPair> Server::load_server_key() const {
@@ -124,6 +147,10 @@ void Server::shutdown() {
   // Plugins shut down as the last references to them go away.
   admin_.reset();
   registry_.reset();
+  // After the last plugin version: each released its subscriptions and timers here.
+  plugins::set_realtime(nullptr);
+  realtime_.reset();
+  bus_.reset();
   // Calls still pending complete UNAVAILABLE; their completions reach stopped workers,
   // which drop them.
   plugins::set_store(nullptr);
@@ -215,6 +242,16 @@ int Server::run() {
     facets += (facets.empty() ? "" : ",") + std::string(facet.facet) + ":" + std::string(facet.backend);
   }
   SPDLOG_INFO("event=store_ready facets={}", facets);
+  // The workers exist (their sockets bound, their loops not yet running) before plugins
+  // load: a plugin's init may start a timer or subscribe, which goes to a worker's queue.
+  auto port = make_workers(*key);
+  if (!port) {
+    SPDLOG_CRITICAL("event=listen_failed error=\"{}\"", port.error());
+    shutdown();
+    SPDLOG_INFO("event=stopped");
+    return 1;
+  }
+  make_realtime();
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->set_plugin_settings(plugin_settings_);
   registry_->load_directory(config_.plugins_dir);
@@ -257,17 +294,11 @@ int Server::run() {
         ms);
   }
 
-  int exit_code = 0;
-  auto port = start_workers(*key);
-  if (!port) {
-    SPDLOG_CRITICAL("event=listen_failed error=\"{}\"", port.error());
-    exit_code = 1;
-  } else {
-    // Tests and scripts wait for this exact line (docs/operations.md).
-    SPDLOG_INFO("event=listening udp={} workers={}", config::to_string(config::UdpEndpoint{config_.udp.host, *port}),
-                workers_.size());
-    uv_run(&loop, UV_RUN_DEFAULT);
-  }
+  start_workers();
+  // Tests and scripts wait for this exact line (docs/operations.md).
+  SPDLOG_INFO("event=listening udp={} workers={}", config::to_string(config::UdpEndpoint{config_.udp.host, *port}),
+              workers_.size());
+  uv_run(&loop, UV_RUN_DEFAULT);
 
   watch.stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
@@ -283,7 +314,7 @@ int Server::run() {
   log_metrics_snapshot();
   shutdown();
   SPDLOG_INFO("event=stopped");
-  return exit_code;
+  return 0;
 }
 
 }  // namespace prism

@@ -6,10 +6,12 @@
 #include <vector>
 
 #include "admin/admin_service.hpp"
+#include "cluster/topic_bus.hpp"
 #include "config/config.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "net/worker.hpp"
 #include "plugins/plugin_settings.hpp"
+#include "plugins/realtime_api.hpp"
 #include "plugins/registry.hpp"
 #include "store/storage.hpp"
 
@@ -28,7 +30,11 @@ class Server {
   unsigned worker_count() const;
   Expected<net::crypto::KeyPair> load_server_key() const;
   Expected<prism::TokenHash> load_admin_token() const;
-  Expected<uint16_t> start_workers(const net::crypto::KeyPair& server_key);
+  // Makes and binds the workers and their dispatchers; their loops run from start_workers().
+  Expected<uint16_t> make_workers(const net::crypto::KeyPair& server_key);
+  void start_workers();
+  // The topic bus and the plugins' push, topic and timer services over the workers.
+  void make_realtime();
   // Joins the worker threads; the Worker objects stay until shutdown(), since a storage
   // completion still in flight posts to them (and is dropped).
   void stop_workers();
@@ -48,6 +54,8 @@ class Server {
   std::unique_ptr<admin::AdminService> admin_;
   std::vector<std::unique_ptr<net::Worker>> workers_;
   std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers_;
+  std::unique_ptr<cluster::TopicBus> bus_;
+  std::unique_ptr<plugins::RealtimeHost> realtime_;
 };
 
 }  // namespace prism

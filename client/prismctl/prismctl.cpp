@@ -322,6 +322,30 @@ int run_call(Client& client, const Options& opts) {
   return kExitNotOk;
 }
 
+// Subscribes this admin session to `topic` and prints each message published to it, one
+// line each ("TOPIC PAYLOAD", or a JSON object with --json), until `count` messages
+// (0: until interrupted) or the session ends.
+int run_subscribe(Client& client, const std::string& topic, uint64_t count, const Options& opts) {
+  uint64_t seen = 0;
+  client.on_topic(topic, [&](const prism::v1::Message& m) {
+    ++seen;
+    if (opts.json) {
+      print_json({{"topic", m.topic()}, {"packet_id", m.packet_id()}, {"payload", m.payload()}});
+    } else {
+      std::cout << m.topic() << " " << m.payload() << "\n";
+    }
+    std::cout.flush();  // a pipe reader sees each message as it arrives
+  });
+  if (auto subscribed = client.subscribe(topic); !subscribed) return fail_command(subscribed.failure());
+  // On stderr, so stdout holds only the messages; scripts wait for it before publishing.
+  std::cerr << "prismctl: subscribed to " << topic << "\n";
+  while (count == 0 || seen < count) {
+    if (auto polled = client.poll(std::chrono::seconds(1)); !polled) return fail(polled.error());
+    if (!client.connected()) return fail("session closed: " + client.close_reason());
+  }
+  return 0;
+}
+
 int run_keygen(const std::string& dir, const Options& opts) {
   namespace crypto = prism::net::crypto;
   const std::filesystem::path out(dir);
@@ -407,6 +431,17 @@ int main(int argc, char** argv) {
   reload->add_option("name", plugin_name, "Plugin name")->required();
   reload->add_option("path", plugin_path, "New .so (default: the file it was loaded from)");
   auto* stats = app.add_subcommand("stats", "Print the server's metrics (Prometheus text)");
+  std::string topic;
+  uint64_t count = 0;
+  auto* subscribe = app.add_subcommand(
+      "subscribe", "Print every message published to TOPIC, one line each, as it arrives");
+  subscribe->add_option("topic", topic, "The topic: 1-200 printable ASCII characters, no spaces")
+      ->required();
+  subscribe->add_option("--count", count, "Exit after this many messages (default: never)");
+  std::string message;
+  auto* publish = app.add_subcommand("publish", "Publish one message to TOPIC");
+  publish->add_option("topic", topic, "The topic")->required();
+  publish->add_option("message", message, "The message as text (default: empty)");
   auto* config = app.add_subcommand("config", "Configuration commands");
   auto* config_check = config->add_subcommand(
       "check", "Validate the server's config file and plugins.d as they are on disk now");
@@ -453,6 +488,8 @@ int main(int argc, char** argv) {
   }
   if (unload->parsed()) return print_done(client->unload_plugin(plugin_name), opts, "unloaded " + plugin_name);
   if (config_check->parsed()) return print_done(client->config_check(), opts, "configuration is valid");
+  if (subscribe->parsed()) return run_subscribe(*client, topic, count, opts);
+  if (publish->parsed()) return print_done(client->publish(topic, message), opts, "published to " + topic);
   if (stats->parsed()) {
     auto text = client->stats();
     if (!text) return fail(text.error());

@@ -143,6 +143,12 @@ size_t Client::pending() const { return connection_->pending(); }
 void Client::set_push_handler(PushCallback handler) {
   connection_->set_push_handler(std::move(handler));
 }
+void Client::on_push(uint32_t packet_id, PushCallback callback) {
+  connection_->on_push(packet_id, std::move(callback));
+}
+void Client::on_topic(std::string topic, PushCallback callback) {
+  connection_->on_topic(std::move(topic), std::move(callback));
+}
 Expected<void> Client::rebind() { return connection_->rebind(); }
 
 Expected<uint32_t> Client::send_request(uint32_t packet_id, std::string_view payload,
@@ -282,6 +288,32 @@ Expected<std::string> Client::stats() {
 Expected<void> Client::config_check() {
   auto payload = admin_payload(*this, "config check", v1::HOST_CONFIG_CHECK);
   if (!payload) return payload.failure();
+  return {};
+}
+
+Expected<void> Client::subscribe(std::string_view topic) {
+  v1::Topic request;
+  request.set_topic(std::string(topic));
+  auto payload = admin_payload(*this, "subscribe", v1::HOST_SUBSCRIBE, request.SerializeAsString());
+  if (!payload) return payload.failure();
+  return {};
+}
+
+Expected<void> Client::unsubscribe(std::string_view topic) {
+  v1::Topic request;
+  request.set_topic(std::string(topic));
+  auto payload =
+      admin_payload(*this, "unsubscribe", v1::HOST_UNSUBSCRIBE, request.SerializeAsString());
+  if (!payload) return payload.failure();
+  return {};
+}
+
+Expected<void> Client::publish(std::string_view topic, std::string_view payload) {
+  v1::Publish request;
+  request.set_topic(std::string(topic));
+  request.set_payload(std::string(payload));
+  auto reply = admin_payload(*this, "publish", v1::HOST_PUBLISH, request.SerializeAsString());
+  if (!reply) return reply.failure();
   return {};
 }
 

@@ -169,6 +169,59 @@ int prism_client_ping(prism_client_t* client, uint64_t* rtt_ns) {
   }
 }
 
+namespace {
+
+// A C callback as a C++ push callback: the views it hands out live until it returns.
+prism::client::PushCallback c_callback(prism_client_push_fn fn, void* user) {
+  if (fn == nullptr) return {};
+  return [fn, user](const prism::v1::Message& m) {
+    fn(user, m.packet_id(), m.topic().data(), m.topic().size(),
+       reinterpret_cast<const uint8_t*>(m.payload().data()), m.payload().size());
+  };
+}
+
+}  // namespace
+
+int prism_client_on_push(prism_client_t* client, uint32_t packet_id, prism_client_push_fn fn,
+                         void* user) {
+  if (client == nullptr) return PRISM_CLIENT_EINVAL;
+  try {
+    client->client.on_push(packet_id, c_callback(fn, user));
+    return PRISM_CLIENT_OK;
+  } catch (const std::bad_alloc&) {
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
+  }
+}
+
+int prism_client_on_topic(prism_client_t* client, const char* topic, prism_client_push_fn fn,
+                          void* user) {
+  if (client == nullptr) return PRISM_CLIENT_EINVAL;
+  if (topic == nullptr) return fail(client, PRISM_CLIENT_EINVAL, "topic is NULL");
+  try {
+    client->client.on_topic(topic, c_callback(fn, user));
+    return PRISM_CLIENT_OK;
+  } catch (const std::bad_alloc&) {
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
+  }
+}
+
+int prism_client_poll(prism_client_t* client, uint32_t max_wait_ms) {
+  if (client == nullptr) return PRISM_CLIENT_EINVAL;
+  try {
+    auto polled = client->client.poll(std::chrono::milliseconds(max_wait_ms));
+    if (!polled) return fail(client, PRISM_CLIENT_EIO, polled.error());
+    if (!client->client.connected()) {
+      return fail(client, PRISM_CLIENT_EIO, "session closed: " + client->client.close_reason());
+    }
+    client->last_error.clear();
+    return PRISM_CLIENT_OK;
+  } catch (const std::bad_alloc&) {
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
+  }
+}
+
 const char* prism_client_status_name(int status) {
   if (!prism::v1::Status_IsValid(status)) return "UNKNOWN";
   // Views into protobuf's static enum names, which are NUL-terminated std::strings.

@@ -259,8 +259,36 @@ uint64_t Client::Connection::send_ping() {
   return nonce;
 }
 
+void Client::Connection::on_push(uint32_t packet_id, PushCallback callback) {
+  if (callback) {
+    by_packet_id_[packet_id] = std::move(callback);
+  } else {
+    by_packet_id_.erase(packet_id);
+  }
+}
+
+void Client::Connection::on_topic(std::string topic, PushCallback callback) {
+  if (callback) {
+    by_topic_[std::move(topic)] = std::move(callback);
+  } else {
+    by_topic_.erase(topic);
+  }
+}
+
 void Client::Connection::on_message(const v1::Message& message) {
   if (!message.is_reply()) {
+    // protocol.md §3.2: a push names its topic when a publish sent it. The most specific
+    // callback takes it: the topic's, then the packet id's, then the catch-all.
+    if (!message.topic().empty()) {
+      if (const auto it = by_topic_.find(message.topic()); it != by_topic_.end()) {
+        it->second(message);
+        return;
+      }
+    }
+    if (const auto it = by_packet_id_.find(message.packet_id()); it != by_packet_id_.end()) {
+      it->second(message);
+      return;
+    }
     if (push_) push_(message);
     return;
   }

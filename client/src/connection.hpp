@@ -37,6 +37,8 @@ class Client::Connection final : private net::session::ChannelEvents {
   const std::string& close_reason() const { return close_reason_; }
   size_t pending() const { return pending_.size(); }
   void set_push_handler(PushCallback handler) { push_ = std::move(handler); }
+  void on_push(uint32_t packet_id, PushCallback callback);
+  void on_topic(std::string topic, PushCallback callback);
 
   Expected<uint32_t> send_request(uint32_t packet_id, std::string_view payload,
                                   v1::Delivery delivery, ReplyCallback done,
@@ -93,6 +95,8 @@ class Client::Connection final : private net::session::ChannelEvents {
   uint32_t last_request_id_ = 0;
   std::optional<uint64_t> last_pong_;
   PushCallback push_;
+  std::map<uint32_t, PushCallback> by_packet_id_;
+  std::map<std::string, PushCallback, std::less<>> by_topic_;
   std::vector<uint8_t> buffer_;  // one datagram, sent or received
   v1::Message request_;
 };

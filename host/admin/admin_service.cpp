@@ -116,6 +116,37 @@ void AdminService::on_host_request(const net::RequestOrigin& origin, const v1::M
     }
     case v1::HOST_CONFIG_CHECK:
       return off_loop(origin, request, transport, loop, [this] { return config_check(); });
+    case v1::HOST_SUBSCRIBE:
+    case v1::HOST_UNSUBSCRIBE:
+    case v1::HOST_PUBLISH: {
+      // On the session's own worker: the bus answers at once, with the real outcome.
+      if (bus_ == nullptr) return reply(v1::STATUS_UNAVAILABLE, "topics are not available", {});
+      v1::Publish p;
+      if (request.packet_id() == v1::HOST_PUBLISH) {
+        if (!parse(p)) return;
+      } else {
+        v1::Topic t;
+        if (!parse(t)) return;
+        p.set_topic(t.topic());
+      }
+      const std::span<const uint8_t> bytes{reinterpret_cast<const uint8_t*>(p.payload().data()),
+                                           p.payload().size()};
+      const auto result =
+          request.packet_id() == v1::HOST_SUBSCRIBE   ? bus_->subscribe(origin.connection_id, p.topic())
+          : request.packet_id() == v1::HOST_UNSUBSCRIBE ? bus_->unsubscribe(origin.connection_id, p.topic())
+                                                        : bus_->publish(p.topic(), v1::HOST_PUBLISH, bytes);
+      switch (result) {
+        case cluster::BusResult::kOk: return reply(v1::STATUS_OK, "", {});
+        case cluster::BusResult::kBadTopic:
+          return reply(v1::STATUS_INVALID_ARGUMENT,
+                       "a topic is 1-200 bytes of printable ASCII without spaces", {});
+        case cluster::BusResult::kLimit:
+          return reply(v1::STATUS_RATE_LIMITED,
+                       "subscription limit reached (server.max_topics_per_session or "
+                       "server.max_subscribers_per_topic)", {});
+        default: return reply(v1::STATUS_UNAVAILABLE, "the session cannot receive pushes", {});
+      }
+    }
     default:
       return reply(v1::STATUS_INVALID_PACKET,
                    "unknown host packet id " + std::to_string(request.packet_id()), {});

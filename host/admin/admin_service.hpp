@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "cluster/topic_bus.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "metrics/metrics.hpp"
 #include "net/transport_metrics.hpp"
@@ -28,6 +29,8 @@ class AdminService final : public dispatch::HostService {
   // The storage whose health status reports; null (the default) reports none. It must
   // outlive this service.
   void set_storage(const store::Storage* storage) { storage_ = storage; }
+  // HOST_SUBSCRIBE, HOST_UNSUBSCRIBE and HOST_PUBLISH go through it; UNAVAILABLE without.
+  void set_topic_bus(cluster::TopicBus* bus) { bus_ = bus; }
 
   v1::PluginList plugin_list() const;
   v1::ServerStatus server_status() const;
@@ -53,6 +56,7 @@ class AdminService final : public dispatch::HostService {
 
   plugins::Registry& registry_;
   ConfigCheck config_check_;
+  cluster::TopicBus* bus_ = nullptr;
   const store::Storage* storage_ = nullptr;
   const net::TransportCounters& transport_;  // read for status, registered by the transport
 };

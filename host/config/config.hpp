@@ -92,6 +92,9 @@ struct Config {
   std::chrono::milliseconds handshake_timeout{5000};        // server.handshake_timeout_ms: 100..60000, until the client confirms
   size_t receive_budget_per_session = 4 << 20;              // server.receive_budget_per_session: 64 KiB..1 GiB held for one peer
   size_t receive_budget_per_worker = 64 << 20;              // server.receive_budget_per_worker: 64 KiB..64 GiB for all of a worker's peers
+  size_t max_send_backlog = 8 << 20;                        // server.max_send_backlog: 64 KiB..1 GiB queued + unacknowledged for one peer
+  size_t max_topics_per_session = 64;                       // server.max_topics_per_session: 1..100000
+  size_t max_subscribers_per_topic = 100000;                // server.max_subscribers_per_topic: 1..10000000, per worker
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir

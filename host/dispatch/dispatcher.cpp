@@ -145,6 +145,33 @@ void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& r
   }
 }
 
+void Dispatcher::tell_plugins(const prism_event_t& event) const {
+  if (!table_) return;
+  // Held for the loop: a reload may swap table_ from inside an on_event.
+  const auto table = table_;
+  for (const auto& route : table->routes()) route.plugin->deliver_event(event);
+}
+
+void Dispatcher::on_session_opened(uint64_t connection_id) {
+  prism_event_t e{};
+  e.struct_size = sizeof e;
+  e.type = PRISM_EVENT_SESSION_OPENED;
+  e.session_id = connection_id;
+  tell_plugins(e);
+}
+
+void Dispatcher::on_session_closed(uint64_t connection_id, std::string_view reason) {
+  logins_.erase(connection_id);
+  if (bus_ != nullptr) bus_->session_closed(connection_id);
+  const std::string text(reason);  // plugin.h: NUL-terminated
+  prism_event_t e{};
+  e.struct_size = sizeof e;
+  e.type = PRISM_EVENT_SESSION_CLOSED;
+  e.session_id = connection_id;
+  e.reason = text.c_str();
+  tell_plugins(e);
+}
+
 void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message& request) {
   const uint32_t packet_id = request.packet_id();
   if (packet_id == v1::HOST_LOGIN) {

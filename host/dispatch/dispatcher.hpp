@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "cluster/topic_bus.hpp"
 #include "config/config.hpp"
 #include "net/loop_access.hpp"
 #include "net/transport.hpp"
@@ -54,8 +55,13 @@ class Dispatcher final : public net::RequestHandler {
   // (admin.allow; none by default).
   void set_admin_allow(std::vector<config::Cidr> allow) { admin_allow_ = std::move(allow); }
 
+  // The sessions' subscriptions to forget when they close; none without it.
+  void set_topic_bus(cluster::TopicBus* bus) { bus_ = bus; }
+
   void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
-  void on_session_closed(uint64_t connection_id) override { logins_.erase(connection_id); }
+  // Both tell every plugin with an on_event (plugin.h PRISM_EVENT_SESSION_*).
+  void on_session_opened(uint64_t connection_id) override;
+  void on_session_closed(uint64_t connection_id, std::string_view reason) override;
 
   // Requests handed to a plugin and not yet answered.
   size_t pending() const { return pending_count_; }
@@ -69,6 +75,7 @@ class Dispatcher final : public net::RequestHandler {
   bool answer(RequestContext* ctx, prism_status_t status, std::string_view message,
               std::span<const uint8_t> payload);
   void on_login(const net::RequestOrigin& origin, const v1::Message& request);
+  void tell_plugins(const prism_event_t& event) const;
   // An admin LOGIN (`what` = "login") or host request ("request") from an address outside
   // admin.allow: answers it INVALID_CREDENTIALS, logs event=admin_login_refused or
   // event=admin_request_refused (rate-limited), and returns true. False when allowed.
@@ -88,6 +95,7 @@ class Dispatcher final : public net::RequestHandler {
   std::chrono::milliseconds timeout_;
   std::shared_ptr<const plugins::RoutingTable> table_;
   HostService* host_service_ = nullptr;
+  cluster::TopicBus* bus_ = nullptr;
   std::unique_ptr<plugins::LoginGuard> login_;
   std::vector<config::Cidr> admin_allow_;
   // The services each session logged in to; forgotten when the session closes.

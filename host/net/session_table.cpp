@@ -14,7 +14,6 @@ using session::InitialOutcome;
 
 // protocol.md §5.3: the top byte of a server-chosen connection id names the worker that
 // owns the session, so any worker can route a datagram whose address changed.
-constexpr int kWorkerShift = 56;
 
 }  // namespace
 
@@ -40,6 +39,8 @@ struct SessionTable::Session {
   // The source of the datagram being processed (path responses must come from there).
   const PeerAddress* current_from = nullptr;
   std::string close_reason;
+  // The request id of the next push: 1, 2, ... skipping 0, which §3.1 forbids.
+  uint32_t last_push_id = 0;
 
   Session(SessionTable* t, uint64_t i, const PeerAddress& p, const crypto::SessionKeys& keys,
           const session::ChannelConfig& config, Clock::time_point now)
@@ -56,6 +57,8 @@ class SessionTable::Events final : public session::ChannelEvents {
   void on_message(const v1::Message& message) override {
     // Replies and pushes travel server → client only; a client never sends them.
     if (message.is_reply() || table_.handler_ == nullptr) return;
+    // The session opens before its first request is handled, so that request may push.
+    table_.confirm(s_);
     const RequestOrigin origin{.peer = s_.peer, .connection_id = s_.id,
                                .delivery = message.delivery()};
     table_.handler_->on_request(origin, message);
@@ -122,7 +125,7 @@ void SessionTable::on_datagram(std::span<const uint8_t> datagram, const PeerAddr
     drop(DropReason::kBadType);
     return;
   }
-  const auto owner = static_cast<unsigned>(header.connection_id >> kWorkerShift);
+  const unsigned owner = worker_of(header.connection_id);
   if (owner != index_ && !forwarded && forwarder_) {
     if (!forwarder_(owner, datagram, from)) drop(DropReason::kUnknownSession);
     return;
@@ -133,8 +136,8 @@ void SessionTable::on_datagram(std::span<const uint8_t> datagram, const PeerAddr
 uint64_t SessionTable::new_connection_id() {
   for (;;) {
     // Random from the worker's CSPRNG, so ids cannot be predicted from ids seen.
-    const uint64_t id = (uint64_t{index_} << kWorkerShift) |
-                        (handshake_.random().next_u64() & ((uint64_t{1} << kWorkerShift) - 1));
+    const uint64_t id = (uint64_t{index_} << kConnectionWorkerShift) |
+                        (handshake_.random().next_u64() & ((uint64_t{1} << kConnectionWorkerShift) - 1));
     if (id != 0 && !sessions_.contains(id)) return id;
   }
 }
@@ -238,12 +241,7 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
     drop(result.drop);
     return;
   }
-  if (s.client_id != 0) {  // the client has the keys: the handshake is confirmed
-    by_client_id_.erase(s.client_id);
-    s.client_id = 0;
-    s.handshake_reply = {};
-    limits_.confirmed(s.peer.source_key());
-  }
+  confirm(s);
   if (s.peer.same_as(from)) return;
   // §5.9: an authentic packet from a new address. Move only once the new address answers
   // a challenge, and send it no more bytes than it sent us until then.
@@ -309,19 +307,62 @@ bool SessionTable::send_reply(const RequestOrigin& origin, uint32_t request_id,
   return sent.ok() && fits;
 }
 
-bool SessionTable::send_push(uint64_t connection_id, uint32_t push_id, uint32_t packet_id,
-                             v1::Delivery delivery, std::span<const uint8_t> payload) {
+PushResult SessionTable::send_push(uint64_t connection_id, uint32_t packet_id,
+                                   v1::Delivery delivery, std::string_view topic,
+                                   std::span<const uint8_t> payload) {
   const auto it = sessions_.find(connection_id);
-  if (it == sessions_.end()) return false;
+  // An unconfirmed session has not proved it holds the keys yet: nothing is pushed to it.
+  if (it == sessions_.end() || it->second->client_id != 0) {
+    counters_.pushes_dropped.add();
+    return PushResult::kNoSession;
+  }
   Session& s = *it->second;
   reply_.Clear();
-  reply_.set_request_id(push_id);
+  if (++s.last_push_id == 0) s.last_push_id = 1;
+  reply_.set_request_id(s.last_push_id);
   reply_.set_packet_id(packet_id);
+  reply_.set_topic(topic.data(), topic.size());
   reply_.set_payload(payload.data(), payload.size());
   const auto sent = s.channel.send(delivery, reply_);
-  if (!sent) counters_.replies_dropped.add();
-  touch(s);
-  return sent.ok();
+  if (sent) {
+    counters_.pushes.add();
+    touch(s);
+    return PushResult::kQueued;
+  }
+  counters_.pushes_dropped.add();
+  using Refusal = session::Channel::Refusal;
+  switch (s.channel.last_refusal()) {
+    case Refusal::kTooLarge: return PushResult::kTooLarge;
+    case Refusal::kBacklogFull:
+      if (delivery != v1::DELIVERY_UNRELIABLE) {
+        // The client cannot keep up with what it asked for; a reliable message dropped
+        // silently would break its guarantee, so the session ends and says why.
+        counters_.slow_consumers_closed.add();
+        s.close_reason = "slow consumer: send backlog over " +
+                         std::to_string(settings_.channel.max_send_backlog) + " bytes";
+        s.channel.close(s.close_reason);
+        touch(s);
+      }
+      return PushResult::kBacklogFull;
+    case Refusal::kClosed:
+    case Refusal::kNone: break;
+  }
+  return PushResult::kNoSession;
+}
+
+bool SessionTable::is_open(uint64_t connection_id) const {
+  const auto it = sessions_.find(connection_id);
+  return it != sessions_.end() && it->second->client_id == 0 && !it->second->channel.closed();
+}
+
+void SessionTable::confirm(Session& s) {
+  if (s.client_id == 0) return;
+  // An authentic packet: the client has the keys, the handshake is confirmed (§5.3).
+  by_client_id_.erase(s.client_id);
+  s.client_id = 0;
+  s.handshake_reply = {};
+  limits_.confirmed(s.peer.source_key());
+  if (handler_ != nullptr) handler_->on_session_opened(s.id);
 }
 
 void SessionTable::touch(Session& s) {
@@ -397,15 +438,19 @@ void SessionTable::destroy(Session& s) {
   const uint64_t id = s.id;
   const auto stats = s.channel.stats();
   counters_.retransmitted.add(stats.retransmitted);
+  counters_.unreliable_dropped.add(stats.unreliable_dropped);
   counters_.closed.add();
+  // Only a session the handler heard open is announced closed (an unconfirmed one never was).
+  const bool announced = s.client_id == 0;
+  const std::string reason = s.close_reason.empty() ? "closed by server" : s.close_reason;
   SPDLOG_DEBUG("event=session_closed session={:016x} peer={} reason=\"{}\"", id,
-               s.peer.to_string(), s.close_reason.empty() ? "closed by server" : s.close_reason);
+               s.peer.to_string(), reason);
   if (s.client_id != 0) by_client_id_.erase(s.client_id);
   limits_.closed(s.peer.source_key(), s.client_id == 0);
   if (s.dirty) std::erase(dirty_, &s);
   s.timer.close();
   sessions_.erase(id);  // s is gone from here on
-  if (handler_ != nullptr) handler_->on_session_closed(id);
+  if (handler_ != nullptr && announced) handler_->on_session_closed(id, reason);
 }
 
 void SessionTable::close_all(std::string_view reason) {

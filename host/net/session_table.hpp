@@ -66,8 +66,9 @@ class SessionTable final : public ReplyTransport {
   bool send_reply(const RequestOrigin& origin, uint32_t request_id, uint32_t packet_id,
                   v1::Status status, std::string_view message,
                   std::span<const uint8_t> payload) override;
-  bool send_push(uint64_t connection_id, uint32_t push_id, uint32_t packet_id,
-                 v1::Delivery delivery, std::span<const uint8_t> payload) override;
+  PushResult send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery delivery,
+                       std::string_view topic, std::span<const uint8_t> payload) override;
+  bool is_open(uint64_t connection_id) const override;
 
   size_t size() const { return sessions_.size(); }
   // Sessions whose client has not confirmed the handshake yet.
@@ -84,6 +85,8 @@ class SessionTable final : public ReplyTransport {
   void send_datagram(const PeerAddress& to, std::span<const uint8_t> bytes);
   uint64_t new_connection_id();
   void touch(Session& s);
+  // The client's first authentic packet: the session is confirmed and announced open.
+  void confirm(Session& s);
   // Frees the session now; safe outside flush() too (it leaves the dirty list).
   void destroy(Session& s);
   // The unconfirmed session a full worker closes first (the oldest), dropping the queue

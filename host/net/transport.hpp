@@ -31,6 +31,13 @@ struct PeerAddress {
   bool same_as(const PeerAddress& other) const;
 };
 
+// A connection id's top byte names the worker that owns the session (protocol.md §5.3:
+// the rest is random), so any thread can tell where to send a push without a lookup.
+inline constexpr int kConnectionWorkerShift = 56;
+inline unsigned worker_of(uint64_t connection_id) {
+  return static_cast<unsigned>(connection_id >> kConnectionWorkerShift);
+}
+
 // Where a request came from: enough to answer it.
 struct RequestOrigin {
   PeerAddress peer;
@@ -44,8 +51,19 @@ class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
   virtual void on_request(const RequestOrigin& origin, const v1::Message& request) = 0;
+  // A client finished its handshake (UDP) or connected (WebSocket): pushes reach it now.
+  virtual void on_session_opened(uint64_t /*connection_id*/) {}
   // The session ended; nothing more can be sent to it. Forget what was kept for it.
-  virtual void on_session_closed(uint64_t /*connection_id*/) {}
+  // `reason` is for logs and plugins ("idle for 30000 ms", "peer closed the session: ...").
+  virtual void on_session_closed(uint64_t /*connection_id*/, std::string_view /*reason*/) {}
+};
+
+// What became of a push (ReplyTransport::send_push).
+enum class PushResult : uint8_t {
+  kQueued,
+  kNoSession,    // no such session here (closed, or never on this worker)
+  kTooLarge,     // above max_message_size, or unreliable and larger than one datagram
+  kBacklogFull,  // slow consumer: an unreliable push is dropped; a reliable one closed the session
 };
 
 // Implemented by the transports; the dispatch layer answers through it.
@@ -58,13 +76,14 @@ class ReplyTransport {
   virtual bool send_reply(const RequestOrigin& origin, uint32_t request_id, uint32_t packet_id,
                           v1::Status status, std::string_view message,
                           std::span<const uint8_t> payload) = 0;
-  // Sends a message the session did not ask for (a push: is_reply false, request id 0
-  // on the wire is not allowed, so pushes carry `push_id`, chosen by the sender).
-  // False when the session is gone or its backlog is full.
-  virtual bool send_push(uint64_t /*connection_id*/, uint32_t /*push_id*/, uint32_t /*packet_id*/,
-                         v1::Delivery /*delivery*/, std::span<const uint8_t> /*payload*/) {
-    return false;
-  }
+  // Sends a message the session did not ask for (protocol.md §3.2: is_reply false, the
+  // request id a per-session push counter from 1; `topic` set when a publish sent it). A reliable push meeting a
+  // full send backlog closes the session: the client is too slow for what it subscribed
+  // to, and dropping reliable traffic silently would break its guarantee.
+  virtual PushResult send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery delivery,
+                               std::string_view topic, std::span<const uint8_t> payload) = 0;
+  // True while the session exists and can be pushed to (its handshake confirmed).
+  virtual bool is_open(uint64_t connection_id) const = 0;
 };
 
 // Where encoded datagrams go: a batch flushed with sendmmsg, or a test's capture.

@@ -33,6 +33,16 @@ TransportCounters make_counters() {
       .handshakes_evicted = counter("prism_handshakes_evicted_total",
                                     "Unconfirmed sessions closed to make room for a new "
                                     "handshake when the worker held server.max_sessions"),
+      .pushes = counter("prism_pushes_total",
+                        "Pushes and topic messages queued to a session"),
+      .pushes_dropped = counter("prism_pushes_dropped_total",
+                                "Pushes not queued: session gone, too large, or send backlog full"),
+      .unreliable_dropped = counter("prism_unreliable_dropped_total",
+                                    "Queued unreliable messages dropped to make room for a newer "
+                                    "one (counted at session end)"),
+      .slow_consumers_closed = counter("prism_slow_consumers_closed_total",
+                                       "Sessions closed because a reliable push met a full "
+                                       "send backlog (server.max_send_backlog)"),
   };
   for (size_t i = 1; i < c.dropped.size(); ++i) {
     std::string labels = "reason=\"";

@@ -22,6 +22,10 @@ struct TransportCounters {
   metrics::Counter& replies_dropped;
   metrics::Counter& handshakes_timed_out;
   metrics::Counter& handshakes_evicted;
+  metrics::Counter& pushes;                 // pushes and topic messages queued to a session
+  metrics::Counter& pushes_dropped;         // not queued: session gone, too large, backlog full
+  metrics::Counter& unreliable_dropped;     // queued unreliable messages dropped for newer ones
+  metrics::Counter& slow_consumers_closed;  // sessions closed for a full send backlog
   // prism_datagrams_dropped_total by reason; index 0 (kNone) is unused.
   std::array<metrics::Counter*, static_cast<size_t>(DropReason::kCount)> dropped{};
 

@@ -8,8 +8,9 @@
 #include "base/clock.hpp"
 #include "metrics/metrics.hpp"
 #include "plugins/loaded_plugin.hpp"
-#include "plugins/plugin_types.hpp"
 #include "plugins/host_view.hpp"
+#include "plugins/plugin_types.hpp"
+#include "plugins/realtime_api.hpp"
 #include "plugins/routing_table.hpp"
 #include "plugins/store_api.hpp"
 
@@ -112,6 +113,7 @@ prism_host_api_t make_host_api() {
   api.server_info = api_server_info;
   api.visit_plugins = api_visit_plugins;
   add_store_api(api);
+  add_realtime_api(api);
   return api;
 }
 

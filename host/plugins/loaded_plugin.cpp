@@ -14,6 +14,7 @@
 #include "base/clock.hpp"
 #include "plugins/elf_check.hpp"
 #include "plugins/host_view.hpp"
+#include "plugins/realtime_api.hpp"
 
 namespace prism::plugins {
 namespace {
@@ -227,7 +228,13 @@ Expected<void> LoadedPlugin::init(const HostView& host, std::string_view config)
     return make_error(describe() + " refused: init failed with status " +
                       std::to_string(status) + (error[0] ? std::string(": ") + error : ""));
   }
-  instance_ = instance;
+  {
+    // Under the call locks: a timer the plugin started inside init may already fire.
+    std::unique_lock<std::mutex> serial(serial_, std::defer_lock);
+    std::unique_lock<std::shared_mutex> gate(gate_, std::defer_lock);
+    if (concurrent_) gate.lock(); else serial.lock();
+    instance_ = instance;
+  }
   config_ = std::string(config);
   loaded_at_ms_ = unix_ms();
   return {};
@@ -248,6 +255,17 @@ prism_status_t LoadedPlugin::handle(prism_request_t* request, uint32_t method,
   }
   // successor_ never changes once set, and this version keeps it alive.
   return successor->handle(request, method, payload);
+}
+
+void LoadedPlugin::deliver_event(const prism_event_t& event) {
+  if (descriptor_->on_event == nullptr) return;
+  if (concurrent_) {
+    std::shared_lock lock(gate_);
+    if (successor_ == nullptr && instance_ != nullptr) descriptor_->on_event(instance_, &event);
+  } else {
+    std::lock_guard lock(serial_);
+    if (successor_ == nullptr && instance_ != nullptr) descriptor_->on_event(instance_, &event);
+  }
 }
 
 Expected<void> LoadedPlugin::hand_over_to(std::shared_ptr<LoadedPlugin> next) {
@@ -279,10 +297,13 @@ Expected<void> LoadedPlugin::hand_over_to(std::shared_ptr<LoadedPlugin> next) {
                 name_, version_, next->version_);
   }
   successor_ = std::move(next);
+  successor_ready_.store(true, std::memory_order_release);
   return {};
 }
 
 LoadedPlugin::~LoadedPlugin() {
+  // No topic message or timer reaches the instance once shutdown has begun.
+  release_realtime(this);
   if (instance_ != nullptr && descriptor_->shutdown != nullptr) descriptor_->shutdown(instance_);
   if (dl_ != nullptr) dlclose(dl_);
   if (!private_copy_.empty()) {

@@ -68,6 +68,13 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   prism_status_t handle(prism_request_t* request, uint32_t method,
                         std::span<const uint8_t> payload);
 
+  // Calls the plugin's on_event, serialised like handle. A version that has handed over
+  // to a successor gets nothing more (its state lives on in the successor), nor does one
+  // whose init has not returned yet. No-op for a plugin without on_event.
+  void deliver_event(const prism_event_t& event);
+  bool wants_events() const { return descriptor_->on_event != nullptr; }
+  bool retired() const { return successor_ready_.load(std::memory_order_acquire); }
+
   // Hot reload (DESIGN.md §5): with no handler of this version running, snapshot → restore
   // into `next` (already initialised); on success `next` becomes the successor. Either
   // callback may be absent: without snapshot nothing is handed over; without restore the
@@ -125,6 +132,7 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   std::mutex serial_;
   std::shared_mutex gate_;
   std::shared_ptr<LoadedPlugin> successor_;  // set once, under that lock
+  std::atomic<bool> successor_ready_{false};  // successor_ is set (readable without the lock)
   PluginHealth health_;
   metrics::Counter* requests_ = nullptr;
   metrics::Counter* errors_ = nullptr;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -262,6 +263,38 @@ TEST(PrismdDeadlines, TimeoutReplyComesFromTheServerOnTime) {
       << reply->message;
   prismd.stop();
   fs::remove_all(dir);
+}
+
+// prismctl subscribe prints each published message as it arrives and exits after --count;
+// prismctl publish is the other end.
+TEST_F(PrismdTest, PrismctlSubscribePrintsWhatIsPublished) {
+  const std::string command = std::string(PRISM_BINARY_DIR) + "/prismctl --server " +
+                              prismd.endpoint() + " --config " + prismd.config_path().string() +
+                              " subscribe news --count 2 2>&1";
+  FILE* out = popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  char line[512];
+  std::vector<std::string> lines;
+  auto read_line = [&] {
+    if (std::fgets(line, sizeof line, out) == nullptr) return false;
+    lines.emplace_back(line);
+    return true;
+  };
+  // Published only once it is subscribed, or the message would go to no one.
+  ASSERT_TRUE(read_line());
+  ASSERT_EQ(lines.back(), "prismctl: subscribed to news\n");
+  auto published = prismctl(prismd, {"publish", "news", "hello world"});
+  EXPECT_EQ(published.exit_code, 0) << published.output;
+  EXPECT_EQ(published.output, "published to news\n");
+  auto c = connect_to(prismd);
+  ASSERT_TRUE(c.publish("news", "second"));
+  ASSERT_TRUE(c.publish("other", "not for it"));
+  while (read_line()) {
+  }
+  const int status = pclose(out);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+  EXPECT_EQ(lines, (std::vector<std::string>{"prismctl: subscribed to news\n",
+                                             "news hello world\n", "news second\n"}));
 }
 
 // Plugin copies (tens of MiB) live in state_dir: what a SIGKILLed prismd left there is

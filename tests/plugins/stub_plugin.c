@@ -4,6 +4,7 @@
  *   STUB_NAME        the service name (wrongabi, overlap, initfails, admin)
  *   STUB_FIRST       its first packet id; ten ids from there
  *   STUB_ABI_MAJOR   the ABI major it claims (default: this header's)
+ *   STUB_ABI_MINOR   the ABI minor it claims (default: this header's)
  *   STUB_INIT_FAILS  init refuses to start with "database unreachable", as a plugin
  *                    whose database is down would, and shutdown is never called
  * Strict C11 against plugin.h alone. */
@@ -12,6 +13,9 @@
 
 #ifndef STUB_ABI_MAJOR
 #define STUB_ABI_MAJOR PRISM_ABI_VERSION_MAJOR
+#endif
+#ifndef STUB_ABI_MINOR
+#define STUB_ABI_MINOR PRISM_ABI_VERSION_MINOR
 #endif
 
 static prism_status_t stub_init(const prism_host_api_t *api, prism_host_t *host,
@@ -57,7 +61,7 @@ static const prism_method_t stub_methods[] = {{"ping", 0}};
 static const prism_plugin_descriptor_t descriptor = {
     .struct_size = sizeof(prism_plugin_descriptor_t),
     .abi_version_major = STUB_ABI_MAJOR,
-    .abi_version_minor = PRISM_ABI_VERSION_MINOR,
+    .abi_version_minor = STUB_ABI_MINOR,
     .name = STUB_NAME,
     .version = "1.0.0",
     .packet_id_first = STUB_FIRST,

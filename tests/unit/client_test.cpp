@@ -91,8 +91,8 @@ class TestHandler final : public net::RequestHandler {
         return;
       }
       case kPushThenReply:
-        transport_.send_push(origin.connection_id, 7, kPushThenReply,
-                             v1::DELIVERY_RELIABLE_ORDERED, bytes_of(request.payload()));
+        transport_.send_push(origin.connection_id, kPushThenReply, v1::DELIVERY_RELIABLE_ORDERED,
+                             {}, bytes_of(request.payload()));
         reply(v1::STATUS_OK, "", "");
         return;
       case kWhoAmI:
@@ -103,8 +103,8 @@ class TestHandler final : public net::RequestHandler {
         fallback_.on_request(origin, request);
     }
   }
-  void on_session_closed(uint64_t connection_id) override {
-    fallback_.on_session_closed(connection_id);
+  void on_session_closed(uint64_t connection_id, std::string_view reason) override {
+    fallback_.on_session_closed(connection_id, reason);
   }
 
   int never_answered_seen() const { return never_answered_seen_.load(); }
@@ -456,9 +456,7 @@ TEST(SendRequest, AnsweredAndUnansweredMixCompleteIndependently) {
 
 // ---- pushes ---------------------------------------------------------------------------
 
-// The server API cannot produce a push yet: ReplyTransport::send_reply is the only way
-// out of a SessionTable and it always sets is_reply. So this checks the other half of the
-// contract: replies never reach the push handler.
+// The other half of the push contract: replies never reach the push handler.
 TEST(Push, RepliesNeverReachThePushHandler) {
   TestServer server;
   Client client = connect_to(server);

@@ -45,6 +45,11 @@ class RecordingTransport final : public net::ReplyTransport {
                        std::string(payload.begin(), payload.end())});
     return true;
   }
+  net::PushResult send_push(uint64_t, uint32_t, v1::Delivery, std::string_view,
+                            std::span<const uint8_t>) override {
+    return net::PushResult::kNoSession;
+  }
+  bool is_open(uint64_t) const override { return false; }
   std::vector<SentReply> replies;
 };
 

@@ -143,7 +143,7 @@ TEST_F(LoaderTest, DirectoryLoadReportsEachRefusalAndLoadsTheRest) {
     entry |= r.find("no_entry.so") != std::string::npos;
     dup |= r.find("already loaded") != std::string::npos;  // versioned_v2 after v1
   }
-  EXPECT_TRUE(abi && init && entry && dup);
+  EXPECT_TRUE(abi && init && entry && dup) << ::testing::PrintToString(refusals);
 }
 
 TEST_F(LoaderTest, UnloadRemovesTheRoute) {

@@ -96,7 +96,13 @@ struct EchoHandler final : RequestHandler {
     table->send_reply(origin, m.request_id(), m.packet_id(), v1::STATUS_OK, "",
                       {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
   }
-  void on_session_closed(uint64_t id) override { closed.push_back(id); }
+  void on_session_opened(uint64_t id) override { opened.push_back(id); }
+  void on_session_closed(uint64_t id, std::string_view reason) override {
+    closed.push_back(id);
+    reasons.emplace_back(reason);
+  }
+  std::vector<uint64_t> opened;
+  std::vector<std::string> reasons;
 };
 
 struct ClientEvents final : session::ChannelEvents {
@@ -712,8 +718,9 @@ TEST_F(SessionTableTest, FullTableEvictsTheOldestUnconfirmedSessionFirst) {
   ASSERT_TRUE(connect(c));  // b, unconfirmed, makes room; a, confirmed, stays
   EXPECT_EQ(table_->size(), 2u);
   EXPECT_EQ(counter("prism_handshakes_evicted_total"), evicted + 1);
-  ASSERT_EQ(handler_.closed.size(), 1u);
-  EXPECT_EQ(handler_.closed[0], b.connection_id());
+  // b was never announced open (its client never confirmed), so its end is not announced.
+  EXPECT_EQ(handler_.opened, std::vector<uint64_t>{a.connection_id()});
+  EXPECT_TRUE(handler_.closed.empty());
   auto m = request(1, "still here");
   ASSERT_TRUE(a.channel->send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
   send_from(a, a.address);
@@ -778,8 +785,8 @@ TEST_F(SessionTableTest, UnconfirmedSessionIsFreedAfterTheHandshakeTimeout) {
   ASSERT_TRUE(run_until([&] { return table_->size() == 1; }));
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(40));
   EXPECT_EQ(counter("prism_handshakes_timed_out_total"), timed_out + 1);
-  ASSERT_EQ(handler_.closed.size(), 1u);
-  EXPECT_EQ(handler_.closed[0], quiet.connection_id());
+  EXPECT_EQ(handler_.opened, std::vector<uint64_t>{kept.connection_id()});
+  EXPECT_TRUE(handler_.closed.empty()) << "quiet was never announced open";
   EXPECT_TRUE(outbox_.sent.empty()) << "nothing is sent to an address that never confirmed";
   EXPECT_EQ(table_->source_limits().unconfirmed(quiet.address.source_key()), 0u);
 }
@@ -923,8 +930,10 @@ TEST_F(SessionTableTest, IdleSessionsCostFewKiB) {
 TEST_F(SessionTableTest, CloseAllSendsCloseAndTellsTheHandler) {
   Client c(server_key_.public_key, 0x6001, 40000);
   ASSERT_TRUE(connect(c));
+  confirm(c);
   Client d(server_key_.public_key, 0x6002, 40001);
   ASSERT_TRUE(connect(d));
+  confirm(d);
   ASSERT_EQ(table_->size(), 2u);
   const uint64_t closed = counter("prism_sessions_closed_total");
 
@@ -958,6 +967,7 @@ TEST_F(SessionTableTest, ClientCloseEndsTheSession) {
   EXPECT_EQ(table_->size(), 0u);
   ASSERT_EQ(handler_.closed.size(), 1u);
   EXPECT_EQ(handler_.closed[0], c.connection_id());
+  EXPECT_EQ(handler_.reasons[0], "peer closed the session: bye");
   EXPECT_TRUE(outbox_.sent.empty()) << "a CLOSE is not answered";
   // Later datagrams for that id find nothing.
   const uint64_t unknown = dropped(DropReason::kUnknownSession);
@@ -978,6 +988,7 @@ TEST_F(SessionTableTest, IdleSessionIsClosedByItsTimer) {
   make_table(std::move(settings));
   Client c(server_key_.public_key, 0x7001, 40000);
   ASSERT_TRUE(connect(c));
+  confirm(c);
   ASSERT_EQ(table_->size(), 1u);
   // Each turn blocks until a timer is due, as the worker's loop does; flush() after it.
   for (int turn = 0; turn < 100 && table_->size() > 0; ++turn) {

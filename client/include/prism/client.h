@@ -113,6 +113,27 @@ void prism_client_reply_free(prism_client_reply_t *reply);
  * Returns 0, or PRISM_CLIENT_ETIMEDOUT / EINVAL / EIO / EINTERNAL. */
 int prism_client_ping(prism_client_t *client, uint64_t *rtt_ns);
 
+/* A message the server sent unasked (a push, docs/protocol.md §3.2): its packet id, its
+ * topic when a publish sent it (topic_len 0 otherwise) and its payload. topic and payload
+ * are owned by the client and valid until the callback returns; copy what you keep.
+ * Called from inside prism_client_poll, prism_client_call and the other calls that wait. */
+typedef void (*prism_client_push_fn)(void *user, uint32_t packet_id, const char *topic,
+                                     size_t topic_len, const uint8_t *payload, size_t len);
+
+/* Routes pushes with this packet id (or, for on_topic, this topic: borrowed, read during
+ * the call) to fn with user. A topic's callback takes precedence over a packet id's;
+ * pushes neither matches are dropped. Setting one again replaces it; fn NULL removes it.
+ * Returns 0, or PRISM_CLIENT_EINVAL / ENOMEM. */
+int prism_client_on_push(prism_client_t *client, uint32_t packet_id, prism_client_push_fn fn,
+                         void *user);
+int prism_client_on_topic(prism_client_t *client, const char *topic, prism_client_push_fn fn,
+                          void *user);
+
+/* Waits up to max_wait_ms for traffic and handles it (pushes to their callbacks).
+ * Returns 0, or PRISM_CLIENT_EIO when the socket failed or the session is closed
+ * (prism_client_last_error says why) / EINVAL / ENOMEM / EINTERNAL. */
+int prism_client_poll(prism_client_t *client, uint32_t max_wait_ms);
+
 /* The name of a wire status without its prefix: "OK", "INVALID_PACKET", "TIMEOUT";
  * "UNKNOWN" for another value. Static storage: never freed, valid forever. */
 const char *prism_client_status_name(int status);

@@ -107,8 +107,14 @@ class Client {
   // failure.
   Expected<void> poll(std::chrono::milliseconds max_wait);
   size_t pending() const;
-  // Messages the server sends unasked (pushes) go here; without a handler they are dropped.
+  // Messages the server sends unasked (pushes, protocol.md §3.2) go to the most specific
+  // callback: the one for their topic (a publish's), else the one for their packet id,
+  // else the push handler; with none of them they are dropped. Callbacks run inside
+  // poll(), call() and the other calls that wait. Setting one again replaces it; an
+  // empty callback removes it.
   void set_push_handler(PushCallback handler);
+  void on_push(uint32_t packet_id, PushCallback callback);
+  void on_topic(std::string topic, PushCallback callback);
 
   // LOGIN (protocol.md §5.10): OK, INVALID_SERVICE, INVALID_CREDENTIALS or RATE_LIMITED.
   Expected<Reply> login(std::string_view service, std::string_view token);
@@ -127,6 +133,12 @@ class Client {
   Expected<v1::PluginInfo> reload_plugin(std::string_view name, std::string_view path = {});
   Expected<std::string> stats();  // Prometheus text
   Expected<void> config_check();
+  // Topics as the host serves them (HOST_SUBSCRIBE, HOST_UNSUBSCRIBE, HOST_PUBLISH; admin
+  // login needed): this session subscribes itself, and what is published to the topic
+  // arrives as pushes (on_topic). publish() sends with packet id HOST_PUBLISH (11).
+  Expected<void> subscribe(std::string_view topic);
+  Expected<void> unsubscribe(std::string_view topic);
+  Expected<void> publish(std::string_view topic, std::string_view payload);
 
   // The absolute packet id of `service`.`method`, looked up with list_plugins().
   // Errors: "no service 'x' (services: a, b)",

@@ -371,7 +371,12 @@ void Channel::enqueue_frame(const v1::Frame& frame, reliability::Fifo<std::strin
 }
 
 Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
-  if (state_ != State::kOpen) return make_error("the session is closed");
+  auto refuse = [this](Refusal why, std::string text) -> Expected<void> {
+    last_refusal_ = why;
+    return make_error(std::move(text));
+  };
+  last_refusal_ = Refusal::kNone;
+  if (state_ != State::kOpen) return refuse(Refusal::kClosed, "the session is closed");
   message.set_delivery(delivery);
   if (delivery == v1::DELIVERY_UNRELIABLE) {
     message.clear_sequence();
@@ -379,11 +384,17 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
     *frame_.mutable_message() = message;
     const size_t size = frame_.ByteSizeLong();
     if (size + kFrameWrap > payload_room(config_.max_datagram)) {
-      return make_error("an unreliable message of " + std::to_string(size) +
-                        " bytes does not fit in one datagram; send it reliably");
+      return refuse(Refusal::kTooLarge, "an unreliable message of " + std::to_string(size) +
+                                            " bytes does not fit in one datagram; send it reliably");
+    }
+    while (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog &&
+           !unreliable_.empty()) {
+      backlog_bytes_ -= std::min(backlog_bytes_, unreliable_.front().size());
+      unreliable_.pop_front();
+      ++stats_.unreliable_dropped;
     }
     if (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog) {
-      return make_error("send backlog full");
+      return refuse(Refusal::kBacklogFull, "send backlog full");
     }
     enqueue_frame(frame_, unreliable_);
     backlog_bytes_ += size;
@@ -394,18 +405,19 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
   message.set_sequence(seqs.next);
   const size_t size = message.ByteSizeLong();
   if (size > config_.max_message_size) {
-    return make_error("message of " + std::to_string(size) + " bytes exceeds the maximum of " +
-                      std::to_string(config_.max_message_size));
+    return refuse(Refusal::kTooLarge, "message of " + std::to_string(size) +
+                                          " bytes exceeds the maximum of " +
+                                          std::to_string(config_.max_message_size));
   }
   if (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog) {
-    return make_error("send backlog full");
+    return refuse(Refusal::kBacklogFull, "send backlog full");
   }
   // Fragmenting is decided before a sequence number is spent, so a refusal leaves no gap.
   frame_.Clear();
   *frame_.mutable_message() = message;
   const bool whole = frame_.ByteSizeLong() + kFrameWrap <= payload_room(config_.max_datagram);
   const auto count = whole ? Expected<uint16_t>(uint16_t{1}) : fragmenter_.fragment_count(size);
-  if (!count) return make_error(count.error());
+  if (!count) return refuse(Refusal::kTooLarge, count.error());
   const uint64_t sequence = seqs.next++;
   auto add_unit = [&](v1::Frame& frame, size_t bytes) {
     Unit unit{.frame = frame.SerializeAsString(), .bytes = bytes, .sequence = sequence, .mode = mode};

@@ -61,6 +61,7 @@ struct ChannelStats {
   uint64_t refused = 0;       // authentic packets left unacknowledged (no room to hold them)
   uint64_t retransmitted = 0; // reliable frames sent again
   uint64_t key_updates = 0;   // this side switched its sending key
+  uint64_t unreliable_dropped = 0;  // queued unreliable messages dropped for a newer one
 };
 
 // The start of the reason on_closed() gives when the peer sent CLOSE; any other reason
@@ -99,8 +100,13 @@ class Channel {
 
   // Queues a message. The channel sets its delivery and sequence fields. Errors: the
   // channel is closed, an unreliable message does not fit one datagram, the message is
-  // above max_message_size, or the backlog is full.
+  // above max_message_size, or the backlog is full. An unreliable message meeting a full
+  // backlog first drops the oldest unreliable messages still queued (they are stale by
+  // now, and may be lost anyway); only reliable bytes make it fail.
   Expected<void> send(v1::Delivery delivery, v1::Message& message);
+  // Why the last send() failed (kNone after a success).
+  enum class Refusal : uint8_t { kNone, kClosed, kTooLarge, kBacklogFull };
+  Refusal last_refusal() const { return last_refusal_; }
   void send_ping(uint64_t nonce);
   // Builds, at once, a datagram carrying only a PATH_CHALLENGE (for the caller to send to
   // a new address); returns its size, 0 if `out` is too small or the channel is closed.
@@ -206,6 +212,7 @@ class Channel {
   std::unordered_map<uint64_t, Unit> units_;
   std::unordered_map<uint64_t, std::vector<uint64_t>> packet_units_;  // pn → units carried
   reliability::Fifo<std::string> unreliable_;  // serialized frames sent once
+  Refusal last_refusal_ = Refusal::kNone;
   reliability::Fifo<std::string> control_;     // PONG, PATH_RESPONSE, PING: sent once
   std::string close_frame_;
   size_t backlog_bytes_ = 0;

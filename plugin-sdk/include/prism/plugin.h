@@ -31,7 +31,7 @@ extern "C" {
 /* A plugin built for another major version is refused. The host accepts a plugin
  * built for an older or equal minor version; newer host minors only add tail fields. */
 #define PRISM_ABI_VERSION_MAJOR 1
-#define PRISM_ABI_VERSION_MINOR 1
+#define PRISM_ABI_VERSION_MINOR 2
 
 /* True when a struct read through `ptr` (whose first field is struct_size) is large
  * enough to contain `field`. */
@@ -119,16 +119,40 @@ typedef struct prism_plugin_info {
 typedef void (*prism_plugin_visitor_fn)(void *user, const prism_plugin_info_t *info);
 
 typedef enum prism_event_type {
-  PRISM_EVENT_SESSION_OPENED = 1,
-  PRISM_EVENT_SESSION_CLOSED = 2
+  PRISM_EVENT_SESSION_OPENED = 1, /* a client finished its handshake */
+  PRISM_EVENT_SESSION_CLOSED = 2, /* the session is gone; `reason` says why (ABI 1.2) */
+  PRISM_EVENT_TOPIC_MESSAGE = 3,  /* ABI 1.2: a publish to a topic the plugin subscribed to */
+  PRISM_EVENT_TIMER = 4           /* ABI 1.2: a timer of this plugin version fired */
 } prism_event_type_t;
 
-/* Handed to on_event. Owned by the host; valid until on_event returns. */
+/* Handed to on_event, on the worker thread the event belongs to (the session's, the
+ * publisher's, the timer's). Owned by the host; everything it points at is valid until
+ * on_event returns. Fields a type does not use are zero. */
 typedef struct prism_event {
   uint32_t struct_size;
   uint32_t type; /* a prism_event_type_t; a fixed-width field keeps the layout compiler-independent */
-  uint64_t session_id;
+  uint64_t session_id; /* SESSION_OPENED, SESSION_CLOSED */
+  /* ---- ABI 1.2 */
+  const char *reason;     /* SESSION_CLOSED: NUL-terminated, never NULL for that type */
+  prism_bytes_t topic;    /* TOPIC_MESSAGE */
+  uint32_t packet_id;     /* TOPIC_MESSAGE: the publisher's absolute packet id */
+  prism_bytes_t payload;  /* TOPIC_MESSAGE */
+  uint64_t timer_id;      /* TIMER: as timer_start returned it */
+  void *timer_user;       /* TIMER: the pointer given to timer_start */
 } prism_event_t;
+
+/* How a push or a topic message travels to a client (docs/protocol.md §5.6). */
+#define PRISM_DELIVERY_RELIABLE_ORDERED 0
+#define PRISM_DELIVERY_RELIABLE_UNORDERED 1
+#define PRISM_DELIVERY_UNRELIABLE 2 /* at most one datagram; may be lost */
+
+/* subscribe/unsubscribe with this session id subscribe the plugin version itself: it
+ * receives PRISM_EVENT_TOPIC_MESSAGE instead of a client receiving a push. No session
+ * has id 0. */
+#define PRISM_SESSION_PLUGIN 0
+
+/* Topics: 1..PRISM_MAX_TOPIC_LEN bytes, printable ASCII without spaces (0x21-0x7e). */
+#define PRISM_MAX_TOPIC_LEN 200
 
 /* ---- Storage (ABI 1.1; DESIGN.md §6, docs/plugin-api.md "Storage") ------------------
  *
@@ -293,6 +317,45 @@ typedef struct prism_host_api {
    * with the failing write's index in the message. */
   void (*store_apply)(prism_host_t *host, const prism_write_t *writes, size_t count,
                       prism_store_done_fn done, void *user);
+
+  /* ---- ABI 1.2: real time (DESIGN.md §4, docs/plugin-api.md "Real time"). Check
+   * PRISM_HAS_FIELD(api, prism_host_api_t, timer_stop). Callable from any callback, on
+   * any thread; a session on another worker is reached through that worker's queue, so
+   * PRISM_OK means "accepted", not "delivered". `method` is relative to the plugin's
+   * range, like prism_method_t.id: the client sees packet id = range start + method.
+   * `payload` and `topic` are owned by the caller and copied before the call returns. */
+
+  /* Sends one message the session did not ask for. PRISM_NOT_FOUND: no such session
+   * (when it is on the calling worker; on another worker a push to a session gone meanwhile
+   * is dropped and counted); PRISM_INVALID_ARGUMENT: method outside the range, unknown
+   * delivery, or an unreliable payload larger than one datagram; PRISM_RATE_LIMITED: the
+   * session's send backlog is full (a reliable push then closes the session, "slow
+   * consumer"; an unreliable one is dropped). */
+  prism_status_t (*push)(prism_host_t *host, uint64_t session, uint32_t method, uint32_t delivery,
+                         prism_bytes_t payload);
+
+  /* Subscribes `session` (or the plugin itself: PRISM_SESSION_PLUGIN) to `topic`.
+   * Idempotent. A session's subscriptions end when it closes; the plugin's own end with
+   * this plugin version. PRISM_RATE_LIMITED: the session is at server.max_topics_per_session
+   * or the topic at server.max_subscribers_per_topic; PRISM_INVALID_ARGUMENT: a bad topic. */
+  prism_status_t (*subscribe)(prism_host_t *host, uint64_t session, prism_bytes_t topic);
+  prism_status_t (*unsubscribe)(prism_host_t *host, uint64_t session, prism_bytes_t topic);
+
+  /* Sends `payload` to every subscriber of `topic`: each subscribed session receives a
+   * push (reliable, ordered) carrying the topic and packet id range start + method; each
+   * subscribed plugin version a PRISM_EVENT_TOPIC_MESSAGE. Messages one caller publishes
+   * to one topic arrive in the order published. */
+  prism_status_t (*publish)(prism_host_t *host, prism_bytes_t topic, uint32_t method,
+                            prism_bytes_t payload);
+
+  /* Starts a timer on the calling worker (on worker 0 when called outside a worker, from
+   * init for instance): PRISM_EVENT_TIMER after `after_ms`, then every `repeat_ms` until
+   * stopped when repeat_ms > 0. `user` is handed back in the event. Writes the timer's id
+   * (never 0) to `*timer_id`. A version's timers stop when it is replaced or unloaded. */
+  prism_status_t (*timer_start)(prism_host_t *host, uint64_t after_ms, uint64_t repeat_ms,
+                                void *user, uint64_t *timer_id);
+  /* Stops a timer of this plugin version; a one-shot that already fired is NOT_FOUND. */
+  prism_status_t (*timer_stop)(prism_host_t *host, uint64_t timer_id);
 } prism_host_api_t;
 
 /* ---- The plugin descriptor -------------------------------------------------------- */
@@ -334,7 +397,8 @@ typedef struct prism_plugin_descriptor {
   prism_status_t (*handle)(void *instance, prism_request_t *request, uint32_t method,
                            prism_bytes_t payload);
 
-  /* Optional (may be NULL): a session opened or closed. */
+  /* Optional (may be NULL): a session opened or closed (every session, whatever service
+   * it uses), and, from ABI 1.2, the plugin's topic messages and timers. */
   void (*on_event)(void *instance, const prism_event_t *event);
 
   /* Optional (may be NULL): state handed to the next version on hot reload. `*state`

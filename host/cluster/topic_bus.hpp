@@ -1,0 +1,124 @@
+// Server push and topics on this node (DESIGN.md §4, §7): a push goes to the worker that
+// owns the session, a publish to every worker. Each worker keeps its own sessions'
+// subscriptions and touches them only on its own thread, so crossing workers is a task on
+// the target worker's queue (LoopAccess::post), never a lock on the delivery path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "net/loop_access.hpp"
+#include "net/transport.hpp"
+
+namespace prism::cluster {
+
+enum class BusResult : uint8_t {
+  kOk,           // done, or handed to the session's worker
+  kNoSession,    // no open session with that id on the calling worker
+  kBadTopic,     // not 1..kMaxTopicLength bytes of 0x21-0x7e
+  kLimit,        // max_topics_per_session or max_subscribers_per_topic reached
+  kTooLarge,     // larger than the session may receive (unreliable: one datagram)
+  kBacklogFull,  // slow consumer (a reliable push closed the session)
+};
+
+struct BusLimits {
+  size_t max_topics_per_session = 64;
+  size_t max_subscribers_per_topic = 100000;  // per worker
+};
+
+// plugin.h PRISM_MAX_TOPIC_LEN.
+inline constexpr size_t kMaxTopicLength = 200;
+bool valid_topic(std::string_view topic);
+
+// One worker as the bus reaches it: its loop, and the transport its sessions live on.
+struct BusWorker {
+  net::LoopAccess* loop = nullptr;
+  net::ReplyTransport* transport = nullptr;
+};
+
+// A published message as a plugin subscriber receives it.
+struct TopicMessage {
+  std::string_view topic;
+  uint32_t packet_id = 0;
+  std::span<const uint8_t> payload;
+};
+
+// A subscriber that is not a session: a plugin version. `deliver` runs on the worker
+// that published (worker 0 for a publish made off the workers).
+struct PluginSubscriber {
+  std::function<void(const TopicMessage&)> deliver;
+};
+
+class TopicBus {
+ public:
+  TopicBus(std::vector<BusWorker> workers, BusLimits limits);
+  ~TopicBus();
+  TopicBus(const TopicBus&) = delete;
+  TopicBus& operator=(const TopicBus&) = delete;
+
+  // Any thread. On the session's own worker the outcome is known and returned; from
+  // anywhere else the call is handed to that worker and returns kOk (a refusal there is
+  // counted, prism_subscribes_refused_total).
+  BusResult push(uint64_t session, uint32_t packet_id, v1::Delivery delivery,
+                 std::span<const uint8_t> payload);
+  BusResult subscribe(uint64_t session, std::string_view topic);
+  BusResult unsubscribe(uint64_t session, std::string_view topic);
+
+  // Any thread: a reliable, ordered push to every subscribed session on every worker, and
+  // `deliver` for every plugin subscriber. Messages one thread publishes to a topic reach
+  // each subscriber in the order published.
+  BusResult publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload);
+
+  // A plugin subscriber, kept (and compared) by pointer. Takes effect on every worker
+  // within one loop turn of each.
+  BusResult subscribe_plugin(std::shared_ptr<const PluginSubscriber> subscriber,
+                             std::string_view topic);
+  void unsubscribe_plugin(const PluginSubscriber* subscriber, std::string_view topic);
+  // Every topic of `subscriber` (its plugin version is going away).
+  void drop_plugin(const PluginSubscriber* subscriber);
+
+  // The session's worker thread: the session is gone, forget its subscriptions.
+  void session_closed(uint64_t session);
+
+  // Subscriptions of sessions of worker `index`; that worker's thread only (tests).
+  size_t subscriptions_on(unsigned index) const;
+
+ private:
+  using PluginTable =
+      std::unordered_map<std::string, std::vector<std::shared_ptr<const PluginSubscriber>>>;
+  // What one worker knows; touched on that worker's thread only.
+  struct WorkerTopics {
+    std::unordered_map<std::string, std::unordered_set<uint64_t>> sessions_of;
+    std::unordered_map<uint64_t, std::vector<std::string>> topics_of;
+    std::shared_ptr<const PluginTable> plugins = std::make_shared<PluginTable>();
+  };
+
+  // The index of the worker whose thread is calling, or -1.
+  int current_worker() const;
+  // Runs `task` on worker `index`: now when that is the calling thread, else posted.
+  void on_worker(unsigned index, std::function<void()> task);
+  BusResult subscribe_here(unsigned index, uint64_t session, const std::string& topic);
+  void unsubscribe_here(unsigned index, uint64_t session, const std::string& topic);
+  void deliver_here(unsigned index, const std::string& topic, uint32_t packet_id,
+                    std::span<const uint8_t> payload, bool sessions, bool plugins_too);
+  // Hands every worker the plugin table as it is now (plugin_mutex_ held).
+  void share_plugin_table();
+
+  std::vector<BusWorker> workers_;
+  BusLimits limits_;
+  std::vector<WorkerTopics> topics_;  // one per worker
+  // The master copy of the plugin subscriptions; changed rarely (subscribe_plugin), read
+  // by the workers through their own snapshots.
+  std::mutex plugin_mutex_;
+  PluginTable plugin_master_;
+};
+
+}  // namespace prism::cluster
