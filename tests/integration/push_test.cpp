@@ -24,15 +24,18 @@ constexpr uint32_t kPushMe = 6000, kSubscribe = 6001, kUnsubscribe = 6002, kPubl
                    kTicks = 6004, kWatch = 6005, kWhoAmI = 6006, kPushTo = 6007, kEvents = 6008,
                    kPushBig = 6009;
 constexpr uint32_t kPushed = 6010, kPublished = 6011, kTick = 6012, kSaw = 6013;
+// sdk_realtime (tests/plugins/sdk_realtime.cpp).
+constexpr uint32_t kNap = 6100, kSdkTicks = 6101, kSdkWatch = 6102, kSdkPublish = 6103,
+                   kOkMessage = 6104, kSdkTick = 6105, kHeard = 6106;
 
-// A plugins dir with default, pusher and abione (a plugin built for ABI 1.0).
+// A plugins dir with default, pusher, sdk_realtime and abione (a plugin built for ABI 1.0).
 class PluginDir {
  public:
   PluginDir() {
     char tmpl[] = "/tmp/prism-push-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     fs::copy_file(fs::path(PRISM_PLUGIN_DIR) / "default.so", dir_ / "default.so");
-    for (const char* name : {"pusher.so", "abi_1_0.so"}) {
+    for (const char* name : {"pusher.so", "abi_1_0.so", "sdk_realtime.so"}) {
       fs::copy_file(fs::path(PRISM_TEST_PLUGIN_DIR) / name, dir_ / name);
     }
   }
@@ -277,6 +280,59 @@ TEST(PushTest, APluginBuiltForAbi10StillLoadsAndServes) {
   ASSERT_TRUE(reply) << reply.error();
   EXPECT_EQ(reply->status, v1::STATUS_OK);
   EXPECT_EQ(reply->message, "OK");
+}
+
+// The C++ SDK: co_await host.sleep resumes the handler on its worker once the time passed.
+TEST(PushTest, SdkSleepResumesTheHandlerLater) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ok(c, kNap, "30"), "slept 0");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+}
+
+TEST(PushTest, SdkTimerTicksUntilItsOwnerDropsIt) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  std::vector<std::string> ticks;
+  c.on_push(kSdkTick, [&](const v1::Message& m) { ticks.push_back(m.payload()); });
+  EXPECT_EQ(ok(c, kSdkTicks, "3"), "started");
+  ASSERT_TRUE(poll_until(c, [&] { return ticks.size() == 3; }));
+  // A sleep on the same worker, due well after a fourth tick would be: none comes first.
+  EXPECT_EQ(ok(c, kNap, "30"), "slept 0");
+  EXPECT_EQ(ticks, (std::vector<std::string>{"tick 1", "tick 2", "tick 3"}));
+}
+
+TEST(PushTest, SdkOnTopicHearsTheTopicsThePluginSubscribedTo) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  std::vector<std::string> heard;
+  c.on_push(kHeard, [&](const v1::Message& m) { heard.push_back(m.payload()); });
+  ok(c, kSdkWatch, "scores");
+  // The plugin's subscription reaches this worker on its next loop turn.
+  ASSERT_TRUE(eventually([&] {
+    ok(c, kSdkPublish, "scores 3-1");
+    return poll_until(c, [&] { return !heard.empty(); }, 200ms);
+  }));
+  EXPECT_EQ(heard.front(), "heard scores 6107 3-1");
+}
+
+TEST(PushTest, SdkOkCarriesAStatusMessage) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  auto reply = c.call(kOkMessage, "");
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->status, v1::STATUS_OK);
+  EXPECT_EQ(reply->message, "ITEMS_OK");
+  EXPECT_EQ(reply->payload, "items");
 }
 
 // The C API: a callback per packet id and per topic, driven by prism_client_poll.

@@ -462,6 +462,23 @@ TEST(SdkStorage, CoroutineHandlerResumesWhenTheStorageCallCompletes) {
   EXPECT_EQ(host.replies[1].payload, "alice=gold@3");
 }
 
+// An ABI 1.1 host's table ends after store_apply, before the 1.2 entries: a plugin built
+// against this header must still find its storage (the wrapper once compared the whole
+// table's size and saw none).
+TEST(SdkStorage, AnAbi11HostsStorageIsFoundByAPluginBuiltForANewerMinor) {
+  FakeHost host;
+  offer_storage(host);
+  host.api_mutable().struct_size = offsetof(prism_host_api_t, push);
+  host.api_mutable().abi_version_minor = 1;
+  LoadedPlugin plugin(test_plugin("store_user"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  EXPECT_EQ(plugin.call_async(0, "alice"), PRISM_OK);
+  ASSERT_EQ(g_pending_gets.size(), 1u) << "the storage call never reached the host";
+  complete_get(g_pending_gets[0], PRISM_OK, "", "gold", 3);
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].payload, "alice=gold@3");
+}
+
 TEST(SdkStorage, ExceptionAfterAnAwaitStillAnswersInternal) {
   FakeHost host;
   offer_storage(host);

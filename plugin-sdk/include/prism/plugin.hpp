@@ -11,6 +11,10 @@
 //     void echo(prism::sdk::Request req, prism::sdk::Bytes payload) { req.ok(payload); }
 //     // Optional: std::string snapshot(); void restore(prism::sdk::Bytes state);
 //     //           void on_event(const prism_event_t& event);
+//     //           void on_topic(std::string_view topic, uint32_t packet_id,
+//     //                         prism::sdk::Bytes payload);
+//     // Real time (ABI 1.2): host.push(session, method, bytes), host.publish(topic, ...),
+//     // host.subscribe(session, topic), host.start_timer(...), co_await host.sleep(ms).
 //     // The table comes after the handlers: a static member's initializer sees only
 //     // the members declared above it.
 //     static constexpr prism::sdk::Method<Echo> methods[] = {{0, "echo", &Echo::echo}};
@@ -22,6 +26,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <cstdarg>
@@ -29,7 +34,11 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -158,6 +167,11 @@ class Request {
   }
   void ok(Bytes payload = {}) noexcept { reply(PRISM_OK, {}, payload); }
   void ok(std::string_view text) noexcept { reply(PRISM_OK, {}, as_bytes(text)); }
+  // OK with a status message the client shows (as Prism v1's `message: "ITEMS_OK"`).
+  void ok(Bytes payload, std::string_view message) noexcept { reply(PRISM_OK, message, payload); }
+  void ok(std::string_view text, std::string_view message) noexcept {
+    reply(PRISM_OK, message, as_bytes(text));
+  }
   void fail(prism_status_t status, std::string_view message) noexcept {
     reply(status, message, {});
   }
@@ -298,13 +312,23 @@ class Host {
   static prism_bytes_t c(std::string_view s) noexcept {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
   }
+  // Where `member` ends in the table: a host whose struct_size reaches it offers it.
+  template <class Fn>
+  static size_t end_of(Fn prism_host_api_t::*member) noexcept {
+    static const prism_host_api_t probe{};
+    return static_cast<size_t>(reinterpret_cast<const char*>(&(probe.*member)) -
+                               reinterpret_cast<const char*>(&probe)) +
+           sizeof(Fn);
+  }
   // An awaitable that calls `member` of the host table with `args`, then the completion.
   template <class Fn, class... Args>
   auto call(Fn prism_host_api_t::*member, Args... args) const {
     const prism_host_api_t* api = api_;
     prism_host_t* host = host_;
     auto start = [api, host, member, args...](prism_store_done_fn done, void* user) {
-      const bool present = api != nullptr && api->struct_size >= sizeof(prism_host_api_t) &&
+      // The member's own end, not the whole table: a plugin built against a newer header
+      // (a longer table) must still find storage on an older host that has it.
+      const bool present = api != nullptr && api->struct_size >= end_of(member) &&
                            api->*member != nullptr;
       if (!present) {
         prism_store_result_t none{};
@@ -443,15 +467,181 @@ class Host {
     return call(&prism_host_api_t::store_apply, writes.data(), writes.size());
   }
 
+  // True when the host offers storage (ABI 1.1); without it every call above completes
+  // with PRISM_UNAVAILABLE.
+  bool has_storage() const noexcept { return PRISM_SDK_HOST_FN(api_, store_apply) != nullptr; }
+
+  // ---- Real time (plugin.h ABI 1.2): push, topics, timers. Each returns the host's
+  // status, or PRISM_UNAVAILABLE from a host that predates them. `method` is relative to
+  // the plugin's range, like a handler's id. Payloads and topics are copied by the host.
+  bool has_realtime() const noexcept { return PRISM_SDK_HOST_FN(api_, timer_stop) != nullptr; }
+
+  prism_status_t push(uint64_t session, uint32_t method, Bytes payload,
+                      uint32_t delivery = PRISM_DELIVERY_RELIABLE_ORDERED) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, push);
+    return fn != nullptr ? fn(host_, session, method, delivery, to_c(payload)) : PRISM_UNAVAILABLE;
+  }
+  prism_status_t push(uint64_t session, uint32_t method, std::string_view text,
+                      uint32_t delivery = PRISM_DELIVERY_RELIABLE_ORDERED) const noexcept {
+    return push(session, method, as_bytes(text), delivery);
+  }
+  // A session to a topic; PRISM_SESSION_PLUGIN subscribes this plugin version, whose
+  // on_topic (or on_event) then receives the topic's messages.
+  prism_status_t subscribe(uint64_t session, std::string_view topic) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, subscribe);
+    return fn != nullptr ? fn(host_, session, c(topic)) : PRISM_UNAVAILABLE;
+  }
+  prism_status_t unsubscribe(uint64_t session, std::string_view topic) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, unsubscribe);
+    return fn != nullptr ? fn(host_, session, c(topic)) : PRISM_UNAVAILABLE;
+  }
+  prism_status_t publish(std::string_view topic, uint32_t method, Bytes payload) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, publish);
+    return fn != nullptr ? fn(host_, c(topic), method, to_c(payload)) : PRISM_UNAVAILABLE;
+  }
+  prism_status_t publish(std::string_view topic, uint32_t method, std::string_view text) const noexcept {
+    return publish(topic, method, as_bytes(text));
+  }
+
+  // A timer that calls `fire` on the worker that started it (worker 0 from the
+  // constructor): after `after`, then every `repeat` when repeat > 0. Stopped when the
+  // returned Timer is destroyed or stop()ped; a Timer that failed to start is empty.
+  // `fire` runs like a handler (serialised unless the service is concurrent); an
+  // exception from it is logged.
+  class Timer;
+  Timer start_timer(std::chrono::milliseconds after, std::chrono::milliseconds repeat,
+                    std::function<void()> fire);
+
+  // `co_await host.sleep(50ms)` in a Task: resumes on the same worker once the time has
+  // passed. Yields PRISM_OK, or the reason it could not wait (then at once).
+  class Sleep;
+  Sleep sleep(std::chrono::milliseconds duration);
+
   // For host calls this wrapper does not cover yet. Both are the host's, valid until shutdown.
   const prism_host_api_t* api() const noexcept { return api_; }
   prism_host_t* handle() const noexcept { return host_; }
 
+  // The SDK's on_event trampoline: runs the timer this SDK started with `timer_id` and
+  // returns true, or returns false for a timer (or event) that is not the SDK's.
+  bool fire_timer(uint64_t timer_id) noexcept;
+
  private:
+  // What an SDK timer runs; owned by the Timer (or Sleep) that started it.
+  struct TimerTarget {
+    std::function<void()> fire;
+    bool repeating = false;
+  };
+  static prism_bytes_t to_c(Bytes bytes) noexcept { return {bytes.data(), bytes.size()}; }
+  uint64_t start_target(std::chrono::milliseconds after, std::chrono::milliseconds repeat,
+                        std::shared_ptr<TimerTarget> target, prism_status_t& status);
+  void stop_target(uint64_t timer_id) noexcept;
 
   const prism_host_api_t* api_;
   prism_host_t* host_;
+  // The SDK's live timers by id; under a lock, since a concurrent service may start one
+  // on one worker while another fires elsewhere.
+  std::mutex timers_mutex_;
+  std::map<uint64_t, std::shared_ptr<TimerTarget>> timers_;
 };
+
+// A running timer (Host::start_timer). Move-only; stops its timer when destroyed.
+class Host::Timer {
+ public:
+  Timer() = default;
+  Timer(Host& host, uint64_t id) noexcept : host_(&host), id_(id) {}
+  Timer(Timer&& other) noexcept
+      : host_(std::exchange(other.host_, nullptr)), id_(std::exchange(other.id_, 0)) {}
+  Timer& operator=(Timer&& other) noexcept {
+    if (this != &other) {
+      stop();
+      host_ = std::exchange(other.host_, nullptr);
+      id_ = std::exchange(other.id_, 0);
+    }
+    return *this;
+  }
+  ~Timer() { stop(); }
+  explicit operator bool() const noexcept { return id_ != 0; }
+  uint64_t id() const noexcept { return id_; }
+  void stop() noexcept {
+    if (host_ != nullptr && id_ != 0) host_->stop_target(id_);
+    id_ = 0;
+  }
+
+ private:
+  Host* host_ = nullptr;
+  uint64_t id_ = 0;
+};
+
+// The awaiter of Host::sleep.
+class Host::Sleep {
+ public:
+  Sleep(Host& host, std::chrono::milliseconds duration) noexcept
+      : host_(host), duration_(duration) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> waiting) {
+    auto target = std::make_shared<TimerTarget>();
+    target->fire = [waiting] { waiting.resume(); };
+    host_.start_target(duration_, std::chrono::milliseconds(0), std::move(target), status_);
+    return status_ == PRISM_OK;  // not started: resume at once with the reason
+  }
+  prism_status_t await_resume() const noexcept { return status_; }
+
+ private:
+  Host& host_;
+  std::chrono::milliseconds duration_;
+  prism_status_t status_ = PRISM_OK;
+};
+
+inline uint64_t Host::start_target(std::chrono::milliseconds after,
+                                   std::chrono::milliseconds repeat,
+                                   std::shared_ptr<TimerTarget> target, prism_status_t& status) {
+  auto start = PRISM_SDK_HOST_FN(api_, timer_start);
+  if (start == nullptr) {
+    status = PRISM_UNAVAILABLE;
+    return 0;
+  }
+  target->repeating = repeat.count() > 0;
+  uint64_t id = 0;
+  // Held across the start: the timer may fire on another worker before the id is stored.
+  std::lock_guard lock(timers_mutex_);
+  status = start(host_, static_cast<uint64_t>(std::max<int64_t>(after.count(), 0)),
+                 static_cast<uint64_t>(std::max<int64_t>(repeat.count(), 0)), nullptr, &id);
+  if (status == PRISM_OK) timers_.emplace(id, std::move(target));
+  return status == PRISM_OK ? id : 0;
+}
+
+inline void Host::stop_target(uint64_t timer_id) noexcept {
+  {
+    std::lock_guard lock(timers_mutex_);
+    timers_.erase(timer_id);
+  }
+  if (auto stop = PRISM_SDK_HOST_FN(api_, timer_stop)) stop(host_, timer_id);
+}
+
+inline bool Host::fire_timer(uint64_t timer_id) noexcept {
+  std::shared_ptr<TimerTarget> target;
+  {
+    std::lock_guard lock(timers_mutex_);
+    const auto it = timers_.find(timer_id);
+    if (it == timers_.end()) return false;
+    target = it->second;
+    if (!target->repeating) timers_.erase(it);  // a one-shot fires once
+  }
+  target->fire();
+  return true;
+}
+
+inline Host::Timer Host::start_timer(std::chrono::milliseconds after,
+                                     std::chrono::milliseconds repeat,
+                                     std::function<void()> fire) {
+  auto target = std::make_shared<TimerTarget>();
+  target->fire = std::move(fire);
+  prism_status_t status = PRISM_OK;
+  const uint64_t id = start_target(after, repeat, std::move(target), status);
+  return id != 0 ? Timer(*this, id) : Timer();
+}
+
+inline Host::Sleep Host::sleep(std::chrono::milliseconds duration) { return Sleep(*this, duration); }
 
 // What a service declares about itself as `static constexpr ServiceInfo info`.
 struct ServiceInfo {
@@ -499,6 +689,12 @@ concept HasRestore = requires(S& s, Bytes state) {
 template <class S>
 concept HasOnEvent = requires(S& s, const prism_event_t& event) {
   s.on_event(event);
+};
+// `void on_topic(std::string_view topic, uint32_t packet_id, Bytes payload)`: the messages
+// of topics the plugin subscribed itself to (Host::subscribe(PRISM_SESSION_PLUGIN, ...)).
+template <class S>
+concept HasOnTopic = requires(S& s, std::string_view topic, uint32_t packet_id, Bytes payload) {
+  s.on_topic(topic, packet_id, payload);
 };
 
 template <class Service>
@@ -617,11 +813,26 @@ struct ServiceAbi {
     return PRISM_OK;
   }
 
-  static void on_event([[maybe_unused]] void* instance,
-                       [[maybe_unused]] const prism_event_t* event) noexcept {
+  // Timers the SDK started go to their callbacks, topic messages to on_topic when the
+  // service has one; everything else to on_event, when it has one.
+  static void on_event(void* instance, const prism_event_t* event) noexcept {
+    Instance<Service>& it = *self(instance);
+    if (event->type == PRISM_EVENT_TIMER) {
+      bool fired = false;
+      guarded(it, "timer", nullptr, [&] { fired = it.host.fire_timer(event->timer_id); });
+      if (fired) return;
+    }
+    if constexpr (HasOnTopic<Service>) {
+      if (event->type == PRISM_EVENT_TOPIC_MESSAGE) {
+        guarded(it, "on_topic", nullptr, [&] {
+          it.service.on_topic(as_text(from_c(event->topic)), event->packet_id,
+                              from_c(event->payload));
+        });
+        return;
+      }
+    }
     if constexpr (HasOnEvent<Service>) {
-      guarded(*self(instance), "on_event", nullptr,
-              [&] { self(instance)->service.on_event(*event); });
+      guarded(it, "on_event", nullptr, [&] { it.service.on_event(*event); });
     }
   }
 
@@ -664,7 +875,7 @@ struct ServiceAbi {
       .method_count = c_methods.size(),
       .init = &init,
       .handle = &handle,
-      .on_event = HasOnEvent<Service> ? &on_event : nullptr,
+      .on_event = &on_event,  // SDK timers arrive there even without a service on_event
       .snapshot = HasSnapshot<Service> ? &snapshot : nullptr,
       .restore = HasRestore<Service> ? &restore : nullptr,
       .shutdown = &shutdown,
