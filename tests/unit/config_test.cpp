@@ -100,6 +100,9 @@ server:
   handshake_timeout_ms: 900
   receive_budget_per_session: 100000
   receive_budget_per_worker: 2000000
+  max_send_backlog: 131072
+  max_topics_per_session: 9
+  max_subscribers_per_topic: 11
 plugins:
   dir: build/plugins
   config_dir: etc/plugins.d
@@ -123,6 +126,9 @@ metrics:
   EXPECT_EQ(config.handshake_timeout, std::chrono::milliseconds(900));
   EXPECT_EQ(config.receive_budget_per_session, 100000u);
   EXPECT_EQ(config.receive_budget_per_worker, 2000000u);
+  EXPECT_EQ(config.max_send_backlog, 131072u);
+  EXPECT_EQ(config.max_topics_per_session, 9u);
+  EXPECT_EQ(config.max_subscribers_per_topic, 11u);
   EXPECT_EQ(config.plugins_dir, "build/plugins");
   EXPECT_EQ(config.plugins_config_dir, "etc/plugins.d");
   EXPECT_EQ(config.state_dir, "./state");
@@ -203,6 +209,9 @@ TEST(ConfigTest, OutOfRangeIsRejected) {
       {"server:\n  handshake_timeout_ms: 99\n", "server.handshake_timeout_ms"},
       {"server:\n  receive_budget_per_session: 65535\n", "server.receive_budget_per_session"},
       {"server:\n  receive_budget_per_worker: 1000\n", "server.receive_budget_per_worker"},
+      {"server:\n  max_send_backlog: 65535\n", "server.max_send_backlog"},
+      {"server:\n  max_topics_per_session: 0\n", "server.max_topics_per_session"},
+      {"server:\n  max_subscribers_per_topic: 0\n", "server.max_subscribers_per_topic"},
       {"server:\n  key_file: \"\"\n", "server.key_file"},
       {"server:\n  udp: 127.0.0.1:65536\n", "server.udp"},
   };
