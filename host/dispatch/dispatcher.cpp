@@ -178,7 +178,7 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     on_login(origin, request);
     return;
   }
-  if (packet_id < 100) {
+  if (packet_id < PRISM_FIRST_PLUGIN_PACKET_ID) {
     // Host requests (listing, status, loading code) take the admin login, whatever the
     // login table holds, from an address in admin.allow at the time of each request: a
     // session that logged in and then moved (§5.9) is checked where it is now.

@@ -19,12 +19,26 @@
 namespace prism::plugins {
 namespace {
 
-// Ids below this belong to the host (docs/protocol.md §4).
-constexpr uint32_t kFirstPluginPacketId = 100;
-
 // The descriptor of ABI 1.0 ends with its shutdown field; older or broken files are shorter.
 constexpr size_t kDescriptorV1Size =
     offsetof(prism_plugin_descriptor_t, shutdown) + sizeof(prism_plugin_descriptor_t::shutdown);
+
+// prism_method_t as ABI 1.0 laid it out; a 1.2 descriptor may say its methods are larger.
+constexpr size_t kMethodV1Size = sizeof(prism_method_t);
+
+// The stride of d->methods (plugin.h, method_size); 0 for a size no host can read.
+size_t method_stride(const prism_plugin_descriptor_t* d) {
+  if (!PRISM_HAS_FIELD(d, prism_plugin_descriptor_t, method_size) || d->method_size == 0) {
+    return kMethodV1Size;
+  }
+  return d->method_size >= kMethodV1Size ? d->method_size : 0;
+}
+
+// Method `i` of the descriptor, read with its stride.
+const prism_method_t& method_at(const prism_plugin_descriptor_t* d, size_t i) {
+  return *reinterpret_cast<const prism_method_t*>(reinterpret_cast<const char*>(d->methods) +
+                                                  i * method_stride(d));
+}
 
 bool valid_name(const char* name) { return name != nullptr && is_identifier(name, 32, "-"); }
 
@@ -84,9 +98,10 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
     return make_error("version must be semantic (MAJOR.MINOR.PATCH)");
   }
   if (d->packet_id_count == 0) return make_error("requests an empty packet-id range");
-  if (d->packet_id_first < kFirstPluginPacketId) {
+  if (d->packet_id_first < PRISM_FIRST_PLUGIN_PACKET_ID) {
     return make_error("requests packet id " + std::to_string(d->packet_id_first) +
-                      ", but ids below 100 belong to the host");
+                      ", but ids below " +
+                      std::to_string(PRISM_FIRST_PLUGIN_PACKET_ID) + " belong to the host");
   }
   if (d->packet_id_count - 1 > UINT32_MAX - d->packet_id_first) {
     return make_error("packet-id range overflows 32 bits");
@@ -95,10 +110,14 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
     return make_error("descriptor has no init or no handle callback");
   }
   if (d->method_count > 0 && d->methods == nullptr) return make_error("method table is missing");
+  if (method_stride(d) == 0) {
+    return make_error("method_size " + std::to_string(d->method_size) +
+                      " is smaller than a method of ABI 1.0 (" + std::to_string(kMethodV1Size) + ")");
+  }
   std::set<std::string> names;
   std::set<uint32_t> ids;
   for (size_t i = 0; i < d->method_count; ++i) {
-    const auto& m = d->methods[i];
+    const auto& m = method_at(d, i);
     if (m.name == nullptr || !names.insert(m.name).second) {
       return make_error("method " + std::to_string(i) + " has no name or a duplicate name");
     }
@@ -167,12 +186,13 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
       // Method ids are relative (plugin.h), so a moved range must still hold every one.
       const uint64_t count = uint64_t{range->second} - range->first + 1;
       for (size_t i = 0; i < d->method_count; ++i) {
-        if (range->second < range->first || d->methods[i].id >= count) {
+        const prism_method_t& m = method_at(d, i);
+        if (range->second < range->first || m.id >= count) {
           const std::string who = d->name;
           const std::string why =
               "configured range " + std::to_string(range->first) + "-" +
-              std::to_string(range->second) + " has no room for method '" + d->methods[i].name +
-              "' (id " + std::to_string(d->methods[i].id) + ")";
+              std::to_string(range->second) + " has no room for method '" + m.name +
+              "' (id " + std::to_string(m.id) + ")";
           dlclose(dl);
           return refuse(who, why);
         }
@@ -203,7 +223,7 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   plugin->last_ = last;
   plugin->concurrent_ = (d->flags & PRISM_PLUGIN_CONCURRENT) != 0;
   for (size_t i = 0; i < d->method_count; ++i) {
-    plugin->methods_.push_back({d->methods[i].name, first + d->methods[i].id});
+    plugin->methods_.push_back({method_at(d, i).name, first + method_at(d, i).id});
   }
   const std::string labels = "plugin=\"" + plugin->name_ + "\"";
   auto& reg = metrics::registry();

@@ -51,7 +51,7 @@ std::optional<uint32_t> request_id(std::string_view text) {
 
 Expected<void> parse_range(const YAML::Node& node, PluginSettings& out) {
   const std::string expected = "expected \"FIRST..LAST\" with " +
-                               std::to_string(kFirstPluginRequestId) + " <= FIRST <= LAST <= " +
+                               std::to_string(PRISM_FIRST_PLUGIN_PACKET_ID) + " <= FIRST <= LAST <= " +
                                std::to_string(kLastRequestId);
   if (!node.IsScalar()) return make_error(expected + ", got " + config::describe(node));
   const std::string_view text = node.Scalar();
@@ -60,9 +60,9 @@ Expected<void> parse_range(const YAML::Node& node, PluginSettings& out) {
   const auto first = request_id(text.substr(0, dots));
   const auto last = request_id(text.substr(dots + 2));
   if (!first || !last) return make_error(expected + ", got " + config::describe(node));
-  if (*first < kFirstPluginRequestId) {
+  if (*first < PRISM_FIRST_PLUGIN_PACKET_ID) {
     return make_error(expected + ", got FIRST " + std::to_string(*first) + " (ids below " +
-                      std::to_string(kFirstPluginRequestId) + " belong to the host)");
+                      std::to_string(PRISM_FIRST_PLUGIN_PACKET_ID) + " belong to the host)");
   }
   if (*last > kLastRequestId) {
     return make_error(expected + ", got LAST " + std::to_string(*last));

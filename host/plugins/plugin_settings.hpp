@@ -13,11 +13,10 @@
 
 #include "base/expected.hpp"
 #include "base/token_hash.hpp"
+#include "prism/plugin.h"
 
 namespace prism::plugins {
 
-// Request ids below this belong to the host (docs/protocol.md); a plugin's range starts here.
-inline constexpr uint32_t kFirstPluginRequestId = 100;
 inline constexpr uint32_t kLastRequestId = 65535;
 
 struct PluginSettings {

@@ -69,6 +69,9 @@ struct Result {
     r.presence_count = pres.size();
     r.values = values.data();
     r.value_count = values.size();
+    r.document_size = sizeof(prism_document_t);
+    r.entry_size = sizeof(prism_entry_t);
+    r.presence_size = sizeof(prism_presence_t);
     done(user, &r);
   }
 };
@@ -378,14 +381,23 @@ struct SplitBatch {
   }
 };
 
-void api_store_apply(prism_host_t* host, const prism_write_t* writes, size_t count,
-                     prism_store_done_fn done, void* user) {
+// A write as ABI 1.1 laid it out: the smallest write_size a caller may give.
+constexpr size_t kWriteV1Size = sizeof(prism_write_t);
+
+void apply_writes(prism_host_t* host, const prism_write_t* writes, size_t count,
+                  size_t write_size, prism_store_done_fn done, void* user) {
   const Completion c(host, done, user);
   if (writes == nullptr && count != 0) return c.fail(store::Code::kInvalidArgument, "writes is NULL");
+  if (write_size < kWriteV1Size) {
+    return c.fail(store::Code::kInvalidArgument,
+                  "write_size " + std::to_string(write_size) + " is smaller than a write of ABI 1.1 (" +
+                      std::to_string(kWriteV1Size) + ")");
+  }
   auto split = std::make_shared<SplitBatch>(SplitBatch{{}, {}, std::vector<int64_t>(count, 0), c});
   split->writes.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    const prism_write_t& w = writes[i];
+    const prism_write_t& w = *reinterpret_cast<const prism_write_t*>(
+        reinterpret_cast<const char*>(writes) + i * write_size);
     if (w.kind > PRISM_WRITE_SUBMIT) {
       return c.fail(store::Code::kInvalidArgument, "write " + std::to_string(i) + ": unknown kind");
     }
@@ -416,6 +428,12 @@ void api_store_apply(prism_host_t* host, const prism_write_t* writes, size_t cou
   SplitBatch::run(std::move(split), 0);
 }
 
+// ABI 1.1's store_apply: the writes are the 1.1 layout.
+void api_store_apply(prism_host_t* host, const prism_write_t* writes, size_t count,
+                     prism_store_done_fn done, void* user) {
+  apply_writes(host, writes, count, kWriteV1Size, done, user);
+}
+
 }  // namespace
 
 void set_store(const store::Facets* facets) { g_facets.store(facets); }
@@ -440,6 +458,7 @@ void add_store_api(prism_host_api_t& api) {
   api.presence_remove = api_presence_remove;
   api.presence_list = api_presence_list;
   api.store_apply = api_store_apply;
+  api.store_apply_sized = apply_writes;
 }
 
 }  // namespace prism::plugins

@@ -76,6 +76,7 @@ static const prism_plugin_descriptor_t cplug_descriptor = {
     .init = cplug_init,
     .handle = cplug_handle,
     .shutdown = cplug_shutdown, /* on_event, snapshot, restore: NULL */
+    .method_size = sizeof(prism_method_t),
 };
 
 const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &cplug_descriptor; }

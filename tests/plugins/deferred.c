@@ -106,6 +106,7 @@ static const prism_plugin_descriptor_t kDescriptor = {
     NULL,
     NULL,
     deferred_shutdown,
+    sizeof(prism_method_t),
 };
 
 PRISM_EXPORT const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &kDescriptor; }

@@ -213,6 +213,7 @@ static const prism_plugin_descriptor_t descriptor = {
     .handle = pusher_handle,
     .on_event = pusher_on_event,
     .shutdown = pusher_shutdown,
+    .method_size = sizeof(prism_method_t),
 };
 
 const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &descriptor; }

@@ -52,6 +52,27 @@ TEST_F(LoaderTest, CPluginLoads) {
   EXPECT_EQ(registry.table()->find(905)->plugin->name(), "cplug");
 }
 
+// ABI 1.2 method_size: methods of a later, larger layout are read by their stride.
+TEST_F(LoaderTest, MethodsAreReadByTheSizeTheDescriptorGives) {
+  auto loaded = registry.load(kTestPlugins / "wide_methods.so");
+  ASSERT_TRUE(loaded) << loaded.error();
+  const auto& methods = (*loaded)->methods();
+  ASSERT_EQ(methods.size(), 2u);
+  EXPECT_EQ(methods[0].name, "ping");
+  EXPECT_EQ(methods[0].packet_id, 990u);
+  EXPECT_EQ(methods[1].name, "pong");
+  EXPECT_EQ(methods[1].packet_id, 991u);
+}
+
+TEST_F(LoaderTest, AMethodSizeSmallerThanAbi10sIsRefused) {
+  auto loaded = registry.load(kTestPlugins / "narrow_methods.so");
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().find("method_size 8 is smaller than a method of ABI 1.0 (16)"),
+            std::string::npos)
+      << loaded.error();
+  expect_default_still_routed();
+}
+
 TEST_F(LoaderTest, WrongAbiMajorIsRefused) {
   auto loaded = registry.load(kTestPlugins / "wrong_abi.so");
   ASSERT_FALSE(loaded);

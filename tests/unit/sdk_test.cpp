@@ -2,6 +2,7 @@
 // the C++ SDK's promises (every request answered exactly once, exceptions kept on the
 // plugin's side of the ABI, state handed across versions) and the default plugin's replies.
 #include <prism/plugin.h>
+#include <prism/plugin.hpp>
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -477,6 +478,31 @@ TEST(SdkStorage, AnAbi11HostsStorageIsFoundByAPluginBuiltForANewerMinor) {
   complete_get(g_pending_gets[0], PRISM_OK, "", "gold", 3);
   ASSERT_EQ(host.replies.size(), 1u);
   EXPECT_EQ(host.replies[0].payload, "alice=gold@3");
+}
+
+// ABI 1.2: the SDK steps through a result's arrays by the sizes the host gives, so a
+// host whose entries grew is still read right.
+TEST(SdkStorage, ResultArraysAreReadByTheHostsElementSize) {
+  struct WideEntry {
+    prism_entry_t entry;
+    uint64_t later[3];
+  };
+  const std::string a = "alice", b = "bob";
+  WideEntry entries[2] = {};
+  entries[0].entry.owner = {reinterpret_cast<const uint8_t*>(a.data()), a.size()};
+  entries[0].entry.rank = 1;
+  entries[1].entry.owner = {reinterpret_cast<const uint8_t*>(b.data()), b.size()};
+  entries[1].entry.rank = 2;
+  prism_store_result_t r{};
+  r.struct_size = sizeof r;
+  r.message = "";
+  r.entries = &entries[0].entry;
+  r.entry_count = 2;
+  r.entry_size = sizeof(WideEntry);
+  const auto out = prism::sdk::detail::copy_result(r);
+  ASSERT_EQ(out.entries.size(), 2u);
+  EXPECT_EQ(out.entries[1].owner, "bob");
+  EXPECT_EQ(out.entries[1].rank, 2u);
 }
 
 TEST(SdkStorage, ExceptionAfterAnAwaitStillAnswersInternal) {

@@ -106,6 +106,7 @@ struct Seen {
   std::string message;
   std::vector<std::string> strings;
   std::vector<int64_t> values;
+  size_t document_size = 0, entry_size = 0, presence_size = 0;
 
   static void record(void* user, const prism_store_result_t* r) {
     auto* self = static_cast<Seen*>(user);
@@ -113,6 +114,9 @@ struct Seen {
     self->thread = std::this_thread::get_id();
     self->status = r->status;
     self->message = r->message;
+    self->document_size = r->document_size;
+    self->entry_size = r->entry_size;
+    self->presence_size = r->presence_size;
     for (size_t i = 0; i < r->document_count; ++i) {
       self->strings.push_back(s(r->documents[i].key) + "=" + s(r->documents[i].value));
       self->values.push_back(static_cast<int64_t>(r->documents[i].version));
@@ -239,6 +243,52 @@ TEST_F(StoreApiTest, BatchesAreCopiedAndBadKindsRefused) {
   EXPECT_EQ(backend_.applied[1].counter, "wins:alice");
   EXPECT_EQ(bad.status, PRISM_INVALID_ARGUMENT);
   EXPECT_NE(bad.message.find("write 0"), std::string::npos) << bad.message;
+}
+
+// ABI 1.2: results say how large each array element is, so the element structs can grow.
+TEST_F(StoreApiTest, ResultsCarryTheSizeOfTheirElements) {
+  Seen top;
+  const std::string board = "elo";
+  on_worker([&] { api.board_top(nullptr, b(board), 2, &Seen::record, &top); });
+  ASSERT_TRUE(top.wait());
+  EXPECT_EQ(top.document_size, sizeof(prism_document_t));
+  EXPECT_EQ(top.entry_size, sizeof(prism_entry_t));
+  EXPECT_EQ(top.presence_size, sizeof(prism_presence_t));
+}
+
+// store_apply_sized steps through the writes by the caller's size: a newer header's
+// larger prism_write_t is read right; a size below ABI 1.1's is refused.
+TEST_F(StoreApiTest, SizedBatchesAreReadByTheirStride) {
+  struct WideWrite {
+    prism_write_t write;
+    uint64_t later[4];
+  };
+  const std::string c = "matches", k = "m1", v = "{}", counter = "wins:bob";
+  WideWrite writes[2] = {};
+  writes[0].write.kind = PRISM_WRITE_PUT;
+  writes[0].write.collection = b(c);
+  writes[0].write.key = b(k);
+  writes[0].write.value = b(v);
+  writes[0].write.expected_version = PRISM_VERSION_ANY;
+  writes[1].write.kind = PRISM_WRITE_COUNTER_ADD;
+  writes[1].write.counter = b(counter);
+  writes[1].write.delta = 5;
+  Seen wide, narrow;
+  ASSERT_TRUE(PRISM_HAS_FIELD(&api, prism_host_api_t, store_apply_sized));
+  on_worker([&] {
+    api.store_apply_sized(nullptr, &writes[0].write, 2, sizeof(WideWrite), &Seen::record, &wide);
+    api.store_apply_sized(nullptr, &writes[0].write, 1, 8, &Seen::record, &narrow);
+  });
+  ASSERT_TRUE(wide.wait());
+  ASSERT_TRUE(narrow.wait());
+  EXPECT_EQ(wide.status, PRISM_OK) << wide.message;
+  ASSERT_EQ(backend_.applied.size(), 2u);
+  EXPECT_EQ(backend_.applied[1].counter, "wins:bob");
+  EXPECT_EQ(backend_.applied[1].delta, 5);
+  EXPECT_EQ(narrow.status, PRISM_INVALID_ARGUMENT);
+  EXPECT_NE(narrow.message.find("write_size 8 is smaller than a write of ABI 1.1"),
+            std::string::npos)
+      << narrow.message;
 }
 
 // Facets split across backends: each backend gets its writes as one batch, documents'

@@ -11,6 +11,13 @@
  *  - Nothing throws across this boundary; fallible calls return prism_status_t.
  *  - Beside every pointer: who owns it and how long it lives. Whoever must keep data
  *    longer than that copies it.
+ *  - Arrays that cross the boundary carry the size of one element (method_size,
+ *    write_size, document_size ...) from ABI 1.2 on: step through them by that size, so
+ *    their element structs can grow as the tables do (Redis's RedisModuleCommandInfo
+ *    does the same). Without it (older minors) the element is the 1.1 layout.
+ *  - Completions and events never run inside the host call that caused them: a storage
+ *    completion, a topic message the plugin published to itself, a timer started with
+ *    after_ms 0 all come later, from the worker's loop.
  *  - handle, on_event and the host calls made from them run on a prismd worker thread;
  *    init, snapshot, restore and shutdown run on the thread that loads or unloads the
  *    plugin, never while another callback of that plugin runs. A plugin without
@@ -43,6 +50,10 @@ extern "C" {
 #else
 #define PRISM_EXPORT
 #endif
+
+/* Packet ids below this belong to the host (docs/protocol.md §4); a plugin's range starts
+ * at or above it. */
+#define PRISM_FIRST_PLUGIN_PACKET_ID 100
 
 /* ---- Status codes (docs/protocol.md §3.3) -------------------------------------- */
 
@@ -157,10 +168,10 @@ typedef struct prism_event {
 /* ---- Storage (ABI 1.1; DESIGN.md §6, docs/plugin-api.md "Storage") ------------------
  *
  * Every storage call returns at once and completes later through a prism_store_done_fn,
- * exactly once, on the worker thread that made the call (calls made from handle, on_event
- * or another completion). A completion with PRISM_OK means the write is durable in its
- * backend. Byte strings passed to a call are owned by the caller and copied before the
- * call returns. */
+ * exactly once, never inside the call, on the worker thread that made the call (calls
+ * made from handle, on_event or another completion; from any other thread, on a host
+ * thread). A completion with PRISM_OK means the write is durable in its backend. Byte
+ * strings passed to a call are owned by the caller and copied before the call returns. */
 
 typedef struct prism_document {
   prism_bytes_t collection;
@@ -199,6 +210,12 @@ typedef struct prism_store_result {
   size_t presence_count;
   const int64_t *values;             /* doc_put: new version; store counters: value; apply: per write */
   size_t value_count;
+  /* ---- ABI 1.2: the size of one element of each array above, as laid out by the host;
+   * step through the arrays by these. A host serving a plugin built for an older minor
+   * lays them out as that minor did. */
+  size_t document_size;
+  size_t entry_size;
+  size_t presence_size;
 } prism_store_result_t;
 
 typedef void (*prism_store_done_fn)(void *user, const prism_store_result_t *result);
@@ -313,8 +330,13 @@ typedef struct prism_host_api {
                           void *user);
   void (*presence_list)(prism_host_t *host, prism_bytes_t status_prefix, uint32_t limit,
                         prism_store_done_fn done, void *user);
-  /* All or nothing: on a failed condition nothing is applied and the status is CONFLICT
-   * with the failing write's index in the message. */
+  /* A batch of writes, all or nothing per backend: on a failed condition nothing of its
+   * backend's part is applied and the status is CONFLICT with the failing write's index in
+   * the message ("write 3: ..."). When the operator put the batch's facets on different
+   * backends (docs/operations.md §3.4), the batch runs as one part per backend, in the
+   * order their first writes appear, each after the previous one committed: a failure
+   * in a later part leaves the earlier parts applied. Put the writes that others could
+   * not repair first, or keep a batch's facets on one backend. */
   void (*store_apply)(prism_host_t *host, const prism_write_t *writes, size_t count,
                       prism_store_done_fn done, void *user);
 
@@ -356,6 +378,13 @@ typedef struct prism_host_api {
                                 void *user, uint64_t *timer_id);
   /* Stops a timer of this plugin version; a one-shot that already fired is NOT_FOUND. */
   prism_status_t (*timer_stop)(prism_host_t *host, uint64_t timer_id);
+
+  /* store_apply with the size of one prism_write_t as the caller built it
+   * (sizeof(prism_write_t)), so the struct can grow. A write_size below the ABI 1.1
+   * layout completes PRISM_INVALID_ARGUMENT; bytes beyond the host's own layout are
+   * ignored. */
+  void (*store_apply_sized)(prism_host_t *host, const prism_write_t *writes, size_t count,
+                            size_t write_size, prism_store_done_fn done, void *user);
 } prism_host_api_t;
 
 /* ---- The plugin descriptor -------------------------------------------------------- */
@@ -373,14 +402,15 @@ typedef struct prism_plugin_descriptor {
   const char *version; /* semantic version "MAJOR.MINOR.PATCH"; owned by the plugin, static */
 
   /* The packet ids requested: [packet_id_first, packet_id_first + packet_id_count).
-   * Ids below 100 belong to the host; ranges of loaded plugins never overlap. */
+   * Ids below PRISM_FIRST_PLUGIN_PACKET_ID belong to the host; ranges of loaded plugins
+   * never overlap. */
   uint32_t packet_id_first;
   uint32_t packet_id_count;
 
   uint32_t flags; /* PRISM_PLUGIN_* */
 
   const prism_method_t *methods; /* owned by the plugin, static; may be NULL */
-  size_t method_count;
+  size_t method_count;            /* elements of method_size bytes each (below) */
 
   /* Creates the plugin's instance. `config` is the plugin's settings document (YAML
    * text, may be empty), owned by the host and valid until init returns. On failure
@@ -413,6 +443,10 @@ typedef struct prism_plugin_descriptor {
 
   /* Releases the instance. Called once, after the last request has been answered. */
   void (*shutdown)(void *instance);
+
+  /* ---- ABI 1.2: sizeof(prism_method_t) when built; the host steps through `methods` by
+   * it. 0, or a descriptor that ends before it: the ABI 1.0 layout. */
+  uint32_t method_size;
 } prism_plugin_descriptor_t;
 
 /* ---- The entry symbol --------------------------------------------------------------- */

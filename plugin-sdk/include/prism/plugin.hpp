@@ -246,20 +246,32 @@ inline std::string copy(prism_bytes_t b) {
   return b.data == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(b.data), b.len);
 }
 
+// Element `i` of a result array whose elements are `size` bytes (plugin.h: from ABI 1.2
+// the host says; an older host's are this header's own layout).
+template <class T>
+const T& element(const T* array, size_t i, size_t size) noexcept {
+  return *reinterpret_cast<const T*>(reinterpret_cast<const char*>(array) +
+                                     i * (size >= sizeof(T) ? size : sizeof(T)));
+}
+
 inline StoreResult copy_result(const prism_store_result_t& r) {
   StoreResult out;
   out.status = r.status;
   out.message = r.message != nullptr ? r.message : "";
+  const bool sized = PRISM_HAS_FIELD(&r, prism_store_result_t, presence_size);
+  const size_t document_size = sized ? r.document_size : 0;
+  const size_t entry_size = sized ? r.entry_size : 0;
+  const size_t presence_size = sized ? r.presence_size : 0;
   for (size_t i = 0; i < r.document_count; ++i) {
-    const auto& d = r.documents[i];
+    const auto& d = element(r.documents, i, document_size);
     out.documents.push_back({copy(d.collection), copy(d.key), copy(d.value), d.version});
   }
   for (size_t i = 0; i < r.entry_count; ++i) {
-    const auto& e = r.entries[i];
+    const auto& e = element(r.entries, i, entry_size);
     out.entries.push_back({copy(e.owner), e.score, e.subscore, copy(e.metadata), e.rank, e.submitted_ms});
   }
   for (size_t i = 0; i < r.presence_count; ++i) {
-    const auto& p = r.presences[i];
+    const auto& p = element(r.presences, i, presence_size);
     out.presences.push_back({copy(p.owner), copy(p.status), p.expires_at_ms});
   }
   out.values.assign(r.values, r.values + r.value_count);
@@ -461,10 +473,23 @@ class Host {
   auto presence_list(std::string_view status_prefix, uint32_t limit) const {
     return call(&prism_host_api_t::presence_list, c(status_prefix), limit);
   }
-  // All or nothing (plugin.h, store_apply). `writes` must stay valid until the call
-  // returns, which is before the co_await completes: a local array is fine.
+  // All or nothing per backend (plugin.h, store_apply). `writes` must stay valid until
+  // the call returns, which is before the co_await completes: a local array is fine.
+  // Through store_apply_sized where the host has it, so prism_write_t may grow.
   auto apply(std::span<const prism_write_t> writes) const {
-    return call(&prism_host_api_t::store_apply, writes.data(), writes.size());
+    auto sized = PRISM_SDK_HOST_FN(api_, store_apply_sized);
+    auto plain = PRISM_SDK_HOST_FN(api_, store_apply);
+    prism_host_t* host = host_;
+    auto start = [sized, plain, host, writes](prism_store_done_fn done, void* user) {
+      if (sized != nullptr) return sized(host, writes.data(), writes.size(), sizeof(prism_write_t), done, user);
+      if (plain != nullptr) return plain(host, writes.data(), writes.size(), done, user);
+      prism_store_result_t none{};
+      none.struct_size = sizeof none;
+      none.status = PRISM_UNAVAILABLE;
+      none.message = "this host offers no storage (plugin ABI 1.1 needed)";
+      done(user, &none);
+    };
+    return StoreCall<decltype(start)>(std::move(start));
   }
 
   // True when the host offers storage (ABI 1.1); without it every call above completes
@@ -879,6 +904,7 @@ struct ServiceAbi {
       .snapshot = HasSnapshot<Service> ? &snapshot : nullptr,
       .restore = HasRestore<Service> ? &restore : nullptr,
       .shutdown = &shutdown,
+      .method_size = sizeof(prism_method_t),
   };
 };
 
