@@ -18,7 +18,6 @@
 namespace prism::inventory {
 namespace {
 
-using sdk::Bytes;
 using sdk::Request;
 using sdk::StoreResult;
 using sdk::Task;
@@ -56,26 +55,6 @@ struct Change {
   Rule rule;
 };
 
-prism_write_t put_write(std::string_view collection, const std::string& key,
-                        const std::string& value, int64_t expected) {
-  prism_write_t w{};
-  w.kind = PRISM_WRITE_PUT;
-  w.collection = {reinterpret_cast<const uint8_t*>(collection.data()), collection.size()};
-  w.key = {reinterpret_cast<const uint8_t*>(key.data()), key.size()};
-  w.value = {reinterpret_cast<const uint8_t*>(value.data()), value.size()};
-  w.expected_version = expected;
-  return w;
-}
-
-prism_write_t delete_write(std::string_view collection, const std::string& key) {
-  prism_write_t w{};
-  w.kind = PRISM_WRITE_DELETE;
-  w.collection = {reinterpret_cast<const uint8_t*>(collection.data()), collection.size()};
-  w.key = {reinterpret_cast<const uint8_t*>(key.data()), key.size()};
-  w.expected_version = PRISM_VERSION_ANY;
-  return w;
-}
-
 class InventoryService {
  public:
   static constexpr sdk::ServiceInfo info{.name = "inventory",
@@ -94,7 +73,7 @@ class InventoryService {
         refused_(host.counter("ops_refused_total", "Changes refused (input or state)")),
         retries_(host.counter("cas_retries_total",
                               "Change rounds repeated after a lost compare-and-set")) {
-    if (!PRISM_HAS_FIELD(host.api(), prism_host_api_t, store_apply)) {
+    if (!host.has_storage()) {
       throw std::runtime_error("inventory needs the host's storage calls (plugin ABI 1.1)");
     }
     host_.info("inventory ready max_items_per_player=" +
@@ -103,9 +82,7 @@ class InventoryService {
                " op_retention=" + std::to_string(settings_.op_retention));
   }
 
-  Task list(Request req, std::string payload) {
-    v1::ListRequest in;
-    if (!parse(req, sdk::as_bytes(payload), in, "ListRequest")) co_return;
+  Task list(Request req, v1::ListRequest in) {
     if (Outcome bad = check(in)) co_return refuse(req, *bad);
     v1::PlayerRecord record;
     const StoreResult got = co_await host_.get(kPlayers, in.player_id());
@@ -113,9 +90,7 @@ class InventoryService {
     req.ok(list_page(record, in).SerializeAsString());
   }
 
-  Task get(Request req, std::string payload) {
-    v1::GetRequest in;
-    if (!parse(req, sdk::as_bytes(payload), in, "GetRequest")) co_return;
+  Task get(Request req, v1::GetRequest in) {
     if (Outcome bad = check(in)) co_return refuse(req, *bad);
     v1::PlayerRecord record;
     const StoreResult got = co_await host_.get(kPlayers, in.player_id());
@@ -130,9 +105,7 @@ class InventoryService {
     req.ok(out.SerializeAsString());
   }
 
-  void grant(Request req, Bytes payload) {
-    v1::GrantRequest in;
-    if (!parse(req, payload, in, "GrantRequest")) return;
+  void grant(Request req, v1::GrantRequest in) {
     if (Outcome bad = check(in, settings_)) return refuse(req, *bad);
     Change change{v1::METHOD_GRANT, in.op_id(), canonical(in), {in.player_id()}, {}};
     change.rule = [in, settings = settings_](std::span<v1::PlayerRecord> records,
@@ -145,9 +118,7 @@ class InventoryService {
     run(std::move(req), std::move(change));
   }
 
-  void consume(Request req, Bytes payload) {
-    v1::ConsumeRequest in;
-    if (!parse(req, payload, in, "ConsumeRequest")) return;
+  void consume(Request req, v1::ConsumeRequest in) {
     if (Outcome bad = check(in)) return refuse(req, *bad);
     Change change{v1::METHOD_CONSUME, in.op_id(), canonical(in), {in.player_id()}, {}};
     change.rule = [in](std::span<v1::PlayerRecord> records, std::string& reply) -> Outcome {
@@ -159,9 +130,7 @@ class InventoryService {
     run(std::move(req), std::move(change));
   }
 
-  void transfer(Request req, Bytes payload) {
-    v1::TransferRequest in;
-    if (!parse(req, payload, in, "TransferRequest")) return;
+  void transfer(Request req, v1::TransferRequest in) {
     if (Outcome bad = check(in)) return refuse(req, *bad);
     Change change{v1::METHOD_TRANSFER, in.op_id(), canonical(in),
                   {in.from_player_id(), in.to_player_id()}, {}};
@@ -178,22 +147,14 @@ class InventoryService {
   }
 
   static constexpr sdk::Method<InventoryService> methods[] = {
-      {v1::METHOD_LIST, "list", &InventoryService::list},
-      {v1::METHOD_GET, "get", &InventoryService::get},
-      {v1::METHOD_GRANT, "grant", &InventoryService::grant},
-      {v1::METHOD_CONSUME, "consume", &InventoryService::consume},
-      {v1::METHOD_TRANSFER, "transfer", &InventoryService::transfer},
+      sdk::parsed<&InventoryService::list>(v1::METHOD_LIST, "list"),
+      sdk::parsed<&InventoryService::get>(v1::METHOD_GET, "get"),
+      sdk::parsed<&InventoryService::grant>(v1::METHOD_GRANT, "grant"),
+      sdk::parsed<&InventoryService::consume>(v1::METHOD_CONSUME, "consume"),
+      sdk::parsed<&InventoryService::transfer>(v1::METHOD_TRANSFER, "transfer"),
   };
 
  private:
-  template <class Message>
-  bool parse(Request& req, Bytes payload, Message& out, const char* type) {
-    if (out.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return true;
-    refuse(req, {PRISM_INVALID_ARGUMENT,
-                 std::string("malformed payload: not a prism.inventory.v1.") + type + " protobuf"});
-    return false;
-  }
-
   void refuse(Request& req, const Refusal& refusal) {
     refused_.add();
     req.fail(refusal.status, refusal.message);
@@ -251,21 +212,16 @@ class InventoryService {
       op_record.set_method(change.method);
       op_record.set_request(change.request);
       op_record.set_reply(reply);
-      const std::string op_value = op_record.SerializeAsString();
-      std::vector<std::string> values;
-      for (const auto& record : records) values.push_back(record.SerializeAsString());
-
-      // Every pointer below stays valid until apply returns, which copies them.
-      std::vector<prism_write_t> writes;
-      writes.push_back(put_write(kOps, change.op_id, op_value, PRISM_VERSION_ABSENT));
+      sdk::WriteBatch batch;
+      batch.put(kOps, change.op_id, op_record.SerializeAsString(), PRISM_VERSION_ABSENT);
       for (size_t i = 0; i < records.size(); ++i) {
         // A player never written is expected absent: PRISM_VERSION_ABSENT is 0.
-        writes.push_back(put_write(kPlayers, change.players[i], values[i],
-                                   static_cast<int64_t>(versions[i])));
+        batch.put(kPlayers, change.players[i], records[i].SerializeAsString(),
+                  static_cast<int64_t>(versions[i]));
       }
-      for (const auto& old : evicted) writes.push_back(delete_write(kOps, old));
+      for (const auto& old : evicted) batch.remove(kOps, old);
 
-      const StoreResult applied = co_await host_.apply(writes);
+      const StoreResult applied = co_await host_.apply(batch);
       if (applied.ok()) {
         applied_.add();
         co_return req.ok(reply);

@@ -45,25 +45,23 @@ std::string reply_of(v1::Stat stat, const std::string& queue, const std::vector<
 
 }  // namespace
 
-Task PracticeService::leaderboard_top(Request req, std::string payload) {
-  return list_board(std::move(req), std::move(payload), false);
+Task PracticeService::leaderboard_top(Request req, v1::LeaderboardRequest in) {
+  return list_board(std::move(req), std::move(in), false);
 }
 
-Task PracticeService::leaderboard_page(Request req, std::string payload) {
-  return list_board(std::move(req), std::move(payload), true);
+Task PracticeService::leaderboard_page(Request req, v1::LeaderboardRequest in) {
+  return list_board(std::move(req), std::move(in), true);
 }
 
-Task PracticeService::leaderboard_around(Request req, std::string payload) {
-  return player_board(std::move(req), std::move(payload), true);
+Task PracticeService::leaderboard_around(Request req, v1::LeaderboardPlayerRequest in) {
+  return player_board(std::move(req), std::move(in), true);
 }
 
-Task PracticeService::leaderboard_rank(Request req, std::string payload) {
-  return player_board(std::move(req), std::move(payload), false);
+Task PracticeService::leaderboard_rank(Request req, v1::LeaderboardPlayerRequest in) {
+  return player_board(std::move(req), std::move(in), false);
 }
 
-Task PracticeService::list_board(Request req, std::string payload, bool page) {
-  v1::LeaderboardRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::list_board(Request req, v1::LeaderboardRequest in, bool page) {
   if (auto problem = check_board(in.stat(), in.queue(), settings_)) {
     co_return req.fail(PRISM_INVALID_ARGUMENT, *problem);
   }
@@ -84,9 +82,7 @@ Task PracticeService::list_board(Request req, std::string payload, bool page) {
   req.ok(reply_of(in.stat(), in.queue(), listed.entries));
 }
 
-Task PracticeService::player_board(Request req, std::string payload, bool around) {
-  v1::LeaderboardPlayerRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::player_board(Request req, v1::LeaderboardPlayerRequest in, bool around) {
   if (auto problem = check_board(in.stat(), in.queue(), settings_)) {
     co_return req.fail(PRISM_INVALID_ARGUMENT, *problem);
   }

@@ -7,7 +7,6 @@
 #include "practice_service.hpp"
 #include "stats.hpp"
 #include "validate.hpp"
-#include "write_batch.hpp"
 
 namespace prism::practice {
 namespace {
@@ -69,9 +68,7 @@ std::optional<std::string> PracticeService::check_match(v1::RecordMatchRequest& 
   return std::nullopt;
 }
 
-Task PracticeService::record_match(Request req, std::string payload) {
-  v1::RecordMatchRequest match;
-  if (!parse(req, payload, match)) co_return;
+Task PracticeService::record_match(Request req, v1::RecordMatchRequest match) {
   if (auto problem = check_match(match)) co_return req.fail(PRISM_INVALID_ARGUMENT, *problem);
   const std::string& id = match.match_id();
   // Players in the order apply_match expects: winners, then losers.
@@ -149,9 +146,7 @@ Task PracticeService::record_match(Request req, std::string payload) {
                                " attempts; resend it (the same match_id is never counted twice)");
 }
 
-Task PracticeService::get_match(Request req, std::string payload) {
-  v1::GetMatchRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::get_match(Request req, v1::GetMatchRequest in) {
   if (!valid_match_id(in.match_id())) {
     co_return req.fail(PRISM_INVALID_ARGUMENT, "match_id: not 1..64 of [A-Za-z0-9_.:-]");
   }

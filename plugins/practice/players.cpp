@@ -6,7 +6,6 @@
 #include "practice_service.hpp"
 #include "stats.hpp"
 #include "validate.hpp"
-#include "write_batch.hpp"
 
 namespace prism::practice {
 namespace {
@@ -64,9 +63,7 @@ std::optional<std::string> check_upsert(v1::UpsertPlayerRequest& in) {
 
 }  // namespace
 
-Task PracticeService::upsert_player(Request req, std::string payload) {
-  v1::UpsertPlayerRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::upsert_player(Request req, v1::UpsertPlayerRequest in) {
   if (auto problem = check_upsert(in)) co_return req.fail(PRISM_INVALID_ARGUMENT, *problem);
   const std::string uuid = in.uuid();
   const std::string name_key = lowercase(in.name());
@@ -141,7 +138,7 @@ Task PracticeService::upsert_player(Request req, std::string payload) {
         batch.submit(value.board, uuid, value.score, in.name());
       }
     }
-    if (batch.has_submits()) {
+    if (batch.has(PRISM_WRITE_SUBMIT)) {
       const Outcome boards = co_await ensure_boards();
       if (!boards.ok()) co_return req.fail(boards.status, boards.message);
     }
@@ -168,9 +165,7 @@ Task PracticeService::upsert_player(Request req, std::string payload) {
                                std::to_string(settings_.record_attempts) + " attempts; retry");
 }
 
-Task PracticeService::get_profile(Request req, std::string payload) {
-  v1::GetProfileRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::get_profile(Request req, v1::GetProfileRequest in) {
   std::string uuid;
   std::string by_name;
   if (in.by_case() == v1::GetProfileRequest::kUuid) {

@@ -20,20 +20,6 @@ PracticeService::PracticeService(prism::sdk::Host& host, std::string_view config
              " presence_ttl_s=" + std::to_string(settings_.presence_ttl_s));
 }
 
-bool PracticeService::parse(Request& req, const std::string& payload,
-                            google::protobuf::MessageLite& message) {
-  if (payload.size() > kMaxPayload) {
-    req.fail(PRISM_INVALID_ARGUMENT, "payload: larger than " + std::to_string(kMaxPayload) + " bytes");
-    return false;
-  }
-  if (!message.ParseFromString(payload)) {
-    req.fail(PRISM_INVALID_ARGUMENT,
-             "payload: not a valid " + message.GetTypeName());
-    return false;
-  }
-  return true;
-}
-
 Async<Outcome> PracticeService::ensure_boards() {
   if (boards_ready_.load(std::memory_order_acquire)) co_return Outcome{};
   for (const std::string& board : all_boards(settings_)) {

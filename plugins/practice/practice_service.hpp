@@ -16,15 +16,17 @@
 #include <string>
 #include <string_view>
 
-#include "async.hpp"
 #include "prism/practice/v1/practice.pb.h"
 #include "settings.hpp"
+#include "validate.hpp"
 
 namespace prism::practice {
 
 namespace v1 = ::prism::practice::v1;
+using prism::sdk::Async;
 using prism::sdk::Request;
 using prism::sdk::Task;
+using prism::sdk::WriteBatch;
 
 // A storage call's status and message, for steps that produce nothing else.
 struct Outcome {
@@ -50,50 +52,48 @@ class PracticeService {
                                                 .version = "1.0.0",
                                                 .packet_id_first = 1000,
                                                 .packet_id_count = 100,
-                                                .concurrent = true};
+                                                .concurrent = true,
+                                                .max_payload = kMaxPayload};
 
   // `config` is the settings mapping as YAML text; a bad setting throws (init refused).
   PracticeService(prism::sdk::Host& host, std::string_view config);
 
   // Players (players.cpp).
-  Task upsert_player(Request req, std::string payload);
-  Task get_profile(Request req, std::string payload);
+  Task upsert_player(Request req, v1::UpsertPlayerRequest in);
+  Task get_profile(Request req, v1::GetProfileRequest in);
   // Matches (matches.cpp).
-  Task record_match(Request req, std::string payload);
-  Task get_match(Request req, std::string payload);
+  Task record_match(Request req, v1::RecordMatchRequest in);
+  Task get_match(Request req, v1::GetMatchRequest in);
   // Leaderboards (leaderboards.cpp).
-  Task leaderboard_top(Request req, std::string payload);
-  Task leaderboard_page(Request req, std::string payload);
-  Task leaderboard_around(Request req, std::string payload);
-  Task leaderboard_rank(Request req, std::string payload);
+  Task leaderboard_top(Request req, v1::LeaderboardRequest in);
+  Task leaderboard_page(Request req, v1::LeaderboardRequest in);
+  Task leaderboard_around(Request req, v1::LeaderboardPlayerRequest in);
+  Task leaderboard_rank(Request req, v1::LeaderboardPlayerRequest in);
   // Presence (presence.cpp).
-  Task join(Request req, std::string payload);
-  Task leave(Request req, std::string payload);
-  Task heartbeat(Request req, std::string payload);
-  Task get_presence(Request req, std::string payload);
-  Task online(Request req, std::string payload);
+  Task join(Request req, v1::JoinRequest in);
+  Task leave(Request req, v1::PlayerRequest in);
+  Task heartbeat(Request req, v1::PlayerRequest in);
+  Task get_presence(Request req, v1::PlayerRequest in);
+  Task online(Request req, v1::OnlineRequest in);
 
   // Request ids relative to the range (docs/practice.md §2 lists each with its messages).
   static constexpr prism::sdk::Method<PracticeService> methods[] = {
-      {0, "upsert_player", &PracticeService::upsert_player},
-      {1, "get_profile", &PracticeService::get_profile},
-      {10, "record_match", &PracticeService::record_match},
-      {11, "get_match", &PracticeService::get_match},
-      {20, "leaderboard_top", &PracticeService::leaderboard_top},
-      {21, "leaderboard_page", &PracticeService::leaderboard_page},
-      {22, "leaderboard_around", &PracticeService::leaderboard_around},
-      {23, "leaderboard_rank", &PracticeService::leaderboard_rank},
-      {30, "join", &PracticeService::join},
-      {31, "leave", &PracticeService::leave},
-      {32, "heartbeat", &PracticeService::heartbeat},
-      {33, "get_presence", &PracticeService::get_presence},
-      {34, "online", &PracticeService::online},
+      prism::sdk::parsed<&PracticeService::upsert_player>(v1::METHOD_UPSERT_PLAYER, "upsert_player"),
+      prism::sdk::parsed<&PracticeService::get_profile>(v1::METHOD_GET_PROFILE, "get_profile"),
+      prism::sdk::parsed<&PracticeService::record_match>(v1::METHOD_RECORD_MATCH, "record_match"),
+      prism::sdk::parsed<&PracticeService::get_match>(v1::METHOD_GET_MATCH, "get_match"),
+      prism::sdk::parsed<&PracticeService::leaderboard_top>(v1::METHOD_LEADERBOARD_TOP, "leaderboard_top"),
+      prism::sdk::parsed<&PracticeService::leaderboard_page>(v1::METHOD_LEADERBOARD_PAGE, "leaderboard_page"),
+      prism::sdk::parsed<&PracticeService::leaderboard_around>(v1::METHOD_LEADERBOARD_AROUND, "leaderboard_around"),
+      prism::sdk::parsed<&PracticeService::leaderboard_rank>(v1::METHOD_LEADERBOARD_RANK, "leaderboard_rank"),
+      prism::sdk::parsed<&PracticeService::join>(v1::METHOD_JOIN, "join"),
+      prism::sdk::parsed<&PracticeService::leave>(v1::METHOD_LEAVE, "leave"),
+      prism::sdk::parsed<&PracticeService::heartbeat>(v1::METHOD_HEARTBEAT, "heartbeat"),
+      prism::sdk::parsed<&PracticeService::get_presence>(v1::METHOD_GET_PRESENCE, "get_presence"),
+      prism::sdk::parsed<&PracticeService::online>(v1::METHOD_ONLINE, "online"),
   };
 
  private:
-  // Parses `payload` as `message`; on failure answers INVALID_ARGUMENT and returns false.
-  bool parse(Request& req, const std::string& payload, google::protobuf::MessageLite& message);
-
   // Reads and parses (collection, key).
   template <class Record>
   Async<Doc<Record>> load(std::string_view collection, std::string key);
@@ -110,8 +110,8 @@ class PracticeService {
                            const std::optional<v1::Presence>& presence) const;
 
   // Shared bodies of the leaderboard requests.
-  Task list_board(Request req, std::string payload, bool page);
-  Task player_board(Request req, std::string payload, bool around);
+  Task list_board(Request req, v1::LeaderboardRequest in, bool page);
+  Task player_board(Request req, v1::LeaderboardPlayerRequest in, bool around);
 
   // Validates a RecordMatchRequest in place (uuids made canonical); the error names the field.
   std::optional<std::string> check_match(v1::RecordMatchRequest& match) const;

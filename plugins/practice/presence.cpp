@@ -15,9 +15,7 @@ constexpr int32_t kDefaultOnlineLimit = 100;
 
 }  // namespace
 
-Task PracticeService::join(Request req, std::string payload) {
-  v1::JoinRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::join(Request req, v1::JoinRequest in) {
   const auto uuid = canonical_uuid(in.uuid());
   if (!uuid) co_return req.fail(PRISM_INVALID_ARGUMENT, "uuid: not a Minecraft UUID");
   if (!valid_server_name(in.server())) {
@@ -45,9 +43,7 @@ Task PracticeService::join(Request req, std::string payload) {
   req.ok(out.SerializeAsString());
 }
 
-Task PracticeService::leave(Request req, std::string payload) {
-  v1::PlayerRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::leave(Request req, v1::PlayerRequest in) {
   const auto uuid = canonical_uuid(in.uuid());
   if (!uuid) co_return req.fail(PRISM_INVALID_ARGUMENT, "uuid: not a Minecraft UUID");
   const prism::sdk::StoreResult removed = co_await host_.presence_remove(presence_owner(*uuid));
@@ -58,9 +54,7 @@ Task PracticeService::leave(Request req, std::string payload) {
   req.ok();
 }
 
-Task PracticeService::heartbeat(Request req, std::string payload) {
-  v1::PlayerRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::heartbeat(Request req, v1::PlayerRequest in) {
   const auto uuid = canonical_uuid(in.uuid());
   if (!uuid) co_return req.fail(PRISM_INVALID_ARGUMENT, "uuid: not a Minecraft UUID");
   const prism::sdk::StoreResult found = co_await host_.presence_get(presence_owner(*uuid));
@@ -80,9 +74,7 @@ Task PracticeService::heartbeat(Request req, std::string payload) {
   req.ok(presence->SerializeAsString());
 }
 
-Task PracticeService::get_presence(Request req, std::string payload) {
-  v1::PlayerRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::get_presence(Request req, v1::PlayerRequest in) {
   const auto uuid = canonical_uuid(in.uuid());
   if (!uuid) co_return req.fail(PRISM_INVALID_ARGUMENT, "uuid: not a Minecraft UUID");
   const prism::sdk::StoreResult found = co_await host_.presence_get(presence_owner(*uuid));
@@ -96,9 +88,7 @@ Task PracticeService::get_presence(Request req, std::string payload) {
   req.ok(presence->SerializeAsString());
 }
 
-Task PracticeService::online(Request req, std::string payload) {
-  v1::OnlineRequest in;
-  if (!parse(req, payload, in)) co_return;
+Task PracticeService::online(Request req, v1::OnlineRequest in) {
   if (!in.server().empty() && !valid_server_name(in.server())) {
     co_return req.fail(PRISM_INVALID_ARGUMENT, "server: not 1..32 of [A-Za-z0-9_.-]");
   }

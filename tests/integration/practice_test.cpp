@@ -29,11 +29,16 @@ namespace pb = ::prism::practice::v1;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// docs/practice.md §2: the default range starts at 1000.
+// docs/practice.md §2: the default range starts at 1000; the method ids are practice.proto's.
+constexpr uint32_t kRange = 1000;
 enum Packet : uint32_t {
-  kUpsert = 1000, kProfile = 1001, kRecord = 1010, kGetMatch = 1011, kTop = 1020, kPage = 1021,
-  kAround = 1022, kRank = 1023, kJoin = 1030, kLeave = 1031, kHeartbeat = 1032, kPresence = 1033,
-  kOnline = 1034,
+  kUpsert = kRange + pb::METHOD_UPSERT_PLAYER, kProfile = kRange + pb::METHOD_GET_PROFILE,
+  kRecord = kRange + pb::METHOD_RECORD_MATCH, kGetMatch = kRange + pb::METHOD_GET_MATCH,
+  kTop = kRange + pb::METHOD_LEADERBOARD_TOP, kPage = kRange + pb::METHOD_LEADERBOARD_PAGE,
+  kAround = kRange + pb::METHOD_LEADERBOARD_AROUND, kRank = kRange + pb::METHOD_LEADERBOARD_RANK,
+  kJoin = kRange + pb::METHOD_JOIN, kLeave = kRange + pb::METHOD_LEAVE,
+  kHeartbeat = kRange + pb::METHOD_HEARTBEAT, kPresence = kRange + pb::METHOD_GET_PRESENCE,
+  kOnline = kRange + pb::METHOD_ONLINE,
 };
 
 using Configs = std::map<std::string, std::string>;  // plugins.d file name → YAML

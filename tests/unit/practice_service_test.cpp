@@ -33,10 +33,14 @@ namespace fs = std::filesystem;
 namespace pb = ::prism::practice::v1;
 using namespace std::chrono_literals;
 
-// Method ids (docs/practice.md §2).
+// Method ids, from practice.proto (docs/practice.md §2).
 enum Method : uint32_t {
-  kUpsert = 0, kProfile = 1, kRecord = 10, kGetMatch = 11, kTop = 20, kPage = 21, kAround = 22,
-  kRank = 23, kJoin = 30, kLeave = 31, kHeartbeat = 32, kPresence = 33, kOnline = 34,
+  kUpsert = pb::METHOD_UPSERT_PLAYER, kProfile = pb::METHOD_GET_PROFILE,
+  kRecord = pb::METHOD_RECORD_MATCH, kGetMatch = pb::METHOD_GET_MATCH,
+  kTop = pb::METHOD_LEADERBOARD_TOP, kPage = pb::METHOD_LEADERBOARD_PAGE,
+  kAround = pb::METHOD_LEADERBOARD_AROUND, kRank = pb::METHOD_LEADERBOARD_RANK,
+  kJoin = pb::METHOD_JOIN, kLeave = pb::METHOD_LEAVE, kHeartbeat = pb::METHOD_HEARTBEAT,
+  kPresence = pb::METHOD_GET_PRESENCE, kOnline = pb::METHOD_ONLINE,
 };
 
 struct Reply {
@@ -342,8 +346,11 @@ TEST_F(PracticeServiceTest, BadInputGetsAClearStatusAndWritesNothing) {
                  prism_status_t status, std::string field) {
     cases.push_back({std::move(what), method, m.SerializeAsString(), status, std::move(field)});
   };
-  cases.push_back({"malformed protobuf", kRecord, "\xff\xff\xff\xff", PRISM_INVALID_ARGUMENT, "payload"});
-  cases.push_back({"oversized payload", kUpsert, std::string(70000, 'x'), PRISM_INVALID_ARGUMENT, "payload"});
+  cases.push_back({"malformed protobuf", kRecord, "\xff\xff\xff\xff", PRISM_INVALID_ARGUMENT,
+                   "payload: not a prism.practice.v1.RecordMatchRequest protobuf"});
+  // 'x' repeated parses (as unknown field 15): only the SDK's max_payload refuses it.
+  cases.push_back({"oversized payload", kUpsert, std::string(70000, 'x'), PRISM_INVALID_ARGUMENT,
+                   "payload: larger than 65536 bytes"});
   add("unknown loser", kRecord, match("bad-1", "sumo", true, {1}, {9}), PRISM_NOT_FOUND, "losers[0].uuid");
   add("unknown queue", kRecord, match("bad-2", "skywars", true, {1}, {2}), PRISM_INVALID_ARGUMENT, "queue");
   auto negative_kills = match("bad-3", "sumo", true, {1}, {2});

@@ -31,13 +31,14 @@ namespace {
 namespace pb = prism::practice::v1;
 using prism::client::Client;
 
-// docs/practice.md §2, with the default range (1000..1099).
-constexpr uint32_t kUpsert = 1000;
-constexpr uint32_t kProfile = 1001;
-constexpr uint32_t kRecord = 1010;
-constexpr uint32_t kTop = 1020;
-constexpr uint32_t kJoin = 1030;
-constexpr uint32_t kOnline = 1034;
+// docs/practice.md §2: the default range (1000..1099) plus practice.proto's method ids.
+constexpr uint32_t kRange = 1000;
+constexpr uint32_t kUpsert = kRange + pb::METHOD_UPSERT_PLAYER;
+constexpr uint32_t kProfile = kRange + pb::METHOD_GET_PROFILE;
+constexpr uint32_t kRecord = kRange + pb::METHOD_RECORD_MATCH;
+constexpr uint32_t kTop = kRange + pb::METHOD_LEADERBOARD_TOP;
+constexpr uint32_t kJoin = kRange + pb::METHOD_JOIN;
+constexpr uint32_t kOnline = kRange + pb::METHOD_ONLINE;
 
 constexpr const char* kNames[] = {
     "AquaFox",     "BlazeRunner", "CobbleKing", "DiamondDan",  "EnderElla",  "FrostByte",

@@ -35,10 +35,12 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <deque>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -111,6 +113,59 @@ class Task {
     void return_void() noexcept {}
     void unhandled_exception() noexcept {}
   };
+};
+
+// Async<T>: a coroutine a handler can co_await, so a step that itself awaits storage calls
+// (loading a profile, creating boards) is written once and reused:
+// `Async<Profile> load(std::string id)`, then `Profile p = co_await load(id);`. Lazy: it
+// starts when awaited and resumes its awaiter when done (symmetric transfer), on the
+// worker its last storage call completed on, which the host makes the calling one. An
+// exception inside it is rethrown at the co_await.
+template <class T>
+class [[nodiscard]] Async {
+ public:
+  struct promise_type {
+    std::optional<T> value;
+    std::exception_ptr error;
+    std::coroutine_handle<> continuation;
+
+    Async get_return_object() noexcept {
+      return Async(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Resume {
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+        return self.promise().continuation;
+      }
+      void await_resume() noexcept {}
+    };
+    Resume final_suspend() noexcept { return {}; }
+    void return_value(T v) { value.emplace(std::move(v)); }
+    void unhandled_exception() noexcept { error = std::current_exception(); }
+  };
+
+  Async(Async&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Async& operator=(Async&&) = delete;
+  Async(const Async&) = delete;
+  ~Async() {
+    if (handle_) handle_.destroy();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> waiting) noexcept {
+    handle_.promise().continuation = waiting;
+    return handle_;
+  }
+  T await_resume() {
+    auto& promise = handle_.promise();
+    if (promise.error) std::rethrow_exception(promise.error);
+    return std::move(*promise.value);
+  }
+
+ private:
+  explicit Async(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
+  std::coroutine_handle<promise_type> handle_;
 };
 
 // One request in flight. Move-only: exactly one Request holds the host's handle, and it
@@ -313,6 +368,69 @@ class StoreCall {
   StoreResult result_;
 };
 
+// The writes of one store_apply (Host::apply), owning every string the C structs point
+// at (a deque keeps them in place as the batch grows). All or nothing per backend.
+class WriteBatch {
+ public:
+  // expected: PRISM_VERSION_ANY, PRISM_VERSION_ABSENT (create only) or a version.
+  WriteBatch& put(std::string_view collection, std::string_view key, std::string value,
+                  int64_t expected = PRISM_VERSION_ANY) {
+    prism_write_t& w = add(PRISM_WRITE_PUT);
+    w.collection = keep(collection);
+    w.key = keep(key);
+    w.value = keep(std::move(value));
+    w.expected_version = expected;
+    return *this;
+  }
+  WriteBatch& remove(std::string_view collection, std::string_view key,
+                     int64_t expected = PRISM_VERSION_ANY) {
+    prism_write_t& w = add(PRISM_WRITE_DELETE);
+    w.collection = keep(collection);
+    w.key = keep(key);
+    w.expected_version = expected;
+    return *this;
+  }
+  WriteBatch& counter_add(std::string_view counter, int64_t delta) {
+    prism_write_t& w = add(PRISM_WRITE_COUNTER_ADD);
+    w.counter = keep(counter);
+    w.delta = delta;
+    return *this;
+  }
+  WriteBatch& submit(std::string_view board, std::string_view owner, int64_t score,
+                     std::string_view metadata = {}, int64_t subscore = 0) {
+    prism_write_t& w = add(PRISM_WRITE_SUBMIT);
+    w.board = keep(board);
+    w.entry.owner = keep(owner);
+    w.entry.score = score;
+    w.entry.subscore = subscore;
+    w.entry.metadata = keep(metadata);
+    return *this;
+  }
+
+  std::span<const prism_write_t> writes() const noexcept { return writes_; }
+  size_t size() const noexcept { return writes_.size(); }
+  bool empty() const noexcept { return writes_.empty(); }
+  bool has(uint32_t kind) const noexcept {
+    return std::any_of(writes_.begin(), writes_.end(),
+                       [kind](const prism_write_t& w) { return w.kind == kind; });
+  }
+
+ private:
+  prism_write_t& add(uint32_t kind) {
+    prism_write_t& w = writes_.emplace_back();
+    w.kind = kind;
+    return w;
+  }
+  prism_bytes_t keep(std::string_view text) { return keep(std::string(text)); }
+  prism_bytes_t keep(std::string&& text) {
+    const std::string& s = strings_.emplace_back(std::move(text));
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  }
+
+  std::deque<std::string> strings_;  // never reallocated: the writes point into it
+  std::vector<prism_write_t> writes_;
+};
+
 // The host as one instance sees it. Owned by the SDK next to the service instance; a
 // service may keep the Host& its constructor receives until it is destroyed.
 class Host {
@@ -491,6 +609,8 @@ class Host {
     };
     return StoreCall<decltype(start)>(std::move(start));
   }
+  // The batch must stay valid until the call returns (before the co_await completes).
+  auto apply(const WriteBatch& batch) const { return apply(batch.writes()); }
 
   // True when the host offers storage (ABI 1.1); without it every call above completes
   // with PRISM_UNAVAILABLE.
@@ -675,6 +795,9 @@ struct ServiceInfo {
   uint32_t packet_id_first;  // requested range: [first, first + count)
   uint32_t packet_id_count;
   bool concurrent = false;  // handlers may run on several workers at once; else serialised
+  // When > 0, a payload larger than this is refused INVALID_ARGUMENT ("payload: larger
+  // than N bytes") before any handler sees it.
+  size_t max_payload = 0;
 };
 
 // One row of `static constexpr Method<Service> methods[]`. `payload` is the host's, valid
@@ -683,23 +806,64 @@ struct ServiceInfo {
 //
 // A coroutine handler (returning Task) gets the payload as an owned std::string instead,
 // since it outlives the host's call: `{1, "record", &Practice::record}` works for both.
+//
+// A handler may take its request message parsed instead (any protobuf message type):
+// `Task join(Request, v1::JoinRequest in)`, bound with `prism::sdk::parsed<&S::join>(30,
+// "join")`. A payload that does not parse is answered INVALID_ARGUMENT ("payload: not a
+// prism.practice.v1.JoinRequest protobuf") and the handler is not called.
 template <class Service>
 struct Method {
   using Handler = void (Service::*)(Request request, Bytes payload);
   using AsyncHandler = Task (Service::*)(Request request, std::string payload);
+  using Invoke = void (*)(Service& service, Request request, Bytes payload);
 
-  // A null handler cannot be written: `nullptr` matches both constructors.
+  // A null handler cannot be written: `nullptr` matches every constructor.
   constexpr Method(uint32_t id_, const char* name_, Handler h) noexcept
       : id(id_), name(name_), handler(h) {}
   constexpr Method(uint32_t id_, const char* name_, AsyncHandler h) noexcept
       : id(id_), name(name_), async_handler(h), is_async(true) {}
+  constexpr Method(uint32_t id_, const char* name_, Invoke i) noexcept
+      : id(id_), name(name_), invoke(i) {}
 
   uint32_t id;       // relative to packet_id_first
   const char* name;  // static
   Handler handler = nullptr;
   AsyncHandler async_handler = nullptr;
   bool is_async = false;  // async_handler is the one to call
+  Invoke invoke = nullptr;  // set by parsed<>: parses, then calls the typed handler
 };
+
+namespace detail {
+
+template <class H>
+struct TypedHandler;
+template <class S, class R, class M>
+struct TypedHandler<R (S::*)(Request, M)> {
+  using Service = S;
+  using Message = std::remove_cvref_t<M>;
+};
+
+// Parses the payload as the handler's message type, then calls it.
+template <auto H>
+void parse_then_call(typename TypedHandler<decltype(H)>::Service& service, Request request,
+                     Bytes payload) {
+  typename TypedHandler<decltype(H)>::Message in;
+  if (!in.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    request.fail(PRISM_INVALID_ARGUMENT,
+                 "payload: not a " + std::string(in.GetTypeName()) + " protobuf");
+    return;
+  }
+  (service.*H)(std::move(request), std::move(in));
+}
+
+}  // namespace detail
+
+// A methods[] row for a handler taking its parsed request message (see Method).
+template <auto H>
+constexpr Method<typename detail::TypedHandler<decltype(H)>::Service> parsed(uint32_t id,
+                                                                             const char* name) {
+  return {id, name, &detail::parse_then_call<H>};
+}
 
 namespace detail {
 
@@ -828,8 +992,15 @@ struct ServiceAbi {
       req.fail(PRISM_INVALID_PACKET, "unknown method");
       return PRISM_OK;
     }
+    if (Service::info.max_payload > 0 && payload.len > Service::info.max_payload) {
+      req.fail(PRISM_INVALID_ARGUMENT,
+               "payload: larger than " + std::to_string(Service::info.max_payload) + " bytes");
+      return PRISM_OK;
+    }
     guarded(it, "handler", found->name, [&] {
-      if (found->is_async) {
+      if (found->invoke != nullptr) {
+        found->invoke(it.service, std::move(req), from_c(payload));
+      } else if (found->is_async) {
         (it.service.*(found->async_handler))(std::move(req), std::string(as_text(from_c(payload))));
       } else {
         (it.service.*(found->handler))(std::move(req), from_c(payload));
