@@ -282,6 +282,30 @@ TEST(PushTest, APluginBuiltForAbi10StillLoadsAndServes) {
   EXPECT_EQ(reply->message, "OK");
 }
 
+// A version's timers and its own subscriptions end with it (plugin.h, timer_start).
+TEST(PushTest, AnUnloadedVersionsTimersStop) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  int ticks = 0;
+  c.on_push(kTick, [&](const v1::Message&) { ++ticks; });
+  ok(c, kTicks, "5 5 100000");
+  ASSERT_TRUE(poll_until(c, [&] { return ticks >= 3; }));
+  auto admin = connect(prismd);
+  auto login = admin.login("admin", prismd.admin_token());
+  ASSERT_TRUE(login && login->status == v1::STATUS_OK);
+  ASSERT_TRUE(admin.unload_plugin("pusher"));
+  // The version goes once the workers dropped the old routing table; from then on a
+  // 50 ms window (ten periods) passes without a tick.
+  ASSERT_TRUE(eventually([&] {
+    const int before = ticks;
+    EXPECT_EQ(ok(c, kNap, "50"), "slept 0");
+    return ticks == before;
+  }));
+  EXPECT_TRUE(prismd.wait_for_log("event=plugin_unloading name=pusher")) << prismd.log();
+}
+
 // The C++ SDK: co_await host.sleep resumes the handler on its worker once the time passed.
 TEST(PushTest, SdkSleepResumesTheHandlerLater) {
   PluginDir plugins;
