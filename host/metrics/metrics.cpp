@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <set>
+#include <vector>
 
 namespace prism::metrics {
 
@@ -80,32 +81,48 @@ std::string series(const std::string& name, const std::string& labels,
 std::string Registry::render_prometheus() const {
   std::lock_guard lock(mutex_);
   std::string out;
-  std::set<std::string> described;
-  for (const auto& e : counters_) {
-    if (described.insert(e.name).second) {
-      out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " counter\n";
+  // The exposition format wants each family's samples together under one HELP and TYPE;
+  // series of a family can be registered at any time (a plugin loaded later), so they are
+  // gathered by name, in the order each name was first registered.
+  auto names_of = [](const auto& entries) {
+    std::vector<std::string> names;
+    std::set<std::string> seen;
+    for (const auto& e : entries) {
+      if (seen.insert(e.name).second) names.push_back(e.name);
     }
-    out += series(e.name, e.labels) + " " + std::to_string(e.metric.value()) + "\n";
+    return names;
+  };
+  for (const std::string& name : names_of(counters_)) {
+    bool described = false;
+    for (const auto& e : counters_) {
+      if (e.name != name) continue;
+      if (!described) out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " counter\n";
+      described = true;
+      out += series(e.name, e.labels) + " " + std::to_string(e.metric.value()) + "\n";
+    }
   }
-  for (const auto& e : histograms_) {
-    if (described.insert(e.name).second) {
-      out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " histogram\n";
+  for (const std::string& name : names_of(histograms_)) {
+    bool described = false;
+    for (const auto& e : histograms_) {
+      if (e.name != name) continue;
+      if (!described) out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " histogram\n";
+      described = true;
+      // Exposed in seconds, the Prometheus base unit; every 4th bucket keeps the text short.
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
+        cumulative += e.metric.bucket_count(i);
+        if (i % 4 != 0 || i > 100) continue;
+        char le[48];
+        std::snprintf(le, sizeof le, "le=\"%g\"", LatencyHistogram::bucket_upper_us(i) / 1e6);
+        out += series(e.name + "_bucket", e.labels, le) + " " + std::to_string(cumulative) + "\n";
+      }
+      out += series(e.name + "_bucket", e.labels, "le=\"+Inf\"") + " " +
+             std::to_string(e.metric.count()) + "\n";
+      char sum[48];
+      std::snprintf(sum, sizeof sum, "%g", static_cast<double>(e.metric.sum_us()) / 1e6);
+      out += series(e.name + "_sum", e.labels) + " " + sum + "\n";
+      out += series(e.name + "_count", e.labels) + " " + std::to_string(e.metric.count()) + "\n";
     }
-    // Exposed in seconds, the Prometheus base unit; every 4th bucket keeps the text short.
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
-      cumulative += e.metric.bucket_count(i);
-      if (i % 4 != 0 || i > 100) continue;
-      char le[48];
-      std::snprintf(le, sizeof le, "le=\"%g\"", LatencyHistogram::bucket_upper_us(i) / 1e6);
-      out += series(e.name + "_bucket", e.labels, le) + " " + std::to_string(cumulative) + "\n";
-    }
-    out += series(e.name + "_bucket", e.labels, "le=\"+Inf\"") + " " +
-           std::to_string(e.metric.count()) + "\n";
-    char sum[48];
-    std::snprintf(sum, sizeof sum, "%g", static_cast<double>(e.metric.sum_us()) / 1e6);
-    out += series(e.name + "_sum", e.labels) + " " + sum + "\n";
-    out += series(e.name + "_count", e.labels) + " " + std::to_string(e.metric.count()) + "\n";
   }
   return out;
 }

@@ -15,6 +15,7 @@
 #include "net/session/handshake.hpp"
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
+#include "support/prometheus_text.hpp"
 
 namespace prism::testing {
 namespace {
@@ -295,6 +296,23 @@ TEST_F(PrismdTest, PrismctlSubscribePrintsWhatIsPublished) {
   EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
   EXPECT_EQ(lines, (std::vector<std::string>{"prismctl: subscribed to news\n",
                                              "news hello world\n", "news second\n"}));
+}
+
+// prismctl stats is valid Prometheus text, checked by a parser of the format, also once
+// a plugin loaded after start added series to families that already had some.
+TEST_F(PrismdTest, StatsAreValidPrometheusTextAfterALateLoad) {
+  auto c = connect_to(prismd);
+  ASSERT_TRUE(c.load_plugin(std::string(PRISM_TEST_PLUGIN_DIR) + "/c_plugin.so"));
+  ASSERT_TRUE(c.call(900, ""));
+  auto stats = prismctl(prismd, {"stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.output;
+  const auto parsed = parse_prometheus(stats.output);
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error;
+  const auto* requests = parsed.find("prism_plugin_requests_total");
+  ASSERT_NE(requests, nullptr);
+  EXPECT_EQ(requests->type, "counter");
+  EXPECT_EQ(parsed.value("prism_plugin_requests_total", {{"plugin", "cplug"}}), 1.0);
+  EXPECT_NE(parsed.find("prism_pushes_total"), nullptr);
 }
 
 // Plugin copies (tens of MiB) live in state_dir: what a SIGKILLed prismd left there is

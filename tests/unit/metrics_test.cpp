@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "metrics/metrics.hpp"
+#include "support/prometheus_text.hpp"
 
 namespace prism::metrics {
 namespace {
@@ -42,6 +43,38 @@ TEST(Registry, RendersPrometheusText) {
   EXPECT_NE(text.find("# TYPE prism_demo_seconds histogram"), std::string::npos);
   EXPECT_NE(text.find("prism_demo_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("prism_demo_seconds_count 1\n"), std::string::npos);
+}
+
+// A family whose series were registered apart (a plugin loaded after start) is still
+// exposed in one piece under one HELP and TYPE, as the format requires.
+TEST(Registry, EachFamilyIsExposedTogetherWhateverTheRegistrationOrder) {
+  Registry r;
+  r.counter("prism_a_total", "plugin=\"one\"", "A").add(1);
+  r.counter("prism_b_total", "", "B").add(2);
+  r.counter("prism_a_total", "plugin=\"two\"", "A").add(3);
+  r.histogram("prism_h_seconds", "plugin=\"one\"", "H").record(std::chrono::microseconds(10));
+  r.counter("prism_c_total", "", "C");
+  r.histogram("prism_h_seconds", "plugin=\"two\"", "H").record(std::chrono::seconds(2));
+  const auto parsed = testing::parse_prometheus(r.render_prometheus());
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error << "\n" << r.render_prometheus();
+  const auto* a = parsed.find("prism_a_total");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->type, "counter");
+  EXPECT_EQ(a->samples.size(), 2u);
+  EXPECT_EQ(parsed.value("prism_a_total", {{"plugin", "two"}}), 3.0);
+  const auto* h = parsed.find("prism_h_seconds");
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->type, "histogram");
+  EXPECT_EQ(parsed.value("prism_h_seconds_count", {{"plugin", "two"}}), 1.0);
+}
+
+TEST(PrometheusParser, RefusesAFamilySplitInTwo) {
+  const auto parsed = testing::parse_prometheus(
+      "# TYPE x counter\nx{a=\"1\"} 1\n# TYPE y counter\ny 2\nx{a=\"2\"} 3\n");
+  EXPECT_NE(parsed.error.find("not together"), std::string::npos) << parsed.error;
+  EXPECT_NE(testing::parse_prometheus("x{a=1} 1\n").error, "");
+  EXPECT_NE(testing::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                                      "h_bucket{le=\"+Inf\"} 1\nh_count 1\n").error, "");
 }
 
 }  // namespace
