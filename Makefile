@@ -36,9 +36,12 @@ build-fuzz: setup
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target prism-fuzzers
 
 # Starts prismd on the embedded defaults with the plugins this build produced; its state
-# (the server key, created on first start) lives in build/state.
+# (the server key, created on first start) lives in build/state. HTTP (/metrics, /healthz)
+# and WebSocket on 127.0.0.1:4000 (WS_LISTEN=off to leave it out).
+WS_LISTEN ?= 127.0.0.1:4000
 run: build
-	$(BUILD)/prismd --config $(CONFIG) --plugins-dir $(BUILD)/plugins --state-dir $(BUILD)/state
+	$(BUILD)/prismd --config $(CONFIG) --plugins-dir $(BUILD)/plugins --state-dir $(BUILD)/state \
+	  --ws-listen $(WS_LISTEN)
 
 test: build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--plugins-dir", plugins_dir, "Load plugins from this directory instead");
   std::string state_dir;
   app.add_option("--state-dir", state_dir, "Keep state (server key) here instead");
+  std::string ws_listen;
+  app.add_option("--ws-listen", ws_listen,
+                 "HTTP/WebSocket listener HOST:PORT (or off) instead of ws.listen");
   app.add_flag("--check-config", check_only, "Validate the configuration and exit");
   app.set_version_flag("--version", std::string("prismd ") + std::string(prism::kVersion));
   CLI11_PARSE(app, argc, argv);
@@ -29,6 +32,16 @@ int main(int argc, char** argv) {
   }
   if (!plugins_dir.empty()) config->plugins_dir = plugins_dir;
   if (!state_dir.empty()) config->state_dir = state_dir;
+  if (ws_listen == "off") {
+    config->ws_listen.reset();
+  } else if (!ws_listen.empty()) {
+    auto endpoint = prism::config::parse_endpoint(ws_listen);
+    if (!endpoint) {
+      std::fprintf(stderr, "prismd: --ws-listen: %s\n", endpoint.error().c_str());
+      return 2;
+    }
+    config->ws_listen = *endpoint;
+  }
   if (check_only) {
     std::printf("%s: OK\n", config_path.c_str());
     return 0;

@@ -94,6 +94,52 @@ void Server::start_workers() {
   for (auto& w : workers_) w->start();
 }
 
+Expected<void> Server::open_gateways() {
+#ifdef PRISM_HAVE_WS
+  if (!config_.ws_listen) return {};
+  ws::GatewaySettings settings;
+  settings.listen = *config_.ws_listen;
+  settings.metrics = [] { return metrics::registry().render_prometheus(); };
+  settings.health = [this] { return health(); };
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    auto gateway = ws::Gateway::open(*workers_[i], settings, i == 0);
+    if (!gateway) return make_error(gateway.error());
+    // Every worker listens on the port the first one got (ws.listen port 0 picks one).
+    settings.listen.port = (*gateway)->port();
+    ws::Gateway* g = gateway->get();
+    workers_[i]->at_stop([g] { g->close(); });
+    gateways_.push_back(std::move(*gateway));
+  }
+  SPDLOG_INFO("event=ws_listening http={} workers={}", config::to_string(settings.listen),
+              gateways_.size());
+  return {};
+#else
+  if (config_.ws_listen) return make_error("ws.listen is set, but this prismd was built without PRISM_WITH_WS");
+  return {};
+#endif
+}
+
+#ifdef PRISM_HAVE_WS
+ws::Health Server::health() const {
+  ws::Health h;
+  bool store_ok = true;
+  if (storage_) {
+    for (const auto& facet : storage_->health()) {
+      if (facet.healthy) continue;
+      store_ok = false;
+      h.degraded.push_back("store:" + std::string(facet.facet) + ":" + std::string(facet.backend));
+    }
+  }
+  if (registry_) {
+    for (const auto& route : registry_->table()->routes()) {
+      if (route.plugin->degraded()) h.degraded.push_back("plugin:" + route.plugin->name());
+    }
+  }
+  h.ready = plugins_loaded_.load() && store_ok;
+  return h;
+}
+#endif
+
 void Server::make_realtime() {
   std::vector<cluster::BusWorker> bus_workers;
   std::vector<net::LoopAccess*> loops;
@@ -149,13 +195,19 @@ void Server::shutdown() {
   registry_.reset();
   // After the last plugin version: each released its subscriptions and timers here.
   plugins::set_realtime(nullptr);
-  realtime_.reset();
-  bus_.reset();
   // Calls still pending complete UNAVAILABLE; their completions reach stopped workers,
   // which drop them.
   plugins::set_store(nullptr);
   storage_.reset();
   workers_.clear();
+  // After the workers: their stop hooks (run as each loop stopped or, for a worker never
+  // started, in its destructor) close the timers and the gateways' contexts, and
+  // libwebsockets writes back through its gateway while they close.
+  realtime_.reset();
+  bus_.reset();
+#ifdef PRISM_HAVE_WS
+  gateways_.clear();
+#endif
 }
 
 void Server::check_store_health() {
@@ -252,9 +304,16 @@ int Server::run() {
     return 1;
   }
   make_realtime();
+  if (auto opened = open_gateways(); !opened) {
+    SPDLOG_CRITICAL("event=listen_failed error=\"{}\"", opened.error());
+    shutdown();
+    SPDLOG_INFO("event=stopped");
+    return 1;
+  }
   // A refused plugin is logged with its reason; the host serves the others.
   registry_->set_plugin_settings(plugin_settings_);
   registry_->load_directory(config_.plugins_dir);
+  plugins_loaded_.store(true);
   if (const size_t swept = registry_->private_copies().swept(); swept > 0) {
     SPDLOG_INFO("event=plugin_copies_swept count={} dir={}", swept,
                 registry_->private_copies().dir().parent_path().string());
@@ -296,7 +355,7 @@ int Server::run() {
 
   start_workers();
   // Tests and scripts wait for this exact line (docs/operations.md).
-  SPDLOG_INFO("event=listening udp={} workers={}", config::to_string(config::UdpEndpoint{config_.udp.host, *port}),
+  SPDLOG_INFO("event=listening udp={} workers={}", config::to_string(config::Endpoint{config_.udp.host, *port}),
               workers_.size());
   uv_run(&loop, UV_RUN_DEFAULT);
 

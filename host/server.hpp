@@ -2,6 +2,7 @@
 // dispatcher per core, the admin service, signals and the periodic metrics line.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -14,6 +15,9 @@
 #include "plugins/realtime_api.hpp"
 #include "plugins/registry.hpp"
 #include "store/storage.hpp"
+#ifdef PRISM_HAVE_WS
+#include "ws/gateway.hpp"
+#endif
 
 namespace prism {
 
@@ -35,6 +39,8 @@ class Server {
   void start_workers();
   // The topic bus and the plugins' push, topic and timer services over the workers.
   void make_realtime();
+  // ws.listen: one HTTP/WebSocket gateway per worker, on its loop (none when unset).
+  Expected<void> open_gateways();
   // Joins the worker threads; the Worker objects stay until shutdown(), since a storage
   // completion still in flight posts to them (and is dropped).
   void stop_workers();
@@ -56,6 +62,11 @@ class Server {
   std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers_;
   std::unique_ptr<cluster::TopicBus> bus_;
   std::unique_ptr<plugins::RealtimeHost> realtime_;
+  std::atomic<bool> plugins_loaded_{false};  // the start-up load of plugins.dir is done
+#ifdef PRISM_HAVE_WS
+  ws::Health health() const;
+  std::vector<std::unique_ptr<ws::Gateway>> gateways_;
+#endif
 };
 
 }  // namespace prism

@@ -50,6 +50,21 @@ Expected<void> set_udp(const YAML::Node& node, Config& config) {
   return {};
 }
 
+Expected<void> set_ws_listen(const YAML::Node& node, Config& config) {
+  if (node.IsScalar() && (node.Scalar() == "off" || node.Scalar().empty())) {
+    config.ws_listen.reset();
+    return {};
+  }
+  if (!node.IsScalar()) {
+    return make_error("expected \"HOST:PORT\" or \"off\" (quote IPv6 as \"[::1]:4000\"), got " +
+                      describe(node));
+  }
+  auto endpoint = parse_endpoint(node.Scalar());
+  if (!endpoint) return make_error(endpoint.error());
+  config.ws_listen = std::move(*endpoint);
+  return {};
+}
+
 Expected<void> set_workers(const YAML::Node& node, Config& config) {
   if (node.IsScalar() && node.Scalar() == "auto") {
     config.workers = 0;
@@ -228,6 +243,7 @@ constexpr std::array kKeys{
     Key{"metrics.snapshot_interval_s", set_metrics_interval},
     Key{"admin.token_file", set_path<&Config::admin_token_file>},
     Key{"admin.allow", set_admin_allow},
+    Key{"ws.listen", set_ws_listen},
     Key{"store.backend", set_store_backend},
     Key{"store.documents", set_store_facet<StoreFacet::kDocuments>},
     Key{"store.counters", set_store_facet<StoreFacet::kCounters>},
@@ -354,7 +370,7 @@ Expected<Config> load_file(const std::filesystem::path& path) {
   return load_string(*text, path.string());
 }
 
-Expected<UdpEndpoint> parse_endpoint(std::string_view text) {
+Expected<Endpoint> parse_endpoint(std::string_view text) {
   std::string_view host;
   std::string_view port;
   int family = AF_INET;
@@ -387,7 +403,7 @@ Expected<UdpEndpoint> parse_endpoint(std::string_view text) {
   if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
     return make_error("expected a port 0..65535, got \"" + std::string(port) + "\"");
   }
-  return UdpEndpoint{host_text, number};
+  return Endpoint{host_text, number};
 }
 
 std::string_view to_string(StoreEngine engine) {
@@ -399,7 +415,7 @@ std::string_view to_string(StoreEngine engine) {
   return "sqlite";
 }
 
-std::string to_string(const UdpEndpoint& endpoint) {
+std::string to_string(const Endpoint& endpoint) {
   const bool v6 = endpoint.host.find(':') != std::string::npos;
   return (v6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
 }

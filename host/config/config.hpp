@@ -16,11 +16,12 @@
 
 namespace prism::config {
 
-struct UdpEndpoint {
+// A listening address: server.udp (UDP), ws.listen (TCP).
+struct Endpoint {
   std::string host = "127.0.0.1";  // an IPv4 or IPv6 literal, without brackets
   uint16_t port = 7777;            // 0 = any free port
 
-  friend bool operator==(const UdpEndpoint&, const UdpEndpoint&) = default;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
 // An address range for allow-lists: "127.0.0.0/8", "::1/128", or one address.
@@ -78,7 +79,7 @@ struct StoreConfig {
 // etc/prism.yaml repeats. Every section and every key is optional.
 struct Config {
   std::string source;                                       // path loaded from ("" for defaults)
-  UdpEndpoint udp;                                          // server.udp: "HOST:PORT" or "[V6]:PORT"
+  Endpoint udp;                                          // server.udp: "HOST:PORT" or "[V6]:PORT"
   unsigned workers = 0;                                     // server.workers: "auto" (0, one per core) or 1..256
   std::chrono::milliseconds request_timeout{5000};          // server.request_timeout_ms: 1..600000
   size_t max_datagram_size = 1400;                          // server.max_datagram: 576..65507 bytes of UDP payload
@@ -95,6 +96,7 @@ struct Config {
   size_t max_send_backlog = 8 << 20;                        // server.max_send_backlog: 64 KiB..1 GiB queued + unacknowledged for one peer
   size_t max_topics_per_session = 64;                       // server.max_topics_per_session: 1..100000
   size_t max_subscribers_per_topic = 100000;                // server.max_subscribers_per_topic: 1..10000000, per worker
+  std::optional<Endpoint> ws_listen;                        // ws.listen: "HOST:PORT" (TCP) or "off"; unset = off
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir
@@ -121,9 +123,9 @@ Expected<Config> load_file(const std::filesystem::path& path);
 Expected<Config> load_string(std::string_view yaml, std::string_view source_name);
 
 // Parses "127.0.0.1:7777" or "[::1]:7777" (IP literals only; no name lookup).
-Expected<UdpEndpoint> parse_endpoint(std::string_view text);
+Expected<Endpoint> parse_endpoint(std::string_view text);
 
 // The inverse of parse_endpoint, for logs: "127.0.0.1:7777", "[::1]:7777".
-std::string to_string(const UdpEndpoint& endpoint);
+std::string to_string(const Endpoint& endpoint);
 
 }  // namespace prism::config

@@ -112,7 +112,7 @@ log:
 metrics:
   snapshot_interval_s: 0
 )");
-  EXPECT_EQ(config.udp, (UdpEndpoint{"::1", 0}));
+  EXPECT_EQ(config.udp, (Endpoint{"::1", 0}));
   EXPECT_EQ(config.workers, 8u);
   EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(config.max_datagram_size, 1200u);
@@ -292,7 +292,7 @@ TEST(ConfigTest, SyntaxErrorNamesLine) {
 
 TEST(ConfigTest, UnquotedIpv6IsASyntaxErrorAndQuotedIsRead) {
   EXPECT_TRUE(contains(error_of("server:\n  udp: [::1]:7777\n"), "prism.yaml:2:"));
-  EXPECT_EQ(loaded("server:\n  udp: \"[::1]:7777\"\n").udp, (UdpEndpoint{"::1", 7777}));
+  EXPECT_EQ(loaded("server:\n  udp: \"[::1]:7777\"\n").udp, (Endpoint{"::1", 7777}));
 }
 
 TEST(ConfigTest, BadEndpointNamesKey) {
@@ -330,13 +330,13 @@ TEST_F(ConfigFileTest, DirectoryIsAnError) {
 TEST(EndpointTest, EndpointParsesIpv4) {
   auto endpoint = parse_endpoint("0.0.0.0:7777");
   ASSERT_TRUE(endpoint.ok()) << endpoint.error();
-  EXPECT_EQ(*endpoint, (UdpEndpoint{"0.0.0.0", 7777}));
+  EXPECT_EQ(*endpoint, (Endpoint{"0.0.0.0", 7777}));
 }
 
 TEST(EndpointTest, EndpointParsesIpv6) {
   auto endpoint = parse_endpoint("[::1]:7777");
   ASSERT_TRUE(endpoint.ok()) << endpoint.error();
-  EXPECT_EQ(*endpoint, (UdpEndpoint{"::1", 7777}));
+  EXPECT_EQ(*endpoint, (Endpoint{"::1", 7777}));
   ASSERT_TRUE(parse_endpoint("[2001:db8::5]:65535").ok());
 }
 

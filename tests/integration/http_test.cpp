@@ -1,0 +1,152 @@
+// HTTP on ws.listen (host/ws/gateway.hpp) through a real prismd: /metrics is valid
+// Prometheus text (checked by a parser of the format), /healthz and /readyz answer JSON,
+// every worker serves the port, and a port another process holds is refused at start.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "prism/client.hpp"
+#include "prismd_process.hpp"
+#include "support/prometheus_text.hpp"
+
+namespace prism::testing {
+namespace {
+
+struct HttpReply {
+  int status = 0;
+  std::string headers;
+  std::string body;
+};
+
+// One GET over a fresh connection (Connection: close), read until the server closes.
+HttpReply http_get(uint16_t port, const std::string& path) {
+  HttpReply reply;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return reply;
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  (void)!::write(fd, request.data(), request.size());
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) break;  // bounds a broken server only
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  const size_t split = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.1 ", 0) != 0 || split == std::string::npos) return reply;
+  reply.status = std::stoi(raw.substr(9, 3));
+  reply.headers = raw.substr(0, split);
+  reply.body = raw.substr(split + 4);
+  return reply;
+}
+
+uint16_t http_port(PrismdProcess& prismd) {
+  constexpr std::string_view kLine = "event=ws_listening http=127.0.0.1:";
+  if (!prismd.wait_for_log(kLine)) return 0;
+  const std::string& log = prismd.log();
+  return static_cast<uint16_t>(std::stoi(log.substr(log.find(kLine) + kLine.size())));
+}
+
+PrismdOptions with_http() {
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  return options;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    port = http_port(prismd);
+    ASSERT_NE(port, 0) << prismd.log();
+  }
+  PrismdProcess prismd{with_http()};
+  uint16_t port = 0;
+};
+
+TEST_F(HttpTest, MetricsAreValidPrometheusTextWithTheTransportsCounters) {
+  // Some traffic first, so the counters are not all zero.
+  client::ConnectOptions options;
+  options.server_key = prismd.server_key();
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options);
+  ASSERT_TRUE(c) << c.error();
+  ASSERT_TRUE(c->call(101, "hello"));
+  const HttpReply reply = http_get(port, "/metrics");
+  ASSERT_EQ(reply.status, 200) << reply.headers;
+  EXPECT_NE(reply.headers.find("content-type: text/plain; version=0.0.4"), std::string::npos)
+      << reply.headers;
+  const Exposition parsed = parse_prometheus(reply.body);
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error;
+  EXPECT_GE(parsed.value("prism_sessions_opened_total").value_or(0), 1.0);
+  EXPECT_GE(parsed.value("prism_plugin_requests_total", {{"plugin", "default"}}).value_or(0), 1.0);
+  const Family* latency = parsed.find("prism_plugin_request_seconds");
+  ASSERT_NE(latency, nullptr);
+  EXPECT_EQ(latency->type, "histogram");
+}
+
+TEST_F(HttpTest, HealthzIsLiveAndReadyzReadyWithNothingDegraded) {
+  const HttpReply live = http_get(port, "/healthz");
+  ASSERT_EQ(live.status, 200);
+  const auto health = nlohmann::json::parse(live.body);
+  EXPECT_EQ(health["status"], "live");
+  EXPECT_TRUE(health["degraded"].empty());
+  const HttpReply ready = http_get(port, "/readyz");
+  ASSERT_EQ(ready.status, 200);
+  const auto readiness = nlohmann::json::parse(ready.body);
+  EXPECT_EQ(readiness["status"], "ready");
+  EXPECT_EQ(readiness["ready"], true);
+}
+
+TEST_F(HttpTest, AnUnknownPathIsNotFound) {
+  const HttpReply reply = http_get(port, "/nope");
+  EXPECT_EQ(reply.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(reply.body)["error"], "no such path");
+}
+
+// Both workers accept on the port (SO_REUSEPORT): many connections in a row all answer,
+// whichever worker the kernel hands each to.
+TEST_F(HttpTest, EveryConnectionIsAnsweredWhicheverWorkerTakesIt) {
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(http_get(port, "/healthz").status, 200) << i;
+}
+
+TEST(HttpListen, APortAnotherProcessHoldsIsRefusedAtStart) {
+  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t taken = ntohs(addr.sin_port);
+  PrismdOptions options;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:" + std::to_string(taken) + "\n";
+  PrismdProcess prismd(options);
+  EXPECT_FALSE(prismd.ready());
+  EXPECT_EQ(prismd.stop(), 1) << prismd.log();
+  EXPECT_NE(prismd.log().find("event=listen_failed error=\"ws.listen 127.0.0.1:" +
+                              std::to_string(taken) + ": Address already in use\""),
+            std::string::npos)
+      << prismd.log();
+  ::close(holder);
+}
+
+}  // namespace
+}  // namespace prism::testing
