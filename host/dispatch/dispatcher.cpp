@@ -210,18 +210,26 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     return;
   }
 
+  const auto& payload = request.payload();
+  run_in_plugin(origin, request.request_id(), packet_id, *route, [&](RequestContext* ctx) {
+    return ctx->plugin->handle(
+        ctx, packet_id - route->first,
+        {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  });
+}
+
+template <class Call>
+void Dispatcher::run_in_plugin(const net::RequestOrigin& origin, uint32_t request_id,
+                               uint32_t packet_id, const plugins::Route& route, Call call) {
   RequestContext* ctx = acquire();
   ctx->origin = origin;
-  ctx->request_id = request.request_id();
+  ctx->request_id = request_id;
   ctx->packet_id = packet_id;
-  ctx->plugin = route->plugin;
+  ctx->plugin = route.plugin;
   ctx->started = Clock::now();
   ctx->state = RequestContext::State::kInHandler;
 
-  const auto& payload = request.payload();
-  const prism_status_t status = ctx->plugin->handle(
-      ctx, packet_id - route->first,
-      {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  const prism_status_t status = call(ctx);
 
   if (ctx->state == RequestContext::State::kAnswered) {
     if (status != PRISM_OK) {
@@ -237,6 +245,33 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     ctx->state = RequestContext::State::kPending;
     track(ctx);
   }
+}
+
+void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_id,
+                            net::ChannelKind kind, std::string_view topic, std::string_view event,
+                            std::string_view payload) {
+  const plugins::Route* route = table_->find_channel(topic);
+  if (route == nullptr) {
+    transport_.send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
+    return;
+  }
+  if (login_ && login_->requires_login(route->plugin->name()) &&
+      !logged_in(origin.connection_id, route->plugin->name())) {
+    transport_.send_reply(origin, request_id, 0, v1::STATUS_LOGIN_REQUIRED,
+                          "log in to service '" + route->plugin->name() + "' first", {});
+    return;
+  }
+  auto bytes = [](std::string_view s) {
+    return prism_bytes_t{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  };
+  prism_channel_message_t message{};
+  message.struct_size = sizeof message;
+  message.kind = static_cast<uint32_t>(kind);
+  message.topic = bytes(topic);
+  message.event = bytes(event);
+  message.payload = bytes(payload.empty() ? std::string_view("{}") : payload);
+  run_in_plugin(origin, request_id, 0, *route,
+                [&](RequestContext* ctx) { return ctx->plugin->channel(ctx, message); });
 }
 
 // A late reply comes from inside the plugin: a coroutine resumed by a storage completion

@@ -59,6 +59,11 @@ class Dispatcher final : public net::RequestHandler {
   void set_topic_bus(cluster::TopicBus* bus) { bus_ = bus; }
 
   void on_request(const net::RequestOrigin& origin, const v1::Message& request) override;
+  // Routed by topic to the plugin whose channel_topics match; a topic no plugin serves is
+  // answered NOT_FOUND "unmatched topic" (Phoenix's own reason), at once.
+  void on_channel(const net::RequestOrigin& origin, uint32_t request_id, net::ChannelKind kind,
+                  std::string_view topic, std::string_view event,
+                  std::string_view payload) override;
   // Both tell every plugin with an on_event (plugin.h PRISM_EVENT_SESSION_*).
   void on_session_opened(uint64_t connection_id) override;
   void on_session_closed(uint64_t connection_id, std::string_view reason) override;
@@ -82,6 +87,11 @@ class Dispatcher final : public net::RequestHandler {
   bool refused_outside_admin_allow(const net::RequestOrigin& origin, const v1::Message& request,
                                    std::string_view what);
   bool logged_in(uint64_t connection_id, std::string_view service) const;
+  // Runs `call` (the plugin's handle or channel) for a context made for `route`, and files
+  // the request as answered, failed or pending by what the plugin did.
+  template <class Call>
+  void run_in_plugin(const net::RequestOrigin& origin, uint32_t request_id, uint32_t packet_id,
+                     const plugins::Route& route, Call call);
   RequestContext* acquire();
   void release(RequestContext* ctx);
   void retire_later(RequestContext* ctx);

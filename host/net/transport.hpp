@@ -46,11 +46,19 @@ struct RequestOrigin {
   v1::Delivery delivery = v1::DELIVERY_RELIABLE_ORDERED;
 };
 
+// What a Phoenix channel message asks (plugin.h prism_channel_kind_t).
+enum class ChannelKind : uint8_t { kJoin = 1, kEvent = 2, kLeave = 3 };
+
 // Implemented by the dispatch layer; the transport hands it every request.
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
   virtual void on_request(const RequestOrigin& origin, const v1::Message& request) = 0;
+  // A channel join, event or leave from the WebSocket gateway (DESIGN.md §8), answered
+  // through ReplyTransport::send_reply with `request_id` (the gateway's own) and packet id 0.
+  virtual void on_channel(const RequestOrigin& /*origin*/, uint32_t /*request_id*/,
+                          ChannelKind /*kind*/, std::string_view /*topic*/,
+                          std::string_view /*event*/, std::string_view /*payload*/) {}
   // A client finished its handshake (UDP) or connected (WebSocket): pushes reach it now.
   virtual void on_session_opened(uint64_t /*connection_id*/) {}
   // The session ended; nothing more can be sent to it. Forget what was kept for it.

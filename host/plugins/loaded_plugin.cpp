@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "base/clock.hpp"
+#include "plugins/channel_topics.hpp"
 #include "plugins/elf_check.hpp"
 #include "plugins/host_view.hpp"
 #include "plugins/realtime_api.hpp"
@@ -114,6 +115,22 @@ Expected<void> validate(const prism_plugin_descriptor_t* d) {
     return make_error("method_size " + std::to_string(d->method_size) +
                       " is smaller than a method of ABI 1.0 (" + std::to_string(kMethodV1Size) + ")");
   }
+  if (PRISM_HAS_FIELD(d, prism_plugin_descriptor_t, channel) && d->channel_topics != nullptr) {
+    size_t count = 0;
+    for (const char* const* t = d->channel_topics; *t != nullptr; ++t) {
+      if (++count > PRISM_MAX_CHANNEL_TOPICS) {
+        return make_error("declares more than " + std::to_string(PRISM_MAX_CHANNEL_TOPICS) +
+                          " channel topics");
+      }
+      if (!valid_channel_pattern(*t)) {
+        return make_error("channel topic '" + std::string(*t).substr(0, 64) +
+                          "' is not 1-200 printable characters optionally ending in '*'");
+      }
+    }
+    if (count > 0 && d->channel == nullptr) {
+      return make_error("declares channel topics but no channel callback");
+    }
+  }
   std::set<std::string> names;
   std::set<uint32_t> ids;
   for (size_t i = 0; i < d->method_count; ++i) {
@@ -179,6 +196,10 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
     dlclose(dl);
     return refuse(who, ok.error());
   }
+  std::vector<std::string> topics;
+  if (PRISM_HAS_FIELD(d, prism_plugin_descriptor_t, channel) && d->channel_topics != nullptr) {
+    for (const char* const* t = d->channel_topics; *t != nullptr; ++t) topics.emplace_back(*t);
+  }
   uint32_t first = d->packet_id_first;
   uint32_t last = d->packet_id_first + (d->packet_id_count - 1);
   if (options.range_for) {
@@ -201,7 +222,7 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
       last = range->second;
     }
   }
-  if (auto ok = range_is_free(d->name, first, last); !ok) {
+  if (auto ok = range_is_free(d->name, first, last, topics); !ok) {
     const std::string who = d->name;
     dlclose(dl);
     return refuse(who, ok.error());
@@ -222,6 +243,7 @@ Expected<std::unique_ptr<LoadedPlugin>> LoadedPlugin::open(const std::filesystem
   plugin->first_ = first;
   plugin->last_ = last;
   plugin->concurrent_ = (d->flags & PRISM_PLUGIN_CONCURRENT) != 0;
+  plugin->channel_topics_ = std::move(topics);
   for (size_t i = 0; i < d->method_count; ++i) {
     plugin->methods_.push_back({method_at(d, i).name, first + method_at(d, i).id});
   }
@@ -275,6 +297,28 @@ prism_status_t LoadedPlugin::handle(prism_request_t* request, uint32_t method,
   }
   // successor_ never changes once set, and this version keeps it alive.
   return successor->handle(request, method, payload);
+}
+
+prism_status_t LoadedPlugin::channel(prism_request_t* request, const prism_channel_message_t& message) {
+  if (channel_topics_.empty()) return PRISM_NOT_FOUND;  // validate() made sure of the callback
+  LoadedPlugin* successor = nullptr;
+  if (concurrent_) {
+    std::shared_lock lock(gate_);
+    successor = successor_.get();
+    if (successor == nullptr) return descriptor_->channel(instance_, request, &message);
+  } else {
+    std::lock_guard lock(serial_);
+    successor = successor_.get();
+    if (successor == nullptr) return descriptor_->channel(instance_, request, &message);
+  }
+  return successor->channel(request, message);
+}
+
+bool LoadedPlugin::serves_channel(std::string_view topic) const {
+  for (const auto& pattern : channel_topics_) {
+    if (channel_pattern_matches(pattern, topic)) return true;
+  }
+  return false;
 }
 
 void LoadedPlugin::deliver_event(const prism_event_t& event) {

@@ -35,8 +35,10 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
  public:
   // Opens `file`, validates its descriptor (ABI version, name, range, methods) and
   // checks its range with `range_is_free`; does not call init yet.
+  // `topics`: the channel topic patterns the descriptor declares (plugin.h, "Channels").
   using RangeCheck = std::function<Expected<void>(std::string_view name, uint32_t first,
-                                                  uint32_t last)>;
+                                                  uint32_t last,
+                                                  const std::vector<std::string>& topics)>;
   static Expected<std::unique_ptr<LoadedPlugin>> open(const std::filesystem::path& file,
                                                       const RangeCheck& range_is_free);
 
@@ -67,6 +69,13 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   // state change is made after the snapshot was taken.
   prism_status_t handle(prism_request_t* request, uint32_t method,
                         std::span<const uint8_t> payload);
+
+  // A channel JOIN, EVENT or LEAVE (plugin.h, "Channels"), serialised and passed on to a
+  // successor like handle. PRISM_NOT_FOUND for a plugin that serves no channels.
+  prism_status_t channel(prism_request_t* request, const prism_channel_message_t& message);
+  // The patterns the plugin serves, and whether one of them matches `topic`.
+  const std::vector<std::string>& channel_topics() const { return channel_topics_; }
+  bool serves_channel(std::string_view topic) const;
 
   // Calls the plugin's on_event, serialised like handle. A version that has handed over
   // to a successor gets nothing more (its state lives on in the successor), nor does one
@@ -127,6 +136,7 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   bool concurrent_ = false;
   uint64_t loaded_at_ms_ = 0;
   std::vector<MethodInfo> methods_;
+  std::vector<std::string> channel_topics_;
   // Serialised plugins hold serial_ per call; concurrent ones hold gate_ shared. A handover
   // holds the one in use exclusively, so no handler runs during snapshot/restore.
   std::mutex serial_;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "metrics/metrics.hpp"
+#include "plugins/channel_topics.hpp"
 
 namespace prism::plugins {
 
@@ -52,6 +53,7 @@ std::string Registry::config_for(std::string_view name, std::string_view fallbac
 }
 
 Expected<void> Registry::range_is_free(std::string_view name, uint32_t first, uint32_t last,
+                                       const std::vector<std::string>& topics,
                                        std::string_view replacing) const {
   for (const auto& r : table_->routes()) {
     // A reload's own old version gives way to it.
@@ -64,6 +66,15 @@ Expected<void> Registry::range_is_free(std::string_view name, uint32_t first, ui
       return make_error("packet-id range " + std::to_string(first) + "-" + std::to_string(last) +
                         " overlaps plugin " + r.plugin->name() + " (" + std::to_string(r.first) +
                         "-" + std::to_string(r.last) + ")");
+    }
+    // A topic two plugins would both serve could not be routed.
+    for (const auto& mine : topics) {
+      for (const auto& theirs : r.plugin->channel_topics()) {
+        if (channel_patterns_overlap(mine, theirs)) {
+          return make_error("channel topic '" + mine + "' overlaps plugin " + r.plugin->name() +
+                            " ('" + theirs + "')");
+        }
+      }
     }
   }
   return {};
@@ -86,13 +97,14 @@ Expected<std::shared_ptr<LoadedPlugin>> Registry::open_copy(const std::filesyste
     const PluginSettings* s = settings_for(name);
     return s != nullptr ? s->range : std::nullopt;
   };
-  auto check = [this, replacing](std::string_view name, uint32_t first, uint32_t last) {
+  auto check = [this, replacing](std::string_view name, uint32_t first, uint32_t last,
+                                 const std::vector<std::string>& topics) {
     if (!replacing.empty() && name != replacing) {
       return Expected<void>(make_error("the file declares plugin '" + std::string(name) +
                                        "', not '" + std::string(replacing) + "'"));
     }
     std::lock_guard lock(mutex_);
-    return range_is_free(name, first, last, replacing);
+    return range_is_free(name, first, last, topics, replacing);
   };
   auto opened = LoadedPlugin::open(file, check, options);
   if (!opened) {

@@ -100,6 +100,7 @@ class Registry final : public HostView {
   // `replacing`: the name whose current version a reload replaces, so its own range and
   // name do not count as taken.
   Expected<void> range_is_free(std::string_view name, uint32_t first, uint32_t last,
+                               const std::vector<std::string>& topics,
                                std::string_view replacing = {}) const;
   // Copies and opens `file` with the settings of the plugin it declares. On refusal,
   // `refused_as` (when given) names the plugin the refusal is about.

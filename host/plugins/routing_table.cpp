@@ -19,4 +19,11 @@ const Route* RoutingTable::find(uint32_t packet_id) const {
   return packet_id <= it->last ? &*it : nullptr;
 }
 
+const Route* RoutingTable::find_channel(std::string_view topic) const {
+  for (const auto& r : routes_) {
+    if (r.plugin->serves_channel(topic)) return &r;
+  }
+  return nullptr;
+}
+
 }  // namespace prism::plugins

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "plugins/loaded_plugin.hpp"
@@ -21,6 +22,8 @@ class RoutingTable {
  public:
   explicit RoutingTable(std::vector<Route> routes);
   const Route* find(uint32_t packet_id) const;
+  // The route whose plugin serves the channel `topic` (patterns never overlap), or null.
+  const Route* find_channel(std::string_view topic) const;
   const std::vector<Route>& routes() const { return routes_; }
 
  private:

@@ -107,6 +107,8 @@ static const prism_plugin_descriptor_t kDescriptor = {
     NULL,
     deferred_shutdown,
     sizeof(prism_method_t),
+    NULL,
+    NULL,
 };
 
 PRISM_EXPORT const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &kDescriptor; }

@@ -20,6 +20,6 @@ static const prism_method_t kMethods[] = {{"first", 0}, {"second", 0}};
 static const prism_plugin_descriptor_t kDescriptor = {
     sizeof(prism_plugin_descriptor_t), PRISM_ABI_VERSION_MAJOR, PRISM_ABI_VERSION_MINOR,
     "dupmethod", "1.0.0", 960, 10, 0, kMethods, 2, dup_init, dup_handle,
-    NULL, NULL, NULL, NULL, sizeof(prism_method_t)};
+    NULL, NULL, NULL, NULL, sizeof(prism_method_t), NULL, NULL};
 
 PRISM_EXPORT const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &kDescriptor; }

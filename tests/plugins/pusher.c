@@ -15,6 +15,9 @@
  *   9 push_big    "BYTES DELIVERY COUNT"  pushes COUNT messages of BYTES bytes to the
  *                                   caller in this one call, each starting with its number
  *                                   ("7 xxxx..."); replies with the last push's status
+ * Channels (ABI 1.2): serves "push:*". A JOIN of "push:closed" is refused ("room is
+ * closed"); any other JOIN answers {"joined":"TOPIC"}; an EVENT "echo" answers its payload,
+ * any other event is refused NOT_FOUND ("no event NAME"); a LEAVE answers OK.
  * Not concurrent: the host serialises every call, timers and events included. */
 #include <prism/plugin.h>
 #include <stdio.h>
@@ -49,6 +52,12 @@ static prism_bytes_t text_bytes(const char *s, size_t n) {
 static prism_status_t reply_text(pusher_t *self, prism_request_t *request, prism_status_t status,
                                  const char *text) {
   self->api->reply(request, status, "", text_bytes(text, strlen(text)));
+  return PRISM_OK;
+}
+
+static prism_status_t reply_with(pusher_t *self, prism_request_t *request, prism_status_t status,
+                                 const char *message, const char *payload, size_t len) {
+  self->api->reply(request, status, message, text_bytes(payload, len));
   return PRISM_OK;
 }
 
@@ -196,7 +205,34 @@ static void pusher_on_event(void *instance, const prism_event_t *event) {
   }
 }
 
+static prism_status_t pusher_channel(void *instance, prism_request_t *request,
+                                     const prism_channel_message_t *message) {
+  pusher_t *self = instance;
+  char out[300];
+  const int topic_len = (int)message->topic.len;
+  const char *topic = (const char *)message->topic.data;
+  if (message->kind == PRISM_CHANNEL_JOIN) {
+    if (message->topic.len == 11 && memcmp(topic, "push:closed", 11) == 0) {
+      return reply_with(self, request, PRISM_CONFLICT, "room is closed", NULL, 0);
+    }
+    snprintf(out, sizeof out, "{\"joined\":\"%.*s\"}", topic_len, topic);
+    return reply_with(self, request, PRISM_OK, "", out, strlen(out));
+  }
+  if (message->kind == PRISM_CHANNEL_EVENT) {
+    if (message->event.len == 4 && memcmp(message->event.data, "echo", 4) == 0) {
+      return reply_with(self, request, PRISM_OK, "", (const char *)message->payload.data,
+                        message->payload.len);
+    }
+    snprintf(out, sizeof out, "no event %.*s", (int)message->event.len,
+             (const char *)message->event.data);
+    return reply_with(self, request, PRISM_NOT_FOUND, out, NULL, 0);
+  }
+  return reply_with(self, request, PRISM_OK, "", NULL, 0);
+}
+
 static void pusher_shutdown(void *instance) { free(instance); }
+
+static const char *const pusher_topics[] = {"push:*", NULL};
 
 static const prism_plugin_descriptor_t descriptor = {
     .struct_size = sizeof(prism_plugin_descriptor_t),
@@ -214,6 +250,8 @@ static const prism_plugin_descriptor_t descriptor = {
     .on_event = pusher_on_event,
     .shutdown = pusher_shutdown,
     .method_size = sizeof(prism_method_t),
+    .channel_topics = pusher_topics,
+    .channel = pusher_channel,
 };
 
 const prism_plugin_descriptor_t *prism_plugin_entry(void) { return &descriptor; }

@@ -9,6 +9,8 @@
  *   STUB_METHOD_SIZE its methods are laid out this many bytes apart (a newer header's
  *                    larger prism_method_t), and method_size says so
  *   STUB_CLAIM_METHOD_SIZE  method_size says this, the methods being the usual ones
+ *   STUB_CHANNEL     serves this channel topic pattern (answering every message OK)
+ *   STUB_CHANNEL_NO_CALLBACK  declares STUB_CHANNEL but has no channel callback
  *   STUB_INIT_FAILS  init refuses to start with "database unreachable", as a plugin
  *                    whose database is down would, and shutdown is never called
  * Strict C11 against plugin.h alone. */
@@ -61,6 +63,20 @@ static prism_status_t stub_handle(void *instance, prism_request_t *request, uint
 
 static void stub_shutdown(void *instance) { (void)instance; }
 
+#ifdef STUB_CHANNEL
+static const char *const stub_topics[] = {STUB_CHANNEL, NULL};
+#endif
+#if defined(STUB_CHANNEL) && !defined(STUB_CHANNEL_NO_CALLBACK)
+static prism_status_t stub_channel(void *instance, prism_request_t *request,
+                                   const prism_channel_message_t *message) {
+  const prism_host_api_t *api = instance;
+  prism_bytes_t empty = {NULL, 0};
+  (void)message;
+  api->reply(request, PRISM_OK, "OK", empty);
+  return PRISM_OK;
+}
+#endif
+
 #ifdef STUB_METHOD_SIZE
 /* A method as a later minor might lay it out: 1.0's fields, then more. */
 typedef struct wide_method {
@@ -102,6 +118,12 @@ static const prism_plugin_descriptor_t descriptor = {
     .method_size = STUB_METHOD_SIZE,
 #elif defined(STUB_CLAIM_METHOD_SIZE)
     .method_size = STUB_CLAIM_METHOD_SIZE,
+#endif
+#ifdef STUB_CHANNEL
+    .channel_topics = stub_topics,
+#ifndef STUB_CHANNEL_NO_CALLBACK
+    .channel = stub_channel,
+#endif
 #endif
 };
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "plugins/channel_topics.hpp"
 #include "plugins/registry.hpp"
 
 namespace prism::plugins {
@@ -71,6 +72,43 @@ TEST_F(LoaderTest, AMethodSizeSmallerThanAbi10sIsRefused) {
             std::string::npos)
       << loaded.error();
   expect_default_still_routed();
+}
+
+// Channel topics (plugin.h, "Channels"): two plugins may not both serve one topic.
+TEST_F(LoaderTest, OverlappingChannelTopicsAreRefused) {
+  ASSERT_TRUE(registry.load(kTestPlugins / "pusher.so"));  // "push:*"
+  auto lobby = registry.load(kTestPlugins / "push_lobby.so");  // "push:lobby"
+  ASSERT_FALSE(lobby);
+  EXPECT_NE(lobby.error().find("channel topic 'push:lobby' overlaps plugin pusher ('push:*')"),
+            std::string::npos)
+      << lobby.error();
+  ASSERT_NE(registry.table()->find_channel("push:42"), nullptr);
+  EXPECT_EQ(registry.table()->find_channel("push:42")->plugin->name(), "pusher");
+  EXPECT_EQ(registry.table()->find_channel("pus"), nullptr);
+}
+
+TEST_F(LoaderTest, ChannelTopicsWithoutACallbackAreRefused) {
+  auto loaded = registry.load(kTestPlugins / "topics_no_callback.so");
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().find("declares channel topics but no channel callback"),
+            std::string::npos)
+      << loaded.error();
+}
+
+TEST(ChannelPatterns, MatchAndOverlapAsWritten) {
+  EXPECT_TRUE(valid_channel_pattern("room:*"));
+  EXPECT_TRUE(valid_channel_pattern("room:lobby"));
+  EXPECT_FALSE(valid_channel_pattern("*"));
+  EXPECT_FALSE(valid_channel_pattern("ro*m"));
+  EXPECT_FALSE(valid_channel_pattern("a b"));
+  EXPECT_TRUE(channel_pattern_matches("room:*", "room:"));
+  EXPECT_TRUE(channel_pattern_matches("room:*", "room:42"));
+  EXPECT_FALSE(channel_pattern_matches("room:*", "rooms"));
+  EXPECT_FALSE(channel_pattern_matches("room:lobby", "room:lobby2"));
+  EXPECT_TRUE(channel_patterns_overlap("room:*", "room:lobby"));
+  EXPECT_TRUE(channel_patterns_overlap("ro*", "room:*"));
+  EXPECT_FALSE(channel_patterns_overlap("room:*", "rooms:*"));
+  EXPECT_FALSE(channel_patterns_overlap("a", "b"));
 }
 
 TEST_F(LoaderTest, WrongAbiMajorIsRefused) {

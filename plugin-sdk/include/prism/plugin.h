@@ -165,6 +165,38 @@ typedef struct prism_event {
 /* Topics: 1..PRISM_MAX_TOPIC_LEN bytes, printable ASCII without spaces (0x21-0x7e). */
 #define PRISM_MAX_TOPIC_LEN 200
 
+/* ---- Channels (ABI 1.2; DESIGN.md §8, docs/plugin-api.md "Channels") ----------------
+ *
+ * The WebSocket gateway speaks Phoenix Channels: a client joins a topic ("room:42"),
+ * pushes events on it and leaves. A plugin declares the topics it serves
+ * (prism_plugin_descriptor_t.channel_topics) and receives each of those as a request
+ * through its `channel` callback, answered with reply() like any request: for a JOIN, OK
+ * admits the client (the reply payload, JSON, is the join's response) and any other
+ * status refuses it with the message as reason; for an EVENT the reply is the client's
+ * phx_reply; a LEAVE (the client left or went away) needs an answer too, which no one
+ * reads. The session of a channel request is the WebSocket connection's: push,
+ * subscribe and publish reach it like a UDP session. */
+
+typedef enum prism_channel_kind {
+  PRISM_CHANNEL_JOIN = 1,
+  PRISM_CHANNEL_EVENT = 2,
+  PRISM_CHANNEL_LEAVE = 3
+} prism_channel_kind_t;
+
+/* Handed to `channel`. Owned by the host; valid until `channel` returns. */
+typedef struct prism_channel_message {
+  uint32_t struct_size;
+  uint32_t kind;          /* a prism_channel_kind_t */
+  prism_bytes_t topic;    /* the joined topic, e.g. "room:42" */
+  prism_bytes_t event;    /* EVENT: the client's event name; JOIN: "phx_join"; LEAVE: "phx_leave" */
+  prism_bytes_t payload;  /* the client's payload as JSON text ("{}" when it sent none) */
+} prism_channel_message_t;
+
+/* Channel topic patterns: "room:lobby" matches that topic only, "room:*" every topic that
+ * starts with "room:". At most this many per plugin; patterns of loaded plugins never
+ * overlap. */
+#define PRISM_MAX_CHANNEL_TOPICS 64
+
 /* ---- Storage (ABI 1.1; DESIGN.md §6, docs/plugin-api.md "Storage") ------------------
  *
  * Every storage call returns at once and completes later through a prism_store_done_fn,
@@ -447,6 +479,18 @@ typedef struct prism_plugin_descriptor {
   /* ---- ABI 1.2: sizeof(prism_method_t) when built; the host steps through `methods` by
    * it. 0, or a descriptor that ends before it: the ABI 1.0 layout. */
   uint32_t method_size;
+
+  /* ---- ABI 1.2: the Phoenix channel topics this plugin serves on the WebSocket gateway
+   * (see "Channels" above): a NULL-terminated array of at most PRISM_MAX_CHANNEL_TOPICS
+   * patterns, owned by the plugin, static; NULL for none. Each pattern is a topic
+   * (1..PRISM_MAX_TOPIC_LEN bytes of 0x21-0x7e) that may end in '*'. */
+  const char *const *channel_topics;
+
+  /* Required when channel_topics is set: one JOIN, EVENT or LEAVE on those topics, with
+   * the same contract as handle (answer `request` exactly once through reply; a status
+   * other than PRISM_OK returned without replying is sent as the answer). */
+  prism_status_t (*channel)(void *instance, prism_request_t *request,
+                            const prism_channel_message_t *message);
 } prism_plugin_descriptor_t;
 
 /* ---- The entry symbol --------------------------------------------------------------- */

@@ -1076,6 +1076,8 @@ struct ServiceAbi {
       .restore = HasRestore<Service> ? &restore : nullptr,
       .shutdown = &shutdown,
       .method_size = sizeof(prism_method_t),
+      .channel_topics = nullptr,  // channels through the SDK: not yet (the C ABI has them)
+      .channel = nullptr,
   };
 };
 
