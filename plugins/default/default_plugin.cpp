@@ -1,5 +1,6 @@
 // The `default` service: liveness and introspection for clients and operators (ping,
-// echo, server time, server info, the services loaded). Small, so it answers in JSON.
+// echo, server time, server info, the services loaded), and the `echo:*` channels that
+// make the WebSocket gateway testable without rooms. Small, so it answers in JSON.
 #include <prism/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -65,12 +66,51 @@ class DefaultService {
     req.ok(json{{"services", std::move(services)}}.dump());
   }
 
+  // {"topic":"echo:lobby","message":...}: publishes the message to the topic, as a
+  // shout on that channel does (its subscribers receive it with packet id 105, "shout").
+  void shout(Request req, Bytes payload) {
+    const json in = json::parse(prism::sdk::as_text(payload), nullptr, false);
+    if (in.is_discarded() || !in.is_object() || !in.contains("topic") || !in["topic"].is_string()) {
+      return req.fail(PRISM_INVALID_ARGUMENT, R"(expected {"topic":"echo:...","message":...})");
+    }
+    const std::string topic = in["topic"];
+    const std::string message = in.value("message", json::object()).dump();
+    req.reply(host_.publish(topic, kShout, message), {}, {});
+  }
+
+  // echo:* channels (plugin.h, "Channels"): joining subscribes the connection to the topic;
+  // "echo" answers the payload back, "shout" sends it to everyone on the topic.
+  static constexpr const char* channel_topics[] = {"echo:*", nullptr};
+
+  void channel(Request req, const prism::sdk::ChannelMessage& m) {
+    const uint64_t session = req.session();
+    switch (m.kind) {
+      case PRISM_CHANNEL_JOIN: {
+        const prism_status_t subscribed = host_.subscribe(session, m.topic);
+        if (subscribed != PRISM_OK) return req.fail(subscribed, "cannot subscribe to the topic");
+        return req.ok(json{{"topic", m.topic}}.dump());
+      }
+      case PRISM_CHANNEL_LEAVE:
+        host_.unsubscribe(session, m.topic);
+        return req.ok();
+      case PRISM_CHANNEL_EVENT:
+        if (m.event == "echo") return req.ok(m.payload);
+        if (m.event == "shout") {
+          return req.reply(host_.publish(m.topic, kShout, m.payload), {}, {});
+        }
+        return req.fail(PRISM_NOT_FOUND, "no event " + std::string(m.event) + " (echo, shout)");
+    }
+    req.fail(PRISM_INVALID_ARGUMENT, "unknown channel message");
+  }
+
+  static constexpr uint32_t kShout = 5;
   static constexpr prism::sdk::Method<DefaultService> methods[] = {
       {0, "ping", &DefaultService::ping},
       {1, "echo", &DefaultService::echo},
       {2, "time", &DefaultService::time},
       {3, "info", &DefaultService::server_info},
       {4, "services", &DefaultService::services},
+      {kShout, "shout", &DefaultService::shout},
   };
 
  private:

@@ -78,6 +78,26 @@ class FakeHost {
     return false;
   }
 
+  // ABI 1.2 push/topics, offered by offer_realtime(): what the plugin asked for.
+  void offer_realtime() {
+    api_.struct_size = sizeof(prism_host_api_t);
+    api_.abi_version_minor = PRISM_ABI_VERSION_MINOR;
+    api_.subscribe = [](prism_host_t* h, uint64_t session, prism_bytes_t topic) {
+      of(h).topic_calls.push_back("subscribe " + std::to_string(session) + " " + text_of(topic));
+      return PRISM_OK;
+    };
+    api_.unsubscribe = [](prism_host_t* h, uint64_t session, prism_bytes_t topic) {
+      of(h).topic_calls.push_back("unsubscribe " + std::to_string(session) + " " + text_of(topic));
+      return PRISM_OK;
+    };
+    api_.publish = [](prism_host_t* h, prism_bytes_t topic, uint32_t method, prism_bytes_t payload) {
+      of(h).topic_calls.push_back("publish " + text_of(topic) + " " + std::to_string(method) + " " +
+                                  text_of(payload));
+      return PRISM_OK;
+    };
+  }
+  std::vector<std::string> topic_calls;
+
   std::vector<Reply> replies;
   int replies_after_answer = 0;  // a request answered twice; must stay 0
   std::vector<std::pair<prism_log_level_t, std::string>> logs;
@@ -175,6 +195,14 @@ class LoadedPlugin {
     return descriptor->handle(instance_, reinterpret_cast<prism_request_t*>(&request), method,
                               bytes_of(payload));
   }
+  // Calls the plugin's channel callback from session 7 (plugin.h, "Channels").
+  prism_status_t channel(prism_channel_kind_t kind, std::string_view topic, std::string_view event,
+                         std::string_view payload = "{}") {
+    FakeRequest request{&host_, 7};
+    prism_channel_message_t m{sizeof m, static_cast<uint32_t>(kind), bytes_of(topic),
+                              bytes_of(event), bytes_of(payload)};
+    return descriptor->channel(instance_, reinterpret_cast<prism_request_t*>(&request), &m);
+  }
   // The last reply's payload, after calling `method`.
   std::string call_text(uint32_t method, std::string_view payload = {}) {
     const size_t before = host_.replies.size();
@@ -225,6 +253,36 @@ TEST(DefaultPlugin, EchoRepliesWithTheSamePayload) {
   ASSERT_EQ(host.counters.size(), 1u);
   EXPECT_EQ(host.counters[0].name, "echo_requests");
   EXPECT_EQ(host.counters[0].value, 1u);
+}
+
+// echo:* channels: a join subscribes the connection, "echo" answers the payload, "shout"
+// publishes it to the topic as method 5 ("shout"), a leave unsubscribes.
+TEST(DefaultPlugin, EchoChannelsJoinEchoShoutAndLeave) {
+  FakeHost host;
+  host.offer_realtime();
+  LoadedPlugin plugin(bundled("default"), host);
+  ASSERT_TRUE(plugin.started()) << plugin.init_error;
+  ASSERT_NE(plugin.descriptor->channel_topics, nullptr);
+  EXPECT_STREQ(plugin.descriptor->channel_topics[0], "echo:*");
+  EXPECT_EQ(plugin.descriptor->channel_topics[1], nullptr);
+
+  EXPECT_EQ(plugin.channel(PRISM_CHANNEL_JOIN, "echo:lobby", "phx_join"), PRISM_OK);
+  ASSERT_EQ(host.replies.size(), 1u);
+  EXPECT_EQ(host.replies[0].status, PRISM_OK);
+  EXPECT_EQ(json::parse(host.replies[0].payload)["topic"], "echo:lobby");
+  plugin.channel(PRISM_CHANNEL_EVENT, "echo:lobby", "echo", R"({"hi":1})");
+  EXPECT_EQ(host.replies.back().payload, R"({"hi":1})");
+  plugin.channel(PRISM_CHANNEL_EVENT, "echo:lobby", "shout", R"({"all":true})");
+  EXPECT_EQ(host.replies.back().status, PRISM_OK);
+  plugin.channel(PRISM_CHANNEL_EVENT, "echo:lobby", "dance");
+  EXPECT_EQ(host.replies.back().status, PRISM_NOT_FOUND);
+  EXPECT_EQ(host.replies.back().message, "no event dance (echo, shout)");
+  plugin.channel(PRISM_CHANNEL_LEAVE, "echo:lobby", "phx_leave");
+  EXPECT_EQ(host.replies.back().status, PRISM_OK);
+  EXPECT_EQ(host.topic_calls,
+            (std::vector<std::string>{"subscribe 7 echo:lobby", R"(publish echo:lobby 5 {"all":true})",
+                                      "unsubscribe 7 echo:lobby"}));
+  EXPECT_EQ(host.replies_after_answer, 0);
 }
 
 TEST(DefaultPlugin, PingRepliesPong) {
@@ -302,8 +360,10 @@ TEST(Sdk, DescriptorIsBuiltFromTheMethodTable) {
   EXPECT_EQ(d.packet_id_first, 100u);
   EXPECT_EQ(d.packet_id_count, 100u);
   EXPECT_EQ(d.flags, PRISM_PLUGIN_CONCURRENT);
-  ASSERT_EQ(d.method_count, 5u);
+  ASSERT_EQ(d.method_count, 6u);
   EXPECT_STREQ(d.methods[3].name, "info");
+  EXPECT_STREQ(d.methods[5].name, "shout");
+  EXPECT_EQ(d.method_size, sizeof(prism_method_t));
   EXPECT_EQ(d.methods[3].id, kInfo);
   EXPECT_EQ(d.snapshot, nullptr) << "default has no snapshot()";
   EXPECT_EQ(d.restore, nullptr);

@@ -788,6 +788,15 @@ inline Host::Timer Host::start_timer(std::chrono::milliseconds after,
 
 inline Host::Sleep Host::sleep(std::chrono::milliseconds duration) { return Sleep(*this, duration); }
 
+// A Phoenix channel message (plugin.h, "Channels") as a service's `channel` handler gets
+// it; every view is the host's, valid until the handler returns.
+struct ChannelMessage {
+  prism_channel_kind_t kind;
+  std::string_view topic;
+  std::string_view event;    // the client's event; "phx_join" / "phx_leave" for the others
+  std::string_view payload;  // JSON text
+};
+
 // What a service declares about itself as `static constexpr ServiceInfo info`.
 struct ServiceInfo {
   const char* name;          // [a-z0-9_-]{1,32}; static
@@ -878,6 +887,13 @@ concept HasRestore = requires(S& s, Bytes state) {
 template <class S>
 concept HasOnEvent = requires(S& s, const prism_event_t& event) {
   s.on_event(event);
+};
+// Channels: `static constexpr const char* channel_topics[] = {"echo:*", nullptr};` and
+// `void channel(Request, const ChannelMessage&)`.
+template <class S>
+concept HasChannels = requires(S& s, Request request, const ChannelMessage& message) {
+  { S::channel_topics[0] } -> std::convertible_to<const char*>;
+  s.channel(std::move(request), message);
 };
 // `void on_topic(std::string_view topic, uint32_t packet_id, Bytes payload)`: the messages
 // of topics the plugin subscribed itself to (Host::subscribe(PRISM_SESSION_PLUGIN, ...)).
@@ -1032,6 +1048,28 @@ struct ServiceAbi {
     }
   }
 
+  // Always PRISM_OK, as handle: the Request answers, whatever the handler does.
+  static prism_status_t channel([[maybe_unused]] void* instance, prism_request_t* request,
+                                [[maybe_unused]] const prism_channel_message_t* message) noexcept {
+    Instance<Service>& it = *self(instance);
+    Request req(it.host.api(), it.host.handle(), request);
+    if constexpr (HasChannels<Service>) {
+      const ChannelMessage m{static_cast<prism_channel_kind_t>(message->kind),
+                             as_text(from_c(message->topic)), as_text(from_c(message->event)),
+                             as_text(from_c(message->payload))};
+      guarded(it, "channel", nullptr, [&] { it.service.channel(std::move(req), m); });
+    }
+    return PRISM_OK;
+  }
+
+  static constexpr const char* const* channel_topics() {
+    if constexpr (HasChannels<Service>) {
+      return Service::channel_topics;
+    } else {
+      return nullptr;
+    }
+  }
+
   static prism_status_t snapshot([[maybe_unused]] void* instance, prism_bytes_t* state) noexcept {
     *state = {nullptr, 0};
     if constexpr (HasSnapshot<Service>) {
@@ -1076,8 +1114,8 @@ struct ServiceAbi {
       .restore = HasRestore<Service> ? &restore : nullptr,
       .shutdown = &shutdown,
       .method_size = sizeof(prism_method_t),
-      .channel_topics = nullptr,  // channels through the SDK: not yet (the C ABI has them)
-      .channel = nullptr,
+      .channel_topics = channel_topics(),
+      .channel = HasChannels<Service> ? &channel : nullptr,
   };
 };
 
