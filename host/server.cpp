@@ -101,9 +101,18 @@ Expected<void> Server::open_gateways() {
   settings.listen = *config_.ws_listen;
   settings.metrics = [] { return metrics::registry().render_prometheus(); };
   settings.health = [this] { return health(); };
+  settings.idle_timeout = config_.ws_idle_timeout;
+  settings.max_frame_bytes = config_.ws_max_frame_bytes;
   for (size_t i = 0; i < workers_.size(); ++i) {
+    settings.worker = static_cast<unsigned>(i);
     auto gateway = ws::Gateway::open(*workers_[i], settings, i == 0);
     if (!gateway) return make_error(gateway.error());
+    // A WebSocket connection is a session like a UDP one: the same dispatcher answers it
+    // and the same bus pushes to it (DESIGN.md §8).
+    dispatch::Dispatcher* d = dispatchers_[i].get();
+    (*gateway)->set_handler(d);
+    (*gateway)->set_event_name([d](uint32_t packet_id) { return d->method_name(packet_id); });
+    bus_->set_websocket(static_cast<unsigned>(i), gateway->get());
     // Every worker listens on the port the first one got (ws.listen port 0 picks one).
     settings.listen.port = (*gateway)->port();
     ws::Gateway* g = gateway->get();

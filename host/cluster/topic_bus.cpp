@@ -71,6 +71,10 @@ TopicBus::TopicBus(std::vector<BusWorker> workers, BusLimits limits)
 
 TopicBus::~TopicBus() = default;
 
+net::ReplyTransport* TopicBus::transport_for(unsigned index, uint64_t session) const {
+  return net::is_websocket_session(session) ? workers_[index].websocket : workers_[index].transport;
+}
+
 int TopicBus::current_worker() const {
   const net::LoopAccess* here = net::current_loop();
   if (here == nullptr) return -1;
@@ -92,12 +96,13 @@ BusResult TopicBus::push(uint64_t session, uint32_t packet_id, v1::Delivery deli
                          std::span<const uint8_t> payload) {
   const unsigned owner = net::worker_of(session);
   if (owner >= workers_.size()) return BusResult::kNoSession;
+  if (transport_for(owner, session) == nullptr) return BusResult::kNoSession;
   if (current_worker() == static_cast<int>(owner)) {
-    return from_push(workers_[owner].transport->send_push(session, packet_id, delivery, {}, payload));
+    return from_push(transport_for(owner, session)->send_push(session, packet_id, delivery, {}, payload));
   }
   workers_[owner].loop->post(
       [this, owner, session, packet_id, delivery, bytes = std::string(payload.begin(), payload.end())] {
-        workers_[owner].transport->send_push(session, packet_id, delivery, {}, as_bytes(bytes));
+        transport_for(owner, session)->send_push(session, packet_id, delivery, {}, as_bytes(bytes));
       });
   return BusResult::kOk;
 }
@@ -117,7 +122,8 @@ BusResult TopicBus::subscribe(uint64_t session, std::string_view topic) {
 
 BusResult TopicBus::subscribe_here(unsigned index, uint64_t session, const std::string& topic) {
   // A closed session's subscription would never be removed: session_closed already ran.
-  if (!workers_[index].transport->is_open(session)) {
+  net::ReplyTransport* transport = transport_for(index, session);
+  if (transport == nullptr || !transport->is_open(session)) {
     counters().refused_no_session.add();
     return BusResult::kNoSession;
   }
@@ -221,8 +227,8 @@ void TopicBus::deliver_here(unsigned index, const std::string& topic, uint32_t p
     // A push may close a slow session, whose close reaches session_closed only at the
     // worker's next flush: iterating a copy-free set here is safe.
     for (const uint64_t session : subs->second) {
-      workers_[index].transport->send_push(session, packet_id, v1::DELIVERY_RELIABLE_ORDERED,
-                                           topic, payload);
+      transport_for(index, session)->send_push(session, packet_id, v1::DELIVERY_RELIABLE_ORDERED,
+                                               topic, payload);
     }
     counters().deliveries.add(subs->second.size());
   }

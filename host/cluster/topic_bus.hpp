@@ -41,7 +41,8 @@ bool valid_topic(std::string_view topic);
 // One worker as the bus reaches it: its loop, and the transport its sessions live on.
 struct BusWorker {
   net::LoopAccess* loop = nullptr;
-  net::ReplyTransport* transport = nullptr;
+  net::ReplyTransport* transport = nullptr;  // its UDP sessions
+  net::ReplyTransport* websocket = nullptr;  // its WebSocket sessions, when ws.listen is on
 };
 
 // A published message as a plugin subscriber receives it.
@@ -60,6 +61,10 @@ struct PluginSubscriber {
 class TopicBus {
  public:
   TopicBus(std::vector<BusWorker> workers, BusLimits limits);
+  // Worker `index`'s WebSocket sessions (set before the workers start).
+  void set_websocket(unsigned index, net::ReplyTransport* transport) {
+    workers_[index].websocket = transport;
+  }
   ~TopicBus();
   TopicBus(const TopicBus&) = delete;
   TopicBus& operator=(const TopicBus&) = delete;
@@ -101,6 +106,8 @@ class TopicBus {
     std::shared_ptr<const PluginTable> plugins = std::make_shared<PluginTable>();
   };
 
+  // The transport that holds `session` on worker `index` (net::is_websocket_session).
+  net::ReplyTransport* transport_for(unsigned index, uint64_t session) const;
   // The index of the worker whose thread is calling, or -1.
   int current_worker() const;
   // Runs `task` on worker `index`: now when that is the calling thread, else posted.

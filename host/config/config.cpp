@@ -244,6 +244,8 @@ constexpr std::array kKeys{
     Key{"admin.token_file", set_path<&Config::admin_token_file>},
     Key{"admin.allow", set_admin_allow},
     Key{"ws.listen", set_ws_listen},
+    Key{"ws.idle_timeout_ms", set_millis<&Config::ws_idle_timeout, 1000, 3600000>},
+    Key{"ws.max_frame_bytes", set_count<&Config::ws_max_frame_bytes, 1024, 64 << 20>},
     Key{"store.backend", set_store_backend},
     Key{"store.documents", set_store_facet<StoreFacet::kDocuments>},
     Key{"store.counters", set_store_facet<StoreFacet::kCounters>},

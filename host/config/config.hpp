@@ -97,6 +97,8 @@ struct Config {
   size_t max_topics_per_session = 64;                       // server.max_topics_per_session: 1..100000
   size_t max_subscribers_per_topic = 100000;                // server.max_subscribers_per_topic: 1..10000000, per worker
   std::optional<Endpoint> ws_listen;                        // ws.listen: "HOST:PORT" (TCP) or "off"; unset = off
+  std::chrono::milliseconds ws_idle_timeout{60000};         // ws.idle_timeout_ms: 1000..3600000, as Phoenix
+  size_t ws_max_frame_bytes = 1 << 20;                      // ws.max_frame_bytes: 1024..64 MiB per message
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir

@@ -81,7 +81,7 @@ bool Dispatcher::refused_outside_admin_allow(const net::RequestOrigin& origin,
                   [&](const config::Cidr& c) { return c.contains(host); })) {
     return false;
   }
-  transport_.send_reply(origin, request.request_id(), request.packet_id(),
+  out(origin).send_reply(origin, request.request_id(), request.packet_id(),
                         v1::STATUS_INVALID_CREDENTIALS,
                         "admin " + std::string(what) +
                             "s are not accepted from this address (admin.allow in the "
@@ -96,7 +96,7 @@ bool Dispatcher::refused_outside_admin_allow(const net::RequestOrigin& origin,
 
 void Dispatcher::on_login(const net::RequestOrigin& origin, const v1::Message& request) {
   auto answer = [&](v1::Status status, std::string_view message) {
-    transport_.send_reply(origin, request.request_id(), request.packet_id(), status, message, {});
+    out(origin).send_reply(origin, request.request_id(), request.packet_id(), status, message, {});
   };
   v1::LoginRequest login;
   if (!login.ParseFromString(request.payload()) || login.service().empty()) {
@@ -152,6 +152,15 @@ void Dispatcher::tell_plugins(const prism_event_t& event) const {
   for (const auto& route : table->routes()) route.plugin->deliver_event(event);
 }
 
+std::string Dispatcher::method_name(uint32_t packet_id) const {
+  const plugins::Route* route = table_->find(packet_id);
+  if (route == nullptr) return {};
+  for (const auto& m : route->plugin->methods()) {
+    if (m.packet_id == packet_id) return m.name;
+  }
+  return {};
+}
+
 void Dispatcher::on_session_opened(uint64_t connection_id) {
   prism_event_t e{};
   e.struct_size = sizeof e;
@@ -183,7 +192,7 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     // login table holds, from an address in admin.allow at the time of each request: a
     // session that logged in and then moved (§5.9) is checked where it is now.
     if (!logged_in(origin.connection_id, kAdminService)) {
-      transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
+      out(origin).send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
                             "log in to service 'admin' with the admin token first", {});
       return;
     }
@@ -191,7 +200,7 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
     if (host_service_ != nullptr) {
       host_service_->on_host_request(origin, request, transport_, loop_);
     } else {
-      transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
+      out(origin).send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
                             "no host service", {});
     }
     return;
@@ -199,13 +208,13 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
   const plugins::Route* route = table_->find(packet_id);
   if (route == nullptr) {
     // protocol.md §3.3: every request gets a reply, an unowned id included.
-    transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
+    out(origin).send_reply(origin, request.request_id(), packet_id, v1::STATUS_INVALID_PACKET,
                           "no service owns packet id " + std::to_string(packet_id), {});
     return;
   }
   if (login_ && login_->requires_login(route->plugin->name()) &&
       !logged_in(origin.connection_id, route->plugin->name())) {
-    transport_.send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
+    out(origin).send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
                           "log in to service '" + route->plugin->name() + "' first", {});
     return;
   }
@@ -252,12 +261,12 @@ void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_i
                             std::string_view payload) {
   const plugins::Route* route = table_->find_channel(topic);
   if (route == nullptr) {
-    transport_.send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
+    out(origin).send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
     return;
   }
   if (login_ && login_->requires_login(route->plugin->name()) &&
       !logged_in(origin.connection_id, route->plugin->name())) {
-    transport_.send_reply(origin, request_id, 0, v1::STATUS_LOGIN_REQUIRED,
+    out(origin).send_reply(origin, request_id, 0, v1::STATUS_LOGIN_REQUIRED,
                           "log in to service '" + route->plugin->name() + "' first", {});
     return;
   }
@@ -328,7 +337,7 @@ bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_
   plugin.latency().record(Clock::now() - ctx->started);
   const v1::Status wire = to_wire(status);
   const bool fit =
-      transport_.send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);
+      out(ctx->origin).send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);
   // A reply that did not fit went out as INTERNAL: an error either way.
   if (wire != v1::STATUS_OK || !fit) plugin.error_counter().add();
   plugin.record_outcome(fit ? status : PRISM_INTERNAL);  // the degraded verdict

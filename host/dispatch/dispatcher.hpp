@@ -68,6 +68,10 @@ class Dispatcher final : public net::RequestHandler {
   void on_session_opened(uint64_t connection_id) override;
   void on_session_closed(uint64_t connection_id, std::string_view reason) override;
 
+  // The name the serving plugin gives `packet_id` in its method table ("" if none): how a
+  // WebSocket client hears a push (its Phoenix event). Loop thread only.
+  std::string method_name(uint32_t packet_id) const;
+
   // Requests handed to a plugin and not yet answered.
   size_t pending() const { return pending_count_; }
 
@@ -87,6 +91,11 @@ class Dispatcher final : public net::RequestHandler {
   bool refused_outside_admin_allow(const net::RequestOrigin& origin, const v1::Message& request,
                                    std::string_view what);
   bool logged_in(uint64_t connection_id, std::string_view service) const;
+  // Where a reply to `origin` goes: the transport it came through (RequestOrigin::via),
+  // else the worker's UDP sessions.
+  net::ReplyTransport& out(const net::RequestOrigin& origin) {
+    return origin.via != nullptr ? *origin.via : transport_;
+  }
   // Runs `call` (the plugin's handle or channel) for a context made for `route`, and files
   // the request as answered, failed or pending by what the plugin did.
   template <class Call>

@@ -137,7 +137,8 @@ uint64_t SessionTable::new_connection_id() {
   for (;;) {
     // Random from the worker's CSPRNG, so ids cannot be predicted from ids seen.
     const uint64_t id = (uint64_t{index_} << kConnectionWorkerShift) |
-                        (handshake_.random().next_u64() & ((uint64_t{1} << kConnectionWorkerShift) - 1));
+                        (handshake_.random().next_u64() & ((uint64_t{1} << kConnectionWorkerShift) - 1) &
+                         ~kWebSocketSessionBit);
     if (id != 0 && !sessions_.contains(id)) return id;
   }
 }

@@ -37,6 +37,12 @@ inline constexpr int kConnectionWorkerShift = 56;
 inline unsigned worker_of(uint64_t connection_id) {
   return static_cast<unsigned>(connection_id >> kConnectionWorkerShift);
 }
+// Bit 55 marks a WebSocket session's id (never set in a UDP connection id), so a push
+// finds its transport without a lookup.
+inline constexpr uint64_t kWebSocketSessionBit = uint64_t{1} << 55;
+inline bool is_websocket_session(uint64_t id) { return (id & kWebSocketSessionBit) != 0; }
+
+class ReplyTransport;
 
 // Where a request came from: enough to answer it.
 struct RequestOrigin {
@@ -44,6 +50,9 @@ struct RequestOrigin {
   uint64_t connection_id = 0;
   // The reply travels the way the request did (protocol.md §5.6).
   v1::Delivery delivery = v1::DELIVERY_RELIABLE_ORDERED;
+  // The transport the request came through when it is not the worker's UDP one (the
+  // WebSocket gateway): replies go back there.
+  ReplyTransport* via = nullptr;
 };
 
 // What a Phoenix channel message asks (plugin.h prism_channel_kind_t).

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -29,18 +30,62 @@ void log_from_lws(int level, const char* line) {
   }
 }
 
-// One HTTP exchange: the answer waits here between the request and the writable callback.
-struct HttpExchange {
+// What lws keeps per connection: an HTTP answer waiting for the writable callback, or
+// the WebSocket session the connection became.
+struct PerConnection {
   Gateway::Answer* answer;
+  uint64_t session;
+  std::string* partial;  // a WebSocket message arriving in fragments
 };
+
+// Phoenix sockets live at /socket/websocket or /socket/<instance>/websocket.
+bool is_socket_path(std::string_view path) {
+  const size_t query = path.find('?');
+  if (query != std::string_view::npos) path = path.substr(0, query);
+  return path.starts_with("/socket/") && path.ends_with("/websocket");
+}
 
 Gateway& gateway_of(struct lws* wsi) {
   return *static_cast<Gateway*>(lws_context_user(lws_get_context(wsi)));
 }
 
 int on_http(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
-  auto* exchange = static_cast<HttpExchange*>(user);
+  auto* exchange = static_cast<PerConnection*>(user);
   switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+      char uri[512] = "";
+      lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+      return is_socket_path(uri) ? 0 : 1;  // nonzero refuses the upgrade
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+      exchange->session = gateway_of(wsi).on_open(wsi);
+      return 0;
+    case LWS_CALLBACK_RECEIVE: {
+      Gateway& g = gateway_of(wsi);
+      const std::string_view piece(static_cast<const char*>(in), len);
+      const bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+      const size_t have = exchange->partial != nullptr ? exchange->partial->size() : 0;
+      if (have + piece.size() > g.max_frame_bytes()) {
+        const char reason_text[] = "message too large";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         reinterpret_cast<unsigned char*>(const_cast<char*>(reason_text)),
+                         sizeof reason_text - 1);
+        return -1;
+      }
+      if (last && exchange->partial == nullptr) return g.on_message(exchange->session, piece);
+      if (exchange->partial == nullptr) exchange->partial = new std::string;
+      exchange->partial->append(piece);
+      if (!last) return 0;
+      const std::string whole = std::move(*exchange->partial);
+      delete std::exchange(exchange->partial, nullptr);
+      return g.on_message(exchange->session, whole);
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+      return gateway_of(wsi).on_writable(exchange->session);
+    case LWS_CALLBACK_CLOSED:
+      gateway_of(wsi).on_closed(exchange->session);
+      delete std::exchange(exchange->partial, nullptr);
+      return 0;
     case LWS_CALLBACK_HTTP: {
       const std::string_view path(static_cast<const char*>(in), in != nullptr ? len : 0);
       exchange->answer = new Gateway::Answer(gateway_of(wsi).answer(path));
@@ -78,7 +123,7 @@ int on_http(struct lws* wsi, enum lws_callback_reasons reason, void* user, void*
 }
 
 const struct lws_protocols kProtocols[] = {
-    {"http", on_http, sizeof(HttpExchange), 0, 0, nullptr, 0},
+    {"http", on_http, sizeof(PerConnection), 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 
@@ -194,6 +239,193 @@ void Gateway::close() {
   acceptor_.close();
   if (listen_fd_ >= 0) ::close(std::exchange(listen_fd_, -1));
   if (context_ != nullptr) lws_context_destroy(context_);
+}
+
+Expected<PhoenixFrame> parse_phoenix_frame(std::string_view text) {
+  using nlohmann::json;
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error("not JSON");
+  if (!j.is_array() || j.size() != 5) return make_error("not [join_ref, ref, topic, event, payload]");
+  auto ref_of = [](const json& v) -> Expected<std::optional<std::string>> {
+    if (v.is_null()) return std::optional<std::string>{};
+    if (v.is_string()) return std::optional<std::string>{v.get<std::string>()};
+    return make_error("a ref must be a string or null");
+  };
+  auto join_ref = ref_of(j[0]);
+  auto ref = ref_of(j[1]);
+  if (!join_ref) return make_error(join_ref.error());
+  if (!ref) return make_error(ref.error());
+  if (!j[2].is_string() || j[2].get<std::string>().empty()) return make_error("topic must be a string");
+  if (!j[3].is_string() || j[3].get<std::string>().empty()) return make_error("event must be a string");
+  if (!j[4].is_object() && !j[4].is_null()) return make_error("payload must be an object");
+  return PhoenixFrame{*join_ref, *ref, j[2].get<std::string>(), j[3].get<std::string>(),
+                      j[4].is_null() ? "{}" : j[4].dump()};
+}
+
+std::string encode_phoenix_frame(const PhoenixFrame& f) {
+  using nlohmann::json;
+  auto ref = [](const std::optional<std::string>& r) { return r ? json(*r) : json(nullptr); };
+  json payload = json::parse(f.payload, nullptr, false);
+  if (payload.is_discarded()) payload = json(f.payload);  // bytes that are not JSON go as a string
+  return json::array({ref(f.join_ref), ref(f.ref), f.topic, f.event, std::move(payload)})
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+uint64_t Gateway::on_open(struct lws* wsi) {
+  const uint64_t id = (uint64_t{settings_.worker} << net::kConnectionWorkerShift) |
+                      net::kWebSocketSessionBit | ++next_session_;
+  auto c = std::make_unique<Connection>();
+  c->wsi = wsi;
+  c->origin.connection_id = id;
+  c->origin.via = this;
+  const int fd = lws_get_socket_fd(wsi);
+  c->origin.peer.len = sizeof c->origin.peer.addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&c->origin.peer.addr), &c->origin.peer.len) != 0) {
+    c->origin.peer.len = 0;
+  }
+  connections_.emplace(id, std::move(c));
+  lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+                  static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+  if (handler_ != nullptr) handler_->on_session_opened(id);
+  return id;
+}
+
+void Gateway::queue(Connection& c, const PhoenixFrame& frame) {
+  std::string bytes(LWS_PRE, '\0');
+  bytes += encode_phoenix_frame(frame);
+  c.out.push_back(std::move(bytes));
+  lws_callback_on_writable(c.wsi);
+}
+
+int Gateway::on_writable(uint64_t session) {
+  const auto it = connections_.find(session);
+  if (it == connections_.end() || it->second->out.empty()) return 0;
+  Connection& c = *it->second;
+  std::string& frame = c.out.front();
+  const size_t len = frame.size() - LWS_PRE;
+  const int n = lws_write(c.wsi, reinterpret_cast<unsigned char*>(frame.data()) + LWS_PRE, len,
+                          LWS_WRITE_TEXT);
+  c.out.pop_front();
+  if (n < static_cast<int>(len)) return -1;
+  if (!c.out.empty()) lws_callback_on_writable(c.wsi);
+  return 0;
+}
+
+void Gateway::ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFrame& frame) {
+  if (++next_request_id_ == 0) next_request_id_ = 1;
+  const uint32_t rid = next_request_id_;
+  pending_[rid] = Pending{c.origin.connection_id, kind, frame.join_ref, frame.ref, frame.topic};
+  if (handler_ == nullptr) {
+    send_reply(c.origin, rid, 0, v1::STATUS_UNAVAILABLE, "no channel service", {});
+    return;
+  }
+  handler_->on_channel(c.origin, rid, kind, frame.topic, frame.event, frame.payload);
+}
+
+int Gateway::on_message(uint64_t session, std::string_view text) {
+  const auto it = connections_.find(session);
+  if (it == connections_.end()) return -1;
+  Connection& c = *it->second;
+  // Any message is a sign of life: the idle clock starts again (Phoenix heartbeats 30 s).
+  lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK,
+                  static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+  auto frame = parse_phoenix_frame(text);
+  if (!frame) {
+    const std::string why = "malformed frame: " + frame.error();
+    lws_close_reason(c.wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(why.data())), why.size());
+    return -1;
+  }
+  if (frame->topic == "phoenix" && frame->event == "heartbeat") {
+    queue(c, PhoenixFrame{std::nullopt, frame->ref, "phoenix", "phx_reply",
+                          R"({"status":"ok","response":{}})"});
+    return 0;
+  }
+  if (frame->event == "phx_join") {
+    ask_plugin(c, net::ChannelKind::kJoin, *frame);
+    return 0;
+  }
+  const bool joined = c.joined.contains(frame->topic);
+  if (frame->event == "phx_leave") {
+    if (joined) {
+      ask_plugin(c, net::ChannelKind::kLeave, *frame);
+    } else {
+      queue(c, PhoenixFrame{frame->join_ref, frame->ref, frame->topic, "phx_reply",
+                            R"({"status":"ok","response":{}})"});
+    }
+    return 0;
+  }
+  if (!joined) {
+    queue(c, PhoenixFrame{frame->join_ref, frame->ref, frame->topic, "phx_reply",
+                          R"({"status":"error","response":{"reason":"unmatched topic"}})"});
+    return 0;
+  }
+  ask_plugin(c, net::ChannelKind::kEvent, *frame);
+  return 0;
+}
+
+bool Gateway::send_reply(const net::RequestOrigin&, uint32_t request_id, uint32_t,
+                         v1::Status status, std::string_view message,
+                         std::span<const uint8_t> payload) {
+  using nlohmann::json;
+  const auto p = pending_.find(request_id);
+  if (p == pending_.end()) return true;
+  const Pending pending = std::move(p->second);
+  pending_.erase(p);
+  const auto it = connections_.find(pending.session);
+  if (it == connections_.end()) return true;  // the socket went away meanwhile
+  Connection& c = *it->second;
+  const bool ok = status == v1::STATUS_OK;
+  json response = json::object();
+  if (ok && !payload.empty()) {
+    const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
+    response = json::parse(text, nullptr, false);
+    if (response.is_discarded()) response = json(std::string(text));
+  } else if (!ok) {
+    response = json{{"reason", std::string(message)}};
+  }
+  if (pending.kind == net::ChannelKind::kJoin && ok) c.joined[pending.topic] = pending.join_ref.value_or("");
+  const json body{{"status", ok ? "ok" : "error"}, {"response", std::move(response)}};
+  queue(c, PhoenixFrame{pending.join_ref, pending.ref, pending.topic, "phx_reply",
+                        body.dump(-1, ' ', false, json::error_handler_t::replace)});
+  if (pending.kind == net::ChannelKind::kLeave) {
+    c.joined.erase(pending.topic);
+    queue(c, PhoenixFrame{pending.join_ref, pending.join_ref, pending.topic, "phx_close", "{}"});
+  }
+  return true;
+}
+
+net::PushResult Gateway::send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery,
+                                   std::string_view topic, std::span<const uint8_t> payload) {
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return net::PushResult::kNoSession;
+  Connection& c = *it->second;
+  // A Phoenix client only hears a topic it joined; a push without one has nowhere to go.
+  const auto joined = c.joined.find(std::string(topic));
+  if (joined == c.joined.end()) return net::PushResult::kNoSession;
+  std::string event = event_name_ ? event_name_(packet_id) : std::string();
+  if (event.empty()) event = "push";
+  queue(c, PhoenixFrame{joined->second, std::nullopt, std::string(topic), std::move(event),
+                        std::string(reinterpret_cast<const char*>(payload.data()), payload.size())});
+  return net::PushResult::kQueued;
+}
+
+void Gateway::on_closed(uint64_t session) {
+  const auto it = connections_.find(session);
+  if (it == connections_.end()) return;
+  // Every channel it had joined hears a LEAVE, then the session ends (plugin.h).
+  std::vector<std::string> topics;
+  for (const auto& [topic, ref] : it->second->joined) topics.push_back(topic);
+  const net::RequestOrigin origin = it->second->origin;
+  connections_.erase(it);
+  for (const auto& topic : topics) {
+    if (++next_request_id_ == 0) next_request_id_ = 1;
+    pending_[next_request_id_] = Pending{session, net::ChannelKind::kLeave, {}, {}, topic};
+    if (handler_ != nullptr) {
+      handler_->on_channel(origin, next_request_id_, net::ChannelKind::kLeave, topic, "phx_leave", "{}");
+    }
+  }
+  if (handler_ != nullptr) handler_->on_session_closed(session, "websocket closed");
 }
 
 Gateway::Answer Gateway::answer(std::string_view path) const {

@@ -7,17 +7,25 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
+
+#include <chrono>
 
 #include "base/expected.hpp"
 #include "config/config.hpp"
 #include "net/loop_access.hpp"
+#include "net/transport.hpp"
 #include "net/uv_handle.hpp"
 
 struct lws_context;
+struct lws;
 
 namespace prism::ws {
 
@@ -29,19 +37,36 @@ struct Health {
 
 struct GatewaySettings {
   config::Endpoint listen;
+  unsigned worker = 0;  // the worker's index: the top byte of its sessions' ids
+  std::chrono::milliseconds idle_timeout{60000};  // a socket silent this long is closed
+  size_t max_frame_bytes = 1 << 20;               // a larger message closes the socket
   // Both are called on the worker's thread, for each request, and must be thread-safe.
   std::function<std::string()> metrics;  // Prometheus text exposition
   std::function<Health()> health;
 };
 
-class Gateway {
+// The Phoenix Channels v2 JSON frame, [join_ref, ref, topic, event, payload].
+struct PhoenixFrame {
+  std::optional<std::string> join_ref;
+  std::optional<std::string> ref;
+  std::string topic;
+  std::string event;
+  std::string payload = "{}";  // JSON text
+};
+// A text message as a frame; the error says what is wrong with it.
+Expected<PhoenixFrame> parse_phoenix_frame(std::string_view text);
+std::string encode_phoenix_frame(const PhoenixFrame& frame);
+
+// Also the ReplyTransport of the worker's WebSocket sessions: the dispatcher answers
+// channel requests through it, the topic bus pushes through it.
+class Gateway final : public net::ReplyTransport {
  public:
   // Makes the context on `loop`, whose thread must not be running yet (or be this one),
   // listening on settings.listen. `first` marks the first worker's: it refuses a port that
   // another process holds, which SO_REUSEPORT alone would silently share.
   static Expected<std::unique_ptr<Gateway>> open(net::LoopAccess& loop, GatewaySettings settings,
                                                  bool first);
-  ~Gateway();
+  ~Gateway() override;
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
@@ -60,14 +85,57 @@ class Gateway {
   };
   Answer answer(std::string_view path) const;
 
+  // Set before the worker starts. `handler` gets the sessions and channel messages;
+  // `event_name` names a packet id for Phoenix (the plugin's method name).
+  void set_handler(net::RequestHandler* handler) { handler_ = handler; }
+  void set_event_name(std::function<std::string(uint32_t packet_id)> name) {
+    event_name_ = std::move(name);
+  }
+
+  // ReplyTransport, on the worker's thread.
+  bool send_reply(const net::RequestOrigin& origin, uint32_t request_id, uint32_t packet_id,
+                  v1::Status status, std::string_view message,
+                  std::span<const uint8_t> payload) override;
+  net::PushResult send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery delivery,
+                            std::string_view topic, std::span<const uint8_t> payload) override;
+  bool is_open(uint64_t connection_id) const override { return connections_.contains(connection_id); }
+
+  // libwebsockets' callbacks for a WebSocket connection (gateway.cpp).
+  uint64_t on_open(struct lws* wsi);
+  int on_message(uint64_t session, std::string_view text);
+  int on_writable(uint64_t session);
+  void on_closed(uint64_t session);
+  size_t max_frame_bytes() const { return settings_.max_frame_bytes; }
+
  private:
   explicit Gateway(GatewaySettings settings) : settings_(std::move(settings)) {}
   // Binds and listens on settings_.listen (reading back the port of a port 0).
   Expected<void> listen(bool first);
   static void on_acceptable(uv_poll_t* poll, int status, int events);
 
+  struct Connection {
+    struct lws* wsi = nullptr;
+    net::RequestOrigin origin;
+    std::deque<std::string> out;               // frames, each with LWS_PRE bytes in front
+    std::map<std::string, std::string> joined;  // topic -> join_ref
+  };
+  struct Pending {
+    uint64_t session = 0;
+    net::ChannelKind kind = net::ChannelKind::kJoin;
+    std::optional<std::string> join_ref, ref;
+    std::string topic;
+  };
+  void queue(Connection& c, const PhoenixFrame& frame);
+  void ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFrame& frame);
+
   GatewaySettings settings_;
   lws_context* context_ = nullptr;  // lws sets it to null once fully destroyed
+  net::RequestHandler* handler_ = nullptr;
+  std::function<std::string(uint32_t)> event_name_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<uint32_t, Pending> pending_;  // channel requests the plugin answers
+  uint32_t next_request_id_ = 0;
+  uint64_t next_session_ = 0;
   int listen_fd_ = -1;
   net::UvHandle<uv_poll_t> acceptor_;  // readable: connections wait on listen_fd_
   uint16_t port_ = 0;

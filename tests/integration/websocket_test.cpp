@@ -1,0 +1,256 @@
+// The WebSocket gateway (host/ws/gateway.hpp) through a real prismd with two workers,
+// driven by a small WebSocket client written here (RFC 6455 handshake, masked text
+// frames) speaking Phoenix Channels v2 JSON to the default plugin's echo:* channels.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <random>
+#include <string>
+
+#include "prism/client.hpp"
+#include "prismd_process.hpp"
+
+namespace prism::testing {
+namespace {
+
+using nlohmann::json;
+
+// One WebSocket connection. Frames from the server are not masked (RFC 6455 §5.1).
+class WsClient {
+ public:
+  WsClient(uint16_t port, const std::string& path) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+    const std::string request = "GET " + path +
+                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                "Sec-WebSocket-Version: 13\r\n\r\n";
+    (void)!::write(fd_, request.data(), request.size());
+    while (buffer_.find("\r\n\r\n") == std::string::npos) {
+      if (!fill()) return;
+    }
+    const size_t end = buffer_.find("\r\n\r\n") + 4;
+    status_line_ = buffer_.substr(0, buffer_.find("\r\n"));
+    buffer_.erase(0, end);
+  }
+  ~WsClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool upgraded() const { return status_line_.find(" 101 ") != std::string::npos; }
+  const std::string& status_line() const { return status_line_; }
+
+  void send_text(const std::string& text) {
+    std::string frame;
+    frame += static_cast<char>(0x81);  // FIN, text
+    const size_t n = text.size();
+    if (n < 126) {
+      frame += static_cast<char>(0x80 | n);
+    } else {
+      frame += static_cast<char>(0x80 | 126);
+      frame += static_cast<char>((n >> 8) & 0xff);
+      frame += static_cast<char>(n & 0xff);
+    }
+    const char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    frame.append(mask, 4);
+    for (size_t i = 0; i < n; ++i) frame += static_cast<char>(text[i] ^ mask[i % 4]);
+    (void)!::write(fd_, frame.data(), frame.size());
+  }
+  void send(const json& frame) { send_text(frame.dump()); }
+
+  // The next text message; nullopt once the server closed (close_code() says how).
+  std::optional<std::string> next() {
+    for (;;) {
+      if (buffer_.size() >= 2) {
+        const auto b0 = static_cast<uint8_t>(buffer_[0]);
+        const auto b1 = static_cast<uint8_t>(buffer_[1]);
+        size_t len = b1 & 0x7f, at = 2;
+        if (len == 126 && buffer_.size() >= 4) {
+          len = (static_cast<uint8_t>(buffer_[2]) << 8) | static_cast<uint8_t>(buffer_[3]);
+          at = 4;
+        } else if (len == 127) {
+          return std::nullopt;  // not used by these tests
+        }
+        if (len != 126 && buffer_.size() >= at + len) {
+          std::string payload = buffer_.substr(at, len);
+          buffer_.erase(0, at + len);
+          const int opcode = b0 & 0x0f;
+          if (opcode == 0x8) {  // close: status code, then the reason
+            if (payload.size() >= 2) {
+              close_code_ = (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);
+              close_reason_ = payload.substr(2);
+            }
+            return std::nullopt;
+          }
+          if (opcode == 0x1) return payload;
+          continue;  // ping/pong: not expected
+        }
+      }
+      if (!fill()) return std::nullopt;
+    }
+  }
+  // The next message as JSON (null once closed).
+  json next_json() {
+    auto text = next();
+    return text ? json::parse(*text) : json(nullptr);
+  }
+  int close_code() const { return close_code_; }
+  const std::string& close_reason() const { return close_reason_; }
+
+ private:
+  bool fill() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) return false;  // bounds a broken server only
+    char buf[4096];
+    const ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    buffer_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buffer_;
+  std::string status_line_;
+  int close_code_ = 0;
+  std::string close_reason_;
+};
+
+uint16_t http_port(PrismdProcess& prismd) {
+  constexpr std::string_view kLine = "event=ws_listening http=127.0.0.1:";
+  if (!prismd.wait_for_log(kLine)) return 0;
+  const std::string& log = prismd.log();
+  return static_cast<uint16_t>(std::stoi(log.substr(log.find(kLine) + kLine.size())));
+}
+
+PrismdOptions with_websocket(std::string more = {}) {
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n" + more;
+  return options;
+}
+
+constexpr const char* kSocket = "/socket/websocket?vsn=2.0.0";
+
+class WebSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    port = http_port(prismd);
+    ASSERT_NE(port, 0) << prismd.log();
+  }
+  PrismdProcess prismd{with_websocket()};
+  uint16_t port = 0;
+};
+
+TEST_F(WebSocketTest, HeartbeatIsAnsweredOnThePhoenixTopic) {
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded()) << ws.status_line();
+  ws.send(json::array({nullptr, "1", "phoenix", "heartbeat", json::object()}));
+  EXPECT_EQ(ws.next_json(), json::parse(R"([null,"1","phoenix","phx_reply",{"status":"ok","response":{}}])"));
+}
+
+TEST_F(WebSocketTest, JoinThenAnEventGetTheChannelsReplies) {
+  WsClient ws(port, "/socket/room7/websocket?vsn=2.0.0");
+  ASSERT_TRUE(ws.upgraded()) << ws.status_line();
+  ws.send(json::array({"1", "1", "echo:lobby", "phx_join", json::object()}));
+  EXPECT_EQ(ws.next_json(),
+            json::parse(R"(["1","1","echo:lobby","phx_reply",{"status":"ok","response":{"topic":"echo:lobby"}}])"));
+  ws.send(json::array({"1", "2", "echo:lobby", "echo", {{"n", 42}}}));
+  EXPECT_EQ(ws.next_json(),
+            json::parse(R"(["1","2","echo:lobby","phx_reply",{"status":"ok","response":{"n":42}}])"));
+  ws.send(json::array({"1", "3", "echo:lobby", "dance", json::object()}));
+  EXPECT_EQ(ws.next_json()[4],
+            json::parse(R"json({"status":"error","response":{"reason":"no event dance (echo, shout)"}})json"));
+}
+
+TEST_F(WebSocketTest, AnUnknownTopicIsRefusedWithAReason) {
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send(json::array({"5", "5", "nosuch:1", "phx_join", json::object()}));
+  EXPECT_EQ(ws.next_json()[4],
+            json::parse(R"({"status":"error","response":{"reason":"unmatched topic"}})"));
+  // An event on a topic the socket never joined: the same answer, nothing routed.
+  ws.send(json::array({"6", "6", "echo:lobby", "echo", json::object()}));
+  EXPECT_EQ(ws.next_json()[4]["response"]["reason"], "unmatched topic");
+}
+
+// A shout reaches every socket on the topic, whichever worker holds it, with the
+// socket's own join_ref, and a UDP client's publish (default.shout, 105) reaches them too.
+TEST_F(WebSocketTest, AShoutReachesEverySocketOnTheTopic) {
+  WsClient a(port, kSocket), b(port, kSocket);
+  ASSERT_TRUE(a.upgraded() && b.upgraded());
+  a.send(json::array({"a1", "1", "echo:hall", "phx_join", json::object()}));
+  ASSERT_EQ(a.next_json()[4]["status"], "ok");
+  b.send(json::array({"b1", "1", "echo:hall", "phx_join", json::object()}));
+  ASSERT_EQ(b.next_json()[4]["status"], "ok");
+  a.send(json::array({"a1", "2", "echo:hall", "shout", {{"hello", "all"}}}));
+  // a hears its shout and its reply (in either order: the broadcast is posted).
+  json first = a.next_json(), second = a.next_json();
+  if (first[3] == "phx_reply") std::swap(first, second);
+  EXPECT_EQ(first, json::parse(R"(["a1",null,"echo:hall","shout",{"hello":"all"}])"));
+  EXPECT_EQ(second[3], "phx_reply");
+  EXPECT_EQ(b.next_json(), json::parse(R"(["b1",null,"echo:hall","shout",{"hello":"all"}])"));
+
+  client::ConnectOptions options;
+  options.server_key = prismd.server_key();
+  auto udp = client::Client::connect({"127.0.0.1", prismd.port()}, options);
+  ASSERT_TRUE(udp) << udp.error();
+  auto reply = udp->call(105, R"({"topic":"echo:hall","message":{"from":"udp"}})");
+  ASSERT_TRUE(reply && reply->status == v1::STATUS_OK);
+  EXPECT_EQ(b.next_json(), json::parse(R"(["b1",null,"echo:hall","shout",{"from":"udp"}])"));
+}
+
+TEST_F(WebSocketTest, LeavingRepliesAndClosesTheChannel) {
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send(json::array({"1", "1", "echo:x", "phx_join", json::object()}));
+  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  ws.send(json::array({"1", "2", "echo:x", "phx_leave", json::object()}));
+  EXPECT_EQ(ws.next_json(), json::parse(R"(["1","2","echo:x","phx_reply",{"status":"ok","response":{}}])"));
+  EXPECT_EQ(ws.next_json(), json::parse(R"(["1","1","echo:x","phx_close",{}])"));
+  ws.send(json::array({"1", "3", "echo:x", "echo", json::object()}));
+  EXPECT_EQ(ws.next_json()[4]["response"]["reason"], "unmatched topic");
+}
+
+TEST_F(WebSocketTest, AMalformedFrameClosesTheSocketWithTheReason) {
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send_text("this is not a phoenix frame");
+  EXPECT_EQ(ws.next(), std::nullopt);
+  EXPECT_EQ(ws.close_code(), 1007);
+  EXPECT_EQ(ws.close_reason(), "malformed frame: not JSON");
+  // The server goes on serving everyone else.
+  WsClient other(port, kSocket);
+  ASSERT_TRUE(other.upgraded());
+  other.send(json::array({nullptr, "1", "phoenix", "heartbeat", json::object()}));
+  EXPECT_EQ(other.next_json()[3], "phx_reply");
+}
+
+TEST_F(WebSocketTest, OnlySocketPathsUpgrade) {
+  WsClient ws(port, "/elsewhere");
+  EXPECT_FALSE(ws.upgraded()) << ws.status_line();
+}
+
+TEST(WebSocketLimits, AnOversizedMessageClosesTheSocket) {
+  PrismdProcess prismd(with_websocket("  max_frame_bytes: 1024\n"));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = http_port(prismd);
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send(json::array({"1", "1", "echo:x", "phx_join", {{"pad", std::string(2000, 'x')}}}));
+  EXPECT_EQ(ws.next(), std::nullopt);
+  EXPECT_EQ(ws.close_code(), 1009);
+  EXPECT_EQ(ws.close_reason(), "message too large");
+}
+
+}  // namespace
+}  // namespace prism::testing
