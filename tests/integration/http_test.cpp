@@ -56,13 +56,6 @@ HttpReply http_get(uint16_t port, const std::string& path) {
   return reply;
 }
 
-uint16_t http_port(PrismdProcess& prismd) {
-  constexpr std::string_view kLine = "event=ws_listening http=127.0.0.1:";
-  if (!prismd.wait_for_log(kLine)) return 0;
-  const std::string& log = prismd.log();
-  return static_cast<uint16_t>(std::stoi(log.substr(log.find(kLine) + kLine.size())));
-}
-
 PrismdOptions with_http() {
   PrismdOptions options;
   options.workers = 2;
@@ -74,7 +67,7 @@ class HttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(prismd.ready()) << prismd.log();
-    port = http_port(prismd);
+    port = prismd.http_port();
     ASSERT_NE(port, 0) << prismd.log();
   }
   PrismdProcess prismd{with_http()};

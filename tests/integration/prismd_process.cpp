@@ -73,6 +73,14 @@ PrismdProcess::PrismdProcess(const PrismdOptions& options) {
   }
 }
 
+uint16_t PrismdProcess::http_port() {
+  constexpr std::string_view kLine = "event=ws_listening http=";
+  if (!wait_for_log(kLine)) return 0;
+  const size_t at = log_.find(kLine) + kLine.size();
+  const size_t colon = log_.rfind(':', log_.find(' ', at));
+  return static_cast<uint16_t>(std::stoi(log_.substr(colon + 1)));
+}
+
 std::string PrismdProcess::server_key_text() const {
   std::ifstream in(key_file_.empty() ? state_dir_ / "server.pub"
                                      : fs::path(key_file_).replace_extension(".pub"));

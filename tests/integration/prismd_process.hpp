@@ -37,6 +37,8 @@ class PrismdProcess {
 
   // True once prismd printed its listening line; port() is then valid.
   bool ready() const { return port_ != 0; }
+  // The port of ws.listen, read from event=ws_listening (0 if that line never came).
+  uint16_t http_port();
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }

@@ -124,13 +124,6 @@ class WsClient {
   std::string close_reason_;
 };
 
-uint16_t http_port(PrismdProcess& prismd) {
-  constexpr std::string_view kLine = "event=ws_listening http=127.0.0.1:";
-  if (!prismd.wait_for_log(kLine)) return 0;
-  const std::string& log = prismd.log();
-  return static_cast<uint16_t>(std::stoi(log.substr(log.find(kLine) + kLine.size())));
-}
-
 PrismdOptions with_websocket(std::string more = {}) {
   PrismdOptions options;
   options.workers = 2;
@@ -144,7 +137,7 @@ class WebSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(prismd.ready()) << prismd.log();
-    port = http_port(prismd);
+    port = prismd.http_port();
     ASSERT_NE(port, 0) << prismd.log();
   }
   PrismdProcess prismd{with_websocket()};
@@ -243,7 +236,7 @@ TEST_F(WebSocketTest, OnlySocketPathsUpgrade) {
 TEST(WebSocketLimits, AnOversizedMessageClosesTheSocket) {
   PrismdProcess prismd(with_websocket("  max_frame_bytes: 1024\n"));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
-  const uint16_t port = http_port(prismd);
+  const uint16_t port = prismd.http_port();
   WsClient ws(port, kSocket);
   ASSERT_TRUE(ws.upgraded());
   ws.send(json::array({"1", "1", "echo:x", "phx_join", {{"pad", std::string(2000, 'x')}}}));
