@@ -19,23 +19,33 @@ for p in "${packages[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
+install_packages() {
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # Do not let package installs start system services (redis, postgres): tests run their own.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [[ ! -e $policy && -z $sudo ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+  fi
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ((created_policy)); then rm -f "$policy"; fi
+}
 
-echo "setup: installing ${missing[*]}"
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-  sudo="sudo"
+((${#missing[@]} == 0)) || install_packages
+
+# The stock phoenix JavaScript client for the WebSocket gateway's tests, pinned by
+# tests/phoenix/package-lock.json and installed there (never globally). Node.js comes
+# with the machine.
+phoenix_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/phoenix"
+if [[ ! -f $phoenix_dir/node_modules/phoenix/package.json ]]; then
+  command -v npm >/dev/null || { echo "setup: npm (Node.js 20) is needed for tests/phoenix" >&2; exit 1; }
+  echo "setup: npm ci in tests/phoenix"
+  npm ci --prefix "$phoenix_dir" --no-audit --no-fund --loglevel=error
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-# Do not let package installs start system services (redis, postgres): tests run their own.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [[ ! -e $policy && -z $sudo ]]; then
-  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
-fi
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-if ((created_policy)); then rm -f "$policy"; fi

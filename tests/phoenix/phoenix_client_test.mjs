@@ -1,0 +1,68 @@
+// The stock phoenix client (npm "phoenix", pinned by package-lock.json) against prismd's
+// WebSocket gateway and the default plugin's echo:* channels: join, push with an ok and
+// an error reply, a refused join, a broadcast to a second socket, heartbeats, leave.
+// Run by tests/integration/phoenix_client_test.cpp as
+//   node --experimental-websocket phoenix_client_test.mjs ws://127.0.0.1:PORT/socket
+// Prints one line per check passed; exits 0 when all passed, 1 with the failure.
+import {isDeepStrictEqual} from "node:util";
+import {Socket} from "phoenix";
+
+const url = process.argv[2];
+const fail = (why) => {
+  console.log("FAIL " + why);
+  process.exit(1);
+};
+const pass = (what) => console.log("ok " + what);
+const equal = (a, b, what) =>
+  isDeepStrictEqual(a, b) ? pass(what) : fail(`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`);
+// Bounds a broken server only; each step below waits on the client's own events.
+setTimeout(() => fail("no answer within 10 s"), 10000).unref();
+
+const connect = () =>
+  new Promise((resolve, reject) => {
+    // Heartbeats every 100 ms, so the test sees the server answer some.
+    const socket = new Socket(url, {transport: WebSocket, heartbeatIntervalMs: 100});
+    socket.onOpen(() => resolve(socket));
+    socket.onError((e) => reject(new Error("socket error " + (e && e.message))));
+    socket.connect();
+  });
+const reply = (push) =>
+  new Promise((resolve, reject) =>
+    push.receive("ok", resolve).receive("error", (r) => reject(r)).receive("timeout", () => reject({reason: "timeout"})));
+
+const a = await connect();
+const b = await connect();
+pass("two sockets open");
+
+const lobby = a.channel("echo:lobby", {});
+equal(await reply(lobby.join()), {topic: "echo:lobby"}, "join answers the plugin's response");
+equal(await reply(lobby.push("echo", {hi: 1})), {hi: 1}, "push gets the plugin's ok reply");
+try {
+  await reply(lobby.push("dance", {}));
+  fail("an unknown event was accepted");
+} catch (r) {
+  equal(r, {reason: "no event dance (echo, shout)"}, "push gets the plugin's error reply");
+}
+try {
+  await reply(a.channel("nosuch:1", {}).join());
+  fail("an unserved topic was joined");
+} catch (r) {
+  equal(r, {reason: "unmatched topic"}, "a topic nobody serves is refused");
+}
+
+const lobbyB = b.channel("echo:lobby", {});
+await reply(lobbyB.join());
+const heard = new Promise((resolve) => lobbyB.on("shout", resolve));
+await reply(lobby.push("shout", {all: true}));
+equal(await heard, {all: true}, "a shout reaches the other socket");
+
+const beat = new Promise((resolve) =>
+  a.onMessage((m) => m.topic === "phoenix" && m.event === "phx_reply" && resolve(m.payload)));
+equal(await beat, {status: "ok", response: {}}, "heartbeats are answered");
+
+await reply(lobby.leave());
+pass("leave is answered");
+a.disconnect();
+b.disconnect();
+console.log("ALL PASSED");
+process.exit(0);
