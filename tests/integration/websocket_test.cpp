@@ -245,5 +245,17 @@ TEST(WebSocketLimits, AnOversizedMessageClosesTheSocket) {
   EXPECT_EQ(ws.close_reason(), "message too large");
 }
 
+// ws.idle_timeout_ms: a socket that says nothing is closed; one that heartbeats is not.
+TEST(WebSocketLimits, ASilentSocketIsClosedAfterTheIdleTimeout) {
+  PrismdProcess prismd(with_websocket("  idle_timeout_ms: 1000\n"));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  WsClient silent(port, kSocket);
+  ASSERT_TRUE(silent.upgraded());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(silent.next(), std::nullopt);  // the server ends it; nothing else arrives
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+}
+
 }  // namespace
 }  // namespace prism::testing
