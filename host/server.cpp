@@ -103,6 +103,12 @@ Expected<void> Server::open_gateways() {
   settings.health = [this] { return health(); };
   settings.idle_timeout = config_.ws_idle_timeout;
   settings.max_frame_bytes = config_.ws_max_frame_bytes;
+  // Limits over all workers are per-worker shares, as for the UDP sessions: the kernel
+  // spreads connections over the workers' sockets.
+  const size_t n = workers_.size();
+  settings.max_connections = std::max<size_t>(1, (config_.ws_max_connections + n - 1) / n);
+  settings.max_connections_per_ip = std::max<size_t>(1, (config_.ws_max_connections_per_ip + n - 1) / n);
+  settings.messages_per_second = static_cast<double>(config_.ws_messages_per_second);
   for (size_t i = 0; i < workers_.size(); ++i) {
     settings.worker = static_cast<unsigned>(i);
     auto gateway = ws::Gateway::open(*workers_[i], settings, i == 0);

@@ -99,6 +99,9 @@ struct Config {
   std::optional<Endpoint> ws_listen;                        // ws.listen: "HOST:PORT" (TCP) or "off"; unset = off
   std::chrono::milliseconds ws_idle_timeout{60000};         // ws.idle_timeout_ms: 1000..3600000, as Phoenix
   size_t ws_max_frame_bytes = 1 << 20;                      // ws.max_frame_bytes: 1024..64 MiB per message
+  size_t ws_max_connections = 10000;                        // ws.max_connections: 1..10000000 WebSockets, over all workers
+  size_t ws_max_connections_per_ip = 256;                   // ws.max_connections_per_ip: 1..1000000, over all workers
+  size_t ws_messages_per_second = 100;                      // ws.messages_per_second: 1..1000000 per connection, bursts as many
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir
   std::string state_dir = "/var/lib/prism";                 // state_dir

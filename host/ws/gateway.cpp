@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "metrics/metrics.hpp"
+
 namespace prism::ws {
 namespace {
 
@@ -38,6 +40,48 @@ struct PerConnection {
   std::string* partial;  // a WebSocket message arriving in fragments
 };
 
+struct WsCounters {
+  metrics::Counter& opened;
+  metrics::Counter& closed;
+  metrics::Counter& messages;
+  metrics::Counter& rate_limited;
+  metrics::Counter& refused_total;
+  metrics::Counter& refused_per_ip;
+};
+
+const WsCounters& ws_counters() {
+  static const WsCounters c = [] {
+    auto& r = metrics::registry();
+    auto refused = [&r](const char* reason) -> metrics::Counter& {
+      return r.counter("prism_ws_refused_total", std::string("reason=\"") + reason + "\"",
+                       "WebSocket upgrades refused, by the limit that refused them");
+    };
+    return WsCounters{
+        r.counter("prism_ws_connections_opened_total", "", "WebSocket connections opened"),
+        r.counter("prism_ws_connections_closed_total", "", "WebSocket connections closed"),
+        r.counter("prism_ws_messages_total", "", "WebSocket messages received"),
+        r.counter("prism_ws_rate_limited_total", "",
+                  "WebSocket messages refused over ws.messages_per_second"),
+        refused("max_connections"),
+        refused("max_connections_per_ip"),
+    };
+  }();
+  return c;
+}
+
+// The peer's address without the port, as text ("" if it cannot be read).
+std::string peer_host(struct lws* wsi) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getpeername(lws_get_socket_fd(wsi), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+  char text[INET6_ADDRSTRLEN] = "";
+  const void* at = addr.ss_family == AF_INET6
+                       ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr)
+                       : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&addr)->sin_addr);
+  inet_ntop(addr.ss_family, at, text, sizeof text);
+  return text;
+}
+
 // Phoenix sockets live at /socket/websocket or /socket/<instance>/websocket.
 bool is_socket_path(std::string_view path) {
   const size_t query = path.find('?');
@@ -55,7 +99,8 @@ int on_http(struct lws* wsi, enum lws_callback_reasons reason, void* user, void*
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
       char uri[512] = "";
       lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-      return is_socket_path(uri) ? 0 : 1;  // nonzero refuses the upgrade
+      // Nonzero refuses the upgrade (the client sees the HTTP connection closed).
+      return is_socket_path(uri) && gateway_of(wsi).admit(wsi) ? 0 : 1;
     }
     case LWS_CALLBACK_ESTABLISHED:
       exchange->session = gateway_of(wsi).on_open(wsi);
@@ -271,6 +316,19 @@ std::string encode_phoenix_frame(const PhoenixFrame& f) {
       .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+bool Gateway::admit(struct lws* wsi) {
+  if (connections_.size() >= settings_.max_connections) {
+    ws_counters().refused_total.add();
+    return false;
+  }
+  const auto it = per_host_.find(peer_host(wsi));
+  if (it != per_host_.end() && it->second >= settings_.max_connections_per_ip) {
+    ws_counters().refused_per_ip.add();
+    return false;
+  }
+  return true;
+}
+
 uint64_t Gateway::on_open(struct lws* wsi) {
   const uint64_t id = (uint64_t{settings_.worker} << net::kConnectionWorkerShift) |
                       net::kWebSocketSessionBit | ++next_session_;
@@ -283,7 +341,12 @@ uint64_t Gateway::on_open(struct lws* wsi) {
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&c->origin.peer.addr), &c->origin.peer.len) != 0) {
     c->origin.peer.len = 0;
   }
+  c->host = peer_host(wsi);
+  c->tokens = settings_.messages_per_second;
+  c->refilled = std::chrono::steady_clock::now();
+  ++per_host_[c->host];
   connections_.emplace(id, std::move(c));
+  ws_counters().opened.add();
   lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
                   static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
   if (handler_ != nullptr) handler_->on_session_opened(id);
@@ -329,12 +392,28 @@ int Gateway::on_message(uint64_t session, std::string_view text) {
   // Any message is a sign of life: the idle clock starts again (Phoenix heartbeats 30 s).
   lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK,
                   static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+  ws_counters().messages.add();
+  // A token bucket per connection: ws.messages_per_second, with bursts as large.
+  const auto now = std::chrono::steady_clock::now();
+  c.tokens = std::min(settings_.messages_per_second,
+                      c.tokens + std::chrono::duration<double>(now - c.refilled).count() *
+                                     settings_.messages_per_second);
+  c.refilled = now;
+  const bool over_rate = c.tokens < 1;
+  if (!over_rate) c.tokens -= 1;
   auto frame = parse_phoenix_frame(text);
   if (!frame) {
     const std::string why = "malformed frame: " + frame.error();
     lws_close_reason(c.wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
                      reinterpret_cast<unsigned char*>(const_cast<char*>(why.data())), why.size());
     return -1;
+  }
+  if (over_rate) {
+    // Refused, not dropped: the client learns why and may send again later.
+    ws_counters().rate_limited.add();
+    queue(c, PhoenixFrame{frame->join_ref, frame->ref, frame->topic, "phx_reply",
+                          R"({"status":"error","response":{"reason":"rate limited"}})"});
+    return 0;
   }
   if (frame->topic == "phoenix" && frame->event == "heartbeat") {
     queue(c, PhoenixFrame{std::nullopt, frame->ref, "phoenix", "phx_reply",
@@ -417,7 +496,11 @@ void Gateway::on_closed(uint64_t session) {
   std::vector<std::string> topics;
   for (const auto& [topic, ref] : it->second->joined) topics.push_back(topic);
   const net::RequestOrigin origin = it->second->origin;
+  if (auto host = per_host_.find(it->second->host); host != per_host_.end() && --host->second == 0) {
+    per_host_.erase(host);
+  }
   connections_.erase(it);
+  ws_counters().closed.add();
   for (const auto& topic : topics) {
     if (++next_request_id_ == 0) next_request_id_ = 1;
     pending_[next_request_id_] = Pending{session, net::ChannelKind::kLeave, {}, {}, topic};

@@ -40,6 +40,9 @@ struct GatewaySettings {
   unsigned worker = 0;  // the worker's index: the top byte of its sessions' ids
   std::chrono::milliseconds idle_timeout{60000};  // a socket silent this long is closed
   size_t max_frame_bytes = 1 << 20;               // a larger message closes the socket
+  size_t max_connections = 10000;                 // WebSockets on this worker
+  size_t max_connections_per_ip = 256;            // of those, from one address (its share)
+  double messages_per_second = 100;               // per connection; bursts as many
   // Both are called on the worker's thread, for each request, and must be thread-safe.
   std::function<std::string()> metrics;  // Prometheus text exposition
   std::function<Health()> health;
@@ -100,7 +103,9 @@ class Gateway final : public net::ReplyTransport {
                             std::string_view topic, std::span<const uint8_t> payload) override;
   bool is_open(uint64_t connection_id) const override { return connections_.contains(connection_id); }
 
-  // libwebsockets' callbacks for a WebSocket connection (gateway.cpp).
+  // libwebsockets' callbacks for a WebSocket connection (gateway.cpp). admit() decides an
+  // upgrade: false when ws.max_connections or ws.max_connections_per_ip would be passed.
+  bool admit(struct lws* wsi);
   uint64_t on_open(struct lws* wsi);
   int on_message(uint64_t session, std::string_view text);
   int on_writable(uint64_t session);
@@ -116,6 +121,9 @@ class Gateway final : public net::ReplyTransport {
   struct Connection {
     struct lws* wsi = nullptr;
     net::RequestOrigin origin;
+    std::string host;          // the peer address without the port (per-IP limit)
+    double tokens = 0;         // the message-rate bucket
+    std::chrono::steady_clock::time_point refilled;
     std::deque<std::string> out;               // frames, each with LWS_PRE bytes in front
     std::map<std::string, std::string> joined;  // topic -> join_ref
   };
@@ -134,6 +142,7 @@ class Gateway final : public net::ReplyTransport {
   std::function<std::string(uint32_t)> event_name_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint32_t, Pending> pending_;  // channel requests the plugin answers
+  std::unordered_map<std::string, size_t> per_host_;  // open WebSockets by peer address
   uint32_t next_request_id_ = 0;
   uint64_t next_session_ = 0;
   int listen_fd_ = -1;

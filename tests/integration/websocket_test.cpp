@@ -245,6 +245,51 @@ TEST(WebSocketLimits, AnOversizedMessageClosesTheSocket) {
   EXPECT_EQ(ws.close_reason(), "message too large");
 }
 
+// ws.max_connections and ws.max_connections_per_ip (one worker: its share is the whole).
+TEST(WebSocketLimits, UpgradesBeyondTheConnectionLimitsAreRefused) {
+  for (const char* key : {"max_connections", "max_connections_per_ip"}) {
+    SCOPED_TRACE(key);
+    PrismdOptions options = with_websocket("  " + std::string(key) + ": 2\n");
+    options.workers = 1;
+    PrismdProcess prismd(options);
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    const uint16_t port = prismd.http_port();
+    WsClient a(port, kSocket), b(port, kSocket);
+    ASSERT_TRUE(a.upgraded() && b.upgraded());
+    // Both answer, so both are open on the server before the third asks.
+    for (WsClient* ws : {&a, &b}) {
+      ws->send(json::array({nullptr, "1", "phoenix", "heartbeat", json::object()}));
+      ASSERT_EQ(ws->next_json()[3], "phx_reply");
+    }
+    WsClient c(port, kSocket);
+    EXPECT_FALSE(c.upgraded()) << c.status_line();
+  }
+}
+
+// ws.messages_per_second: beyond the bucket, messages are refused with a reason (and
+// reach no plugin); the socket stays open.
+TEST(WebSocketLimits, MessagesBeyondTheRateAreRefused) {
+  PrismdProcess prismd(with_websocket("  messages_per_second: 5\n"));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  for (int i = 0; i < 20; ++i) {
+    ws.send(json::array({nullptr, std::to_string(i), "phoenix", "heartbeat", json::object()}));
+  }
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 20; ++i) {
+    const json reply = ws.next_json();
+    ASSERT_FALSE(reply.is_null()) << "the socket was closed";
+    if (reply[4]["status"] == "ok") ++ok;
+    if (reply[4]["response"].value("reason", "") == "rate limited") ++limited;
+  }
+  // A burst of 5 passes (plus what refilled while sending); the rest are refused.
+  EXPECT_GE(ok, 5);
+  EXPECT_GE(limited, 10);
+  EXPECT_EQ(ok + limited, 20);
+}
+
 // ws.idle_timeout_ms: a socket that says nothing is closed; one that heartbeats is not.
 TEST(WebSocketLimits, ASilentSocketIsClosedAfterTheIdleTimeout) {
   PrismdProcess prismd(with_websocket("  idle_timeout_ms: 1000\n"));
