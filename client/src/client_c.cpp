@@ -70,6 +70,19 @@ int copy_reply(prism_client_t* client, const prism::Expected<prism::client::Repl
   return PRISM_CLIENT_OK;
 }
 
+// Runs `body` (which returns a PRISM_CLIENT_* code) with nothing thrown across the C
+// boundary: an exception becomes ENOMEM or EINTERNAL with the reason in last_error.
+template <class Body>
+int guarded(prism_client_t* client, Body body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -113,14 +126,10 @@ int prism_client_call(prism_client_t* client, uint32_t packet_id, const uint8_t*
   if (payload == nullptr && len != 0) {
     return fail(client, PRISM_CLIENT_EINVAL, "payload is NULL but len is not 0");
   }
-  try {
+  return guarded(client, [&] {
     const std::string_view bytes(reinterpret_cast<const char*>(payload), payload ? len : 0);
     return copy_reply(client, client->client.call(packet_id, bytes), out);
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
-  }
+  });
 }
 
 int prism_client_login(prism_client_t* client, const char* service, const char* token,
@@ -133,13 +142,9 @@ int prism_client_login(prism_client_t* client, const char* service, const char* 
   if (service == nullptr || token == nullptr) {
     return fail(client, PRISM_CLIENT_EINVAL, "service or token is NULL");
   }
-  try {
+  return guarded(client, [&] {
     return copy_reply(client, client->client.login(service, token), out);
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
-  }
+  });
 }
 
 void prism_client_reply_free(prism_client_reply_t* reply) {
@@ -152,7 +157,7 @@ void prism_client_reply_free(prism_client_reply_t* reply) {
 int prism_client_ping(prism_client_t* client, uint64_t* rtt_ns) {
   if (client == nullptr) return PRISM_CLIENT_EINVAL;
   if (rtt_ns == nullptr) return fail(client, PRISM_CLIENT_EINVAL, "rtt_ns is NULL");
-  try {
+  return guarded(client, [&] {
     auto rtt = client->client.ping();
     if (!rtt) {
       // The text of a ping timeout is documented in prism/client.hpp.
@@ -162,11 +167,7 @@ int prism_client_ping(prism_client_t* client, uint64_t* rtt_ns) {
     *rtt_ns = static_cast<uint64_t>(rtt->count());
     client->last_error.clear();
     return PRISM_CLIENT_OK;
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
-  }
+  });
 }
 
 namespace {
@@ -185,29 +186,25 @@ prism::client::PushCallback c_callback(prism_client_push_fn fn, void* user) {
 int prism_client_on_push(prism_client_t* client, uint32_t packet_id, prism_client_push_fn fn,
                          void* user) {
   if (client == nullptr) return PRISM_CLIENT_EINVAL;
-  try {
+  return guarded(client, [&] {
     client->client.on_push(packet_id, c_callback(fn, user));
     return PRISM_CLIENT_OK;
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  }
+  });
 }
 
 int prism_client_on_topic(prism_client_t* client, const char* topic, prism_client_push_fn fn,
                           void* user) {
   if (client == nullptr) return PRISM_CLIENT_EINVAL;
   if (topic == nullptr) return fail(client, PRISM_CLIENT_EINVAL, "topic is NULL");
-  try {
+  return guarded(client, [&] {
     client->client.on_topic(topic, c_callback(fn, user));
     return PRISM_CLIENT_OK;
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  }
+  });
 }
 
 int prism_client_poll(prism_client_t* client, uint32_t max_wait_ms) {
   if (client == nullptr) return PRISM_CLIENT_EINVAL;
-  try {
+  return guarded(client, [&] {
     auto polled = client->client.poll(std::chrono::milliseconds(max_wait_ms));
     if (!polled) return fail(client, PRISM_CLIENT_EIO, polled.error());
     if (!client->client.connected()) {
@@ -215,11 +212,7 @@ int prism_client_poll(prism_client_t* client, uint32_t max_wait_ms) {
     }
     client->last_error.clear();
     return PRISM_CLIENT_OK;
-  } catch (const std::bad_alloc&) {
-    return fail(client, PRISM_CLIENT_ENOMEM, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(client, PRISM_CLIENT_EINTERNAL, std::string("internal error: ") + e.what());
-  }
+  });
 }
 
 const char* prism_client_status_name(int status) {
