@@ -1,5 +1,6 @@
 // Gateway: the libwebsockets context of one worker on its libuv loop, the probe that
-// keeps another process off the port, and the HTTP answers (gateway.hpp).
+// keeps another process off the port, the HTTP answers, and the Phoenix Channels v2
+// sessions of its WebSocket connections (gateway.hpp, docs/protocol.md §7).
 #include "ws/gateway.hpp"
 
 #include <arpa/inet.h>

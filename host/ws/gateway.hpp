@@ -1,9 +1,10 @@
-// One worker's TCP listener for HTTP and, next, WebSocket (DESIGN.md §8): a socket bound
+// One worker's TCP listener for HTTP and WebSocket (DESIGN.md §8): a socket bound
 // to ws.listen with SO_REUSEPORT, so every worker accepts on the same port, whose
 // connections are handed to a libwebsockets context on the worker's own libuv loop (a
 // foreign loop). prismd listens itself because libwebsockets sets SO_REUSEPORT only for
 // a context with several service threads, which Debian's build (LWS_MAX_SMP 1) has not.
-// HTTP today: GET /metrics (Prometheus text), /healthz (live) and /readyz (ready).
+// HTTP: GET /metrics (Prometheus text), /healthz (live) and /readyz (ready). WebSocket:
+// Phoenix Channels v2 at /socket/websocket and /socket/<id>/websocket (protocol.md §7).
 #pragma once
 
 #include <cstdint>
