@@ -330,6 +330,16 @@ bool Gateway::admit(struct lws* wsi) {
   return true;
 }
 
+void Gateway::restart_idle_clock(struct lws* wsi) const {
+  lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+                  static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+}
+
+uint32_t Gateway::new_request_id() {
+  if (++next_request_id_ == 0) next_request_id_ = 1;  // 0 is no request
+  return next_request_id_;
+}
+
 uint64_t Gateway::on_open(struct lws* wsi) {
   const uint64_t id = (uint64_t{settings_.worker} << net::kConnectionWorkerShift) |
                       net::kWebSocketSessionBit | ++next_session_;
@@ -348,8 +358,7 @@ uint64_t Gateway::on_open(struct lws* wsi) {
   ++per_host_[c->host];
   connections_.emplace(id, std::move(c));
   ws_counters().opened.add();
-  lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
-                  static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+  restart_idle_clock(wsi);
   if (handler_ != nullptr) handler_->on_session_opened(id);
   return id;
 }
@@ -376,8 +385,7 @@ int Gateway::on_writable(uint64_t session) {
 }
 
 void Gateway::ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFrame& frame) {
-  if (++next_request_id_ == 0) next_request_id_ = 1;
-  const uint32_t rid = next_request_id_;
+  const uint32_t rid = new_request_id();
   pending_[rid] = Pending{c.origin.connection_id, kind, frame.join_ref, frame.ref, frame.topic};
   if (handler_ == nullptr) {
     send_reply(c.origin, rid, 0, v1::STATUS_UNAVAILABLE, "no channel service", {});
@@ -391,8 +399,7 @@ int Gateway::on_message(uint64_t session, std::string_view text) {
   if (it == connections_.end()) return -1;
   Connection& c = *it->second;
   // Any message is a sign of life: the idle clock starts again (Phoenix heartbeats 30 s).
-  lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK,
-                  static_cast<int>(std::max<int64_t>(1, settings_.idle_timeout.count() / 1000)));
+  restart_idle_clock(c.wsi);
   ws_counters().messages.add();
   // A token bucket per connection: ws.messages_per_second, with bursts as large.
   const auto now = std::chrono::steady_clock::now();
@@ -503,10 +510,10 @@ void Gateway::on_closed(uint64_t session) {
   connections_.erase(it);
   ws_counters().closed.add();
   for (const auto& topic : topics) {
-    if (++next_request_id_ == 0) next_request_id_ = 1;
-    pending_[next_request_id_] = Pending{session, net::ChannelKind::kLeave, {}, {}, topic};
+    const uint32_t rid = new_request_id();
+    pending_[rid] = Pending{session, net::ChannelKind::kLeave, {}, {}, topic};
     if (handler_ != nullptr) {
-      handler_->on_channel(origin, next_request_id_, net::ChannelKind::kLeave, topic, "phx_leave", "{}");
+      handler_->on_channel(origin, rid, net::ChannelKind::kLeave, topic, "phx_leave", "{}");
     }
   }
   if (handler_ != nullptr) handler_->on_session_closed(session, "websocket closed");

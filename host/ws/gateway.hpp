@@ -135,6 +135,10 @@ class Gateway final : public net::ReplyTransport {
     std::string topic;
   };
   void queue(Connection& c, const PhoenixFrame& frame);
+  // ws.idle_timeout_ms starts again for this socket (libwebsockets counts whole seconds).
+  void restart_idle_clock(struct lws* wsi) const;
+  // The id of the next channel request this gateway hands the dispatcher (never 0).
+  uint32_t new_request_id();
   void ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFrame& frame);
 
   GatewaySettings settings_;
