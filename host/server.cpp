@@ -109,6 +109,7 @@ Expected<void> Server::open_gateways() {
   settings.max_connections = std::max<size_t>(1, (config_.ws_max_connections + n - 1) / n);
   settings.max_connections_per_ip = std::max<size_t>(1, (config_.ws_max_connections_per_ip + n - 1) / n);
   settings.messages_per_second = static_cast<double>(config_.ws_messages_per_second);
+  settings.max_send_backlog = config_.max_send_backlog;
   for (size_t i = 0; i < workers_.size(); ++i) {
     settings.worker = static_cast<unsigned>(i);
     auto gateway = ws::Gateway::open(*workers_[i], settings, i == 0);
@@ -117,7 +118,11 @@ Expected<void> Server::open_gateways() {
     // and the same bus pushes to it (DESIGN.md §8).
     dispatch::Dispatcher* d = dispatchers_[i].get();
     (*gateway)->set_handler(d);
-    (*gateway)->set_event_name([d](uint32_t packet_id) { return d->method_name(packet_id); });
+    (*gateway)->set_services(
+        {.event_name = [d](uint32_t packet_id) { return d->method_name(packet_id); },
+         .serves = [d](uint32_t packet_id, std::string_view topic) {
+           return d->serves_channel(packet_id, topic);
+         }});
     bus_->set_websocket(static_cast<unsigned>(i), gateway->get());
     // Every worker listens on the port the first one got (ws.listen port 0 picks one).
     settings.listen.port = (*gateway)->port();

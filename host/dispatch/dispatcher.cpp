@@ -161,6 +161,11 @@ std::string Dispatcher::method_name(uint32_t packet_id) const {
   return {};
 }
 
+bool Dispatcher::serves_channel(uint32_t packet_id, std::string_view topic) const {
+  const plugins::Route* route = table_->find(packet_id);
+  return route != nullptr && route->plugin->serves_channel(topic);
+}
+
 void Dispatcher::on_session_opened(uint64_t connection_id) {
   prism_event_t e{};
   e.struct_size = sizeof e;
@@ -258,7 +263,7 @@ void Dispatcher::run_in_plugin(const net::RequestOrigin& origin, uint32_t reques
 
 void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_id,
                             net::ChannelKind kind, std::string_view topic, std::string_view event,
-                            std::string_view payload) {
+                            std::string_view payload, std::string_view connect) {
   const plugins::Route* route = table_->find_channel(topic);
   if (route == nullptr) {
     out(origin).send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
@@ -279,6 +284,7 @@ void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_i
   message.topic = bytes(topic);
   message.event = bytes(event);
   message.payload = bytes(payload.empty() ? std::string_view("{}") : payload);
+  message.connect = bytes(connect.empty() ? std::string_view("{}") : connect);
   run_in_plugin(origin, request_id, 0, *route,
                 [&](RequestContext* ctx) { return ctx->plugin->channel(ctx, message); });
 }

@@ -62,8 +62,8 @@ class Dispatcher final : public net::RequestHandler {
   // Routed by topic to the plugin whose channel_topics match; a topic no plugin serves is
   // answered NOT_FOUND "unmatched topic" (Phoenix's own reason), at once.
   void on_channel(const net::RequestOrigin& origin, uint32_t request_id, net::ChannelKind kind,
-                  std::string_view topic, std::string_view event,
-                  std::string_view payload) override;
+                  std::string_view topic, std::string_view event, std::string_view payload,
+                  std::string_view connect) override;
   // Both tell every plugin with an on_event (plugin.h PRISM_EVENT_SESSION_*).
   void on_session_opened(uint64_t connection_id) override;
   void on_session_closed(uint64_t connection_id, std::string_view reason) override;
@@ -71,6 +71,8 @@ class Dispatcher final : public net::RequestHandler {
   // The name the serving plugin gives `packet_id` in its method table ("" if none): how a
   // WebSocket client hears a push (its Phoenix event). Loop thread only.
   std::string method_name(uint32_t packet_id) const;
+  // True when the plugin owning `packet_id` serves the channel `topic`.
+  bool serves_channel(uint32_t packet_id, std::string_view topic) const;
 
   // Requests handed to a plugin and not yet answered.
   size_t pending() const { return pending_count_; }

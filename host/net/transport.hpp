@@ -67,7 +67,8 @@ class RequestHandler {
   // through ReplyTransport::send_reply with `request_id` (the gateway's own) and packet id 0.
   virtual void on_channel(const RequestOrigin& /*origin*/, uint32_t /*request_id*/,
                           ChannelKind /*kind*/, std::string_view /*topic*/,
-                          std::string_view /*event*/, std::string_view /*payload*/) {}
+                          std::string_view /*event*/, std::string_view /*payload*/,
+                          std::string_view /*connect: JSON, plugin.h*/) {}
   // A client finished its handshake (UDP) or connected (WebSocket): pushes reach it now.
   virtual void on_session_opened(uint64_t /*connection_id*/) {}
   // The session ended; nothing more can be sent to it. Forget what was kept for it.

@@ -6,7 +6,10 @@
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <cryptopp/base64.h>
+#include <cryptopp/filters.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,6 +51,8 @@ struct WsCounters {
   metrics::Counter& rate_limited;
   metrics::Counter& refused_total;
   metrics::Counter& refused_per_ip;
+  metrics::Counter& pushes_dropped;
+  metrics::Counter& slow_consumers_closed;
 };
 
 const WsCounters& ws_counters() {
@@ -65,6 +70,11 @@ const WsCounters& ws_counters() {
                   "WebSocket messages refused over ws.messages_per_second"),
         refused("max_connections"),
         refused("max_connections_per_ip"),
+        r.counter("prism_ws_pushes_dropped_total", "",
+                  "Unreliable pushes to a WebSocket dropped over server.max_send_backlog"),
+        r.counter("prism_ws_slow_consumers_closed_total", "",
+                  "WebSockets closed because a reliable frame met a full send backlog "
+                  "(server.max_send_backlog)"),
     };
   }();
   return c;
@@ -88,6 +98,56 @@ bool is_socket_path(std::string_view path) {
   const size_t query = path.find('?');
   if (query != std::string_view::npos) path = path.substr(0, query);
   return path.starts_with("/socket/") && path.ends_with("/websocket");
+}
+
+// The token of the Phoenix client's `authToken` option: it offers the sub-protocols
+// "phoenix, base64url.bearer.phx.<token>", the token in base64 without padding (the
+// stock client uses btoa's alphabet, others the URL-safe one: both are read).
+std::optional<std::string> bearer_token(std::string_view protocols) {
+  constexpr std::string_view kPrefix = "base64url.bearer.phx.";
+  const size_t at = protocols.find(kPrefix);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string encoded(protocols.substr(at + kPrefix.size()));
+  encoded.erase(std::find_if(encoded.begin(), encoded.end(),
+                             [](char c) { return c == ',' || c == ' '; }),
+                encoded.end());
+  std::replace(encoded.begin(), encoded.end(), '-', '+');
+  std::replace(encoded.begin(), encoded.end(), '_', '/');
+  std::string token;
+  CryptoPP::StringSource decode(encoded, true,
+                                new CryptoPP::Base64Decoder(new CryptoPP::StringSink(token)));
+  return token;
+}
+
+// The connect JSON of a socket's channel messages (plugin.h prism_channel_message_t):
+// the <id> of its path, its query parameters and its bearer token.
+std::string connect_json(struct lws* wsi) {
+  using nlohmann::json;
+  json connect = json::object();
+  char buffer[1024] = "";
+  if (lws_hdr_copy(wsi, buffer, sizeof buffer, WSI_TOKEN_GET_URI) > 0) {
+    std::string_view path(buffer);
+    path.remove_prefix(std::string_view("/socket/").size());
+    path.remove_suffix(std::string_view("websocket").size());
+    if (!path.empty()) {
+      path.remove_suffix(1);  // the '/' before "websocket"
+      connect["socket"] = std::string(path);
+    }
+  }
+  json params = json::object();
+  // lws has decoded each name=value fragment of the query already (%xx, '+').
+  for (int i = 0; lws_hdr_copy_fragment(wsi, buffer, sizeof buffer, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+       ++i) {
+    const std::string_view pair(buffer);
+    const size_t eq = pair.find('=');
+    params[std::string(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
+  }
+  connect["params"] = std::move(params);
+  if (lws_hdr_copy(wsi, buffer, sizeof buffer, WSI_TOKEN_PROTOCOL) > 0) {
+    if (auto token = bearer_token(buffer)) connect["token"] = std::move(*token);
+  }
+  return connect.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Gateway& gateway_of(struct lws* wsi) {
@@ -168,8 +228,12 @@ int on_http(struct lws* wsi, enum lws_callback_reasons reason, void* user, void*
   }
 }
 
+// "http" first: the protocol of plain HTTP and of an upgrade that names none; the stock
+// Phoenix client names "phoenix" when it sends a token (bearer_token), and a client
+// offering sub-protocols must hear one of them chosen (RFC 6455 §4.2.2).
 const struct lws_protocols kProtocols[] = {
     {"http", on_http, sizeof(PerConnection), 0, 0, nullptr, 0},
+    {"phoenix", on_http, sizeof(PerConnection), 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 
@@ -273,6 +337,10 @@ void Gateway::on_acceptable(uv_poll_t* poll, int status, int /*events*/) {
       ::close(client);
       continue;
     }
+    // Real-time traffic: a frame's last partial segment must not wait for the peer's
+    // delayed ACK (Nagle; 40 ms a frame on Linux). lws leaves adopted sockets as they are.
+    const int one = 1;
+    ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     lws_adopt_socket_vhost(vhost, client);  // on failure lws closes the socket itself
   }
 }
@@ -353,6 +421,7 @@ uint64_t Gateway::on_open(struct lws* wsi) {
     c->origin.peer.len = 0;
   }
   c->host = peer_host(wsi);
+  c->connect = connect_json(wsi);
   c->tokens = settings_.messages_per_second;
   c->refilled = std::chrono::steady_clock::now();
   ++per_host_[c->host];
@@ -363,11 +432,30 @@ uint64_t Gateway::on_open(struct lws* wsi) {
   return id;
 }
 
-void Gateway::queue(Connection& c, const PhoenixFrame& frame) {
+bool Gateway::queue(Connection& c, const PhoenixFrame& frame, v1::Delivery delivery) {
+  if (!c.close_reason.empty()) return false;  // closing: nothing more goes out
   std::string bytes(LWS_PRE, '\0');
   bytes += encode_phoenix_frame(frame);
+  if (c.out_bytes > 0 && c.out_bytes + bytes.size() > settings_.max_send_backlog) {
+    if (delivery == v1::DELIVERY_UNRELIABLE) {
+      ws_counters().pushes_dropped.add();
+      return false;
+    }
+    // As on UDP (protocol.md §3.2): a client that cannot keep up with what it asked for
+    // loses the session, with the reason, rather than a reliable message silently. The
+    // socket is not writable, so no close frame could go out: lws drops it at once.
+    ws_counters().slow_consumers_closed.add();
+    c.close_reason = "slow consumer: send backlog over " +
+                     std::to_string(settings_.max_send_backlog) + " bytes";
+    SPDLOG_WARN("event=ws_slow_consumer session={:#x} peer={} queued_bytes={}",
+                c.origin.connection_id, c.host, c.out_bytes);
+    lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    return false;
+  }
+  c.out_bytes += bytes.size();
   c.out.push_back(std::move(bytes));
   lws_callback_on_writable(c.wsi);
+  return true;
 }
 
 int Gateway::on_writable(uint64_t session) {
@@ -378,6 +466,7 @@ int Gateway::on_writable(uint64_t session) {
   const size_t len = frame.size() - LWS_PRE;
   const int n = lws_write(c.wsi, reinterpret_cast<unsigned char*>(frame.data()) + LWS_PRE, len,
                           LWS_WRITE_TEXT);
+  c.out_bytes -= frame.size();
   c.out.pop_front();
   if (n < static_cast<int>(len)) return -1;
   if (!c.out.empty()) lws_callback_on_writable(c.wsi);
@@ -391,7 +480,7 @@ void Gateway::ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFram
     send_reply(c.origin, rid, 0, v1::STATUS_UNAVAILABLE, "no channel service", {});
     return;
   }
-  handler_->on_channel(c.origin, rid, kind, frame.topic, frame.event, frame.payload);
+  handler_->on_channel(c.origin, rid, kind, frame.topic, frame.event, frame.payload, c.connect);
 }
 
 int Gateway::on_message(uint64_t session, std::string_view text) {
@@ -482,18 +571,36 @@ bool Gateway::send_reply(const net::RequestOrigin&, uint32_t request_id, uint32_
   return true;
 }
 
-net::PushResult Gateway::send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery,
-                                   std::string_view topic, std::span<const uint8_t> payload) {
+net::PushResult Gateway::send_push(uint64_t connection_id, uint32_t packet_id,
+                                   v1::Delivery delivery, std::string_view topic,
+                                   std::span<const uint8_t> payload) {
   const auto it = connections_.find(connection_id);
-  if (it == connections_.end()) return net::PushResult::kNoSession;
+  if (it == connections_.end() || !it->second->close_reason.empty()) {
+    return net::PushResult::kNoSession;
+  }
   Connection& c = *it->second;
-  // A Phoenix client only hears a topic it joined; a push without one has nowhere to go.
-  const auto joined = c.joined.find(std::string(topic));
-  if (joined == c.joined.end()) return net::PushResult::kNoSession;
-  std::string event = event_name_ ? event_name_(packet_id) : std::string();
+  // A Phoenix client only hears the topics it joined (protocol.md §7.4): a topic message
+  // goes on its topic; a direct push (no topic) on every channel the session joined that
+  // the pushing service serves.
+  std::vector<std::pair<std::string, std::string>> targets;  // topic, join_ref
+  if (!topic.empty()) {
+    if (const auto joined = c.joined.find(std::string(topic)); joined != c.joined.end()) {
+      targets.emplace_back(*joined);
+    }
+  } else if (services_.serves) {
+    for (const auto& joined : c.joined) {
+      if (services_.serves(packet_id, joined.first)) targets.emplace_back(joined);
+    }
+  }
+  if (targets.empty()) return net::PushResult::kNoSession;
+  std::string event = services_.event_name ? services_.event_name(packet_id) : std::string();
   if (event.empty()) event = "push";
-  queue(c, PhoenixFrame{joined->second, std::nullopt, std::string(topic), std::move(event),
-                        std::string(reinterpret_cast<const char*>(payload.data()), payload.size())});
+  const std::string body(reinterpret_cast<const char*>(payload.data()), payload.size());
+  for (auto& [name, join_ref] : targets) {
+    if (!queue(c, PhoenixFrame{join_ref, std::nullopt, name, event, body}, delivery)) {
+      return net::PushResult::kBacklogFull;
+    }
+  }
   return net::PushResult::kQueued;
 }
 
@@ -504,6 +611,9 @@ void Gateway::on_closed(uint64_t session) {
   std::vector<std::string> topics;
   for (const auto& [topic, ref] : it->second->joined) topics.push_back(topic);
   const net::RequestOrigin origin = it->second->origin;
+  const std::string connect = std::move(it->second->connect);
+  const std::string reason =
+      it->second->close_reason.empty() ? "websocket closed" : std::move(it->second->close_reason);
   if (auto host = per_host_.find(it->second->host); host != per_host_.end() && --host->second == 0) {
     per_host_.erase(host);
   }
@@ -513,10 +623,10 @@ void Gateway::on_closed(uint64_t session) {
     const uint32_t rid = new_request_id();
     pending_[rid] = Pending{session, net::ChannelKind::kLeave, {}, {}, topic};
     if (handler_ != nullptr) {
-      handler_->on_channel(origin, rid, net::ChannelKind::kLeave, topic, "phx_leave", "{}");
+      handler_->on_channel(origin, rid, net::ChannelKind::kLeave, topic, "phx_leave", "{}", connect);
     }
   }
-  if (handler_ != nullptr) handler_->on_session_closed(session, "websocket closed");
+  if (handler_ != nullptr) handler_->on_session_closed(session, reason);
 }
 
 Gateway::Answer Gateway::answer(std::string_view path) const {

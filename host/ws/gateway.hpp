@@ -44,6 +44,7 @@ struct GatewaySettings {
   size_t max_connections = 10000;                 // WebSockets on this worker
   size_t max_connections_per_ip = 256;            // of those, from one address (its share)
   double messages_per_second = 100;               // per connection; bursts as many
+  size_t max_send_backlog = 8 << 20;              // bytes queued for one socket (server.max_send_backlog)
   // Both are called on the worker's thread, for each request, and must be thread-safe.
   std::function<std::string()> metrics;  // Prometheus text exposition
   std::function<Health()> health;
@@ -89,12 +90,16 @@ class Gateway final : public net::ReplyTransport {
   };
   Answer answer(std::string_view path) const;
 
-  // Set before the worker starts. `handler` gets the sessions and channel messages;
-  // `event_name` names a packet id for Phoenix (the plugin's method name).
+  // What the gateway asks of the services behind it: the Phoenix event name of a packet
+  // id (the plugin's method name), and whether the service owning a packet id serves a
+  // channel topic (a push without a topic goes to that service's joined channels).
+  struct Services {
+    std::function<std::string(uint32_t packet_id)> event_name;
+    std::function<bool(uint32_t packet_id, std::string_view topic)> serves;
+  };
+  // Set before the worker starts. `handler` gets the sessions and channel messages.
   void set_handler(net::RequestHandler* handler) { handler_ = handler; }
-  void set_event_name(std::function<std::string(uint32_t packet_id)> name) {
-    event_name_ = std::move(name);
-  }
+  void set_services(Services services) { services_ = std::move(services); }
 
   // ReplyTransport, on the worker's thread.
   bool send_reply(const net::RequestOrigin& origin, uint32_t request_id, uint32_t packet_id,
@@ -123,9 +128,12 @@ class Gateway final : public net::ReplyTransport {
     struct lws* wsi = nullptr;
     net::RequestOrigin origin;
     std::string host;          // the peer address without the port (per-IP limit)
+    std::string connect;       // the channel messages' connect JSON (plugin.h)
     double tokens = 0;         // the message-rate bucket
     std::chrono::steady_clock::time_point refilled;
     std::deque<std::string> out;               // frames, each with LWS_PRE bytes in front
+    size_t out_bytes = 0;                      // their sizes, against ws.max_send_backlog
+    std::string close_reason;                  // set when the gateway ends the session
     std::map<std::string, std::string> joined;  // topic -> join_ref
   };
   struct Pending {
@@ -134,7 +142,10 @@ class Gateway final : public net::ReplyTransport {
     std::optional<std::string> join_ref, ref;
     std::string topic;
   };
-  void queue(Connection& c, const PhoenixFrame& frame);
+  // Queues a frame for the socket. Past ws.max_send_backlog a reliable frame closes the
+  // socket as a slow consumer and an unreliable one is dropped: false either way.
+  bool queue(Connection& c, const PhoenixFrame& frame,
+             v1::Delivery delivery = v1::DELIVERY_RELIABLE_ORDERED);
   // ws.idle_timeout_ms starts again for this socket (libwebsockets counts whole seconds).
   void restart_idle_clock(struct lws* wsi) const;
   // The id of the next channel request this gateway hands the dispatcher (never 0).
@@ -144,7 +155,7 @@ class Gateway final : public net::ReplyTransport {
   GatewaySettings settings_;
   lws_context* context_ = nullptr;  // lws sets it to null once fully destroyed
   net::RequestHandler* handler_ = nullptr;
-  std::function<std::string(uint32_t)> event_name_;
+  Services services_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint32_t, Pending> pending_;  // channel requests the plugin answers
   std::unordered_map<std::string, size_t> per_host_;  // open WebSockets by peer address

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <mutex>
 #include <string_view>
 
 namespace {
@@ -78,8 +80,41 @@ class DefaultService {
     req.reply(host_.publish(topic, kShout, message), {}, {});
   }
 
+  // {"count":N,"every_ms":M}: replies {"count":N}, then pushes N "tick" messages {"n":i}
+  // to the caller, one every M ms, from a timer: server push without a request, on
+  // either transport (on a WebSocket, on each echo:* channel the socket joined).
+  void tick(Request req, Bytes payload) {
+    const json in = json::parse(prism::sdk::as_text(payload), nullptr, false);
+    const int count = in.is_object() ? in.value("count", 0) : 0;
+    const int every_ms = in.is_object() ? in.value("every_ms", 0) : 0;
+    if (count < 1 || count > kMaxTicks || every_ms < 1 || every_ms > 10000) {
+      return req.fail(PRISM_INVALID_ARGUMENT,
+                      R"(expected {"count":1..100,"every_ms":1..10000})");
+    }
+    const uint64_t session = req.session();
+    auto sent = std::make_shared<int>(0);
+    const std::chrono::milliseconds every(every_ms);
+    std::lock_guard lock(tickers_mutex_);
+    // One ticker per session: a new one replaces the last. Each ends itself after its
+    // count, or at the first push that finds the session gone.
+    tickers_[session] = host_.start_timer(every, every, [this, session, count, sent] {
+      const prism_status_t pushed =
+          host_.push(session, kTick, json{{"n", ++*sent}}.dump());
+      if (pushed != PRISM_OK || *sent == count) {
+        std::lock_guard lock(tickers_mutex_);
+        tickers_.erase(session);
+      }
+    });
+    if (!tickers_[session]) {
+      tickers_.erase(session);
+      return req.fail(PRISM_UNAVAILABLE, "no timer");
+    }
+    req.ok(json{{"count", count}}.dump());
+  }
+
   // echo:* channels (plugin.h, "Channels"): joining subscribes the connection to the topic;
-  // "echo" answers the payload back, "shout" sends it to everyone on the topic.
+  // "echo" answers the payload back, "shout" sends it to everyone on the topic, "tick"
+  // is the method above, "socket" answers how the socket connected (plugin.h `connect`).
   static constexpr const char* channel_topics[] = {"echo:*", nullptr};
 
   void channel(Request req, const prism::sdk::ChannelMessage& m) {
@@ -98,12 +133,17 @@ class DefaultService {
         if (m.event == "shout") {
           return req.reply(host_.publish(m.topic, kShout, m.payload), {}, {});
         }
-        return req.fail(PRISM_NOT_FOUND, "no event " + std::string(m.event) + " (echo, shout)");
+        if (m.event == "tick") return tick(std::move(req), prism::sdk::as_bytes(m.payload));
+        if (m.event == "socket") return req.ok(m.connect.empty() ? "{}" : m.connect);
+        return req.fail(PRISM_NOT_FOUND,
+                        "no event " + std::string(m.event) + " (echo, shout, tick, socket)");
     }
     req.fail(PRISM_INVALID_ARGUMENT, "unknown channel message");
   }
 
   static constexpr uint32_t kShout = 5;
+  static constexpr uint32_t kTick = 6;
+  static constexpr int kMaxTicks = 100;
   static constexpr prism::sdk::Method<DefaultService> methods[] = {
       {0, "ping", &DefaultService::ping},
       {1, "echo", &DefaultService::echo},
@@ -111,11 +151,15 @@ class DefaultService {
       {3, "info", &DefaultService::server_info},
       {4, "services", &DefaultService::services},
       {kShout, "shout", &DefaultService::shout},
+      {kTick, "tick", &DefaultService::tick},
   };
 
  private:
   prism::sdk::Host& host_;  // owned by the SDK; outlives this instance
   prism::sdk::Counter echo_requests_;
+  // Concurrent service: tick runs on every worker, each timer fires on its own.
+  std::mutex tickers_mutex_;
+  std::map<uint64_t, prism::sdk::Host::Timer> tickers_;  // by session
 };
 
 }  // namespace

@@ -205,6 +205,27 @@ TEST(PushTest, TimersTickOnTheCallersWorkerAndStop) {
   EXPECT_EQ(ticks, (std::vector<std::string>{"tick 1", "tick 2", "tick 3", "tick 1"}));
 }
 
+// The default plugin's tick (106): the same timer pushes a WebSocket hears on its
+// channel (websocket_test) reach a UDP session as packet id 106, then stop at the count.
+TEST(PushTest, TheDefaultServicesTicksReachAUdpSession) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  std::vector<std::string> ticks;
+  c.on_push(106, [&](const v1::Message& m) { ticks.push_back(m.payload()); });
+  EXPECT_EQ(ok(c, 106, R"({"count":3,"every_ms":5})"), R"({"count":3})");
+  ASSERT_TRUE(poll_until(c, [&] { return ticks.size() == 3; }));
+  EXPECT_EQ(ticks, (std::vector<std::string>{R"({"n":1})", R"({"n":2})", R"({"n":3})"}));
+  // A 30 ms nap on the same worker (sdk_realtime): libuv runs timers in due order, so a
+  // fourth tick (due 5 ms after the third) would be pushed before the nap's reply.
+  EXPECT_EQ(ok(c, kNap, "30"), "slept 0");
+  EXPECT_EQ(ticks.size(), 3u);
+  auto refused = c.call(106, R"({"count":0})");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, v1::STATUS_INVALID_ARGUMENT);
+}
+
 TEST(PushTest, APluginSubscribedToATopicReceivesItsMessages) {
   PluginDir plugins;
   PrismdProcess prismd(options_with(plugins));

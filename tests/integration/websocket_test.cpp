@@ -4,11 +4,14 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <chrono>
 #include <optional>
 #include <random>
 #include <string>
@@ -24,8 +27,16 @@ using nlohmann::json;
 // One WebSocket connection. Frames from the server are not masked (RFC 6455 §5.1).
 class WsClient {
  public:
-  WsClient(uint16_t port, const std::string& path) {
+  // `headers`: more request header lines, each ending in \r\n. `receive_buffer`: the
+  // socket's SO_RCVBUF when nonzero (a small one makes a slow reader).
+  WsClient(uint16_t port, const std::string& path, const std::string& headers = {},
+           int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;  // each frame goes out at once (no Nagle wait on a delayed ACK)
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (receive_buffer > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -34,13 +45,14 @@ class WsClient {
     const std::string request = "GET " + path +
                                 " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                "Sec-WebSocket-Version: 13\r\n\r\n";
+                                "Sec-WebSocket-Version: 13\r\n" + headers + "\r\n";
     (void)!::write(fd_, request.data(), request.size());
     while (buffer_.find("\r\n\r\n") == std::string::npos) {
       if (!fill()) return;
     }
     const size_t end = buffer_.find("\r\n\r\n") + 4;
     status_line_ = buffer_.substr(0, buffer_.find("\r\n"));
+    response_headers_ = buffer_.substr(0, end);
     buffer_.erase(0, end);
   }
   ~WsClient() {
@@ -48,6 +60,22 @@ class WsClient {
   }
   bool upgraded() const { return status_line_.find(" 101 ") != std::string::npos; }
   const std::string& status_line() const { return status_line_; }
+  // The response's header lines, lower-cased (header names are case-insensitive).
+  std::string response_headers() const {
+    std::string lower = response_headers_;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return lower;
+  }
+  // Reads whatever arrives until the server closes or resets the connection; false if
+  // it is still open after `limit` of silence.
+  bool read_until_closed(std::chrono::milliseconds limit) {
+    char buf[65536];
+    for (;;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) return false;
+      if (::read(fd_, buf, sizeof buf) <= 0) return true;
+    }
+  }
 
   void send_text(const std::string& text) {
     std::string frame;
@@ -120,6 +148,7 @@ class WsClient {
   int fd_ = -1;
   std::string buffer_;
   std::string status_line_;
+  std::string response_headers_;
   int close_code_ = 0;
   std::string close_reason_;
 };
@@ -162,7 +191,7 @@ TEST_F(WebSocketTest, JoinThenAnEventGetTheChannelsReplies) {
             json::parse(R"(["1","2","echo:lobby","phx_reply",{"status":"ok","response":{"n":42}}])"));
   ws.send(json::array({"1", "3", "echo:lobby", "dance", json::object()}));
   EXPECT_EQ(ws.next_json()[4],
-            json::parse(R"json({"status":"error","response":{"reason":"no event dance (echo, shout)"}})json"));
+            json::parse(R"json({"status":"error","response":{"reason":"no event dance (echo, shout, tick, socket)"}})json"));
 }
 
 TEST_F(WebSocketTest, AnUnknownTopicIsRefusedWithAReason) {
@@ -212,6 +241,48 @@ TEST_F(WebSocketTest, LeavingRepliesAndClosesTheChannel) {
   EXPECT_EQ(ws.next_json(), json::parse(R"(["1","1","echo:x","phx_close",{}])"));
   ws.send(json::array({"1", "3", "echo:x", "echo", json::object()}));
   EXPECT_EQ(ws.next_json()[4]["response"]["reason"], "unmatched topic");
+}
+
+// A server push without a request (a timer in the default plugin, host.push to the
+// session): it reaches the socket on the channel of the pushing service it joined, with
+// the method's name as the event.
+TEST_F(WebSocketTest, ATimersPushesReachTheSocketOnItsChannel) {
+  WsClient ws(port, kSocket);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send(json::array({"j", "1", "echo:clock", "phx_join", json::object()}));
+  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  ws.send(json::array({"j", "2", "echo:clock", "tick", {{"count", 3}, {"every_ms", 5}}}));
+  EXPECT_EQ(ws.next_json(),
+            json::parse(R"(["j","2","echo:clock","phx_reply",{"status":"ok","response":{"count":3}}])"));
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_EQ(ws.next_json(), json::array({"j", nullptr, "echo:clock", "tick", {{"n", n}}}));
+  }
+}
+
+// plugin.h prism_channel_message_t.connect: the path's <id>, the query parameters
+// (decoded) and the token of the stock client's authToken sub-protocol.
+TEST_F(WebSocketTest, TheConnectParamsAndBearerTokenReachThePlugin) {
+  // "secret token" in base64 without padding, as the stock client's authToken sends it.
+  WsClient ws(port, "/socket/room-9/websocket?vsn=2.0.0&user=ada%20l&empty=",
+              "Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.c2VjcmV0IHRva2Vu\r\n");
+  ASSERT_TRUE(ws.upgraded()) << ws.status_line();
+  // RFC 6455 §4.2.2: the server picks one of the offered sub-protocols.
+  EXPECT_NE(ws.response_headers().find("sec-websocket-protocol: phoenix\r\n"), std::string::npos)
+      << ws.response_headers();
+  ws.send(json::array({"1", "1", "echo:me", "phx_join", json::object()}));
+  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  ws.send(json::array({"1", "2", "echo:me", "socket", json::object()}));
+  EXPECT_EQ(ws.next_json()[4]["response"],
+            json::parse(R"({"socket":"room-9","params":{"vsn":"2.0.0","user":"ada l","empty":""},
+                            "token":"secret token"})"));
+
+  WsClient plain(port, kSocket);
+  ASSERT_TRUE(plain.upgraded());
+  EXPECT_EQ(plain.response_headers().find("sec-websocket-protocol"), std::string::npos);
+  plain.send(json::array({"1", "1", "echo:me", "phx_join", json::object()}));
+  ASSERT_EQ(plain.next_json()[4]["status"], "ok");
+  plain.send(json::array({"1", "2", "echo:me", "socket", json::object()}));
+  EXPECT_EQ(plain.next_json()[4]["response"], json::parse(R"({"params":{"vsn":"2.0.0"}})"));
 }
 
 TEST_F(WebSocketTest, AMalformedFrameClosesTheSocketWithTheReason) {
@@ -288,6 +359,38 @@ TEST(WebSocketLimits, MessagesBeyondTheRateAreRefused) {
   EXPECT_GE(ok, 5);
   EXPECT_GE(limited, 10);
   EXPECT_EQ(ok + limited, 20);
+}
+
+// server.max_send_backlog holds for WebSockets too: a socket that reads nothing while a
+// topic it joined streams is closed as a slow consumer (the frames would otherwise pile
+// up in prismd without bound); the publisher and everyone else go on being served.
+TEST(WebSocketLimits, ASocketThatStopsReadingIsClosedAsASlowConsumer) {
+  PrismdOptions options = with_websocket("  messages_per_second: 100000\n");
+  options.server_yaml = "  max_send_backlog: 65536\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  WsClient slow(port, kSocket, {}, 4096), fast(port, kSocket);
+  ASSERT_TRUE(slow.upgraded() && fast.upgraded());
+  for (WsClient* ws : {&slow, &fast}) {
+    ws->send(json::array({"1", "1", "echo:stream", "phx_join", json::object()}));
+    ASSERT_EQ(ws->next_json()[4]["status"], "ok");
+  }
+  // 300 x 50 KB: more than the kernel's socket buffers can hold for the silent reader.
+  const json big = {{"pad", std::string(50000, 'x')}};
+  for (int i = 0; i < 300; ++i) {
+    fast.send(json::array({"1", std::to_string(i + 2), "echo:stream", "shout", big}));
+    int replies = 0, shouts = 0;  // its own shout and the reply, in either order
+    while (replies + shouts < 2) {
+      const json m = fast.next_json();
+      ASSERT_FALSE(m.is_null()) << "the reading socket was closed at shout " << i;
+      (m[3] == "phx_reply" ? replies : shouts) += 1;
+    }
+  }
+  EXPECT_TRUE(slow.read_until_closed(std::chrono::seconds(5)));
+  EXPECT_TRUE(prismd.wait_for_log("event=ws_slow_consumer")) << prismd.log();
+  fast.send(json::array({nullptr, "h", "phoenix", "heartbeat", json::object()}));
+  EXPECT_EQ(fast.next_json()[3], "phx_reply");
 }
 
 // ws.idle_timeout_ms: a socket that says nothing is closed; one that heartbeats is not.

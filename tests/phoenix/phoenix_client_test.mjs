@@ -1,6 +1,7 @@
 // The stock phoenix client (npm "phoenix", pinned by package-lock.json) against prismd's
 // WebSocket gateway and the default plugin's echo:* channels: join, push with an ok and
-// an error reply, a refused join, a broadcast to a second socket, heartbeats, leave.
+// an error reply, a refused join, a broadcast to a second socket, heartbeats, a timer's
+// pushes, params and authToken, leave.
 // Run by tests/integration/phoenix_client_test.cpp as
 //   node --experimental-websocket phoenix_client_test.mjs ws://127.0.0.1:PORT/socket
 // Prints one line per check passed; exits 0 when all passed, 1 with the failure.
@@ -18,10 +19,10 @@ const equal = (a, b, what) =>
 // Bounds a broken server only; each step below waits on the client's own events.
 setTimeout(() => fail("no answer within 10 s"), 10000).unref();
 
-const connect = () =>
+const connect = (more = {}) =>
   new Promise((resolve, reject) => {
     // Heartbeats every 100 ms, so the test sees the server answer some.
-    const socket = new Socket(url, {transport: WebSocket, heartbeatIntervalMs: 100});
+    const socket = new Socket(url, {transport: WebSocket, heartbeatIntervalMs: 100, ...more});
     socket.onOpen(() => resolve(socket));
     socket.onError((e) => reject(new Error("socket error " + (e && e.message))));
     socket.connect();
@@ -41,7 +42,7 @@ try {
   await reply(lobby.push("dance", {}));
   fail("an unknown event was accepted");
 } catch (r) {
-  equal(r, {reason: "no event dance (echo, shout)"}, "push gets the plugin's error reply");
+  equal(r, {reason: "no event dance (echo, shout, tick, socket)"}, "push gets the plugin's error reply");
 }
 try {
   await reply(a.channel("nosuch:1", {}).join());
@@ -59,6 +60,23 @@ equal(await heard, {all: true}, "a shout reaches the other socket");
 const beat = new Promise((resolve) =>
   a.onMessage((m) => m.topic === "phoenix" && m.event === "phx_reply" && resolve(m.payload)));
 equal(await beat, {status: "ok", response: {}}, "heartbeats are answered");
+
+// A server push without a request: the default plugin's timer ticks on the channel.
+const ticks = [];
+const ticked = new Promise((resolve) =>
+  lobby.on("tick", ({n}) => ticks.push(n) === 3 && resolve()));
+equal(await reply(lobby.push("tick", {count: 3, every_ms: 5})), {count: 3}, "tick is accepted");
+await ticked;
+equal(ticks, [1, 2, 3], "a timer's pushes reach the channel in order");
+
+// The client's params and authToken (the base64url.bearer.phx sub-protocol) reach the
+// plugin with every channel message.
+const c = await connect({params: {user: "ada"}, authToken: "s3cret token"});
+const mine = c.channel("echo:me", {});
+await reply(mine.join());
+equal(await reply(mine.push("socket", {})), {params: {vsn: "2.0.0", user: "ada"}, token: "s3cret token"},
+      "params and the bearer token reach the plugin");
+c.disconnect();
 
 await reply(lobby.leave());
 pass("leave is answered");

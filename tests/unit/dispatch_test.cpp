@@ -222,30 +222,30 @@ TEST_F(DispatchTest, AdminAllowIsCheckedOnEveryHostRequest) {
 // Channels (plugin.h, "Channels"): routed by topic to the plugin that serves it, answered
 // through the transport with the gateway's request id and packet id 0.
 TEST_F(DispatchTest, AChannelJoinIsRoutedByTopicAndAnsweredWithThePluginsReply) {
-  dispatcher.on_channel({}, 7, net::ChannelKind::kJoin, "push:42", "phx_join", "{}");
+  dispatcher.on_channel({}, 7, net::ChannelKind::kJoin, "push:42", "phx_join", "{}", "{}");
   const SentReply* join = reply_to(7);
   ASSERT_NE(join, nullptr);
   EXPECT_EQ(join->status, v1::STATUS_OK);
   EXPECT_EQ(join->packet_id, 0u);
   EXPECT_EQ(join->payload, R"({"joined":"push:42"})");
-  dispatcher.on_channel({}, 8, net::ChannelKind::kEvent, "push:42", "echo", R"({"n":1})");
+  dispatcher.on_channel({}, 8, net::ChannelKind::kEvent, "push:42", "echo", R"({"n":1})", "{}");
   ASSERT_NE(reply_to(8), nullptr);
   EXPECT_EQ(reply_to(8)->payload, R"({"n":1})");
 }
 
 TEST_F(DispatchTest, ARefusedJoinOrEventCarriesThePluginsReason) {
-  dispatcher.on_channel({}, 9, net::ChannelKind::kJoin, "push:closed", "phx_join", "{}");
+  dispatcher.on_channel({}, 9, net::ChannelKind::kJoin, "push:closed", "phx_join", "{}", "{}");
   ASSERT_NE(reply_to(9), nullptr);
   EXPECT_EQ(reply_to(9)->status, v1::STATUS_CONFLICT);
   EXPECT_EQ(reply_to(9)->message, "room is closed");
-  dispatcher.on_channel({}, 10, net::ChannelKind::kEvent, "push:42", "dance", "{}");
+  dispatcher.on_channel({}, 10, net::ChannelKind::kEvent, "push:42", "dance", "{}", "{}");
   ASSERT_NE(reply_to(10), nullptr);
   EXPECT_EQ(reply_to(10)->status, v1::STATUS_NOT_FOUND);
   EXPECT_EQ(reply_to(10)->message, "no event dance");
 }
 
 TEST_F(DispatchTest, ATopicNoPluginServesIsUnmatched) {
-  dispatcher.on_channel({}, 11, net::ChannelKind::kJoin, "room:1", "phx_join", "{}");
+  dispatcher.on_channel({}, 11, net::ChannelKind::kJoin, "room:1", "phx_join", "{}", "{}");
   ASSERT_NE(reply_to(11), nullptr);
   EXPECT_EQ(reply_to(11)->status, v1::STATUS_NOT_FOUND);
   EXPECT_EQ(reply_to(11)->message, "unmatched topic");

@@ -197,10 +197,11 @@ class LoadedPlugin {
   }
   // Calls the plugin's channel callback from session 7 (plugin.h, "Channels").
   prism_status_t channel(prism_channel_kind_t kind, std::string_view topic, std::string_view event,
-                         std::string_view payload = "{}") {
+                         std::string_view payload = "{}",
+                         std::string_view connect = R"({"params":{}})") {
     FakeRequest request{&host_, 7};
-    prism_channel_message_t m{sizeof m, static_cast<uint32_t>(kind), bytes_of(topic),
-                              bytes_of(event), bytes_of(payload)};
+    prism_channel_message_t m{sizeof m,          static_cast<uint32_t>(kind), bytes_of(topic),
+                              bytes_of(event),   bytes_of(payload),           bytes_of(connect)};
     return descriptor->channel(instance_, reinterpret_cast<prism_request_t*>(&request), &m);
   }
   // The last reply's payload, after calling `method`.
@@ -276,7 +277,7 @@ TEST(DefaultPlugin, EchoChannelsJoinEchoShoutAndLeave) {
   EXPECT_EQ(host.replies.back().status, PRISM_OK);
   plugin.channel(PRISM_CHANNEL_EVENT, "echo:lobby", "dance");
   EXPECT_EQ(host.replies.back().status, PRISM_NOT_FOUND);
-  EXPECT_EQ(host.replies.back().message, "no event dance (echo, shout)");
+  EXPECT_EQ(host.replies.back().message, "no event dance (echo, shout, tick, socket)");
   plugin.channel(PRISM_CHANNEL_LEAVE, "echo:lobby", "phx_leave");
   EXPECT_EQ(host.replies.back().status, PRISM_OK);
   EXPECT_EQ(host.topic_calls,
@@ -360,9 +361,10 @@ TEST(Sdk, DescriptorIsBuiltFromTheMethodTable) {
   EXPECT_EQ(d.packet_id_first, 100u);
   EXPECT_EQ(d.packet_id_count, 100u);
   EXPECT_EQ(d.flags, PRISM_PLUGIN_CONCURRENT);
-  ASSERT_EQ(d.method_count, 6u);
+  ASSERT_EQ(d.method_count, 7u);
   EXPECT_STREQ(d.methods[3].name, "info");
   EXPECT_STREQ(d.methods[5].name, "shout");
+  EXPECT_STREQ(d.methods[6].name, "tick");
   EXPECT_EQ(d.method_size, sizeof(prism_method_t));
   EXPECT_EQ(d.methods[3].id, kInfo);
   EXPECT_EQ(d.snapshot, nullptr) << "default has no snapshot()";

@@ -190,6 +190,13 @@ typedef struct prism_channel_message {
   prism_bytes_t topic;    /* the joined topic, e.g. "room:42" */
   prism_bytes_t event;    /* EVENT: the client's event name; JOIN: "phx_join"; LEAVE: "phx_leave" */
   prism_bytes_t payload;  /* the client's payload as JSON text ("{}" when it sent none) */
+  /* How the socket connected, as a JSON object (docs/protocol.md §7.1): "socket", the
+   * <id> of /socket/<id>/websocket (absent for /socket/websocket); "params", the URL's
+   * query parameters as strings (vsn included); "token", the bearer token of the
+   * `base64url.bearer.phx.<token>` sub-protocol, decoded (absent when none was sent).
+   * The gateway checks nothing in it: a plugin that authenticates refuses the JOIN.
+   * Empty when struct_size ends before it. */
+  prism_bytes_t connect;
 } prism_channel_message_t;
 
 /* Channel topic patterns: "room:lobby" matches that topic only, "room:*" every topic that

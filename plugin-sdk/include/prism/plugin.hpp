@@ -30,6 +30,7 @@
 #include <concepts>
 #include <coroutine>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -795,6 +796,7 @@ struct ChannelMessage {
   std::string_view topic;
   std::string_view event;    // the client's event; "phx_join" / "phx_leave" for the others
   std::string_view payload;  // JSON text
+  std::string_view connect;  // JSON: {"socket", "params", "token"} (plugin.h); may be empty
 };
 
 // What a service declares about itself as `static constexpr ServiceInfo info`.
@@ -1054,9 +1056,13 @@ struct ServiceAbi {
     Instance<Service>& it = *self(instance);
     Request req(it.host.api(), it.host.handle(), request);
     if constexpr (HasChannels<Service>) {
+      // A host older than the connect member hands a shorter struct.
+      const bool has_connect = message->struct_size >= offsetof(prism_channel_message_t, connect) +
+                                                           sizeof message->connect;
       const ChannelMessage m{static_cast<prism_channel_kind_t>(message->kind),
                              as_text(from_c(message->topic)), as_text(from_c(message->event)),
-                             as_text(from_c(message->payload))};
+                             as_text(from_c(message->payload)),
+                             has_connect ? as_text(from_c(message->connect)) : std::string_view()};
       guarded(it, "channel", nullptr, [&] { it.service.channel(std::move(req), m); });
     }
     return PRISM_OK;
