@@ -110,6 +110,8 @@ Expected<void> Server::open_gateways() {
   settings.max_connections_per_ip = std::max<size_t>(1, (config_.ws_max_connections_per_ip + n - 1) / n);
   settings.messages_per_second = static_cast<double>(config_.ws_messages_per_second);
   settings.max_send_backlog = config_.max_send_backlog;
+  settings.tls_cert = config_.ws_tls_cert;
+  settings.tls_key = config_.ws_tls_key;
   for (size_t i = 0; i < workers_.size(); ++i) {
     settings.worker = static_cast<unsigned>(i);
     auto gateway = ws::Gateway::open(*workers_[i], settings, i == 0);
@@ -130,8 +132,8 @@ Expected<void> Server::open_gateways() {
     workers_[i]->at_stop([g] { g->close(); });
     gateways_.push_back(std::move(*gateway));
   }
-  SPDLOG_INFO("event=ws_listening http={} workers={}", config::to_string(settings.listen),
-              gateways_.size());
+  SPDLOG_INFO("event=ws_listening http={} tls={} workers={}", config::to_string(settings.listen),
+              config_.ws_tls_cert.empty() ? "off" : "on", gateways_.size());
   return {};
 #else
   if (config_.ws_listen) return make_error("ws.listen is set, but this prismd was built without PRISM_WITH_WS");

@@ -11,6 +11,7 @@ packages=(
   libhiredis-dev libpqxx-dev libsqlite3-dev libwebsockets-dev libwebsockets-evlib-uv libspdlog-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   redis-server postgresql-15
+  openssl
 )
 
 missing=()

@@ -94,7 +94,7 @@ Expected<void> set_count(const YAML::Node& node, Config& config) {
   return {};
 }
 
-// plugins.dir, plugins.config_dir, state_dir: any non-empty string.
+// plugins.dir, plugins.config_dir, state_dir, ws.tls.*: any non-empty string.
 template <std::string Config::*Member>
 Expected<void> set_path(const YAML::Node& node, Config& config) {
   if (!node.IsScalar() || node.Scalar().empty()) {
@@ -248,6 +248,8 @@ constexpr std::array kKeys{
     Key{"ws.max_frame_bytes", set_count<&Config::ws_max_frame_bytes, 1024, 64 << 20>},
     Key{"ws.max_connections", set_count<&Config::ws_max_connections, 1, 10000000>},
     Key{"ws.max_connections_per_ip", set_count<&Config::ws_max_connections_per_ip, 1, 1000000>},
+    Key{"ws.tls.cert", set_path<&Config::ws_tls_cert>},
+    Key{"ws.tls.key", set_path<&Config::ws_tls_key>},
     Key{"ws.messages_per_second", set_count<&Config::ws_messages_per_second, 1, 1000000>},
     Key{"store.backend", set_store_backend},
     Key{"store.documents", set_store_facet<StoreFacet::kDocuments>},
@@ -360,6 +362,12 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
                         "server.receive_budget_per_worker: must be at least "
                         "server.receive_budget_per_session (" +
                         std::to_string(config.receive_budget_per_session) + ")");
+    }
+    if (config.ws_tls_cert.empty() != config.ws_tls_key.empty()) {
+      const YAML::Node ws = root["ws"];
+      const YAML::Node tls = ws && ws["tls"] ? ws["tls"] : ws;
+      return make_error(where(source_name, tls.Mark()) +
+                        "ws.tls: cert and key go together (both files, or neither)");
     }
     return config;
   } catch (const YAML::Exception& e) {  // syntax errors carry the mark of the bad token

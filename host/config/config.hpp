@@ -101,6 +101,8 @@ struct Config {
   size_t ws_max_frame_bytes = 1 << 20;                      // ws.max_frame_bytes: 1024..64 MiB per message
   size_t ws_max_connections = 10000;                        // ws.max_connections: 1..10000000 WebSockets, over all workers
   size_t ws_max_connections_per_ip = 256;                   // ws.max_connections_per_ip: 1..1000000, over all workers
+  std::string ws_tls_cert;  // ws.tls.cert: PEM certificate chain file; with ws.tls.key, the listener speaks TLS only
+  std::string ws_tls_key;   // ws.tls.key: PEM private key file of that certificate
   size_t ws_messages_per_second = 100;                      // ws.messages_per_second: 1..1000000 per connection, bursts as many
   std::string plugins_dir = "/usr/lib/prism/plugins";       // plugins.dir
   std::string plugins_config_dir = "/etc/prism/plugins.d";  // plugins.config_dir

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "metrics/metrics.hpp"
 #include "net/uv_handle.hpp"
 #include "plugins/plugin_types.hpp"
 #include "prism/v1/admin.pb.h"
@@ -336,11 +337,26 @@ prism_status_t Dispatcher::complete(RequestContext* ctx, prism_status_t status,
   return PRISM_INVALID_ARGUMENT;
 }
 
+namespace {
+// Request latency by the transport the request came on (the per-plugin histogram is the
+// plugin's own): prism_request_seconds{transport="udp"|"websocket"}.
+metrics::LatencyHistogram& transport_latency(uint64_t connection_id) {
+  static constexpr std::string_view kHelp = "Time from request to reply inside the host, by transport";
+  static metrics::LatencyHistogram& udp =
+      metrics::registry().histogram("prism_request_seconds", "transport=\"udp\"", kHelp);
+  static metrics::LatencyHistogram& websocket =
+      metrics::registry().histogram("prism_request_seconds", "transport=\"websocket\"", kHelp);
+  return net::is_websocket_session(connection_id) ? websocket : udp;
+}
+}  // namespace
+
 bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_view message,
                         std::span<const uint8_t> payload) {
   auto& plugin = *ctx->plugin;
   plugin.request_counter().add();
-  plugin.latency().record(Clock::now() - ctx->started);
+  const auto latency = Clock::now() - ctx->started;
+  plugin.latency().record(latency);
+  transport_latency(ctx->origin.connection_id).record(latency);
   const v1::Status wire = to_wire(status);
   const bool fit =
       out(ctx->origin).send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);

@@ -293,10 +293,26 @@ Expected<std::unique_ptr<Gateway>> Gateway::open(net::LoopAccess& loop, GatewayS
   info.pcontext = &gateway->context_;
   info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                  LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+  const GatewaySettings& set = gateway->settings_;
+  if (!set.tls_cert.empty()) {
+    // lws would only log why a file failed; say it here, naming the key.
+    for (const auto& [key, file] : {std::pair{"ws.tls.cert", &set.tls_cert}, {"ws.tls.key", &set.tls_key}}) {
+      if (::access(file->c_str(), R_OK) != 0) {
+        return make_error(std::string(key) + " " + *file + ": " + std::strerror(errno));
+      }
+    }
+    // The adopted sockets start with a TLS handshake (lws_adopt_socket_vhost allows it).
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = set.tls_cert.c_str();
+    info.ssl_private_key_filepath = set.tls_key.c_str();
+  }
   gateway->context_ = lws_create_context(&info);
   if (gateway->context_ == nullptr) {
-    return make_error("ws.listen " + config::to_string(gateway->settings_.listen) +
-                      ": libwebsockets could not start (is libwebsockets-evlib-uv installed?)");
+    return make_error("ws.listen " + config::to_string(set.listen) +
+                      (set.tls_cert.empty()
+                           ? ": libwebsockets could not start (is libwebsockets-evlib-uv installed?)"
+                           : ": libwebsockets could not start; are ws.tls.cert and ws.tls.key a "
+                             "PEM certificate and its private key?"));
   }
   gateway->acceptor_ = net::UvHandle<uv_poll_t>(
       loop.loop(), [fd = gateway->listen_fd_](uv_loop_t* l, uv_poll_t* p) { uv_poll_init(l, p, fd); },

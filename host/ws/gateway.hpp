@@ -44,6 +44,7 @@ struct GatewaySettings {
   size_t max_connections = 10000;                 // WebSockets on this worker
   size_t max_connections_per_ip = 256;            // of those, from one address (its share)
   double messages_per_second = 100;               // per connection; bursts as many
+  std::string tls_cert, tls_key;  // PEM files: when set, every connection speaks TLS
   size_t max_send_backlog = 8 << 20;              // bytes queued for one socket (server.max_send_backlog)
   // Both are called on the worker's thread, for each request, and must be thread-safe.
   std::function<std::string()> metrics;  // Prometheus text exposition

@@ -14,6 +14,7 @@
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
 #include "support/prometheus_text.hpp"
+#include "support/ws_client.hpp"
 
 namespace prism::testing {
 namespace {
@@ -94,6 +95,30 @@ TEST_F(HttpTest, MetricsAreValidPrometheusTextWithTheTransportsCounters) {
   EXPECT_EQ(latency->type, "histogram");
 }
 
+// prism_request_seconds: request latency per transport, a UDP request and a WebSocket
+// channel event each counted under their own label.
+TEST_F(HttpTest, RequestLatencyIsAHistogramPerTransport) {
+  client::ConnectOptions options;
+  options.server_key = prismd.server_key();
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options);
+  ASSERT_TRUE(c) << c.error();
+  ASSERT_TRUE(c->call(101, "hello"));
+  WsClient ws(port, "/socket/websocket?vsn=2.0.0");
+  ASSERT_TRUE(ws.upgraded());
+  ws.send(nlohmann::json::array({"1", "1", "echo:t", "phx_join", nlohmann::json::object()}));
+  ws.send(nlohmann::json::array({"1", "2", "echo:t", "echo", nlohmann::json::object()}));
+  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  const Exposition parsed = parse_prometheus(http_get(port, "/metrics").body);
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error;
+  const Family* latency = parsed.find("prism_request_seconds");
+  ASSERT_NE(latency, nullptr);
+  EXPECT_EQ(latency->type, "histogram");
+  // The UDP session's handshake has no request; its call is one (the login-free default).
+  EXPECT_GE(parsed.value("prism_request_seconds_count", {{"transport", "udp"}}).value_or(0), 1.0);
+  EXPECT_EQ(parsed.value("prism_request_seconds_count", {{"transport", "websocket"}}).value_or(0), 2.0);
+}
+
 TEST_F(HttpTest, HealthzIsLiveAndReadyzReadyWithNothingDegraded) {
   const HttpReply live = http_get(port, "/healthz");
   ASSERT_EQ(live.status, 200);
@@ -139,6 +164,19 @@ TEST(HttpListen, APortAnotherProcessHoldsIsRefusedAtStart) {
             std::string::npos)
       << prismd.log();
   ::close(holder);
+}
+
+// ws.tls: a certificate file that is not there stops the start, naming the key and file.
+TEST(HttpListen, AMissingTlsFileIsRefusedAtStartWithItsName) {
+  PrismdOptions options;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n  tls:\n    cert: /nonexistent/c.pem\n"
+                       "    key: /nonexistent/k.pem\n";
+  PrismdProcess prismd(options);
+  EXPECT_FALSE(prismd.ready());
+  EXPECT_EQ(prismd.stop(), 1) << prismd.log();
+  EXPECT_NE(prismd.log().find("ws.tls.cert /nonexistent/c.pem: No such file or directory"),
+            std::string::npos)
+      << prismd.log();
 }
 
 }  // namespace

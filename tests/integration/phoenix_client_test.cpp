@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "prismd_process.hpp"
 
@@ -14,10 +15,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
-  const fs::path dir = fs::path(PRISM_SOURCE_DIR) / "tests" / "phoenix";
-  ASSERT_TRUE(fs::exists(dir / "node_modules" / "phoenix" / "package.json"))
-      << "the phoenix client is not installed: scripts/setup.sh runs npm ci in " << dir;
+const fs::path kScriptDir = fs::path(PRISM_SOURCE_DIR) / "tests" / "phoenix";
+
+// Runs the script against `url` with more environment (NAME=VALUE); its output.
+CommandResult run_script(const std::string& url, std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{"/usr/bin/env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  for (std::string arg : {"node", "--experimental-websocket"}) argv.push_back(arg);
+  argv.push_back((kScriptDir / "phoenix_client_test.mjs").string());
+  argv.push_back(url);
+  return run_command(argv, std::chrono::seconds(30));
+}
+
+class PhoenixClient : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(kScriptDir / "node_modules" / "phoenix" / "package.json"))
+        << "the phoenix client is not installed: scripts/setup.sh runs npm ci in " << kScriptDir;
+  }
+};
+
+TEST_F(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
   PrismdOptions options;
   options.workers = 2;
   options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
@@ -25,10 +43,50 @@ TEST(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
   ASSERT_NE(port, 0) << prismd.log();
-  const auto run = run_command({"/usr/bin/env", "node", "--experimental-websocket",
-                                (dir / "phoenix_client_test.mjs").string(),
-                                "ws://127.0.0.1:" + std::to_string(port) + "/socket"},
-                               std::chrono::seconds(30));
+  const auto run = run_script("ws://127.0.0.1:" + std::to_string(port) + "/socket");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
+}
+
+// A directory of the test's own, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/prism-tls-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// ws.tls.cert/key: the same script over wss://, trusting a certificate made for the test.
+TEST_F(PhoenixClient, TheStockClientDoesItAllOverTls) {
+  TempDir dir;
+  const std::string cert = (dir.path() / "cert.pem").string();
+  const std::string key = (dir.path() / "key.pem").string();
+  const auto made = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                                 "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                 "-keyout", key, "-out", cert},
+                                std::chrono::seconds(30));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml =
+      "ws:\n  listen: 127.0.0.1:0\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  ASSERT_NE(port, 0) << prismd.log();
+  EXPECT_NE(prismd.log().find("tls=on"), std::string::npos) << prismd.log();
+  const auto run = run_script("wss://127.0.0.1:" + std::to_string(port) + "/socket",
+                              {"NODE_EXTRA_CA_CERTS=" + cert});
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
 }

@@ -141,6 +141,16 @@ TEST(ConfigTest, ErrorFollowsTheDocumentedForm) {
             "etc/prism.yaml:3:12: server.workers: expected \"auto\" or an integer 1..256, got \"lots\"");
 }
 
+TEST(ConfigTest, WebSocketTlsNeedsTheCertificateAndItsKey) {
+  auto both = load_string("ws:\n  tls:\n    cert: /etc/prism/ws.crt\n    key: /etc/prism/ws.key\n",
+                          "etc/prism.yaml");
+  ASSERT_TRUE(both) << both.error();
+  EXPECT_EQ(both->ws_tls_cert, "/etc/prism/ws.crt");
+  EXPECT_EQ(both->ws_tls_key, "/etc/prism/ws.key");
+  EXPECT_EQ(error_of("ws:\n  listen: 127.0.0.1:4000\n  tls:\n    cert: /etc/prism/ws.crt\n"),
+            "etc/prism.yaml:4:5: ws.tls: cert and key go together (both files, or neither)");
+}
+
 TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
   const std::string error = error_of("server:\n  workers: 2\n  listn: 0.0.0.0:7777\n");
   EXPECT_TRUE(contains(error, "prism.yaml:3:3: "));
