@@ -38,7 +38,7 @@ class PhoenixClient : public ::testing::Test {
 TEST_F(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
   PrismdOptions options;
   options.workers = 2;
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n  idle_timeout_ms: 1000\n";
   PrismdProcess prismd(options);
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
@@ -79,7 +79,7 @@ TEST_F(PhoenixClient, TheStockClientDoesItAllOverTls) {
   PrismdOptions options;
   options.workers = 2;
   options.extra_yaml =
-      "ws:\n  listen: 127.0.0.1:0\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n";
+      "ws:\n  listen: 127.0.0.1:0\n  idle_timeout_ms: 1000\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n";
   PrismdProcess prismd(options);
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();

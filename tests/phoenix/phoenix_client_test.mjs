@@ -1,7 +1,7 @@
 // The stock phoenix client (npm "phoenix", pinned by package-lock.json) against prismd's
 // WebSocket gateway and the default plugin's echo:* channels: join, push with an ok and
 // an error reply, a refused join, a broadcast to a second socket, heartbeats, a timer's
-// pushes, params and authToken, leave.
+// pushes, params and authToken, a malformed frame, an idle close, leave.
 // Run by tests/integration/phoenix_client_test.cpp as
 //   node --experimental-websocket phoenix_client_test.mjs ws://127.0.0.1:PORT/socket
 // Prints one line per check passed; exits 0 when all passed, 1 with the failure.
@@ -77,6 +77,23 @@ await reply(mine.join());
 equal(await reply(mine.push("socket", {})), {params: {vsn: "2.0.0", user: "ada"}, token: "s3cret token"},
       "params and the bearer token reach the plugin");
 c.disconnect();
+
+// A frame that is not Phoenix JSON closes that socket with 1007 and the reason.
+const d = await connect();
+const closed = new Promise((resolve) => d.onClose((e) => resolve([e.code, e.reason])));
+d.conn.send("garbage");
+equal(await closed, [1007, "malformed frame: not JSON"], "a malformed frame closes the socket");
+d.disconnect();
+
+// A socket that stays silent (its heartbeat every minute) is closed after the server's
+// ws.idle_timeout_ms (1 s here) while the others, heartbeating, stay open.
+const quiet = await connect({heartbeatIntervalMs: 60000});
+const idle = new Promise((resolve) => quiet.onClose(() => resolve(Date.now())));
+const opened = Date.now();
+const idleAt = await idle;
+quiet.disconnect();
+pass(`a silent socket is closed after ${idleAt - opened} ms`);
+equal(await reply(lobby.push("echo", {still: "here"})), {still: "here"}, "the heartbeating socket stays open");
 
 await reply(lobby.leave());
 pass("leave is answered");
