@@ -211,6 +211,9 @@ void Server::stop_workers() {
 
 void Server::shutdown() {
   stop_workers();
+#ifdef PRISM_HAVE_WS
+  for (auto& g : gateways_) g->finish();  // each loop has ended and is not closed yet
+#endif
   dispatchers_.clear();
   // Plugins shut down as the last references to them go away.
   admin_.reset();

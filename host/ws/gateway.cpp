@@ -284,6 +284,7 @@ Expected<std::unique_ptr<Gateway>> Gateway::open(net::LoopAccess& loop, GatewayS
   // The socket first: a refused port then leaves no libwebsockets state to unwind (its
   // handles could only be freed by running the loop).
   if (auto listening = gateway->listen(first); !listening) return make_error(listening.error());
+  gateway->loop_ = loop.loop();
   void* loops[1] = {loop.loop()};
   lws_context_creation_info info{};
   info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  // connections come from our own socket
@@ -363,6 +364,12 @@ void Gateway::on_acceptable(uv_poll_t* poll, int status, int /*events*/) {
 
 Gateway::~Gateway() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void Gateway::finish() {
+  if (context_ == nullptr) return;
+  lws_context_destroy(context_);
+  uv_run(loop_, UV_RUN_DEFAULT);  // the close callbacks of anything that destroy closed
 }
 
 void Gateway::close() {

@@ -82,6 +82,10 @@ class Gateway final : public net::ReplyTransport {
   // On the loop's thread while it still runs (LoopAccess::at_stop): libwebsockets closes
   // its handles, and the loop's remaining turns free them and the context.
   void close();
+  // After the worker's thread has ended, before its loop is closed (Server::shutdown):
+  // on a foreign loop lws frees the context only when destroyed once more after its
+  // handles closed (lws' own foreign-loop example does the same), else it leaks.
+  void finish();
 
   // The HTTP answer to `path` (exposed for the unit test): status, content type, body.
   struct Answer {
@@ -155,6 +159,7 @@ class Gateway final : public net::ReplyTransport {
 
   GatewaySettings settings_;
   lws_context* context_ = nullptr;  // lws sets it to null once fully destroyed
+  uv_loop_t* loop_ = nullptr;       // the worker's
   net::RequestHandler* handler_ = nullptr;
   Services services_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
