@@ -48,10 +48,12 @@ test: build build-asan build-fuzz
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
 # prism-bench against prismd and against the raw UDP echo baseline, in one run; then the
-# practice service on sqlite and redis beside redis-benchmark ZADD/ZREVRANGE.
+# practice service on sqlite and redis beside redis-benchmark ZADD/ZREVRANGE; then ws_bench
+# against the WebSocket gateway beside a plain libwebsockets echo (lws_echo_baseline).
 bench: build
 	tests/bench/run_bench.sh $(BUILD)
 	tests/bench/run_store_bench.sh $(BUILD)
+	tests/bench/run_ws_bench.sh $(BUILD)
 
 # FUZZ_SECONDS per fuzz target (tests/fuzz/run_fuzz.sh); `make test` runs a short smoke.
 fuzz: build-fuzz

@@ -1,6 +1,7 @@
-# Shared by the make bench scripts (run_bench.sh, run_store_bench.sh): a temp dir
-# removed on exit, servers started and awaited on their listening line, prism-bench runs
-# whose result lines are checked. Expects $build (absolute) set before it is sourced.
+# Shared by the make bench scripts (run_bench.sh, run_store_bench.sh, run_ws_bench.sh): a
+# temp dir removed on exit, servers started and awaited on their listening line,
+# prism-bench runs whose result lines are checked. Expects $build (absolute) set before it
+# is sourced.
 
 tmp=$(mktemp -d -t prism-bench.XXXXXX)
 servers=()
@@ -33,11 +34,28 @@ running() {
 # start_server NAME COMMAND...: runs COMMAND in $tmp with stderr to $tmp/NAME.log and
 # waits, by following that log, for "event=listening udp=127.0.0.1:PORT". Sets $port.
 start_server() {
-  local name=$1 log=$tmp/$1.log line partial="" tail_fd tail_pid rc
+  local name=$1
   shift
-  : >"$log"
-  (cd "$tmp" && exec "$@") 2>"$log" &
-  local pid=$!
+  : >"$tmp/$name.log"
+  (cd "$tmp" && exec "$@") 2>"$tmp/$name.log" &
+  await_listening "$name" "$!" 'event=listening udp=127\.0\.0\.1:([0-9]+)'
+}
+
+# start_listener NAME REGEX COMMAND...: the same with stdout and stderr both in
+# $tmp/NAME.log, waiting for a line that matches REGEX (bash =~; its first group is the
+# port). Sets $port.
+start_listener() {
+  local name=$1 regex=$2
+  shift 2
+  : >"$tmp/$name.log"
+  (cd "$tmp" && exec "$@") >"$tmp/$name.log" 2>&1 &
+  await_listening "$name" "$!" "$regex"
+}
+
+# await_listening NAME PID REGEX: adds PID to the servers stopped on exit and follows
+# $tmp/NAME.log until a line matches REGEX; exits the script if none does within 15 s.
+await_listening() {
+  local name=$1 pid=$2 regex=$3 log=$tmp/$1.log line partial="" tail_fd tail_pid rc
   servers+=("$pid")
   exec {tail_fd}< <(exec tail -n +1 -f -s 0.1 --pid="$pid" "$log")
   tail_pid=$!
@@ -48,7 +66,7 @@ start_server() {
     if IFS= read -r -t 0.2 line <&"$tail_fd"; then
       line=$partial$line
       partial=""
-      if [[ $line =~ event=listening\ udp=127\.0\.0\.1:([0-9]+) ]]; then
+      if [[ $line =~ $regex ]]; then
         port=${BASH_REMATCH[1]}
         break
       fi

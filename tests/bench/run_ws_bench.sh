@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The WebSocket rows of `make bench`: ws_bench against prismd's Phoenix gateway (1 worker,
+# the default plugin's echo:* channels) and against lws_echo_baseline (libwebsockets
+# alone: one thread, every text message sent back), in one run, and prints:
+#   (g) peak messages/s and p99, closed loop: the baseline's raw echo beside prismd's
+#       `echo` events on joined channels (phx_reply), and their ratio
+#   (h) p99 of both at half of the lower of the two peaks (open loop), and their ratio
+#   (i) sessions/s: connect, upgrade, phx_join, close (prismd) beside connect, upgrade,
+#       one echo, close (baseline)
+#   (j) fan-out: `shout` delivered to S sockets on one topic, deliveries/s for each S
+# Every line also carries server_cpu (the server's CPU time over the run's wall time) and
+# client_cpu (ws_bench's own): both share the machine's cores.
+# Exits non-zero if any run fails, is refused, completes nothing or gets an error reply.
+#
+# usage: tests/bench/run_ws_bench.sh BUILD_DIR
+# env:   DURATION (seconds measured, default 5), WARMUP (0.5), CONNECTIONS (4), INFLIGHT (16),
+#        SESSION_CONNECTIONS (4, sessions opened at once in (i)), SUBSCRIBERS ("10 100 1000"),
+#        PUBLISHERS (1), FANOUT_INFLIGHT (16 shouts per publisher),
+#        SMOKE=1 (0.5 s each, S = 10 and 100, for `make test`)
+set -euo pipefail
+
+build=${1:?usage: run_ws_bench.sh BUILD_DIR}
+if [[ ! -d $build ]]; then
+  echo "run_ws_bench: build directory '$build' does not exist" >&2
+  exit 1
+fi
+build=$(cd "$build" && pwd)
+duration=${DURATION:-5}
+warmup=${WARMUP:-0.5}
+subscribers=${SUBSCRIBERS:-10 100 1000}
+if [[ ${SMOKE:-0} == 1 ]]; then
+  duration=0.5
+  warmup=0.1
+  subscribers="10 100"
+fi
+load=(--connections "${CONNECTIONS:-4}" --inflight "${INFLIGHT:-16}" --duration "$duration"
+      --warmup "$warmup")
+workers=1
+
+for bin in prismd ws_bench lws_echo_baseline plugins/default.so; do
+  if [[ ! -e $build/$bin ]]; then
+    echo "run_ws_bench: $build/$bin is missing (build first, with PRISM_WITH_WS=ON)" >&2
+    exit 1
+  fi
+done
+
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+
+# Only the default plugin (its echo:* channels): nothing else loads or logs.
+mkdir -p "$tmp/plugins"
+cp "$build/plugins/default.so" "$tmp/plugins/"
+# The per-socket message rate and the connection limits are raised far past the load:
+# the bench measures the gateway, not its limits (docs/operations.md, ws.*).
+cat >"$tmp/prism.yaml" <<EOF
+server:
+  udp: 127.0.0.1:0
+  workers: $workers
+ws:
+  listen: 127.0.0.1:0
+  messages_per_second: 1000000
+  max_connections: 1000000
+  max_connections_per_ip: 1000000
+log:
+  level: info
+EOF
+# Fan-out to 1000 sockets and the sessions of (i) need descriptors on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# prismd logs event=ws_listening before event=listening (the UDP socket, last at start).
+start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$tmp/plugins" \
+  --state-dir "$tmp/state"
+declare -A pid_of
+pid_of[prismd]=${servers[-1]}
+prism_port=$(sed -n 's/.*event=ws_listening http=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/prismd.log" | head -n 1)
+if [[ -z $prism_port ]]; then
+  echo "run_ws_bench: prismd logged no event=ws_listening; its log ends with:" >&2
+  tail -n 20 "$tmp/prismd.log" >&2
+  exit 1
+fi
+start_listener baseline 'event=listening ws=127\.0\.0\.1:([0-9]+)' \
+  "$build/lws_echo_baseline" --host 127.0.0.1 --port 0
+pid_of[baseline]=${servers[-1]}
+baseline_port=$port
+
+clock_ticks=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks (proc(5) stat);
+# 0 once it is gone (the run then fails on its own).
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  stat=${stat##*) }
+  awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# ws_run LABEL SERVER OPTIONS...: runs ws_bench with OPTIONS against SERVER (prismd or
+# baseline), adds server_cpu (the server's CPU seconds per wall second of the run) to its
+# line, prints it and sets $result to it. Fails the script, with the end of the server's
+# log, when ws_bench fails (it exits 1 on an error reply, a refused or closed connection,
+# a timeout, or nothing completed).
+ws_run() {
+  local label=$1 server=$2 rc=0 ticks_before ticks_after started
+  shift 2
+  ticks_before=$(cpu_ticks "${pid_of[$server]}")
+  started=$EPOCHREALTIME
+  result=$("$build/ws_bench" --label "$label" "$@") || rc=$?
+  ticks_after=$(cpu_ticks "${pid_of[$server]}")
+  result+=$(awk -v t="$((ticks_after - ticks_before))" -v hz="$clock_ticks" \
+    -v wall="$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" \
+    'BEGIN { printf " server_cpu=%.2f", (wall > 0 && t > 0 ? t / hz / wall : 0) }')
+  echo "$result"
+  if ((rc != 0)) || [[ -z $(field "$result" errors) ]] || (($(field "$result" errors) > 0)); then
+    echo "run_ws_bench: the $label run failed (ws_bench exit status $rc); $server's log ends with:" >&2
+    tail -n 20 "$tmp/$server.log" >&2
+    exit 1
+  fi
+}
+
+baseline_target=(--server "127.0.0.1:$baseline_port")
+prism_target=(--server "127.0.0.1:$prism_port")
+
+ws_run baseline-echo baseline --mode echo "${baseline_target[@]}" "${load[@]}"
+baseline=$result
+ws_run prismd-echo prismd --mode phoenix "${prism_target[@]}" "${load[@]}"
+prismd=$result
+
+# Half of the lower peak: above its own peak a server's p99 is only its queue growing.
+read -r half half_of < <(awk -v p="$(field "$prismd" rps)" -v b="$(field "$baseline" rps)" \
+  'BEGIN { if (p <= b) printf "%d prismd\n", p / 2; else printf "%d baseline\n", b / 2 }')
+ws_run baseline-echo-half baseline --mode echo "${baseline_target[@]}" "${load[@]}" --rate "$half"
+baseline_half=$result
+ws_run prismd-echo-half prismd --mode phoenix "${prism_target[@]}" "${load[@]}" --rate "$half"
+prismd_half=$result
+
+sessions=(--connections "${SESSION_CONNECTIONS:-4}" --duration "$duration" --warmup "$warmup")
+ws_run baseline-sessions baseline --mode echo-connect "${baseline_target[@]}" "${sessions[@]}"
+baseline_sessions=$result
+ws_run prismd-joins prismd --mode phoenix-join "${prism_target[@]}" "${sessions[@]}"
+prismd_joins=$result
+
+fanout_rows=()
+for s in $subscribers; do
+  ws_run "prismd-fanout-$s" prismd --mode fanout "${prism_target[@]}" --subscribers "$s" \
+    --publishers "${PUBLISHERS:-1}" --inflight "${FANOUT_INFLIGHT:-16}" --duration "$duration" \
+    --warmup "$warmup"
+  fanout_rows+=("$result")
+done
+
+echo
+echo "WebSocket gateway: prismd ($workers worker) beside lws_echo_baseline (libwebsockets, 1 thread)"
+awk -v br="$(field "$baseline" rps)" -v bp="$(field "$baseline" p99_us)" \
+    -v bc="$(field "$baseline" server_cpu)" \
+    -v pr="$(field "$prismd" rps)" -v pp="$(field "$prismd" p99_us)" \
+    -v pc="$(field "$prismd" server_cpu)" \
+    -v bcc="$(field "$baseline" client_cpu)" -v pcc="$(field "$prismd" client_cpu)" \
+    -v half="$half" -v half_of="$half_of" \
+    -v hbp="$(field "$baseline_half" p99_us)" -v hpp="$(field "$prismd_half" p99_us)" \
+    -v hb50="$(field "$baseline_half" p50_us)" -v hp50="$(field "$prismd_half" p50_us)" \
+    -v bs="$(field "$baseline_sessions" sessions_per_s)" -v ps="$(field "$prismd_joins" sessions_per_s)" \
+    -v bsp="$(field "$baseline_sessions" p99_us)" -v psp="$(field "$prismd_joins" p99_us)" \
+    -v jp="$(field "$prismd_joins" join_p99_us)" '
+  function ratio(a, b) { return b > 0 ? a / b : 0 }
+  BEGIN {
+    printf "%-46s %14s %14s %8s\n", "row", "baseline", "prismd", "ratio"
+    printf "%-46s %14.0f %14.0f %8.3f\n", "(g) messages/s, closed loop", br, pr, ratio(pr, br)
+    printf "%-46s %14.1f %14.1f %8.2f\n", "    p99 us at that load", bp, pp, ratio(pp, bp)
+    printf "%-46s %14.2f %14.2f\n", "    server CPU (cores)", bc, pc
+    printf "%-46s %14.2f %14.2f\n", "    ws_bench CPU (cores)", bcc, pcc
+    printf "%-46s %14.1f %14.1f %8.2f\n", sprintf("(h) p99 us at %d msg/s (half %s peak)", half, half_of),
+           hbp, hpp, ratio(hpp, hbp)
+    printf "%-46s %14.1f %14.1f %8.2f\n", "    p50 us at that rate", hb50, hp50, ratio(hp50, hb50)
+    printf "%-46s %14.0f %14.0f %8.3f\n", "(i) sessions/s (connect+upgrade+1st reply)", bs, ps, ratio(ps, bs)
+    printf "%-46s %14.1f %14.1f %8.2f\n", "    p99 us per session", bsp, psp, ratio(psp, bsp)
+    printf "%-46s %14s %14.1f\n", "    join round trip p99 us", "", jp
+  }'
+for row in "${fanout_rows[@]}"; do
+  awk -v s="$(field "$row" connections)" -v d="$(field "$row" deliveries_per_s)" \
+      -v sh="$(field "$row" shouts_per_s)" -v p50="$(field "$row" p50_us)" \
+      -v p99="$(field "$row" p99_us)" -v c="$(field "$row" server_cpu)" '
+    BEGIN {
+      printf "(j) fan-out to %5d sockets: deliveries/s=%.0f shouts/s=%.0f delivery p50_us=%.1f p99_us=%.1f server_cpu=%.2f\n",
+             s, d, sh, p50, p99, c
+    }'
+done
