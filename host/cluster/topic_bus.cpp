@@ -93,17 +93,18 @@ void TopicBus::on_worker(unsigned index, std::function<void()> task) {
 }
 
 BusResult TopicBus::push(uint64_t session, uint32_t packet_id, v1::Delivery delivery,
-                         std::span<const uint8_t> payload) {
+                         std::span<const uint8_t> payload, std::string_view topic) {
   const unsigned owner = net::worker_of(session);
   if (owner >= workers_.size()) return BusResult::kNoSession;
+  if (!topic.empty() && !valid_topic(topic)) return BusResult::kBadTopic;
   if (transport_for(owner, session) == nullptr) return BusResult::kNoSession;
   if (current_worker() == static_cast<int>(owner)) {
-    return from_push(transport_for(owner, session)->send_push(session, packet_id, delivery, {}, payload));
+    return from_push(transport_for(owner, session)->send_push(session, packet_id, delivery, topic, payload));
   }
-  workers_[owner].loop->post(
-      [this, owner, session, packet_id, delivery, bytes = std::string(payload.begin(), payload.end())] {
-        transport_for(owner, session)->send_push(session, packet_id, delivery, {}, as_bytes(bytes));
-      });
+  workers_[owner].loop->post([this, owner, session, packet_id, delivery, name = std::string(topic),
+                              bytes = std::string(payload.begin(), payload.end())] {
+    transport_for(owner, session)->send_push(session, packet_id, delivery, name, as_bytes(bytes));
+  });
   return BusResult::kOk;
 }
 

@@ -72,8 +72,10 @@ class TopicBus {
   // Any thread. On the session's own worker the outcome is known and returned; from
   // anywhere else the call is handed to that worker and returns kOk (a refusal there is
   // counted, prism_subscribes_refused_total).
+  // `topic`, when not empty, travels with the push (plugin.h push_topic): a WebSocket
+  // hears it on that channel.
   BusResult push(uint64_t session, uint32_t packet_id, v1::Delivery delivery,
-                 std::span<const uint8_t> payload);
+                 std::span<const uint8_t> payload, std::string_view topic = {});
   BusResult subscribe(uint64_t session, std::string_view topic);
   BusResult unsubscribe(uint64_t session, std::string_view topic);
 

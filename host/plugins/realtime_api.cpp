@@ -40,17 +40,25 @@ uint32_t packet_id_of(const prism_host_t* host, uint32_t method) {
   return p.first_packet_id() + method;
 }
 
-prism_status_t api_push(prism_host_t* host, uint64_t session, uint32_t method, uint32_t delivery,
-                        prism_bytes_t payload) {
+prism_status_t api_push_topic(prism_host_t* host, uint64_t session, prism_bytes_t topic,
+                              uint32_t method, uint32_t delivery, prism_bytes_t payload) {
   RealtimeHost* rt = g_realtime.load();
-  if (host == nullptr || host->plugin == nullptr || !valid_bytes(payload)) return PRISM_INVALID_ARGUMENT;
+  if (host == nullptr || host->plugin == nullptr || !valid_bytes(payload) || !valid_bytes(topic)) {
+    return PRISM_INVALID_ARGUMENT;
+  }
   if (delivery > PRISM_DELIVERY_UNRELIABLE) return PRISM_INVALID_ARGUMENT;
+  if (topic.len != 0 && !cluster::valid_topic(view_of(topic))) return PRISM_INVALID_ARGUMENT;
   const uint32_t packet_id = packet_id_of(host, method);
   if (packet_id == 0) return PRISM_INVALID_ARGUMENT;
   if (rt == nullptr) return PRISM_UNAVAILABLE;
   if (session == PRISM_SESSION_PLUGIN) return PRISM_NOT_FOUND;
   return to_status(rt->bus().push(session, packet_id, static_cast<v1::Delivery>(delivery),
-                                  span_of(payload)));
+                                  span_of(payload), view_of(topic)));
+}
+
+prism_status_t api_push(prism_host_t* host, uint64_t session, uint32_t method, uint32_t delivery,
+                        prism_bytes_t payload) {
+  return api_push_topic(host, session, prism_bytes_t{nullptr, 0}, method, delivery, payload);
 }
 
 prism_status_t api_subscribe(prism_host_t* host, uint64_t session, prism_bytes_t topic) {
@@ -275,6 +283,7 @@ void add_realtime_api(prism_host_api_t& api) {
   api.publish = api_publish;
   api.timer_start = api_timer_start;
   api.timer_stop = api_timer_stop;
+  api.push_topic = api_push_topic;
 }
 
 void release_realtime(const LoadedPlugin* plugin) {

@@ -81,9 +81,11 @@ class DefaultService {
   }
 
   // {"count":N,"every_ms":M}: replies {"count":N}, then pushes N "tick" messages {"n":i}
-  // to the caller, one every M ms, from a timer: server push without a request, on
-  // either transport (on a WebSocket, on each echo:* channel the socket joined).
-  void tick(Request req, Bytes payload) {
+  // to the caller, one every M ms, from a timer: server push without a request. Asked
+  // on a channel, the ticks come on that channel alone (push_topic).
+  void tick(Request req, Bytes payload) { start_ticks(std::move(req), payload, {}); }
+
+  void start_ticks(Request req, Bytes payload, std::string topic) {
     const json in = json::parse(prism::sdk::as_text(payload), nullptr, false);
     const int count = in.is_object() ? in.value("count", 0) : 0;
     const int every_ms = in.is_object() ? in.value("every_ms", 0) : 0;
@@ -97,9 +99,9 @@ class DefaultService {
     std::lock_guard lock(tickers_mutex_);
     // One ticker per session: a new one replaces the last. Each ends itself after its
     // count, or at the first push that finds the session gone.
-    tickers_[session] = host_.start_timer(every, every, [this, session, count, sent] {
+    tickers_[session] = host_.start_timer(every, every, [this, session, count, sent, topic] {
       const prism_status_t pushed =
-          host_.push(session, kTick, json{{"n", ++*sent}}.dump());
+          host_.push_topic(session, topic, kTick, json{{"n", ++*sent}}.dump());
       if (pushed != PRISM_OK || *sent == count) {
         std::lock_guard lock(tickers_mutex_);
         tickers_.erase(session);
@@ -133,7 +135,9 @@ class DefaultService {
         if (m.event == "shout") {
           return req.reply(host_.publish(m.topic, kShout, m.payload), {}, {});
         }
-        if (m.event == "tick") return tick(std::move(req), prism::sdk::as_bytes(m.payload));
+        if (m.event == "tick") {
+          return start_ticks(std::move(req), prism::sdk::as_bytes(m.payload), std::string(m.topic));
+        }
         if (m.event == "socket") return req.ok(m.connect.empty() ? "{}" : m.connect);
         return req.fail(PRISM_NOT_FOUND,
                         "no event " + std::string(m.event) + " (echo, shout, tick, socket)");

@@ -10,8 +10,10 @@
 
 #include "support/eventually.hpp"
 #include "prism/client.h"
+#include "prism/plugin.h"
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
+#include "support/ws_client.hpp"
 
 namespace prism::testing {
 namespace {
@@ -22,7 +24,7 @@ using namespace std::chrono_literals;
 // pusher's range starts at 6000; what it pushes uses methods 10-13.
 constexpr uint32_t kPushMe = 6000, kSubscribe = 6001, kUnsubscribe = 6002, kPublish = 6003,
                    kTicks = 6004, kWatch = 6005, kWhoAmI = 6006, kPushTo = 6007, kEvents = 6008,
-                   kPushBig = 6009;
+                   kPushBig = 6009, kPushOn = 6014;
 constexpr uint32_t kPushed = 6010, kPublished = 6011, kTick = 6012, kSaw = 6013;
 // sdk_realtime (tests/plugins/sdk_realtime.cpp).
 constexpr uint32_t kNap = 6100, kSdkTicks = 6101, kSdkWatch = 6102, kSdkPublish = 6103,
@@ -204,6 +206,46 @@ TEST(PushTest, TimersTickOnTheCallersWorkerAndStop) {
   ASSERT_TRUE(poll_until(c, [&] { return ticks.size() == 4; }));
   EXPECT_EQ(ticks, (std::vector<std::string>{"tick 1", "tick 2", "tick 3", "tick 1"}));
 }
+
+// push_topic: the caller alone hears TEXT as a message of the topic (it never subscribed).
+TEST(PushTest, APushWithATopicReachesTheSessionAsThatTopicsMessage) {
+  PluginDir plugins;
+  PrismdProcess prismd(options_with(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  auto c = connect(prismd);
+  std::vector<std::string> heard;
+  c.on_topic("news:me", [&](const v1::Message& m) { heard.push_back(m.payload()); });
+  EXPECT_EQ(ok(c, kPushOn, "news:me only you"), "0");
+  EXPECT_EQ(heard, (std::vector<std::string>{"only you"}));
+  EXPECT_EQ(ok(c, kPushOn, "bad\x01topic x"), std::to_string(PRISM_INVALID_ARGUMENT));
+}
+
+#ifdef PRISM_HAVE_WS
+// On a WebSocket, a push without a topic reaches every channel the socket joined that
+// the pushing plugin serves (not another plugin's), and a push_topic that channel alone.
+TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
+  PluginDir plugins;
+  PrismdOptions options = options_with(plugins);
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  WsClient ws(prismd.http_port(), "/socket/websocket?vsn=2.0.0");
+  ASSERT_TRUE(ws.upgraded());
+  for (const char* topic : {"push:a", "push:b", "echo:x"}) {
+    ws.send(nlohmann::json::array({topic, "1", topic, "phx_join", nlohmann::json::object()}));
+    ASSERT_EQ(ws.next_json()[4]["status"], "ok") << topic;
+  }
+  ws.send(nlohmann::json::array({"push:b", "2", "push:b", "push_me", {{"hi", 1}}}));
+  // Pushed before the reply, on push:a then push:b (the socket's channels in order);
+  // method 10 has no name, so the event is "push".
+  EXPECT_EQ(ws.next_json(), nlohmann::json::parse(R"(["push:a",null,"push:a","push",{"hi":1}])"));
+  EXPECT_EQ(ws.next_json(), nlohmann::json::parse(R"(["push:b",null,"push:b","push",{"hi":1}])"));
+  EXPECT_EQ(ws.next_json()[4]["response"], nlohmann::json::parse(R"({"status":0})"));
+  ws.send(nlohmann::json::array({"push:b", "3", "push:b", "push_here", {{"hi", 2}}}));
+  EXPECT_EQ(ws.next_json(), nlohmann::json::parse(R"(["push:b",null,"push:b","push",{"hi":2}])"));
+  EXPECT_EQ(ws.next_json()[4]["response"], nlohmann::json::parse(R"({"status":0})"));
+}
+#endif
 
 // The default plugin's tick (106): the same timer pushes a WebSocket hears on its
 // channel (websocket_test) reach a UDP session as packet id 106, then stop at the count.

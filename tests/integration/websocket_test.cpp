@@ -107,20 +107,25 @@ TEST_F(WebSocketTest, LeavingRepliesAndClosesTheChannel) {
   EXPECT_EQ(ws.next_json()[4]["response"]["reason"], "unmatched topic");
 }
 
-// A server push without a request (a timer in the default plugin, host.push to the
-// session): it reaches the socket on the channel of the pushing service it joined, with
-// the method's name as the event.
+// A server push without a request (a timer in the default plugin, host.push_topic to
+// the session): it reaches the socket on the channel it was asked on, and on no other,
+// with the method's name as the event.
 TEST_F(WebSocketTest, ATimersPushesReachTheSocketOnItsChannel) {
   WsClient ws(port, kSocket);
   ASSERT_TRUE(ws.upgraded());
-  ws.send(json::array({"j", "1", "echo:clock", "phx_join", json::object()}));
-  ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  for (const char* topic : {"echo:clock", "echo:other"}) {
+    ws.send(json::array({"j", "1", topic, "phx_join", json::object()}));
+    ASSERT_EQ(ws.next_json()[4]["status"], "ok");
+  }
   ws.send(json::array({"j", "2", "echo:clock", "tick", {{"count", 3}, {"every_ms", 5}}}));
   EXPECT_EQ(ws.next_json(),
             json::parse(R"(["j","2","echo:clock","phx_reply",{"status":"ok","response":{"count":3}}])"));
   for (int n = 1; n <= 3; ++n) {
     EXPECT_EQ(ws.next_json(), json::array({"j", nullptr, "echo:clock", "tick", {{"n", n}}}));
   }
+  // Nothing went to echo:other: the next frame is the answer to this heartbeat.
+  ws.send(json::array({nullptr, "h", "phoenix", "heartbeat", json::object()}));
+  EXPECT_EQ(ws.next_json()[1], "h");
 }
 
 // plugin.h prism_channel_message_t.connect: the path's <id>, the query parameters

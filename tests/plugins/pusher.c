@@ -15,9 +15,13 @@
  *   9 push_big    "BYTES DELIVERY COUNT"  pushes COUNT messages of BYTES bytes to the
  *                                   caller in this one call, each starting with its number
  *                                   ("7 xxxx..."); replies with the last push's status
+ *  14 push_on     "TOPIC TEXT"      push_topic: TEXT to the caller alone as a message of
+ *                                   TOPIC (method 10); replies with its status
  * Channels (ABI 1.2): serves "push:*". A JOIN of "push:closed" is refused ("room is
  * closed"); any other JOIN answers {"joined":"TOPIC"}; an EVENT "echo" answers its payload,
- * any other event is refused NOT_FOUND ("no event NAME"); a LEAVE answers OK.
+ * "push_me" pushes the payload to the socket (push, method 10) and "push_here" on this
+ * channel only (push_topic), each answering the push's status as {"status":N}; any other
+ * event is refused NOT_FOUND ("no event NAME"); a LEAVE answers OK.
  * Not concurrent: the host serialises every call, timers and events included. */
 #include <prism/plugin.h>
 #include <stdio.h>
@@ -40,7 +44,8 @@ typedef struct pusher {
 
 static const prism_method_t methods[] = {
     {"push_me", 0}, {"subscribe", 1}, {"unsubscribe", 2}, {"publish", 3}, {"ticks", 4},
-    {"watch", 5},   {"whoami", 6},    {"push_to", 7},     {"events", 8},  {"push_big", 9}};
+    {"watch", 5},   {"whoami", 6},    {"push_to", 7},     {"events", 8},  {"push_big", 9},
+    {"push_on", 14}};
 
 static prism_bytes_t text_bytes(const char *s, size_t n) {
   prism_bytes_t b;
@@ -162,6 +167,14 @@ static prism_status_t pusher_handle(void *instance, prism_request_t *request, ui
       snprintf(out, sizeof out, "%d", (int)status);
       return reply_text(self, request, PRISM_OK, out);
     }
+    case 14: {
+      if (space == NULL) return PRISM_INVALID_ARGUMENT;
+      snprintf(out, sizeof out, "%d",
+               (int)api->push_topic(self->host, session, text_bytes(text, (size_t)(space - text)),
+                                    10, PRISM_DELIVERY_RELIABLE_ORDERED,
+                                    text_bytes(space + 1, strlen(space + 1))));
+      return reply_text(self, request, PRISM_OK, out);
+    }
     default:
       return PRISM_INVALID_PACKET;
   }
@@ -222,6 +235,16 @@ static prism_status_t pusher_channel(void *instance, prism_request_t *request,
     if (message->event.len == 4 && memcmp(message->event.data, "echo", 4) == 0) {
       return reply_with(self, request, PRISM_OK, "", (const char *)message->payload.data,
                         message->payload.len);
+    }
+    if ((message->event.len == 7 && memcmp(message->event.data, "push_me", 7) == 0) ||
+        (message->event.len == 9 && memcmp(message->event.data, "push_here", 9) == 0)) {
+      const uint64_t session = self->api->request_session(request);
+      const prism_bytes_t none = {NULL, 0};
+      const prism_status_t pushed = self->api->push_topic(
+          self->host, session, message->event.len == 9 ? message->topic : none, 10,
+          PRISM_DELIVERY_RELIABLE_ORDERED, message->payload);
+      snprintf(out, sizeof out, "{\"status\":%d}", (int)pushed);
+      return reply_with(self, request, PRISM_OK, "", out, strlen(out));
     }
     snprintf(out, sizeof out, "no event %.*s", (int)message->event.len,
              (const char *)message->event.data);

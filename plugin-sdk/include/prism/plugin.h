@@ -418,6 +418,14 @@ typedef struct prism_host_api {
   /* Stops a timer of this plugin version; a one-shot that already fired is NOT_FOUND. */
   prism_status_t (*timer_stop)(prism_host_t *host, uint64_t timer_id);
 
+  /* ---- ABI 1.2, later: check PRISM_HAS_FIELD(api, prism_host_api_t, push_topic). push
+   * with a topic: the session alone receives it as a message of `topic` (a UDP client in
+   * the push's topic field, a WebSocket on that channel, which it must have joined, else
+   * PRISM_NOT_FOUND). For what one client should hear on one channel: a join's state,
+   * a presence snapshot. An empty topic is push. */
+  prism_status_t (*push_topic)(prism_host_t *host, uint64_t session, prism_bytes_t topic,
+                               uint32_t method, uint32_t delivery, prism_bytes_t payload);
+
   /* store_apply with the size of one prism_write_t as the caller built it
    * (sizeof(prism_write_t)), so the struct can grow. A write_size below the ABI 1.1
    * layout completes PRISM_INVALID_ARGUMENT; bytes beyond the host's own layout are

@@ -631,6 +631,15 @@ class Host {
                       uint32_t delivery = PRISM_DELIVERY_RELIABLE_ORDERED) const noexcept {
     return push(session, method, as_bytes(text), delivery);
   }
+  // A push that only this session hears as a message of `topic` (plugin.h push_topic):
+  // on a WebSocket, on that channel alone.
+  prism_status_t push_topic(uint64_t session, std::string_view topic, uint32_t method,
+                            std::string_view text,
+                            uint32_t delivery = PRISM_DELIVERY_RELIABLE_ORDERED) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, push_topic);
+    return fn != nullptr ? fn(host_, session, c(topic), method, delivery, to_c(as_bytes(text)))
+                         : PRISM_UNAVAILABLE;
+  }
   // A session to a topic; PRISM_SESSION_PLUGIN subscribes this plugin version, whose
   // on_topic (or on_event) then receives the topic's messages.
   prism_status_t subscribe(uint64_t session, std::string_view topic) const noexcept {
