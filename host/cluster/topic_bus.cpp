@@ -195,7 +195,7 @@ size_t TopicBus::subscriptions_on(unsigned index) const {
 }
 
 BusResult TopicBus::publish(std::string_view topic, uint32_t packet_id,
-                            std::span<const uint8_t> payload) {
+                            std::span<const uint8_t> payload, uint64_t except) {
   if (!valid_topic(topic)) return BusResult::kBadTopic;
   counters().publishes.add();
   const int here = current_worker();
@@ -209,29 +209,34 @@ BusResult TopicBus::publish(std::string_view topic, uint32_t packet_id,
     // Each worker's queue is FIFO: one thread's publishes arrive there in order.
     workers_[i].loop->post([this, i, sessions_posted, plugins = i == plugins_on,
                             t = std::string(topic), packet_id,
-                            bytes = std::string(payload.begin(), payload.end())] {
-      deliver_here(i, t, packet_id, as_bytes(bytes), sessions_posted, plugins);
+                            bytes = std::string(payload.begin(), payload.end()), except] {
+      deliver_here(i, t, packet_id, as_bytes(bytes), sessions_posted, plugins, except);
     });
   }
   // The publisher's own worker pushes to its sessions now, in the order of the call.
   if (here >= 0) {
-    deliver_here(static_cast<unsigned>(here), std::string(topic), packet_id, payload, true, false);
+    deliver_here(static_cast<unsigned>(here), std::string(topic), packet_id, payload, true, false,
+                 except);
   }
   return BusResult::kOk;
 }
 
 void TopicBus::deliver_here(unsigned index, const std::string& topic, uint32_t packet_id,
-                            std::span<const uint8_t> payload, bool sessions, bool plugins_too) {
+                            std::span<const uint8_t> payload, bool sessions, bool plugins_too,
+                            uint64_t except) {
   WorkerTopics& w = topics_[index];
   const auto subs = sessions ? w.sessions_of.find(topic) : w.sessions_of.end();
   if (subs != w.sessions_of.end()) {
     // A push may close a slow session, whose close reaches session_closed only at the
     // worker's next flush: iterating a copy-free set here is safe.
+    size_t delivered = 0;
     for (const uint64_t session : subs->second) {
+      if (session == except) continue;
       transport_for(index, session)->send_push(session, packet_id, v1::DELIVERY_RELIABLE_ORDERED,
                                                topic, payload);
+      ++delivered;
     }
-    counters().deliveries.add(subs->second.size());
+    counters().deliveries.add(delivered);
   }
   if (!plugins_too) return;
   // Held for the loop: a subscriber that unsubscribes while it is called stays alive.

@@ -82,7 +82,10 @@ class TopicBus {
   // Any thread: a reliable, ordered push to every subscribed session on every worker, and
   // `deliver` for every plugin subscriber. Messages one thread publishes to a topic reach
   // each subscriber in the order published.
-  BusResult publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload);
+  // `except`, when not 0, is one session that does not receive it (plugin.h
+  // publish_except: Phoenix's broadcast_from).
+  BusResult publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
+                    uint64_t except = 0);
 
   // A plugin subscriber, kept (and compared) by pointer. Takes effect on every worker
   // within one loop turn of each.
@@ -117,7 +120,8 @@ class TopicBus {
   BusResult subscribe_here(unsigned index, uint64_t session, const std::string& topic);
   void unsubscribe_here(unsigned index, uint64_t session, const std::string& topic);
   void deliver_here(unsigned index, const std::string& topic, uint32_t packet_id,
-                    std::span<const uint8_t> payload, bool sessions, bool plugins_too);
+                    std::span<const uint8_t> payload, bool sessions, bool plugins_too,
+                    uint64_t except);
   // Hands every worker the plugin table as it is now (plugin_mutex_ held).
   void share_plugin_table();
 

@@ -75,13 +75,23 @@ bool Dispatcher::logged_in(uint64_t connection_id, std::string_view service) con
          std::find(it->second.begin(), it->second.end(), service) != it->second.end();
 }
 
+bool Dispatcher::admin_allowed(const net::RequestOrigin& origin) const {
+  const std::string host = origin.peer.host_key();
+  return std::any_of(admin_allow_.begin(), admin_allow_.end(),
+                     [&](const config::Cidr& c) { return c.contains(host); });
+}
+
+bool Dispatcher::may_call(const net::RequestOrigin& origin, std::string_view service) const {
+  if (!login_ || !login_->requires_login(service)) return true;
+  if (logged_in(origin.connection_id, service)) return true;
+  // The admin session may call every service (prismctl rooms ..., operations.md §5), from
+  // an address admin.allow accepts now, as for host requests.
+  return logged_in(origin.connection_id, kAdminService) && admin_allowed(origin);
+}
+
 bool Dispatcher::refused_outside_admin_allow(const net::RequestOrigin& origin,
                                              const v1::Message& request, std::string_view what) {
-  const std::string host = origin.peer.host_key();
-  if (std::any_of(admin_allow_.begin(), admin_allow_.end(),
-                  [&](const config::Cidr& c) { return c.contains(host); })) {
-    return false;
-  }
+  if (admin_allowed(origin)) return false;
   out(origin).send_reply(origin, request.request_id(), request.packet_id(),
                         v1::STATUS_INVALID_CREDENTIALS,
                         "admin " + std::string(what) +
@@ -218,8 +228,7 @@ void Dispatcher::on_request(const net::RequestOrigin& origin, const v1::Message&
                           "no service owns packet id " + std::to_string(packet_id), {});
     return;
   }
-  if (login_ && login_->requires_login(route->plugin->name()) &&
-      !logged_in(origin.connection_id, route->plugin->name())) {
+  if (!may_call(origin, route->plugin->name())) {
     out(origin).send_reply(origin, request.request_id(), packet_id, v1::STATUS_LOGIN_REQUIRED,
                           "log in to service '" + route->plugin->name() + "' first", {});
     return;
@@ -270,8 +279,7 @@ void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_i
     out(origin).send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
     return;
   }
-  if (login_ && login_->requires_login(route->plugin->name()) &&
-      !logged_in(origin.connection_id, route->plugin->name())) {
+  if (!may_call(origin, route->plugin->name())) {
     out(origin).send_reply(origin, request_id, 0, v1::STATUS_LOGIN_REQUIRED,
                           "log in to service '" + route->plugin->name() + "' first", {});
     return;

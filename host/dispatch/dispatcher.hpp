@@ -93,6 +93,9 @@ class Dispatcher final : public net::RequestHandler {
   bool refused_outside_admin_allow(const net::RequestOrigin& origin, const v1::Message& request,
                                    std::string_view what);
   bool logged_in(uint64_t connection_id, std::string_view service) const;
+  bool admin_allowed(const net::RequestOrigin& origin) const;  // its address is in admin.allow
+  // The session logged in to `service`, or needs not, or is the admin session.
+  bool may_call(const net::RequestOrigin& origin, std::string_view service) const;
   // Where a reply to `origin` goes: the transport it came through (RequestOrigin::via),
   // else the worker's UDP sessions.
   net::ReplyTransport& out(const net::RequestOrigin& origin) {

@@ -84,8 +84,8 @@ prism_status_t api_unsubscribe(prism_host_t* host, uint64_t session, prism_bytes
   return to_status(rt->bus().unsubscribe(session, view_of(topic)));
 }
 
-prism_status_t api_publish(prism_host_t* host, prism_bytes_t topic, uint32_t method,
-                           prism_bytes_t payload) {
+prism_status_t api_publish_except(prism_host_t* host, prism_bytes_t topic, uint64_t except,
+                                  uint32_t method, prism_bytes_t payload) {
   RealtimeHost* rt = g_realtime.load();
   if (host == nullptr || host->plugin == nullptr || !valid_bytes(topic) || !valid_bytes(payload)) {
     return PRISM_INVALID_ARGUMENT;
@@ -93,7 +93,12 @@ prism_status_t api_publish(prism_host_t* host, prism_bytes_t topic, uint32_t met
   const uint32_t packet_id = packet_id_of(host, method);
   if (packet_id == 0 || !cluster::valid_topic(view_of(topic))) return PRISM_INVALID_ARGUMENT;
   if (rt == nullptr) return PRISM_UNAVAILABLE;
-  return to_status(rt->bus().publish(view_of(topic), packet_id, span_of(payload)));
+  return to_status(rt->bus().publish(view_of(topic), packet_id, span_of(payload), except));
+}
+
+prism_status_t api_publish(prism_host_t* host, prism_bytes_t topic, uint32_t method,
+                           prism_bytes_t payload) {
+  return api_publish_except(host, topic, 0, method, payload);
 }
 
 prism_status_t api_timer_start(prism_host_t* host, uint64_t after_ms, uint64_t repeat_ms,
@@ -284,6 +289,7 @@ void add_realtime_api(prism_host_api_t& api) {
   api.timer_start = api_timer_start;
   api.timer_stop = api_timer_stop;
   api.push_topic = api_push_topic;
+  api.publish_except = api_publish_except;
 }
 
 void release_realtime(const LoadedPlugin* plugin) {

@@ -219,6 +219,22 @@ TEST_F(DispatchTest, AdminAllowIsCheckedOnEveryHostRequest) {
             "config)");
 }
 
+// The admin session may call every service (prismctl rooms ...), from an address in
+// admin.allow at the time of each request; any other session still needs its login.
+TEST_F(DispatchTest, TheAdminSessionMayCallAServiceWithAToken) {
+  plugins::PluginSettings guarded;
+  guarded.name = "default";
+  guarded.token = prism::token_digest("service-token");
+  guard_with_admin_token({guarded});
+  send(1, kEcho, "x", from(INADDR_LOOPBACK, 21));
+  EXPECT_EQ(reply_to(1)->status, v1::STATUS_LOGIN_REQUIRED);
+  ASSERT_EQ(login(2, "admin", std::string(kAdminToken), from(INADDR_LOOPBACK, 21)), v1::STATUS_OK);
+  send(3, kEcho, "x", from(INADDR_LOOPBACK, 21));
+  EXPECT_EQ(reply_to(3)->status, v1::STATUS_OK);
+  send(4, kEcho, "x", from(0x0a000001, 21));  // the same session, now from 10.0.0.1
+  EXPECT_EQ(reply_to(4)->status, v1::STATUS_LOGIN_REQUIRED);
+}
+
 // Channels (plugin.h, "Channels"): routed by topic to the plugin that serves it, answered
 // through the transport with the gateway's request id and packet id 0.
 TEST_F(DispatchTest, AChannelJoinIsRoutedByTopicAndAnsweredWithThePluginsReply) {

@@ -201,6 +201,22 @@ TEST_F(TopicBusTest, APublishReachesEachWorkersSubscribersWithItsTopic) {
   EXPECT_EQ(transports_[1].pushed[0].payload, "one");
 }
 
+// publish_except (Phoenix's broadcast_from): everyone on the topic but that one session,
+// on its worker and on the others.
+TEST_F(TopicBusTest, APublishExceptASessionReachesEveryoneElse) {
+  const uint64_t a = session_on(0, 1), b = session_on(0, 2), c = session_on(1, 1);
+  transports_[0].open = {a, b};
+  transports_[1].open = {c};
+  for (const uint64_t s : {a, b}) as_worker(0, [&] { return bus_->subscribe(s, "room"); });
+  as_worker(1, [&] { return bus_->subscribe(c, "room"); });
+  as_worker(0, [&] { return bus_->publish("room", 4, bytes("delta"), a); });
+  run_all();
+  ASSERT_EQ(transports_[0].pushed.size(), 1u);
+  EXPECT_EQ(transports_[0].pushed[0].session, b);
+  ASSERT_EQ(transports_[1].pushed.size(), 1u);
+  EXPECT_EQ(transports_[1].pushed[0].session, c);
+}
+
 TEST_F(TopicBusTest, PluginSubscribersHearAPublishOnceAndNeverInsideTheCall) {
   std::vector<std::string> heard;
   auto plugin = std::make_shared<PluginSubscriber>();

@@ -426,6 +426,12 @@ typedef struct prism_host_api {
   prism_status_t (*push_topic)(prism_host_t *host, uint64_t session, prism_bytes_t topic,
                                uint32_t method, uint32_t delivery, prism_bytes_t payload);
 
+  /* publish to every subscriber but the session `except` (Phoenix's broadcast_from: the
+   * member who sent a change hears it in its reply, the others as a message). Check
+   * PRISM_HAS_FIELD(api, prism_host_api_t, publish_except); 0 excepts no one. */
+  prism_status_t (*publish_except)(prism_host_t *host, prism_bytes_t topic, uint64_t except,
+                                   uint32_t method, prism_bytes_t payload);
+
   /* store_apply with the size of one prism_write_t as the caller built it
    * (sizeof(prism_write_t)), so the struct can grow. A write_size below the ABI 1.1
    * layout completes PRISM_INVALID_ARGUMENT; bytes beyond the host's own layout are

@@ -657,6 +657,13 @@ class Host {
   prism_status_t publish(std::string_view topic, uint32_t method, std::string_view text) const noexcept {
     return publish(topic, method, as_bytes(text));
   }
+  // publish, but not to the session `except` (plugin.h publish_except).
+  prism_status_t publish_except(std::string_view topic, uint64_t except, uint32_t method,
+                                std::string_view text) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, publish_except);
+    return fn != nullptr ? fn(host_, c(topic), except, method, to_c(as_bytes(text)))
+                         : PRISM_UNAVAILABLE;
+  }
 
   // A timer that calls `fire` on the worker that started it (worker 0 from the
   // constructor): after `after`, then every `repeat` when repeat > 0. Stopped when the
