@@ -124,7 +124,8 @@ Expected<void> Server::open_gateways() {
         {.event_name = [d](uint32_t packet_id) { return d->method_name(packet_id); },
          .serves = [d](uint32_t packet_id, std::string_view topic) {
            return d->serves_channel(packet_id, topic);
-         }});
+         },
+         .has_channel = [d](std::string_view topic) { return d->has_channel(topic); }});
     bus_->set_websocket(static_cast<unsigned>(i), gateway->get());
     // Every worker listens on the port the first one got (ws.listen port 0 picks one).
     settings.listen.port = (*gateway)->port();

@@ -177,6 +177,10 @@ bool Dispatcher::serves_channel(uint32_t packet_id, std::string_view topic) cons
   return route != nullptr && route->plugin->serves_channel(topic);
 }
 
+bool Dispatcher::has_channel(std::string_view topic) const {
+  return table_ && table_->find_channel(topic) != nullptr;
+}
+
 void Dispatcher::on_session_opened(uint64_t connection_id) {
   prism_event_t e{};
   e.struct_size = sizeof e;

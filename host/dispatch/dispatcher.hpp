@@ -73,6 +73,8 @@ class Dispatcher final : public net::RequestHandler {
   std::string method_name(uint32_t packet_id) const;
   // True when the plugin owning `packet_id` serves the channel `topic`.
   bool serves_channel(uint32_t packet_id, std::string_view topic) const;
+  // True when some plugin serves the channel `topic`.
+  bool has_channel(std::string_view topic) const;
 
   // Requests handed to a plugin and not yet answered.
   size_t pending() const { return pending_count_; }

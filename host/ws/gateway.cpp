@@ -119,21 +119,24 @@ std::optional<std::string> bearer_token(std::string_view protocols) {
   return token;
 }
 
+// The <id> of a socket opened at /socket/<id>/websocket ("" for /socket/websocket).
+std::string socket_id(struct lws* wsi) {
+  char buffer[1024] = "";
+  if (lws_hdr_copy(wsi, buffer, sizeof buffer, WSI_TOKEN_GET_URI) <= 0) return {};
+  std::string_view path(buffer);
+  path.remove_prefix(std::string_view("/socket/").size());
+  path.remove_suffix(std::string_view("websocket").size());
+  if (!path.empty()) path.remove_suffix(1);  // the '/' before "websocket"
+  return std::string(path);
+}
+
 // The connect JSON of a socket's channel messages (plugin.h prism_channel_message_t):
 // the <id> of its path, its query parameters and its bearer token.
 std::string connect_json(struct lws* wsi) {
   using nlohmann::json;
   json connect = json::object();
   char buffer[1024] = "";
-  if (lws_hdr_copy(wsi, buffer, sizeof buffer, WSI_TOKEN_GET_URI) > 0) {
-    std::string_view path(buffer);
-    path.remove_prefix(std::string_view("/socket/").size());
-    path.remove_suffix(std::string_view("websocket").size());
-    if (!path.empty()) {
-      path.remove_suffix(1);  // the '/' before "websocket"
-      connect["socket"] = std::string(path);
-    }
-  }
+  if (std::string id = socket_id(wsi); !id.empty()) connect["socket"] = std::move(id);
   json params = json::object();
   // lws has decoded each name=value fragment of the query already (%xx, '+').
   for (int i = 0; lws_hdr_copy_fragment(wsi, buffer, sizeof buffer, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
@@ -445,6 +448,8 @@ uint64_t Gateway::on_open(struct lws* wsi) {
   }
   c->host = peer_host(wsi);
   c->connect = connect_json(wsi);
+  c->socket_id = socket_id(wsi);
+  if (!c->socket_id.empty()) c->scope_prefix = "@" + c->socket_id + "/";
   c->tokens = settings_.messages_per_second;
   c->refilled = std::chrono::steady_clock::now();
   ++per_host_[c->host];
@@ -455,10 +460,24 @@ uint64_t Gateway::on_open(struct lws* wsi) {
   return id;
 }
 
+std::string Gateway::scoped_topic(const Connection& c, const std::string& topic) const {
+  if (c.socket_id.empty() || !services_.has_channel) return topic;
+  std::string scoped = c.scope_prefix + topic;
+  return services_.has_channel(scoped) ? scoped : topic;
+}
+
 bool Gateway::queue(Connection& c, const PhoenixFrame& frame, v1::Delivery delivery) {
   if (!c.close_reason.empty()) return false;  // closing: nothing more goes out
   std::string bytes(LWS_PRE, '\0');
-  bytes += encode_phoenix_frame(frame);
+  // The client knows a socket-scoped topic by its own name (scoped_topic).
+  const std::string_view scope_prefix = c.scope_prefix;
+  if (!scope_prefix.empty() && frame.topic.starts_with(scope_prefix)) {
+    PhoenixFrame unscoped = frame;
+    unscoped.topic.erase(0, scope_prefix.size());
+    bytes += encode_phoenix_frame(unscoped);
+  } else {
+    bytes += encode_phoenix_frame(frame);
+  }
   if (c.out_bytes > 0 && c.out_bytes + bytes.size() > settings_.max_send_backlog) {
     if (delivery == v1::DELIVERY_UNRELIABLE) {
       ws_counters().pushes_dropped.add();
@@ -540,6 +559,14 @@ int Gateway::on_message(uint64_t session, std::string_view text) {
                           R"({"status":"ok","response":{}})"});
     return 0;
   }
+  if (frame->topic.starts_with('@') || frame->topic.starts_with('/')) {
+    // Reserved (protocol.md §7.2): socket-scoped topics are the gateway's to make, and
+    // '/' starts an HTTP route; a client cannot name either.
+    queue(c, PhoenixFrame{frame->join_ref, frame->ref, frame->topic, "phx_reply",
+                          R"({"status":"error","response":{"reason":"unmatched topic"}})"});
+    return 0;
+  }
+  frame->topic = scoped_topic(c, frame->topic);
   if (frame->event == "phx_join") {
     ask_plugin(c, net::ChannelKind::kJoin, *frame);
     return 0;

@@ -101,6 +101,7 @@ class Gateway final : public net::ReplyTransport {
   struct Services {
     std::function<std::string(uint32_t packet_id)> event_name;
     std::function<bool(uint32_t packet_id, std::string_view topic)> serves;
+    std::function<bool(std::string_view topic)> has_channel;  // some plugin serves it
   };
   // Set before the worker starts. `handler` gets the sessions and channel messages.
   void set_handler(net::RequestHandler* handler) { handler_ = handler; }
@@ -134,6 +135,8 @@ class Gateway final : public net::ReplyTransport {
     net::RequestOrigin origin;
     std::string host;          // the peer address without the port (per-IP limit)
     std::string connect;       // the channel messages' connect JSON (plugin.h)
+    std::string socket_id;     // the <id> of /socket/<id>/websocket, or ""
+    std::string scope_prefix;  // "@<id>/" with an id (scoped_topic), else ""
     double tokens = 0;         // the message-rate bucket
     std::chrono::steady_clock::time_point refilled;
     std::deque<std::string> out;               // frames, each with LWS_PRE bytes in front
@@ -156,6 +159,10 @@ class Gateway final : public net::ReplyTransport {
   // The id of the next channel request this gateway hands the dispatcher (never 0).
   uint32_t new_request_id();
   void ask_plugin(Connection& c, net::ChannelKind kind, const PhoenixFrame& frame);
+  // The topic a socket's Phoenix topic names inside prismd: on a socket opened at
+  // /socket/<id>/websocket, "@<id>/<topic>" when a plugin serves that (rooms: "@*"), so
+  // two instances' "chat" never meet (protocol.md §7.2); else the topic itself.
+  std::string scoped_topic(const Connection& c, const std::string& topic) const;
 
   GatewaySettings settings_;
   lws_context* context_ = nullptr;  // lws sets it to null once fully destroyed

@@ -245,6 +245,39 @@ TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
   EXPECT_EQ(ws.next_json(), nlohmann::json::parse(R"(["push:b",null,"push:b","push",{"hi":2}])"));
   EXPECT_EQ(ws.next_json()[4]["response"], nlohmann::json::parse(R"({"status":0})"));
 }
+
+// Socket-scoped topics (protocol.md §7.2): on sockets opened at /socket/<id>/websocket, a
+// plugin serving "@<id>/..." sees "chat" as "@<id>/chat"; two ids' "chat" never meet, and
+// the client knows its topic by its own name.
+TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
+  PluginDir plugins;
+  PrismdOptions options = options_with(plugins);
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  WsClient one(prismd.http_port(), "/socket/pusher-1/websocket?vsn=2.0.0");
+  WsClient two(prismd.http_port(), "/socket/pusher-2/websocket?vsn=2.0.0");
+  ASSERT_TRUE(one.upgraded() && two.upgraded());
+  one.send(nlohmann::json::array({"1", "1", "chat", "phx_join", nlohmann::json::object()}));
+  EXPECT_EQ(one.next_json(), nlohmann::json::parse(
+                                 R"(["1","1","chat","phx_reply",{"status":"ok","response":{"joined":"@pusher-1/chat"}}])"));
+  two.send(nlohmann::json::array({"2", "1", "chat", "phx_join", nlohmann::json::object()}));
+  EXPECT_EQ(two.next_json()[4]["response"]["joined"], "@pusher-2/chat");
+  // A push on "@pusher-1/chat" reaches that socket as "chat".
+  one.send(nlohmann::json::array({"1", "2", "chat", "push_here", {{"x", 1}}}));
+  EXPECT_EQ(one.next_json(), nlohmann::json::parse(R"(["1",null,"chat","push",{"x":1}])"));
+  EXPECT_EQ(one.next_json()[3], "phx_reply");
+  // Nothing reached the other id's "chat" (its next frame answers its next request); a
+  // client may not name a scoped topic itself.
+  two.send(nlohmann::json::array({"2", "2", "@pusher-1/chat", "phx_join", nlohmann::json::object()}));
+  EXPECT_EQ(two.next_json(), nlohmann::json::parse(
+                                 R"(["2","2","@pusher-1/chat","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}])"));
+  // On a socket without an id, or one no plugin scopes, topics are as written.
+  WsClient plain(prismd.http_port(), "/socket/other/websocket?vsn=2.0.0");
+  ASSERT_TRUE(plain.upgraded());
+  plain.send(nlohmann::json::array({"3", "1", "push:z", "phx_join", nlohmann::json::object()}));
+  EXPECT_EQ(plain.next_json()[4]["response"]["joined"], "push:z");
+}
 #endif
 
 // The default plugin's tick (106): the same timer pushes a WebSocket hears on its

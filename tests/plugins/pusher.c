@@ -17,7 +17,8 @@
  *                                   ("7 xxxx..."); replies with the last push's status
  *  14 push_on     "TOPIC TEXT"      push_topic: TEXT to the caller alone as a message of
  *                                   TOPIC (method 10); replies with its status
- * Channels (ABI 1.2): serves "push:*". A JOIN of "push:closed" is refused ("room is
+ * Channels (ABI 1.2): serves "push:*" and "@pusher-*" (every topic of a socket opened at
+ * /socket/pusher-<n>/websocket, seen as "@pusher-<n>/TOPIC"). A JOIN of "push:closed" is refused ("room is
  * closed"); any other JOIN answers {"joined":"TOPIC"}; an EVENT "echo" answers its payload,
  * "push_me" pushes the payload to the socket (push, method 10) and "push_here" on this
  * channel only (push_topic), each answering the push's status as {"status":N}; any other
@@ -255,7 +256,9 @@ static prism_status_t pusher_channel(void *instance, prism_request_t *request,
 
 static void pusher_shutdown(void *instance) { free(instance); }
 
-static const char *const pusher_topics[] = {"push:*", NULL};
+/* "@pusher-*": the topics of sockets opened at /socket/pusher-<n>/websocket (protocol.md
+ * §7.2, socket-scoped topics). */
+static const char *const pusher_topics[] = {"push:*", "@pusher-*", NULL};
 
 static const prism_plugin_descriptor_t descriptor = {
     .struct_size = sizeof(prism_plugin_descriptor_t),
