@@ -101,6 +101,9 @@ Expected<void> Server::open_gateways() {
   settings.listen = *config_.ws_listen;
   settings.metrics = [] { return metrics::registry().render_prometheus(); };
   settings.health = [this] { return health(); };
+  settings.is_admin_token = [this](std::string_view token) {
+    return prism::token_matches(admin_token_, token);
+  };
   settings.idle_timeout = config_.ws_idle_timeout;
   settings.max_frame_bytes = config_.ws_max_frame_bytes;
   // Limits over all workers are per-worker shares, as for the UDP sessions: the kernel

@@ -283,7 +283,8 @@ void Dispatcher::on_channel(const net::RequestOrigin& origin, uint32_t request_i
     out(origin).send_reply(origin, request_id, 0, v1::STATUS_NOT_FOUND, "unmatched topic", {});
     return;
   }
-  if (!may_call(origin, route->plugin->name())) {
+  // An HTTP route has no session to log in: its plugin judges the bearer token (plugin.h).
+  if (kind != net::ChannelKind::kHttp && !may_call(origin, route->plugin->name())) {
     out(origin).send_reply(origin, request_id, 0, v1::STATUS_LOGIN_REQUIRED,
                           "log in to service '" + route->plugin->name() + "' first", {});
     return;

@@ -56,7 +56,7 @@ struct RequestOrigin {
 };
 
 // What a Phoenix channel message asks (plugin.h prism_channel_kind_t).
-enum class ChannelKind : uint8_t { kJoin = 1, kEvent = 2, kLeave = 3 };
+enum class ChannelKind : uint8_t { kJoin = 1, kEvent = 2, kLeave = 3, kHttp = 4 };
 
 // Implemented by the dispatch layer; the transport hands it every request.
 class RequestHandler {

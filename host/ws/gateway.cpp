@@ -36,13 +36,31 @@ void log_from_lws(int level, const char* line) {
   }
 }
 
-// What lws keeps per connection: an HTTP answer waiting for the writable callback, or
-// the WebSocket session the connection became.
+// What lws keeps per connection: an HTTP answer waiting for the writable callback (its
+// headers sent or not yet), an HTTP request a plugin answers, or the WebSocket session
+// the connection became.
 struct PerConnection {
   Gateway::Answer* answer;
+  bool headers_sent;
+  Gateway::HttpCall* call;
   uint64_t session;
   std::string* partial;  // a WebSocket message arriving in fragments
 };
+
+// Writes the answer's status line and headers; the body follows on the next writable.
+int write_headers(struct lws* wsi, const Gateway::Answer& answer) {
+  uint8_t headers[LWS_PRE + 512];
+  uint8_t* start = headers + LWS_PRE;
+  uint8_t* p = start;
+  uint8_t* end = headers + sizeof headers - 1;
+  if (lws_add_http_common_headers(wsi, answer.status, answer.content_type.c_str(),
+                                  answer.body.size(), &p, end) ||
+      lws_finalize_write_http_header(wsi, start, &p, end)) {
+    return 1;
+  }
+  lws_callback_on_writable(wsi);
+  return 0;
+}
 
 struct WsCounters {
   metrics::Counter& opened;
@@ -130,14 +148,10 @@ std::string socket_id(struct lws* wsi) {
   return std::string(path);
 }
 
-// The connect JSON of a socket's channel messages (plugin.h prism_channel_message_t):
-// the <id> of its path, its query parameters and its bearer token.
-std::string connect_json(struct lws* wsi) {
-  using nlohmann::json;
-  json connect = json::object();
+// The request's query parameters, each as a string.
+nlohmann::json query_params(struct lws* wsi) {
+  nlohmann::json params = nlohmann::json::object();
   char buffer[1024] = "";
-  if (std::string id = socket_id(wsi); !id.empty()) connect["socket"] = std::move(id);
-  json params = json::object();
   // lws has decoded each name=value fragment of the query already (%xx, '+').
   for (int i = 0; lws_hdr_copy_fragment(wsi, buffer, sizeof buffer, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
        ++i) {
@@ -146,11 +160,38 @@ std::string connect_json(struct lws* wsi) {
     params[std::string(pair.substr(0, eq))] =
         eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
   }
-  connect["params"] = std::move(params);
+  return params;
+}
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The connect JSON of a socket's channel messages (plugin.h prism_channel_message_t):
+// the <id> of its path, its query parameters and its bearer token.
+std::string connect_json(struct lws* wsi) {
+  nlohmann::json connect = nlohmann::json::object();
+  if (std::string id = socket_id(wsi); !id.empty()) connect["socket"] = std::move(id);
+  connect["params"] = query_params(wsi);
+  char buffer[1024] = "";
   if (lws_hdr_copy(wsi, buffer, sizeof buffer, WSI_TOKEN_PROTOCOL) > 0) {
     if (auto token = bearer_token(buffer)) connect["token"] = std::move(*token);
   }
-  return connect.dump(-1, ' ', false, json::error_handler_t::replace);
+  return dump(connect);
+}
+
+// An HTTP request's method name, or "" for one a plugin route does not take.
+std::string_view http_method(struct lws* wsi) {
+  char* uri = nullptr;
+  int uri_len = 0;
+  switch (lws_http_get_uri_and_method(wsi, &uri, &uri_len)) {
+    case LWSHUMETH_GET: return "GET";
+    case LWSHUMETH_POST: return "POST";
+    case LWSHUMETH_PUT: return "PUT";
+    case LWSHUMETH_PATCH: return "PATCH";
+    case LWSHUMETH_DELETE: return "DELETE";
+    default: return "";
+  }
 }
 
 Gateway& gateway_of(struct lws* wsi) {
@@ -196,35 +237,73 @@ int on_http(struct lws* wsi, enum lws_callback_reasons reason, void* user, void*
       delete std::exchange(exchange->partial, nullptr);
       return 0;
     case LWS_CALLBACK_HTTP: {
+      Gateway& g = gateway_of(wsi);
       const std::string_view path(static_cast<const char*>(in), in != nullptr ? len : 0);
-      exchange->answer = new Gateway::Answer(gateway_of(wsi).answer(path));
-      uint8_t headers[LWS_PRE + 512];
-      uint8_t* start = headers + LWS_PRE;
-      uint8_t* p = start;
-      uint8_t* end = headers + sizeof headers - 1;
-      if (lws_add_http_common_headers(wsi, exchange->answer->status,
-                                      exchange->answer->content_type.c_str(),
-                                      exchange->answer->body.size(), &p, end) ||
-          lws_finalize_write_http_header(wsi, start, &p, end)) {
-        return 1;
+      delete std::exchange(exchange->answer, nullptr);  // a keep-alive connection's last
+      delete std::exchange(exchange->call, nullptr);
+      exchange->headers_sent = false;
+      if (g.routes_to_plugin(path)) {
+        exchange->call = new Gateway::HttpCall;
+        exchange->call->method = http_method(wsi);
+        exchange->call->path = std::string(path);
+        exchange->call->params = dump(query_params(wsi));
+        char auth[2048] = "";
+        if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
+          const std::string_view value(auth);
+          if (value.starts_with("Bearer ")) exchange->call->bearer = value.substr(7);
+        }
+        // A body comes in HTTP_BODY callbacks; without one the plugin is asked now.
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+          return 0;
+        }
+        g.ask_http(wsi, *exchange->call);
+        return 0;
       }
-      lws_callback_on_writable(wsi);
+      exchange->answer = new Gateway::Answer(g.answer(path));
+      exchange->headers_sent = true;
+      return write_headers(wsi, *exchange->answer);
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+      if (exchange->call == nullptr) return 0;
+      Gateway& g = gateway_of(wsi);
+      if (exchange->call->body.size() + len > g.max_frame_bytes()) {
+        // Over ws.max_frame_bytes: answered at once, nothing reaches the plugin.
+        delete std::exchange(exchange->call, nullptr);
+        exchange->answer = new Gateway::Answer{413, "application/json",
+                                               R"({"error":"request body too large"})" "\n"};
+        exchange->headers_sent = true;
+        return write_headers(wsi, *exchange->answer);
+      }
+      exchange->call->body.append(static_cast<const char*>(in), len);
       return 0;
     }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+      if (exchange->call != nullptr) gateway_of(wsi).ask_http(wsi, *exchange->call);
+      return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-      if (exchange->answer == nullptr) return -1;
+      if (exchange->answer == nullptr) return 0;  // a plugin's answer has not come yet
+      if (!exchange->headers_sent) {
+        exchange->headers_sent = true;
+        return write_headers(wsi, *exchange->answer);
+      }
       // lws_write needs LWS_PRE bytes of room before the data it sends.
       std::string buffer(LWS_PRE, '\0');
       buffer += exchange->answer->body;
       const int n = lws_write(wsi, reinterpret_cast<unsigned char*>(buffer.data()) + LWS_PRE,
                               exchange->answer->body.size(), LWS_WRITE_HTTP_FINAL);
       delete std::exchange(exchange->answer, nullptr);
+      delete std::exchange(exchange->call, nullptr);
       if (n < 0) return -1;
       return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-      if (exchange != nullptr) delete std::exchange(exchange->answer, nullptr);
+      if (exchange != nullptr) {
+        delete std::exchange(exchange->answer, nullptr);
+        if (exchange->call != nullptr) gateway_of(wsi).http_closed(exchange->call->id);
+        delete std::exchange(exchange->call, nullptr);
+      }
       return 0;
     default:
       return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -590,10 +669,86 @@ int Gateway::on_message(uint64_t session, std::string_view text) {
   return 0;
 }
 
+bool Gateway::routes_to_plugin(std::string_view path) const {
+  if (path == "/metrics" || path == "/healthz" || path == "/readyz") return false;
+  return path.starts_with('/') && services_.has_channel && services_.has_channel(path);
+}
+
+void Gateway::ask_http(struct lws* wsi, HttpCall& call) {
+  if (call.method.empty()) {
+    call.id = 0;  // nothing pending: answered here
+    answer_http(wsi, Answer{405, "application/json", R"({"error":"method not allowed"})" "\n"});
+    return;
+  }
+  call.id = ++next_http_call_;
+  live_calls_[call.id] = wsi;
+  const uint32_t rid = new_request_id();
+  http_calls_[rid] = call.id;
+  // The plugin checks who asks (plugin.h, HTTP routes): the bearer token, and whether it
+  // is the admin token, which only the host can tell.
+  nlohmann::json connect{{"params", nlohmann::json::parse(call.params, nullptr, false)},
+                         {"admin", !call.bearer.empty() && settings_.is_admin_token &&
+                                       settings_.is_admin_token(call.bearer)}};
+  if (!call.bearer.empty()) connect["token"] = call.bearer;
+  net::RequestOrigin origin;
+  origin.via = this;
+  const int fd = lws_get_socket_fd(wsi);
+  origin.peer.len = sizeof origin.peer.addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&origin.peer.addr), &origin.peer.len) != 0) {
+    origin.peer.len = 0;
+  }
+  if (handler_ == nullptr) {
+    send_reply(origin, rid, 0, v1::STATUS_UNAVAILABLE, "no service", {});
+    return;
+  }
+  handler_->on_channel(origin, rid, net::ChannelKind::kHttp, call.path, call.method,
+                       call.body, dump(connect));
+}
+
+void Gateway::http_closed(uint64_t call_id) { live_calls_.erase(call_id); }
+
+void Gateway::answer_http(struct lws* wsi, Answer answer) {
+  auto* exchange = static_cast<PerConnection*>(lws_wsi_user(wsi));
+  delete std::exchange(exchange->answer, new Answer(std::move(answer)));
+  exchange->headers_sent = false;
+  lws_callback_on_writable(wsi);
+}
+
+// A plugin's status as the HTTP status of its answer.
+unsigned http_status_of(v1::Status status) {
+  switch (status) {
+    case v1::STATUS_OK: return 200;
+    case v1::STATUS_INVALID_ARGUMENT:
+    case v1::STATUS_INVALID_PACKET: return 400;
+    case v1::STATUS_LOGIN_REQUIRED:
+    case v1::STATUS_INVALID_CREDENTIALS: return 401;
+    case v1::STATUS_NOT_FOUND:
+    case v1::STATUS_INVALID_SERVICE: return 404;
+    case v1::STATUS_CONFLICT: return 409;
+    case v1::STATUS_RATE_LIMITED: return 429;
+    case v1::STATUS_UNAVAILABLE: return 503;
+    case v1::STATUS_TIMEOUT: return 504;
+    default: return 500;
+  }
+}
+
 bool Gateway::send_reply(const net::RequestOrigin&, uint32_t request_id, uint32_t,
                          v1::Status status, std::string_view message,
                          std::span<const uint8_t> payload) {
   using nlohmann::json;
+  if (const auto call = http_calls_.find(request_id); call != http_calls_.end()) {
+    const auto live = live_calls_.find(call->second);
+    http_calls_.erase(call);
+    if (live == live_calls_.end()) return true;  // the client went away meanwhile
+    struct lws* wsi = live->second;
+    live_calls_.erase(live);
+    std::string body = status == v1::STATUS_OK
+                           ? std::string(reinterpret_cast<const char*>(payload.data()), payload.size())
+                           : dump(json{{"error", std::string(message)}});
+    if (body.empty()) body = "{}";
+    answer_http(wsi, Answer{http_status_of(status), "application/json", body + "\n"});
+    return true;
+  }
   const auto p = pending_.find(request_id);
   if (p == pending_.end()) return true;
   const Pending pending = std::move(p->second);

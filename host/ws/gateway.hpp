@@ -46,9 +46,10 @@ struct GatewaySettings {
   double messages_per_second = 100;               // per connection; bursts as many
   std::string tls_cert, tls_key;  // PEM files: when set, every connection speaks TLS
   size_t max_send_backlog = 8 << 20;              // bytes queued for one socket (server.max_send_backlog)
-  // Both are called on the worker's thread, for each request, and must be thread-safe.
+  // Called on the worker's thread, for each request, and must be thread-safe.
   std::function<std::string()> metrics;  // Prometheus text exposition
   std::function<Health()> health;
+  std::function<bool(std::string_view token)> is_admin_token;  // an HTTP route's bearer
 };
 
 // The Phoenix Channels v2 JSON frame, [join_ref, ref, topic, event, payload].
@@ -94,6 +95,20 @@ class Gateway final : public net::ReplyTransport {
     std::string body;
   };
   Answer answer(std::string_view path) const;
+
+  // An HTTP request on a plugin's route (a channel pattern starting with '/', plugin.h):
+  // asked as a PRISM_CHANNEL_HTTP request, answered when the plugin replies.
+  struct HttpCall {
+    uint64_t id = 0;     // while the plugin has it (live_calls_)
+    std::string method;  // GET, POST, PUT, PATCH or DELETE ("" for another)
+    std::string path;
+    std::string params;  // the query, JSON
+    std::string bearer;  // Authorization: Bearer <this>
+    std::string body;
+  };
+  bool routes_to_plugin(std::string_view path) const;
+  void ask_http(struct lws* wsi, HttpCall& call);
+  void http_closed(uint64_t call_id);  // the connection closed before the answer
 
   // What the gateway asks of the services behind it: the Phoenix event name of a packet
   // id (the plugin's method name), and whether the service owning a packet id serves a
@@ -172,6 +187,11 @@ class Gateway final : public net::ReplyTransport {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint32_t, Pending> pending_;  // channel requests the plugin answers
   std::unordered_map<std::string, size_t> per_host_;  // open WebSockets by peer address
+  // Sets the HTTP answer of `wsi` and asks for the writable callback that sends it.
+  void answer_http(struct lws* wsi, Answer answer);
+  std::unordered_map<uint32_t, uint64_t> http_calls_;       // request id -> call id
+  std::unordered_map<uint64_t, struct lws*> live_calls_;     // call id -> its connection
+  uint64_t next_http_call_ = 0;
   uint32_t next_request_id_ = 0;
   uint64_t next_session_ = 0;
   int listen_fd_ = -1;

@@ -130,6 +130,8 @@ class DefaultService {
       case PRISM_CHANNEL_LEAVE:
         host_.unsubscribe(session, m.topic);
         return req.ok();
+      case PRISM_CHANNEL_HTTP:
+        break;  // no HTTP routes (no pattern starts with '/')
       case PRISM_CHANNEL_EVENT:
         if (m.event == "echo") return req.ok(m.payload);
         if (m.event == "shout") {

@@ -14,49 +14,12 @@
 
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
+#include "support/http_client.hpp"
 #include "support/prometheus_text.hpp"
 #include "support/ws_client.hpp"
 
 namespace prism::testing {
 namespace {
-
-struct HttpReply {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
-
-// One GET over a fresh connection (Connection: close), read until the server closes.
-HttpReply http_get(uint16_t port, const std::string& path) {
-  HttpReply reply;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return reply;
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  (void)!::write(fd, request.data(), request.size());
-  std::string raw;
-  char buf[4096];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) break;  // bounds a broken server only
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  const size_t split = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.1 ", 0) != 0 || split == std::string::npos) return reply;
-  reply.status = std::stoi(raw.substr(9, 3));
-  reply.headers = raw.substr(0, split);
-  reply.body = raw.substr(split + 4);
-  return reply;
-}
 
 PrismdOptions with_http() {
   PrismdOptions options;

@@ -13,6 +13,7 @@
 #include "prism/plugin.h"
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
+#include "support/http_client.hpp"
 #include "support/ws_client.hpp"
 
 namespace prism::testing {
@@ -277,6 +278,36 @@ TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
   ASSERT_TRUE(plain.upgraded());
   plain.send(nlohmann::json::array({"3", "1", "push:z", "phx_join", nlohmann::json::object()}));
   EXPECT_EQ(plain.next_json()[4]["response"]["joined"], "push:z");
+}
+
+// HTTP routes (plugin.h PRISM_CHANNEL_HTTP): a request on a path the plugin's "/pusher/*"
+// matches is its request, with the method, the body, the query and who asks; its
+// status is the HTTP status.
+TEST(PushTest, AnHttpRouteIsAnsweredByThePluginThatServesIt) {
+  PluginDir plugins;
+  PrismdOptions options = options_with(plugins);
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  const HttpReply created =
+      http_request(port, "POST", "/pusher/things?x=1", R"({"a":1})",
+                   "Authorization: Bearer " + prismd.admin_token() + "\r\n");
+  ASSERT_EQ(created.status, 200) << created.headers;
+  EXPECT_NE(created.headers.find("content-type: application/json"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(created.body),
+            nlohmann::json({{"method", "POST"},
+                            {"path", "/pusher/things"},
+                            {"connect", {{"params", {{"x", "1"}}}, {"admin", true}, {"token", prismd.admin_token()}}},
+                            {"body", {{"a", 1}}}}));
+  const HttpReply other = http_request(port, "GET", "/pusher/things", {}, "Authorization: Bearer nope\r\n");
+  ASSERT_EQ(other.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(other.body)["connect"]["admin"], false);
+  const HttpReply missing = http_get(port, "/pusher/missing");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(missing.body), nlohmann::json({{"error", "no such thing"}}));
+  EXPECT_EQ(http_request(port, "OPTIONS", "/pusher/things").status, 405);
+  EXPECT_EQ(http_get(port, "/elsewhere").status, 404);  // no plugin's route
 }
 #endif
 

@@ -18,7 +18,9 @@
  *  14 push_on     "TOPIC TEXT"      push_topic: TEXT to the caller alone as a message of
  *                                   TOPIC (method 10); replies with its status
  * Channels (ABI 1.2): serves "push:*" and "@pusher-*" (every topic of a socket opened at
- * /socket/pusher-<n>/websocket, seen as "@pusher-<n>/TOPIC"). A JOIN of "push:closed" is refused ("room is
+ * /socket/pusher-<n>/websocket, seen as "@pusher-<n>/TOPIC"), and the HTTP route
+ * "/pusher/" + anything: it answers {"method","path","connect","body"} (the body must be JSON),
+ * or NOT_FOUND "no such thing" for /pusher/missing. A JOIN of "push:closed" is refused ("room is
  * closed"); any other JOIN answers {"joined":"TOPIC"}; an EVENT "echo" answers its payload,
  * "push_me" pushes the payload to the socket (push, method 10) and "push_here" on this
  * channel only (push_topic), each answering the push's status as {"status":N}; any other
@@ -232,6 +234,25 @@ static prism_status_t pusher_channel(void *instance, prism_request_t *request,
     snprintf(out, sizeof out, "{\"joined\":\"%.*s\"}", topic_len, topic);
     return reply_with(self, request, PRISM_OK, "", out, strlen(out));
   }
+  if (message->kind == PRISM_CHANNEL_HTTP) {
+    /* /pusher/missing: NOT_FOUND; anything else: what came, the body as JSON. */
+    char *echo;
+    size_t n;
+    prism_status_t status;
+    if (message->topic.len == 15 && memcmp(topic, "/pusher/missing", 15) == 0) {
+      return reply_with(self, request, PRISM_NOT_FOUND, "no such thing", NULL, 0);
+    }
+    n = message->topic.len + message->event.len + message->connect.len + message->payload.len + 64;
+    echo = malloc(n);
+    if (echo == NULL) return PRISM_INTERNAL;
+    snprintf(echo, n, "{\"method\":\"%.*s\",\"path\":\"%.*s\",\"connect\":%.*s,\"body\":%.*s}",
+             (int)message->event.len, (const char *)message->event.data, topic_len, topic,
+             (int)message->connect.len, (const char *)message->connect.data,
+             (int)message->payload.len, (const char *)message->payload.data);
+    status = reply_with(self, request, PRISM_OK, "", echo, strlen(echo));
+    free(echo);
+    return status;
+  }
   if (message->kind == PRISM_CHANNEL_EVENT) {
     if (message->event.len == 4 && memcmp(message->event.data, "echo", 4) == 0) {
       return reply_with(self, request, PRISM_OK, "", (const char *)message->payload.data,
@@ -258,7 +279,7 @@ static void pusher_shutdown(void *instance) { free(instance); }
 
 /* "@pusher-*": the topics of sockets opened at /socket/pusher-<n>/websocket (protocol.md
  * §7.2, socket-scoped topics). */
-static const char *const pusher_topics[] = {"push:*", "@pusher-*", NULL};
+static const char *const pusher_topics[] = {"push:*", "@pusher-*", "/pusher/*", NULL};
 
 static const prism_plugin_descriptor_t descriptor = {
     .struct_size = sizeof(prism_plugin_descriptor_t),
