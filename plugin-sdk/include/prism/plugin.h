@@ -180,7 +180,16 @@ typedef struct prism_event {
 typedef enum prism_channel_kind {
   PRISM_CHANNEL_JOIN = 1,
   PRISM_CHANNEL_EVENT = 2,
-  PRISM_CHANNEL_LEAVE = 3
+  PRISM_CHANNEL_LEAVE = 3,
+  /* An HTTP request on ws.listen whose path a pattern starting with '/' matches
+   * ("/api/instances*"): `topic` is the path, `event` the method (GET, POST, PUT, PATCH,
+   * DELETE), `payload` the body as sent (possibly empty), `connect` {"params", "token"
+   * (Authorization: Bearer), "admin" (true when that is the admin token)}. No login is
+   * asked: the plugin decides from connect. The reply's payload is the response body
+   * (JSON), its status the HTTP status (OK 200, INVALID_ARGUMENT 400, LOGIN_REQUIRED 401,
+   * NOT_FOUND 404, CONFLICT 409, RATE_LIMITED 429, UNAVAILABLE 503, else 500, with
+   * {"error": message}). docs/plugin-api.md §5.11. */
+  PRISM_CHANNEL_HTTP = 4
 } prism_channel_kind_t;
 
 /* Handed to `channel`. Owned by the host; valid until `channel` returns. */
