@@ -14,6 +14,7 @@
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
 #include "support/http_client.hpp"
+#include "support/plugin_dir.hpp"
 #include "support/ws_client.hpp"
 
 namespace prism::testing {
@@ -31,25 +32,10 @@ constexpr uint32_t kPushed = 6010, kPublished = 6011, kTick = 6012, kSaw = 6013;
 constexpr uint32_t kNap = 6100, kSdkTicks = 6101, kSdkWatch = 6102, kSdkPublish = 6103,
                    kOkMessage = 6104, kSdkTick = 6105, kHeard = 6106;
 
-// A plugins dir with default, pusher, sdk_realtime and abione (a plugin built for ABI 1.0).
-class PluginDir {
+// Every test's plugins: default, pusher, sdk_realtime and abione (built for ABI 1.0).
+class Plugins : public PluginDir {
  public:
-  PluginDir() {
-    char tmpl[] = "/tmp/prism-push-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    fs::copy_file(fs::path(PRISM_PLUGIN_DIR) / "default.so", dir_ / "default.so");
-    for (const char* name : {"pusher.so", "abi_1_0.so", "sdk_realtime.so"}) {
-      fs::copy_file(fs::path(PRISM_TEST_PLUGIN_DIR) / name, dir_ / name);
-    }
-  }
-  ~PluginDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  const fs::path& path() const { return dir_; }
-
- private:
-  fs::path dir_;
+  Plugins() : PluginDir({"default.so"}, {"pusher.so", "abi_1_0.so", "sdk_realtime.so"}) {}
 };
 
 PrismdOptions options_with(const PluginDir& plugins, std::string server_yaml = {}) {
@@ -106,7 +92,7 @@ std::map<unsigned, client::Client> one_per_worker(const PrismdProcess& prismd) {
 }
 
 TEST(PushTest, APushReachesItsSessionBeforeTheReply) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -122,7 +108,7 @@ TEST(PushTest, APushReachesItsSessionBeforeTheReply) {
 }
 
 TEST(PushTest, APushReachesASessionOnAnotherWorker) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto clients = one_per_worker(prismd);
@@ -139,7 +125,7 @@ TEST(PushTest, APushReachesASessionOnAnotherWorker) {
 }
 
 TEST(PushTest, APushToASessionThatIsGoneIsNotFound) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -151,7 +137,7 @@ TEST(PushTest, APushToASessionThatIsGoneIsNotFound) {
 }
 
 TEST(PushTest, APublishReachesEverySubscriberOnEveryWorkerAndNoOneElse) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto clients = one_per_worker(prismd);
@@ -192,7 +178,7 @@ TEST(PushTest, APublishReachesEverySubscriberOnEveryWorkerAndNoOneElse) {
 }
 
 TEST(PushTest, TimersTickOnTheCallersWorkerAndStop) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -210,7 +196,7 @@ TEST(PushTest, TimersTickOnTheCallersWorkerAndStop) {
 
 // push_topic: the caller alone hears TEXT as a message of the topic (it never subscribed).
 TEST(PushTest, APushWithATopicReachesTheSessionAsThatTopicsMessage) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -225,7 +211,7 @@ TEST(PushTest, APushWithATopicReachesTheSessionAsThatTopicsMessage) {
 // On a WebSocket, a push without a topic reaches every channel the socket joined that
 // the pushing plugin serves (not another plugin's), and a push_topic that channel alone.
 TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdOptions options = options_with(plugins);
   options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
   PrismdProcess prismd(options);
@@ -251,7 +237,7 @@ TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
 // plugin serving "@<id>/..." sees "chat" as "@<id>/chat"; two ids' "chat" never meet, and
 // the client knows its topic by its own name.
 TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdOptions options = options_with(plugins);
   options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
   PrismdProcess prismd(options);
@@ -284,7 +270,7 @@ TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
 // matches is its request, with the method, the body, the query and who asks; its
 // status is the HTTP status.
 TEST(PushTest, AnHttpRouteIsAnsweredByThePluginThatServesIt) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdOptions options = options_with(plugins);
   options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
   PrismdProcess prismd(options);
@@ -314,7 +300,7 @@ TEST(PushTest, AnHttpRouteIsAnsweredByThePluginThatServesIt) {
 // The default plugin's tick (106): the same timer pushes a WebSocket hears on its
 // channel (websocket_test) reach a UDP session as packet id 106, then stop at the count.
 TEST(PushTest, TheDefaultServicesTicksReachAUdpSession) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -333,7 +319,7 @@ TEST(PushTest, TheDefaultServicesTicksReachAUdpSession) {
 }
 
 TEST(PushTest, APluginSubscribedToATopicReceivesItsMessages) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto clients = one_per_worker(prismd);
@@ -351,7 +337,7 @@ TEST(PushTest, APluginSubscribedToATopicReceivesItsMessages) {
 }
 
 TEST(PushTest, PluginsHearSessionsOpenAndCloseWithTheReason) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto watcher = connect(prismd);
@@ -368,7 +354,7 @@ TEST(PushTest, PluginsHearSessionsOpenAndCloseWithTheReason) {
 }
 
 TEST(PushTest, AReliablePushBeyondTheBacklogClosesTheSlowSession) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins, "  max_send_backlog: 65536\n"));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -384,7 +370,7 @@ TEST(PushTest, AReliablePushBeyondTheBacklogClosesTheSlowSession) {
 }
 
 TEST(PushTest, UnreliablePushesBeyondTheBacklogDropTheOldestAndKeepTheSession) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins, "  max_send_backlog: 65536\n"));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -399,7 +385,7 @@ TEST(PushTest, UnreliablePushesBeyondTheBacklogDropTheOldestAndKeepTheSession) {
 }
 
 TEST(PushTest, APluginBuiltForAbi10StillLoadsAndServes) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -411,7 +397,7 @@ TEST(PushTest, APluginBuiltForAbi10StillLoadsAndServes) {
 
 // A version's timers and its own subscriptions end with it (plugin.h, timer_start).
 TEST(PushTest, AnUnloadedVersionsTimersStop) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -435,7 +421,7 @@ TEST(PushTest, AnUnloadedVersionsTimersStop) {
 
 // The C++ SDK: co_await host.sleep resumes the handler on its worker once the time passed.
 TEST(PushTest, SdkSleepResumesTheHandlerLater) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -446,7 +432,7 @@ TEST(PushTest, SdkSleepResumesTheHandlerLater) {
 }
 
 TEST(PushTest, SdkTimerTicksUntilItsOwnerDropsIt) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -460,7 +446,7 @@ TEST(PushTest, SdkTimerTicksUntilItsOwnerDropsIt) {
 }
 
 TEST(PushTest, SdkOnTopicHearsTheTopicsThePluginSubscribedTo) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -476,7 +462,7 @@ TEST(PushTest, SdkOnTopicHearsTheTopicsThePluginSubscribedTo) {
 }
 
 TEST(PushTest, SdkOkCarriesAStatusMessage) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   auto c = connect(prismd);
@@ -489,7 +475,7 @@ TEST(PushTest, SdkOkCarriesAStatusMessage) {
 
 // The C API: a callback per packet id and per topic, driven by prism_client_poll.
 TEST(PushTest, TheCApiRoutesPushesByTopicThenPacketId) {
-  PluginDir plugins;
+  Plugins plugins;
   PrismdProcess prismd(options_with(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   char err[256] = "";

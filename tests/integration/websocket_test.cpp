@@ -10,6 +10,7 @@
 
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
+#include "support/plugin_dir.hpp"
 #include "support/ws_client.hpp"
 
 namespace prism::testing {
@@ -17,8 +18,16 @@ namespace {
 
 using nlohmann::json;
 
+// The default plugin alone: with rooms loaded, every socket opened at /socket/<id>/ would
+// be an instance's (protocol.md §7.2), and these tests use echo:* on such sockets.
+const PluginDir& default_only() {
+  static const PluginDir dir({"default.so"});
+  return dir;
+}
+
 PrismdOptions with_websocket(std::string more = {}) {
   PrismdOptions options;
+  options.plugins_dir = default_only().path();
   options.workers = 2;
   options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n" + more;
   return options;

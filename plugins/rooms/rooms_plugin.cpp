@@ -1,0 +1,583 @@
+// The `rooms` service (docs/rooms.md, DESIGN.md §8): instances that browsers join over
+// the WebSocket gateway at /socket/<id>/websocket (socket-scoped topics "@<id>/<channel>",
+// protocol.md §7.2) and game servers over UDP, managed through its own requests, the
+// admin session (prismctl rooms) and HTTP (/api/instances). Every change is written to
+// the storage facade before it is acknowledged or broadcast; changes that arrive while a
+// channel's write is in flight share the next write (group commit).
+#include <prism/plugin.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "jwt.hpp"
+#include "model.hpp"
+
+namespace prism::rooms {
+namespace {
+
+using sdk::Bytes;
+using sdk::Request;
+using sdk::Task;
+
+// Storage layout (docs/rooms.md "Persistence").
+constexpr std::string_view kInstances = "rooms.instances";  // id -> Instance::definition()
+constexpr std::string_view kChannels = "rooms.channels";    // "<id>/<channel>" -> Channel::to_json()
+
+// Push ids (relative): their method names are the Phoenix events clients receive.
+constexpr uint32_t kMsg = 50, kPresenceState = 51, kPresenceDiff = 52, kRooms = 53;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string uuid4() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  const uint64_t a = rng(), b = rng();
+  char out[37];
+  std::snprintf(out, sizeof out, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0x0fff),
+                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return out;
+}
+
+// The plugin's settings (plugins.d/rooms.yaml `settings:`, docs/rooms.md "Settings").
+struct Settings {
+  Limits limits;                      // each instance's defaults
+  std::optional<JwtVerifier> auth;    // rooms.auth: when set, joins need a JWT
+  bool restart_on_failure = true;     // restart: on-failure | never
+};
+
+Settings parse_settings(std::string_view yaml) {
+  Settings s;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    throw std::invalid_argument("rooms settings: not valid YAML: " + std::string(e.what()));
+  }
+  if (root.IsNull()) return s;
+  if (!root.IsMap()) throw std::invalid_argument("rooms settings: expected a mapping");
+  for (const auto& entry : root) {
+    const std::string key = entry.first.Scalar();
+    const YAML::Node value = entry.second;
+    if (key == "limits") {
+      json limits = json::object();
+      for (const auto& l : value) limits[l.first.Scalar()] = l.second.as<uint64_t>(0);
+      std::string error;
+      auto parsed = limits_from(limits, s.limits, &error);
+      if (!parsed) throw std::invalid_argument("rooms settings: " + error);
+      s.limits = *parsed;
+    } else if (key == "restart") {
+      const std::string policy = value.Scalar();
+      if (policy != "on-failure" && policy != "never") {
+        throw std::invalid_argument("rooms settings: restart: expected on-failure or never");
+      }
+      s.restart_on_failure = policy == "on-failure";
+    } else if (key == "auth") {
+      std::string error;
+      if (value["hs256_secret"]) {
+        s.auth = JwtVerifier::hs256(value["hs256_secret"].Scalar(), &error);
+      } else if (value["public_key"]) {
+        s.auth = JwtVerifier::from_public_key_pem(value["public_key"].Scalar(), &error);
+      } else {
+        throw std::invalid_argument("rooms settings: auth: expected hs256_secret or public_key");
+      }
+      if (!s.auth) throw std::invalid_argument("rooms settings: auth: " + error);
+      if (value["audience"]) s.auth->require_audience(value["audience"].Scalar());
+    } else {
+      throw std::invalid_argument("rooms settings: " + key +
+                                  ": unknown key (known keys: limits, restart, auth)");
+    }
+  }
+  return s;
+}
+
+class RoomsService {
+ public:
+  static constexpr sdk::ServiceInfo info{.name = "rooms",
+                                         .version = "1.0.0",
+                                         .packet_id_first = 1200,
+                                         .packet_id_count = 100};
+
+  RoomsService(sdk::Host& host, std::string_view config)
+      : host_(host), settings_(parse_settings(config)) {
+    // Without storage there is nothing to load (and nothing survives a restart).
+    if (host_.has_storage()) {
+      load();
+    } else {
+      loaded_ = true;
+    }
+  }
+
+  // ---- Requests (UDP, and prismctl rooms through the admin session) ----------------
+  Task create(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
+    std::string error;
+    auto made = make_instance(in, &error);
+    if (!made) co_return req.fail(PRISM_INVALID_ARGUMENT, error);
+    const std::string id = made->id();
+    if (instances_.contains(id)) co_return req.fail(PRISM_CONFLICT, "instance '" + id + "' exists");
+    instances_.emplace(id, std::move(*made));
+    const prism_status_t stored = co_await store_instance(id, true);
+    if (stored != PRISM_OK) {
+      instances_.erase(id);
+      co_return req.fail(stored, "the instance could not be stored");
+    }
+    host_.info("instance created id=" + id);
+    req.ok(instances_.at(id).summary().dump());
+  }
+
+  void list(Request req, Bytes) {
+    json out = json::array();
+    for (const auto& [id, instance] : instances_) out.push_back(instance.summary());
+    req.ok(json{{"instances", out}}.dump());
+  }
+
+  void show(Request req, Bytes payload) {
+    Instance* instance = find(id_in(payload));
+    if (instance == nullptr) return req.fail(PRISM_NOT_FOUND, "no instance '" + id_in(payload) + "'");
+    req.ok(instance->summary().dump());
+  }
+
+  Task stop(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), false); }
+  Task start(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), true); }
+
+  Task remove(Request req, std::string payload) {
+    const std::string id = id_in(payload);
+    Instance* instance = find(id);
+    if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
+    std::vector<std::string> channels;
+    for (const auto& [name, c] : instance->channels()) channels.push_back(name);
+    close_members(*instance);
+    instances_.erase(id);
+    co_await host_.remove(kInstances, id);
+    for (const std::string& name : channels) co_await host_.remove(kChannels, id + "/" + name);
+    host_.info("instance deleted id=" + id);
+    req.ok(json{{"deleted", id}}.dump());
+  }
+
+  // ---- Channels: browsers on /socket/<id>/websocket ---------------------------------
+  static constexpr const char* channel_topics[] = {"@*", "/api/instances*", nullptr};
+
+  void channel(Request req, const sdk::ChannelMessage& m) {
+    if (m.kind == PRISM_CHANNEL_HTTP) {
+      return http(std::move(req), std::string(m.topic), std::string(m.event), std::string(m.payload),
+                  std::string(m.connect));
+    }
+    // "@<id>/<channel>" (protocol.md §7.2).
+    const std::string topic(m.topic);
+    const size_t slash = topic.find('/');
+    if (!topic.starts_with('@') || slash == std::string::npos) {
+      return req.fail(PRISM_NOT_FOUND, "unmatched topic");
+    }
+    const std::string id = topic.substr(1, slash - 1), name = topic.substr(slash + 1);
+    switch (m.kind) {
+      case PRISM_CHANNEL_JOIN: return join(std::move(req), id, name, topic, m.connect);
+      case PRISM_CHANNEL_LEAVE:
+        leave(req.session(), id, name, topic);
+        return req.ok();
+      case PRISM_CHANNEL_EVENT:
+        return event(std::move(req), id, name, topic, std::string(m.event), std::string(m.payload));
+      default: return req.fail(PRISM_INVALID_ARGUMENT, "unknown channel message");
+    }
+  }
+
+  void refuse_push_id(Request req, Bytes) {
+    req.fail(PRISM_INVALID_ARGUMENT, "this id is what the service pushes, not a request");
+  }
+
+  static constexpr sdk::Method<RoomsService> methods[] = {
+      {0, "create", &RoomsService::create},
+      {1, "list", &RoomsService::list},
+      {2, "show", &RoomsService::show},
+      {3, "stop", &RoomsService::stop},
+      {4, "start", &RoomsService::start},
+      {5, "delete", &RoomsService::remove},
+      {kMsg, "msg", &RoomsService::refuse_push_id},
+      {kPresenceState, "presence_state", &RoomsService::refuse_push_id},
+      {kPresenceDiff, "presence_diff", &RoomsService::refuse_push_id},
+      {kRooms, "rooms", &RoomsService::refuse_push_id},
+  };
+
+ private:
+  struct Member {
+    std::string user;
+    std::set<std::string> topics;  // "@<id>/<channel>" joined
+  };
+  // A channel's changes waiting for (or in) its write (group commit).
+  struct Waiting {
+    Request req;
+    std::string topic;
+    uint64_t session;
+    json delta;
+  };
+  struct Flush {
+    bool running = false;
+    std::vector<Waiting> waiting;
+  };
+
+  Instance* find(const std::string& id) {
+    const auto it = instances_.find(id);
+    return it != instances_.end() ? &it->second : nullptr;
+  }
+
+  static std::string id_in(std::string_view payload) {
+    const json in = json::parse(payload, nullptr, false);
+    if (in.is_object() && in.contains("id") && in["id"].is_string()) return in["id"];
+    return std::string(payload);  // the bare id, as prismctl may send it
+  }
+  static std::string id_in(Bytes payload) { return id_in(sdk::as_text(payload)); }
+
+  std::optional<Instance> make_instance(const json& in, std::string* error) {
+    if (!in.is_object()) {
+      *error = R"(expected {"type", "name", "id"?, "limits"?, "channels"?, "client_channels"?})";
+      return std::nullopt;
+    }
+    const std::string id = in.contains("id") ? in.value("id", std::string()) : uuid4();
+    if (!valid_id(id)) {
+      *error = "id: 1..64 characters of A-Z a-z 0-9 _ . : -";
+      return std::nullopt;
+    }
+    const std::string name = in.value("name", id);
+    if (name.size() > kMaxNameBytes) {
+      *error = "name: at most " + std::to_string(kMaxNameBytes) + " bytes";
+      return std::nullopt;
+    }
+    auto limits = limits_from(in.value("limits", json()), settings_.limits, error);
+    if (!limits) return std::nullopt;
+    Instance instance(id, in.value("type", std::string("default")), name, *limits,
+                      in.value("client_channels", false));
+    for (const json& c : in.value("channels", json::array())) {
+      auto channel = Channel::from_json(c, error);
+      if (!channel || !instance.add_channel(std::move(*channel), error)) return std::nullopt;
+    }
+    return instance;
+  }
+
+  // ---- Persistence -------------------------------------------------------------------
+  sdk::Async<prism_status_t> store_instance(std::string id, bool with_channels) {
+    Instance* instance = find(id);
+    if (instance == nullptr) co_return PRISM_NOT_FOUND;
+    const std::string def = instance->definition().dump();
+    auto r = co_await host_.put(kInstances, id, def);
+    if (!r.ok() || !with_channels) co_return r.status;
+    for (const auto& [name, c] : instance->channels()) {
+      const std::string doc = c.to_json().dump();
+      auto w = co_await host_.put(kChannels, id + "/" + name, doc);
+      if (!w.ok()) co_return w.status;
+    }
+    co_return PRISM_OK;
+  }
+
+  // Loads every instance and its channels (after a restart, a SIGKILL or a reload).
+  Task load() {
+    std::string after;
+    for (;;) {
+      auto page = co_await host_.list(kInstances, "", after, 500);
+      if (!page.ok()) {
+        host_.log(PRISM_LOG_ERROR, "cannot list instances: " + page.message);
+        break;
+      }
+      for (const auto& doc : page.documents) {
+        std::string error;
+        auto instance = Instance::from_definition(json::parse(doc.value, nullptr, false), &error);
+        if (!instance) {
+          host_.log(PRISM_LOG_ERROR, "instance " + doc.key + " not loaded: " + error);
+          continue;
+        }
+        instances_.erase(instance->id());
+        instances_.emplace(instance->id(), std::move(*instance));
+      }
+      if (page.documents.size() < 500) break;
+      after = page.documents.back().key;
+    }
+    for (auto& [id, instance] : instances_) {
+      auto channels = co_await host_.list(kChannels, id + "/", "", 1000);
+      for (const auto& doc : channels.documents) {
+        std::string error;
+        auto channel = Channel::from_json(json::parse(doc.value, nullptr, false), &error);
+        if (!channel) {
+          instance.fail("channel " + doc.key + " unreadable: " + error);
+          continue;
+        }
+        if (channel->name() == "lobby") {
+          *instance.channel("lobby") = std::move(*channel);
+        } else {
+          instance.add_channel(std::move(*channel), &error);
+        }
+      }
+    }
+    loaded_ = true;
+    host_.info("rooms loaded instances=" + std::to_string(instances_.size()));
+  }
+
+  // Writes the channel, then answers and broadcasts every change it holds; changes that
+  // came meanwhile share the next write.
+  Task flush(std::string id, std::string name) {
+    const std::string key = id + "/" + name;
+    Flush& f = flushes_[key];
+    f.running = true;
+    while (!f.waiting.empty()) {
+      std::vector<Waiting> batch = std::move(f.waiting);
+      f.waiting.clear();
+      Instance* instance = find(id);
+      Channel* channel = instance != nullptr ? instance->channel(name) : nullptr;
+      prism_status_t status = PRISM_NOT_FOUND;
+      if (channel != nullptr) {
+        const std::string doc = channel->to_json().dump();
+        status = (co_await host_.put(kChannels, key, doc)).status;
+      }
+      for (Waiting& w : batch) {
+        if (status != PRISM_OK) {
+          w.req.fail(status, "the change could not be stored");
+          continue;
+        }
+        // Durable first: the sender's ok and the others' msg carry only what is stored.
+        w.req.ok(json{{"applied", w.delta}}.dump());
+        host_.publish_except(w.topic, w.session, kMsg, w.delta.dump());
+      }
+    }
+    f.running = false;
+  }
+
+  // ---- Channel messages ----------------------------------------------------------------
+  // The user a socket is: the JWT's sub under rooms.auth, else params.userId.
+  std::optional<std::string> user_of(std::string_view connect_text, const std::string& id,
+                                     std::string* error) {
+    const json connect = json::parse(connect_text, nullptr, false);
+    const json params = connect.is_object() ? connect.value("params", json::object()) : json::object();
+    if (settings_.auth) {
+      std::string token = connect.is_object() ? connect.value("token", std::string()) : std::string();
+      if (token.empty() && params.is_object()) token = params.value("token", std::string());
+      if (token.empty()) {
+        *error = "a token is required (rooms.auth)";
+        return std::nullopt;
+      }
+      const auto result = settings_.auth->verify(token, now_ms() / 1000);
+      if (!result.ok) {
+        *error = result.error;
+        return std::nullopt;
+      }
+      if (result.claims.instances) {
+        const auto& allowed = *result.claims.instances;
+        if (std::find(allowed.begin(), allowed.end(), id) == allowed.end()) {
+          *error = "the token does not allow instance '" + id + "'";
+          return std::nullopt;
+        }
+      }
+      if (!valid_id(result.claims.sub)) {
+        *error = "the token's sub is not a valid user id";
+        return std::nullopt;
+      }
+      return result.claims.sub;
+    }
+    std::string user = params.is_object() ? params.value("userId", std::string()) : std::string();
+    if (user.empty() && params.is_object()) user = params.value("user_id", std::string());
+    if (!valid_id(user)) {
+      *error = "userId: 1..64 characters of A-Z a-z 0-9 _ . : - (a socket param)";
+      return std::nullopt;
+    }
+    return user;
+  }
+
+  void join(Request req, const std::string& id, const std::string& name, const std::string& topic,
+            std::string_view connect) {
+    if (!loaded_) return req.fail(PRISM_UNAVAILABLE, "rooms are loading; join again");
+    Instance* instance = find(id);
+    if (instance == nullptr) return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
+    if (instance->state() != InstanceState::kRunning) {
+      return req.fail(PRISM_UNAVAILABLE, "instance '" + id + "' is " +
+                                             std::string(to_string(instance->state())));
+    }
+    std::string error;
+    const auto user = user_of(connect, id, &error);
+    if (!user) return req.fail(PRISM_INVALID_CREDENTIALS, error);
+    Channel* channel = instance->channel(name);
+    if (channel == nullptr) {
+      return req.fail(PRISM_NOT_FOUND, "no channel '" + name + "' in instance '" + id + "'");
+    }
+    if (!instance->has_user(*user) && instance->users() >= instance->limits().max_users) {
+      return req.fail(PRISM_RATE_LIMITED, "instance '" + id + "' is full (limits.max_users)");
+    }
+    const uint64_t session = req.session();
+    const prism_status_t subscribed = host_.subscribe(session, topic);
+    if (subscribed != PRISM_OK) return req.fail(subscribed, "cannot subscribe to the channel");
+    members_[session].user = *user;
+    members_[session].topics.insert(topic);
+    const json diff = instance->presence(name).join(*user, session, now_ms());
+    // The reply first: the gateway delivers pushes on a channel once it is joined.
+    if (name == "lobby") {
+      req.ok(json{{"instance", {{"id", id}, {"name", instance->definition()["name"]}}},
+                  {"user", *user}}
+                 .dump());
+      host_.push_topic(session, topic, kRooms, json{{"rooms", instance->rooms()}}.dump());
+    } else {
+      req.ok(json{{"type", to_string(channel->type())}, {"state", channel->state()}}.dump());
+    }
+    host_.push_topic(session, topic, kPresenceState, instance->presence(name).state().dump());
+    host_.publish_except(topic, session, kPresenceDiff, diff.dump());
+  }
+
+  void leave(uint64_t session, const std::string& id, const std::string& name, const std::string& topic) {
+    host_.unsubscribe(session, topic);
+    if (auto m = members_.find(session); m != members_.end()) {
+      m->second.topics.erase(topic);
+      if (m->second.topics.empty()) members_.erase(m);
+    }
+    Instance* instance = find(id);
+    if (instance == nullptr) return;
+    const json diff = instance->presence(name).leave(session);
+    if (!diff.is_null()) host_.publish(topic, kPresenceDiff, diff.dump());
+  }
+
+  void event(Request req, const std::string& id, const std::string& name, const std::string& topic,
+             const std::string& event, const std::string& payload) {
+    Instance* instance = find(id);
+    if (instance == nullptr || instance->state() != InstanceState::kRunning) {
+      return req.fail(PRISM_UNAVAILABLE, "instance '" + id + "' is not running");
+    }
+    const auto member = members_.find(req.session());
+    if (member == members_.end()) return req.fail(PRISM_NOT_FOUND, "not a member");
+    if (event == "get_rooms") return req.ok(json{{"rooms", instance->rooms()}}.dump());
+    if (event == "create_room" || event == "delete_room") {
+      return client_room(std::move(req), *instance, topic, name, event, payload);
+    }
+    if (event != "push") {
+      return req.fail(PRISM_NOT_FOUND, "no event " + event + " (push, get_rooms, create_room, delete_room)");
+    }
+    if (payload.size() > instance->limits().max_message_bytes) {
+      return req.fail(PRISM_INVALID_ARGUMENT,
+                      "message of " + std::to_string(payload.size()) + " bytes; the limit is " +
+                          std::to_string(instance->limits().max_message_bytes));
+    }
+    const int64_t now = now_ms();
+    if (!instance->allow_push(member->second.user, now)) {
+      return req.fail(PRISM_RATE_LIMITED, "rate limited (limits.messages_per_second)");
+    }
+    Channel* channel = instance->channel(name);
+    if (channel == nullptr) return req.fail(PRISM_NOT_FOUND, "no channel '" + name + "'");
+    const json in = json::parse(payload, nullptr, false);
+    // {"payload": x} or x itself (mycelium's clients send either).
+    const json body = in.is_object() && in.contains("payload") ? in["payload"] : in;
+    Applied applied = channel->apply(member->second.user, body, now, instance->limits().history);
+    if (!applied.ok) return req.fail(PRISM_INVALID_ARGUMENT, applied.error);
+    Flush& f = flushes_[id + "/" + name];
+    f.waiting.push_back(Waiting{std::move(req), topic, member->first, std::move(applied.delta)});
+    if (!f.running) flush(id, name);
+  }
+
+  // create_room / delete_room from a member, when the instance allows it.
+  void client_room(Request req, Instance& instance, const std::string& topic, const std::string& name,
+                   const std::string& event, const std::string& payload) {
+    if (name != "lobby") return req.fail(PRISM_INVALID_ARGUMENT, event + " is a lobby event");
+    if (!instance.client_channels()) {
+      return req.fail(PRISM_INVALID_CREDENTIALS, "this instance does not let clients change channels");
+    }
+    const json in = json::parse(payload, nullptr, false);
+    std::string error;
+    bool done = false;
+    if (event == "create_room") {
+      auto channel = Channel::from_json(in, &error);
+      done = channel && instance.add_channel(std::move(*channel), &error);
+    } else {
+      done = instance.remove_channel(in.is_object() ? in.value("name", std::string()) : std::string(), &error);
+    }
+    if (!done) return req.fail(PRISM_INVALID_ARGUMENT, error);
+    rooms_changed(std::move(req), instance.id(), topic);
+  }
+
+  Task rooms_changed(Request req, std::string id, std::string lobby_topic) {
+    const prism_status_t stored = co_await store_instance(id, true);
+    if (stored != PRISM_OK) co_return req.fail(stored, "the change could not be stored");
+    Instance* instance = find(id);
+    if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "the instance is gone");
+    const std::string rooms = json{{"rooms", instance->rooms()}}.dump();
+    req.ok(rooms);
+    host_.publish(lobby_topic, kRooms, rooms);
+  }
+
+  sdk::Async<int> set_state(Request req, std::string id, bool running) {
+    Instance* instance = find(id);
+    if (instance == nullptr) {
+      req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
+      co_return 0;
+    }
+    if (running) {
+      instance->start();
+    } else {
+      close_members(*instance);
+      instance->stop();
+    }
+    const prism_status_t stored = co_await store_instance(id, false);
+    if (stored != PRISM_OK) {
+      req.fail(stored, "the state could not be stored");
+      co_return 0;
+    }
+    host_.info(std::string("instance ") + (running ? "started" : "stopped") + " id=" + id);
+    req.ok(instance->summary().dump());
+    co_return 0;
+  }
+
+  // Every member of the instance leaves its channels (a stop or a delete).
+  void close_members(Instance& instance) {
+    const std::string prefix = "@" + instance.id() + "/";
+    for (auto it = members_.begin(); it != members_.end();) {
+      for (auto t = it->second.topics.begin(); t != it->second.topics.end();) {
+        if (t->starts_with(prefix)) {
+          host_.unsubscribe(it->first, *t);
+          instance.presence(t->substr(prefix.size())).leave(it->first);
+          t = it->second.topics.erase(t);
+        } else {
+          ++t;
+        }
+      }
+      it = it->second.topics.empty() ? members_.erase(it) : std::next(it);
+    }
+  }
+
+  // ---- HTTP: /api/instances (admin token as bearer) --------------------------------------
+  void http(Request req, const std::string& path, const std::string& method, const std::string& body,
+            const std::string& connect_text) {
+    const json connect = json::parse(connect_text, nullptr, false);
+    if (!connect.is_object() || !connect.value("admin", false)) {
+      return req.fail(PRISM_LOGIN_REQUIRED, "the admin token is required (Authorization: Bearer)");
+    }
+    std::string rest = path.substr(std::string_view("/api/instances").size());
+    if (!rest.empty() && rest.front() == '/') rest.erase(0, 1);
+    const size_t slash = rest.find('/');
+    const std::string id = rest.substr(0, slash);
+    const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    const std::string id_json = json{{"id", id}}.dump();
+    if (id.empty() && method == "GET") return list(std::move(req), {});
+    if (id.empty() && method == "POST") return void(create(std::move(req), body));
+    if (!id.empty() && action.empty() && method == "GET") return show(std::move(req), sdk::as_bytes(id_json));
+    if (!id.empty() && action.empty() && method == "DELETE") return void(remove(std::move(req), id_json));
+    if (!id.empty() && method == "POST" && action == "stop") return void(stop(std::move(req), id_json));
+    if (!id.empty() && method == "POST" && action == "start") return void(start(std::move(req), id_json));
+    req.fail(PRISM_NOT_FOUND, method + " " + path + ": no such operation");
+  }
+
+  sdk::Host& host_;  // owned by the SDK; outlives this instance
+  Settings settings_;
+  bool loaded_ = false;
+  std::map<std::string, Instance> instances_;
+  std::map<uint64_t, Member> members_;   // sessions on channels
+  std::map<std::string, Flush> flushes_;  // by "<id>/<channel>"
+};
+
+}  // namespace
+}  // namespace prism::rooms
+
+PRISM_PLUGIN(prism::rooms::RoomsService)

@@ -1,0 +1,204 @@
+// The rooms service (plugins/rooms, docs/rooms.md) through a real prismd: instances made
+// over HTTP with the admin token, browsers' sockets at /socket/<id>/websocket (the tests'
+// own WebSocket client speaking Phoenix v2), presence, the three channel kinds, and
+// what survives a SIGKILL.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <string>
+
+#include "prismd_process.hpp"
+#include "support/http_client.hpp"
+#include "support/ws_client.hpp"
+
+namespace prism::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+PrismdOptions rooms_options(const fs::path& state_dir = {}) {
+  PrismdOptions options;
+  options.workers = 2;
+  options.state_dir = state_dir;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  return options;
+}
+
+HttpReply create(PrismdProcess& prismd, const json& body) {
+  return http_request(prismd.http_port(), "POST", "/api/instances", body.dump(),
+                      "Authorization: Bearer " + prismd.admin_token() + "\r\n");
+}
+
+const json kGame = {{"id", "game-1"},
+                    {"type", "match"},
+                    {"name", "Match one"},
+                    {"channels",
+                     {{{"name", "chat"}, {"type", "accumulative"}},
+                      {{"name", "cursors"}, {"type", "collaborative"}},
+                      {{"name", "board"}, {"type", "shared"}, {"schema", {{"title", "string"}, {"score", "number"}}}}}}};
+
+// A socket of `user` on instance `id`, joined to `channel`; returns the join's response.
+json join(WsClient& ws, const std::string& channel) {
+  ws.send(json::array({channel, channel, channel, "phx_join", json::object()}));
+  return ws.next_json();
+}
+
+// The next frame that is not a presence message (those interleave with everything).
+json next_not_presence(WsClient& ws) {
+  for (;;) {
+    json m = ws.next_json();
+    if (m.is_null() || (m[3] != "presence_state" && m[3] != "presence_diff")) return m;
+  }
+}
+
+class RoomsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    const HttpReply made = create(prismd, kGame);
+    ASSERT_EQ(made.status, 200) << made.body << prismd.log();
+    port = prismd.http_port();
+  }
+  PrismdProcess prismd{rooms_options()};
+  uint16_t port = 0;
+};
+
+TEST_F(RoomsTest, JoiningTheLobbyAnswersThenPushesRoomsAndPresence) {
+  WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  const json reply = join(ws, "lobby");
+  EXPECT_EQ(reply[3], "phx_reply");
+  EXPECT_EQ(reply[4]["status"], "ok") << reply;
+  EXPECT_EQ(reply[4]["response"]["instance"]["id"], "game-1");
+  const json rooms = ws.next_json();
+  EXPECT_EQ(rooms[2], "lobby");
+  EXPECT_EQ(rooms[3], "rooms");
+  EXPECT_EQ(rooms[4]["rooms"].size(), 4u);  // lobby, board, chat, cursors
+  const json presence = ws.next_json();
+  EXPECT_EQ(presence[3], "presence_state");
+  EXPECT_TRUE(presence[4].contains("alice")) << presence;
+  EXPECT_EQ(presence[4]["alice"]["metas"].size(), 1u);
+  ws.send(json::array({"lobby", "2", "lobby", "get_rooms", json::object()}));
+  EXPECT_EQ(next_not_presence(ws)[4]["response"]["rooms"], rooms[4]["rooms"]);
+}
+
+TEST_F(RoomsTest, APushIsAcknowledgedAndReachesTheOtherMembersAsADelta) {
+  WsClient alice(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  WsClient bob(port, "/socket/game-1/websocket?vsn=2.0.0&userId=bob");
+  ASSERT_TRUE(alice.upgraded() && bob.upgraded());
+  EXPECT_EQ(join(alice, "chat")[4]["response"], json::parse(R"({"type":"accumulative","state":[]})"));
+  EXPECT_EQ(join(bob, "chat")[4]["status"], "ok");
+  alice.send(json::array({"chat", "2", "chat", "push", {{"text", "hi"}}}));
+  const json ack = next_not_presence(alice);
+  ASSERT_EQ(ack[4]["status"], "ok") << ack;
+  EXPECT_EQ(ack[4]["response"]["applied"]["payload"], json({{"text", "hi"}}));
+  EXPECT_EQ(ack[4]["response"]["applied"]["id"], 1);
+  const json msg = next_not_presence(bob);
+  EXPECT_EQ(msg[3], "msg");
+  EXPECT_EQ(msg[4]["user"], "alice");
+  EXPECT_EQ(msg[4]["payload"], json({{"text", "hi"}}));
+  // Two in the same second keep both (mycelium overwrote by timestamp).
+  alice.send(json::array({"chat", "3", "chat", "push", {{"text", "again"}}}));
+  EXPECT_EQ(next_not_presence(alice)[4]["response"]["applied"]["id"], 2);
+  WsClient late(port, "/socket/game-1/websocket?vsn=2.0.0&userId=carol");
+  const json state = join(late, "chat")[4]["response"]["state"];
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_EQ(state[1]["payload"]["text"], "again");
+}
+
+TEST_F(RoomsTest, ASharedChannelTakesOnlyItsSchemasKeys) {
+  WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(join(ws, "board")[4]["response"], json::parse(R"({"type":"shared","state":{}})"));
+  ws.send(json::array({"board", "2", "board", "push", {{"title", "t"}}}));
+  EXPECT_EQ(next_not_presence(ws)[4]["response"]["applied"],
+            json::parse(R"({"user":"alice","changes":{"title":"t"}})"));
+  ws.send(json::array({"board", "3", "board", "push", {{"nope", 1}}}));
+  EXPECT_EQ(next_not_presence(ws)[4]["response"]["reason"], "unknown key 'nope' (not in the channel's schema)");
+  ws.send(json::array({"board", "4", "board", "push", {{"score", "high"}}}));
+  EXPECT_EQ(next_not_presence(ws)[4]["response"]["reason"], "key 'score' must be of type number");
+}
+
+TEST_F(RoomsTest, UnknownInstancesAndChannelsAreRefusedWithAReason) {
+  WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(join(ws, "nosuch")[4]["response"]["reason"], "no channel 'nosuch' in instance 'game-1'");
+  WsClient other(port, "/socket/game-9/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(other.upgraded());
+  EXPECT_EQ(join(other, "lobby")[4]["response"]["reason"], "no instance 'game-9'");
+  WsClient nobody(port, "/socket/game-1/websocket?vsn=2.0.0");
+  ASSERT_TRUE(nobody.upgraded());
+  EXPECT_EQ(join(nobody, "lobby")[4]["status"], "error");
+}
+
+// Two instances with a chat channel never see each other's messages or presence.
+TEST_F(RoomsTest, TwoInstancesChannelsOfOneNameStayApart) {
+  json second = kGame;
+  second["id"] = "game-2";
+  ASSERT_EQ(create(prismd, second).status, 200);
+  WsClient one(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  WsClient two(port, "/socket/game-2/websocket?vsn=2.0.0&userId=bob");
+  ASSERT_TRUE(one.upgraded() && two.upgraded());
+  join(one, "chat");
+  const json joined_two = join(two, "chat");
+  ASSERT_EQ(joined_two[4]["status"], "ok");
+  const json presence_two = two.next_json();
+  EXPECT_EQ(presence_two[3], "presence_state");
+  EXPECT_FALSE(presence_two[4].contains("alice")) << presence_two;
+  one.send(json::array({"chat", "2", "chat", "push", {{"text", "only game-1"}}}));
+  EXPECT_EQ(next_not_presence(one)[4]["status"], "ok");
+  // two's next frame answers its own heartbeat: nothing of game-1 came first.
+  two.send(json::array({nullptr, "h", "phoenix", "heartbeat", json::object()}));
+  EXPECT_EQ(next_not_presence(two)[1], "h");
+}
+
+TEST_F(RoomsTest, TheHttpApiListsShowsAndDeletesWithTheAdminTokenOnly) {
+  const std::string auth = "Authorization: Bearer " + prismd.admin_token() + "\r\n";
+  const HttpReply list = http_request(port, "GET", "/api/instances", {}, auth);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(json::parse(list.body)["instances"][0]["id"], "game-1");
+  EXPECT_EQ(http_request(port, "GET", "/api/instances", {}, "Authorization: Bearer wrong\r\n").status, 401);
+  EXPECT_EQ(http_get(port, "/api/instances").status, 401);
+  EXPECT_EQ(json::parse(http_request(port, "GET", "/api/instances/game-1", {}, auth).body)["name"], "Match one");
+  EXPECT_EQ(create(prismd, kGame).status, 409);  // the id exists
+  EXPECT_EQ(http_request(port, "DELETE", "/api/instances/game-1", {}, auth).status, 200);
+  EXPECT_EQ(http_request(port, "GET", "/api/instances/game-1", {}, auth).status, 404);
+}
+
+// Acknowledged pushes are durable: after a SIGKILL the next prismd on the same state dir
+// has the instance and every acknowledged message.
+TEST(RoomsPersistence, WhatWasAcknowledgedSurvivesASigkill) {
+  char tmpl[] = "/tmp/prism-rooms-test-XXXXXX";
+  const fs::path state = mkdtemp(tmpl);
+  {
+    PrismdProcess prismd(rooms_options(state));
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    ASSERT_EQ(create(prismd, kGame).status, 200);
+    WsClient ws(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+    ASSERT_TRUE(ws.upgraded());
+    join(ws, "chat");
+    for (int i = 0; i < 20; ++i) {
+      ws.send(json::array({"chat", std::to_string(i), "chat", "push", {{"n", i}}}));
+    }
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(next_not_presence(ws)[4]["status"], "ok");
+    prismd.stop(SIGKILL);
+  }
+  {
+    PrismdProcess prismd(rooms_options(state));
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=1")) << prismd.log();
+    WsClient ws(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=bob");
+    ASSERT_TRUE(ws.upgraded());
+    const json state_after = join(ws, "chat")[4]["response"]["state"];
+    ASSERT_EQ(state_after.size(), 20u) << state_after;
+    EXPECT_EQ(state_after[19]["payload"]["n"], 19);
+  }
+  std::error_code ec;
+  fs::remove_all(state, ec);
+}
+
+}  // namespace
+}  // namespace prism::testing
