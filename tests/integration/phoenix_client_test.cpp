@@ -49,6 +49,23 @@ TEST_F(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
   EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
 }
 
+// The rooms service with the stock client's Socket and Presence (rooms_test.mjs).
+TEST_F(PhoenixClient, TheStockClientAndPresenceUseRooms) {
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  ASSERT_NE(port, 0) << prismd.log();
+  const auto run = run_command({"/usr/bin/env", "node", "--experimental-websocket",
+                                (kScriptDir / "rooms_test.mjs").string(),
+                                "http://127.0.0.1:" + std::to_string(port), prismd.admin_token()},
+                               std::chrono::seconds(30));
+  EXPECT_EQ(run.exit_code, 0) << run.output << prismd.log();
+  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
+}
+
 // A directory of the test's own, removed with everything in it.
 class TempDir {
  public:

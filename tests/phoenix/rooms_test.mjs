@@ -1,0 +1,88 @@
+// The stock phoenix client (Socket and Presence) against the rooms service: an instance
+// made over HTTP with the admin token, two users in its lobby and chat, Presence lists
+// kept by presence_state/presence_diff, a push acknowledged and heard by the other, a
+// second instance's chat apart. Run by tests/integration/phoenix_client_test.cpp as
+//   node --experimental-websocket rooms_test.mjs http://127.0.0.1:PORT ADMIN_TOKEN
+// Prints one line per check passed; exits 0 when all passed, 1 with the failure.
+import {isDeepStrictEqual} from "node:util";
+import {Presence, Socket} from "phoenix";
+
+const [base, token] = process.argv.slice(2);
+const fail = (why) => {
+  console.log("FAIL " + why);
+  process.exit(1);
+};
+const pass = (what) => console.log("ok " + what);
+const equal = (a, b, what) =>
+  isDeepStrictEqual(a, b) ? pass(what) : fail(`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`);
+// Bounds a broken server only; each step below waits on the client's own events.
+setTimeout(() => fail("no answer within 10 s"), 10000).unref();
+
+const create = async (id) => {
+  const r = await fetch(`${base}/api/instances`, {
+    method: "POST",
+    headers: {authorization: `Bearer ${token}`, "content-type": "application/json"},
+    body: JSON.stringify({id, type: "chat", name: id, channels: [{name: "chat", type: "accumulative"}]}),
+  });
+  if (r.status !== 200) fail(`create ${id}: ${r.status} ${await r.text()}`);
+};
+await create("web-1");
+await create("web-2");
+pass("instances created over HTTP");
+
+const ws = base.replace("http", "ws");
+const connect = (instance, userId) =>
+  new Promise((resolve, reject) => {
+    const socket = new Socket(`${ws}/socket/${instance}`, {transport: WebSocket, params: {userId}});
+    socket.onOpen(() => resolve(socket));
+    socket.onError((e) => reject(new Error("socket error " + (e && e.message))));
+    socket.connect();
+  });
+const reply = (push) =>
+  new Promise((resolve, reject) =>
+    push.receive("ok", resolve).receive("error", (r) => reject(r)).receive("timeout", () => reject({reason: "timeout"})));
+// Resolves once the channel's Presence list is exactly `users`.
+const presenceIs = (presence, users) =>
+  new Promise((resolve) => {
+    const check = () => isDeepStrictEqual(presence.list((id) => id).sort(), users) && resolve();
+    presence.onSync(check);
+    check();
+  });
+
+const alice = await connect("web-1", "alice");
+const bob = await connect("web-1", "bob");
+const lobby = alice.channel("lobby");
+const rooms = new Promise((resolve) => lobby.on("rooms", resolve));
+const joined = await reply(lobby.join());
+equal(joined, {instance: {id: "web-1", name: "web-1"}, user: "alice"}, "the lobby's join answers the instance");
+equal((await rooms).rooms, [{name: "chat", type: "accumulative"}, {name: "lobby", type: "accumulative"}],
+      "the lobby pushes its rooms");
+
+const chatA = alice.channel("chat");
+const presenceA = new Presence(chatA);
+equal(await reply(chatA.join()), {type: "accumulative", state: []}, "a channel's join answers its type and state");
+const chatB = bob.channel("chat");
+await reply(chatB.join());
+await presenceIs(presenceA, ["alice", "bob"]);
+pass("presence_state and presence_diff keep the list: alice and bob");
+
+const heard = new Promise((resolve) => chatB.on("msg", resolve));
+const ack = await reply(chatA.push("push", {text: "hello"}));
+equal(ack.applied.payload, {text: "hello"}, "a push is acknowledged with what it applied");
+const msg = await heard;
+equal([msg.user, msg.payload], ["alice", {text: "hello"}], "the other member hears the delta");
+
+const carol = await connect("web-2", "carol");
+const chatC = carol.channel("chat");
+const presenceC = new Presence(chatC);
+equal(await reply(chatC.join()), {type: "accumulative", state: []}, "another instance's chat is its own");
+await presenceIs(presenceC, ["carol"]);
+pass("and so is its presence");
+
+await reply(chatB.leave());
+await presenceIs(presenceA, ["alice"]);
+pass("a leave reaches the others' presence");
+
+for (const s of [alice, bob, carol]) s.disconnect();
+console.log("ALL PASSED");
+process.exit(0);
