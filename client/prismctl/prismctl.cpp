@@ -322,6 +322,61 @@ int run_call(Client& client, const Options& opts) {
   return kExitNotOk;
 }
 
+// What `prismctl rooms ...` asks of the rooms service (docs/rooms.md "Managing
+// instances"), with the admin login, which may call every service.
+struct RoomsArgs {
+  std::string id, type = "default", name, body;
+  std::vector<std::string> channels;  // NAME:TYPE
+};
+
+int run_rooms(Client& client, const std::string& action, const RoomsArgs& args, const Options& opts) {
+  json payload = json::object();
+  if (action == "create") {
+    if (!args.body.empty()) {
+      payload = json::parse(args.body, nullptr, false);
+      if (!payload.is_object()) return fail("rooms create: the JSON is not an object");
+    }
+    if (!args.id.empty()) payload["id"] = args.id;
+    if (!payload.contains("type")) payload["type"] = args.type;
+    if (!args.name.empty()) payload["name"] = args.name;
+    for (const std::string& c : args.channels) {
+      const size_t colon = c.find(':');
+      if (colon == std::string::npos) return fail("--channel " + c + ": expected NAME:TYPE");
+      payload["channels"].push_back({{"name", c.substr(0, colon)}, {"type", c.substr(colon + 1)}});
+    }
+  } else if (action != "list") {
+    payload["id"] = args.id;
+  }
+  auto packet_id = client.resolve("rooms", action);
+  if (!packet_id) return fail(packet_id.error());
+  auto reply = client.call(*packet_id, payload.dump());
+  if (!reply) return fail("rooms " + action + ": " + reply.error());
+  if (reply->status != prism::v1::STATUS_OK) {
+    fail("rooms " + action + " answered " + std::string(prism::client::status_name(reply->status)) +
+         ": " + reply->message);
+    return kExitNotOk;
+  }
+  const json out = json::parse(reply->payload, nullptr, false);
+  if (opts.json || action != "list") {
+    std::cout << out.dump(opts.json ? -1 : 2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"ID", "NAME", "TYPE", "STATE", "USERS", "CHANNELS"}};
+  for (const json& i : out.value("instances", json::array())) {
+    std::string channels;
+    for (const json& c : i.value("channels", json::array())) {
+      channels += (channels.empty() ? "" : ",") + c.value("name", std::string());
+    }
+    std::string state = i.value("state", std::string());
+    if (!i.value("failure", std::string()).empty()) state += " (" + i.value("failure", std::string()) + ")";
+    rows.push_back({i.value("id", std::string()), i.value("name", std::string()),
+                    i.value("type", std::string()), state, std::to_string(i.value("users", 0)),
+                    channels});
+  }
+  print_table(rows);
+  return 0;
+}
+
 // Subscribes this admin session to `topic` and prints each message published to it, one
 // line each ("TOPIC PAYLOAD", or a JSON object with --json), until `count` messages
 // (0: until interrupted) or the session ends.
@@ -442,6 +497,24 @@ int main(int argc, char** argv) {
   auto* publish = app.add_subcommand("publish", "Publish one message to TOPIC");
   publish->add_option("topic", topic, "The topic")->required();
   publish->add_option("message", message, "The message as text (default: empty)");
+  RoomsArgs rooms_args;
+  auto* rooms = app.add_subcommand("rooms", "Manage the rooms service's instances (docs/rooms.md)");
+  rooms->require_subcommand(1);
+  auto* rooms_create = rooms->add_subcommand("create", "Create an instance");
+  rooms_create->add_option("json", rooms_args.body,
+                           R"(The instance as JSON ({"type","name","id","limits","channels",...}))");
+  rooms_create->add_option("--id", rooms_args.id, "Its id (default: a UUID)");
+  rooms_create->add_option("--type", rooms_args.type, "Its type (default: default)");
+  rooms_create->add_option("--name", rooms_args.name, "Its name (default: the id)");
+  rooms_create->add_option("--channel", rooms_args.channels,
+                           "A channel NAME:TYPE (accumulative or collaborative); repeatable");
+  auto* rooms_list = rooms->add_subcommand("list", "List the instances");
+  std::vector<std::pair<CLI::App*, std::string>> rooms_by_id;
+  for (const char* action : {"show", "stop", "start", "delete"}) {
+    auto* sub = rooms->add_subcommand(action, std::string(action) + " one instance");
+    sub->add_option("id", rooms_args.id, "The instance's id")->required();
+    rooms_by_id.emplace_back(sub, action);
+  }
   auto* config = app.add_subcommand("config", "Configuration commands");
   auto* config_check = config->add_subcommand(
       "check", "Validate the server's config file and plugins.d as they are on disk now");
@@ -482,6 +555,11 @@ int main(int argc, char** argv) {
   if (plugins->parsed()) return run_plugins(*client, opts);
   if (status->parsed()) return run_status(*client, opts);
   if (call->parsed()) return run_call(*client, opts);
+  if (rooms_create->parsed()) return run_rooms(*client, "create", rooms_args, opts);
+  if (rooms_list->parsed()) return run_rooms(*client, "list", rooms_args, opts);
+  for (const auto& [sub, action] : rooms_by_id) {
+    if (sub->parsed()) return run_rooms(*client, action, rooms_args, opts);
+  }
   if (load->parsed()) return print_plugin(client->load_plugin(plugin_path), opts, "loaded");
   if (reload->parsed()) {
     return print_plugin(client->reload_plugin(plugin_name, plugin_path), opts, "reloaded");

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "prismd_process.hpp"
 #include "support/http_client.hpp"
@@ -166,6 +167,34 @@ TEST_F(RoomsTest, TheHttpApiListsShowsAndDeletesWithTheAdminTokenOnly) {
   EXPECT_EQ(create(prismd, kGame).status, 409);  // the id exists
   EXPECT_EQ(http_request(port, "DELETE", "/api/instances/game-1", {}, auth).status, 200);
   EXPECT_EQ(http_request(port, "GET", "/api/instances/game-1", {}, auth).status, 404);
+}
+
+// prismctl rooms: the admin session reaches the service without its token.
+TEST_F(RoomsTest, PrismctlCreatesListsStopsAndDeletesInstances) {
+  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{prismctl, "--server", prismd.endpoint(), "--config",
+                                  prismd.config_path().string(), "rooms"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+  const auto created = ctl({"create", "--id", "cli-1", "--name", "From the CLI", "--channel", "chat:accumulative"});
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_EQ(json::parse(created.output)["channels"].size(), 2u);  // chat and the lobby
+  const auto listed = ctl({"list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("cli-1"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("From the CLI"), std::string::npos) << listed.output;
+  ASSERT_EQ(ctl({"stop", "cli-1"}).exit_code, 0);
+  WsClient ws(port, "/socket/cli-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(join(ws, "chat")[4]["response"]["reason"], "instance 'cli-1' is stopped");
+  ASSERT_EQ(ctl({"start", "cli-1"}).exit_code, 0);
+  EXPECT_EQ(join(ws, "chat")[4]["status"], "ok");
+  ASSERT_EQ(ctl({"delete", "cli-1"}).exit_code, 0);
+  const auto gone = ctl({"show", "cli-1"});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.output.find("NOT_FOUND: no instance 'cli-1'"), std::string::npos) << gone.output;
 }
 
 // Acknowledged pushes are durable: after a SIGKILL the next prismd on the same state dir
