@@ -168,6 +168,54 @@ class RoomsService {
     req.ok(json{{"deleted", id}}.dump());
   }
 
+  // ---- Game servers over UDP: members like a browser's socket -----------------------
+  // {"id", "channel", "user"}: the session joins as `user`; answered like a browser's join,
+  // then presence_state (pushes carry the topic "@<id>/<channel>").
+  void member_join(Request req, Bytes payload) {
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    if (!in.is_object() || !in.contains("id") || !in.contains("channel") || !in.contains("user")) {
+      return req.fail(PRISM_INVALID_ARGUMENT, R"(expected {"id", "channel", "user"})");
+    }
+    const std::string id = in.value("id", std::string()), name = in.value("channel", std::string());
+    const std::string topic = "@" + id + "/" + name;
+    // A game server is trusted with the user it names: it logged in with the service's
+    // token (or is the admin session).
+    const std::string connect = json{{"params", {{"userId", in.value("user", std::string())}}}}.dump();
+    join(std::move(req), id, name, topic, connect, /*trusted=*/true);
+  }
+
+  // {"id", "channel", "payload"}: a push as the session's user.
+  void member_push(Request req, Bytes payload) {
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    if (!in.is_object() || !in.contains("id") || !in.contains("channel")) {
+      return req.fail(PRISM_INVALID_ARGUMENT, R"(expected {"id", "channel", "payload"})");
+    }
+    const std::string id = in.value("id", std::string()), name = in.value("channel", std::string());
+    event(std::move(req), id, name, "@" + id + "/" + name, "push", in.value("payload", json()).dump());
+  }
+
+  // {"id", "channel"}
+  void member_leave(Request req, Bytes payload) {
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    const std::string id = in.is_object() ? in.value("id", std::string()) : std::string();
+    const std::string name = in.is_object() ? in.value("channel", std::string()) : std::string();
+    leave(req.session(), id, name, "@" + id + "/" + name);
+    req.ok();
+  }
+
+  // A UDP member's session ended: it leaves its channels (a WebSocket's gateway has sent
+  // a LEAVE for each already).
+  void on_event(const prism_event_t& e) {
+    if (e.type != PRISM_EVENT_SESSION_CLOSED) return;
+    const auto m = members_.find(e.session_id);
+    if (m == members_.end()) return;
+    const std::set<std::string> topics = m->second.topics;
+    for (const std::string& topic : topics) {
+      const size_t slash = topic.find('/');
+      leave(e.session_id, topic.substr(1, slash - 1), topic.substr(slash + 1), topic);
+    }
+  }
+
   // ---- Channels: browsers on /socket/<id>/websocket ---------------------------------
   static constexpr const char* channel_topics[] = {"@*", "/api/instances*", nullptr};
 
@@ -184,7 +232,7 @@ class RoomsService {
     }
     const std::string id = topic.substr(1, slash - 1), name = topic.substr(slash + 1);
     switch (m.kind) {
-      case PRISM_CHANNEL_JOIN: return join(std::move(req), id, name, topic, m.connect);
+      case PRISM_CHANNEL_JOIN: return join(std::move(req), id, name, topic, m.connect, false);
       case PRISM_CHANNEL_LEAVE:
         leave(req.session(), id, name, topic);
         return req.ok();
@@ -205,6 +253,9 @@ class RoomsService {
       {3, "stop", &RoomsService::stop},
       {4, "start", &RoomsService::start},
       {5, "delete", &RoomsService::remove},
+      {10, "join", &RoomsService::member_join},
+      {11, "push", &RoomsService::member_push},
+      {12, "leave", &RoomsService::member_leave},
       {kMsg, "msg", &RoomsService::refuse_push_id},
       {kPresenceState, "presence_state", &RoomsService::refuse_push_id},
       {kPresenceDiff, "presence_diff", &RoomsService::refuse_push_id},
@@ -355,10 +406,10 @@ class RoomsService {
   // ---- Channel messages ----------------------------------------------------------------
   // The user a socket is: the JWT's sub under rooms.auth, else params.userId.
   std::optional<std::string> user_of(std::string_view connect_text, const std::string& id,
-                                     std::string* error) {
+                                     bool trusted, std::string* error) {
     const json connect = json::parse(connect_text, nullptr, false);
     const json params = connect.is_object() ? connect.value("params", json::object()) : json::object();
-    if (settings_.auth) {
+    if (settings_.auth && !trusted) {
       std::string token = connect.is_object() ? connect.value("token", std::string()) : std::string();
       if (token.empty() && params.is_object()) token = params.value("token", std::string());
       if (token.empty()) {
@@ -392,8 +443,9 @@ class RoomsService {
     return user;
   }
 
+  // `trusted`: the user comes from a game server's request, not a browser (no JWT asked).
   void join(Request req, const std::string& id, const std::string& name, const std::string& topic,
-            std::string_view connect) {
+            std::string_view connect, bool trusted) {
     if (!loaded_) return req.fail(PRISM_UNAVAILABLE, "rooms are loading; join again");
     Instance* instance = find(id);
     if (instance == nullptr) return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
@@ -402,7 +454,7 @@ class RoomsService {
                                              std::string(to_string(instance->state())));
     }
     std::string error;
-    const auto user = user_of(connect, id, &error);
+    const auto user = user_of(connect, id, trusted, &error);
     if (!user) return req.fail(PRISM_INVALID_CREDENTIALS, error);
     Channel* channel = instance->channel(name);
     if (channel == nullptr) {

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "prism/client.hpp"
 #include "prismd_process.hpp"
 #include "support/http_client.hpp"
 #include "support/ws_client.hpp"
@@ -167,6 +169,43 @@ TEST_F(RoomsTest, TheHttpApiListsShowsAndDeletesWithTheAdminTokenOnly) {
   EXPECT_EQ(create(prismd, kGame).status, 409);  // the id exists
   EXPECT_EQ(http_request(port, "DELETE", "/api/instances/game-1", {}, auth).status, 200);
   EXPECT_EQ(http_request(port, "GET", "/api/instances/game-1", {}, auth).status, 404);
+}
+
+// A UDP game server and a browser share a room: the server joins as a member over its
+// session (rooms' packet ids), each hears the other's pushes.
+TEST_F(RoomsTest, AUdpGameServerAndABrowserShareARoom) {
+  client::ConnectOptions options;
+  options.server_key = prismd.server_key();
+  auto server = client::Client::connect({"127.0.0.1", prismd.port()}, options);
+  ASSERT_TRUE(server) << server.error();
+  std::vector<json> heard;
+  server->on_topic("@game-1/chat", [&](const v1::Message& m) {
+    if (m.packet_id() == 1250) heard.push_back(json::parse(m.payload()));  // msg
+  });
+  auto joined = server->call(1210, R"({"id":"game-1","channel":"chat","user":"server-bot"})");
+  ASSERT_TRUE(joined && joined->status == v1::STATUS_OK) << (joined ? joined->message : joined.error());
+  EXPECT_EQ(json::parse(joined->payload)["type"], "accumulative");
+
+  WsClient alice(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(alice.upgraded());
+  ASSERT_EQ(join(alice, "chat")[4]["status"], "ok");
+  auto pushed = server->call(1211, R"({"id":"game-1","channel":"chat","payload":{"round":1}})");
+  ASSERT_TRUE(pushed && pushed->status == v1::STATUS_OK) << (pushed ? pushed->message : pushed.error());
+  const json msg = next_not_presence(alice);
+  EXPECT_EQ(msg[3], "msg");
+  EXPECT_EQ(msg[4]["user"], "server-bot");
+  EXPECT_EQ(msg[4]["payload"], json({{"round", 1}}));
+
+  alice.send(json::array({"chat", "2", "chat", "push", {{"gg", true}}}));
+  ASSERT_EQ(next_not_presence(alice)[4]["status"], "ok");
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  // Each poll returns as traffic arrives; the bound only ends a broken test.
+  while (heard.empty() && std::chrono::steady_clock::now() < end) {
+    if (!server->poll(std::chrono::milliseconds(50))) break;
+  }
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0]["user"], "alice");
+  EXPECT_EQ(heard[0]["payload"], json({{"gg", true}}));
 }
 
 // prismctl rooms: the admin session reaches the service without its token.
