@@ -152,7 +152,17 @@ class RoomsService {
   }
 
   Task stop(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), false); }
-  Task start(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), true); }
+  // A failed instance starts again from its last stored state.
+  Task start(Request req, std::string payload) {
+    const std::string id = id_in(payload);
+    Instance* instance = find(id);
+    if (instance != nullptr && instance->state() == InstanceState::kFailed) {
+      const std::string why = co_await reload(id);
+      if (!why.empty()) co_return req.fail(PRISM_UNAVAILABLE, "instance '" + id + "' did not start: " + why);
+      co_return req.ok(find(id)->summary().dump());
+    }
+    co_await set_state(std::move(req), id, true);
+  }
 
   Task remove(Request req, std::string payload) {
     const std::string id = id_in(payload);
@@ -231,14 +241,20 @@ class RoomsService {
       return req.fail(PRISM_NOT_FOUND, "unmatched topic");
     }
     const std::string id = topic.substr(1, slash - 1), name = topic.substr(slash + 1);
-    switch (m.kind) {
-      case PRISM_CHANNEL_JOIN: return join(std::move(req), id, name, topic, m.connect, false);
-      case PRISM_CHANNEL_LEAVE:
-        leave(req.session(), id, name, topic);
-        return req.ok();
-      case PRISM_CHANNEL_EVENT:
-        return event(std::move(req), id, name, topic, std::string(m.event), std::string(m.payload));
-      default: return req.fail(PRISM_INVALID_ARGUMENT, "unknown channel message");
+    // Isolation (docs/rooms.md "Failures"): what throws inside one instance stops that
+    // instance alone; the request answers INTERNAL as its Request goes.
+    try {
+      switch (m.kind) {
+        case PRISM_CHANNEL_JOIN: return join(std::move(req), id, name, topic, m.connect, false);
+        case PRISM_CHANNEL_LEAVE:
+          leave(req.session(), id, name, topic);
+          return req.ok();
+        case PRISM_CHANNEL_EVENT:
+          return event(std::move(req), id, name, topic, std::string(m.event), std::string(m.payload));
+        default: return req.fail(PRISM_INVALID_ARGUMENT, "unknown channel message");
+      }
+    } catch (const std::exception& e) {
+      instance_failed(id, e.what());
     }
   }
 
@@ -354,24 +370,86 @@ class RoomsService {
       if (page.documents.size() < 500) break;
       after = page.documents.back().key;
     }
-    for (auto& [id, instance] : instances_) {
-      auto channels = co_await host_.list(kChannels, id + "/", "", 1000);
-      for (const auto& doc : channels.documents) {
-        std::string error;
-        auto channel = Channel::from_json(json::parse(doc.value, nullptr, false), &error);
-        if (!channel) {
-          instance.fail("channel " + doc.key + " unreadable: " + error);
-          continue;
-        }
-        if (channel->name() == "lobby") {
-          *instance.channel("lobby") = std::move(*channel);
-        } else {
-          instance.add_channel(std::move(*channel), &error);
-        }
-      }
+    std::vector<std::string> ids;
+    for (const auto& [id, instance] : instances_) ids.push_back(id);
+    for (const std::string& id : ids) {
+      if (find(id)->state() == InstanceState::kFailed) continue;  // stays failed, as stored
+      const std::string why = co_await load_channels(id);
+      if (!why.empty()) instance_failed(id, why, /*restart=*/false);
     }
     loaded_ = true;
     host_.info("rooms loaded instances=" + std::to_string(instances_.size()));
+  }
+
+  // Reads the instance's channels from storage into it; "" or why they could not be.
+  sdk::Async<std::string> load_channels(std::string id) {
+    auto channels = co_await host_.list(kChannels, id + "/", "", 1000);
+    if (!channels.ok()) co_return "its channels could not be read: " + channels.message;
+    Instance* instance = find(id);
+    if (instance == nullptr) co_return "it is gone";
+    for (const auto& doc : channels.documents) {
+      std::string error;
+      std::optional<Channel> channel;
+      try {
+        channel = Channel::from_json(json::parse(doc.value, nullptr, false), &error);
+      } catch (const std::exception& e) {  // a stored state of the wrong shape
+        error = e.what();
+      }
+      if (!channel) co_return "channel " + doc.key + " is unreadable: " + error;
+      if (channel->name() == "lobby") {
+        *instance->channel("lobby") = std::move(*channel);
+      } else if (instance->channel(channel->name()) != nullptr) {
+        *instance->channel(channel->name()) = std::move(*channel);
+      } else if (!instance->add_channel(std::move(*channel), &error)) {
+        co_return "channel " + doc.key + ": " + error;
+      }
+    }
+    co_return std::string();
+  }
+
+  // Replaces the instance with its last stored state and starts it; "" or why not.
+  sdk::Async<std::string> reload(std::string id) {
+    auto def = co_await host_.get(kInstances, id);
+    if (!def.ok() || def.documents.empty()) co_return "its definition could not be read";
+    std::string error;
+    auto fresh = Instance::from_definition(json::parse(def.documents[0].value, nullptr, false), &error);
+    if (!fresh) co_return error;
+    fresh->start();
+    instances_.erase(id);
+    instances_.emplace(id, std::move(*fresh));
+    const std::string why = co_await load_channels(id);
+    if (!why.empty()) {
+      find(id)->fail(why);
+      co_await store_instance(id, false);
+      co_return why;
+    }
+    co_await store_instance(id, false);
+    host_.info("instance restarted id=" + id);
+    co_return std::string();
+  }
+
+  // One instance failed: it alone stops (members leave, joins and pushes are refused),
+  // with the reason in the log and in show; restart: on-failure reloads it from its last
+  // stored state, at most kMaxRestarts times in a row.
+  void instance_failed(const std::string& id, const std::string& why, bool restart = true) {
+    Instance* instance = find(id);
+    if (instance == nullptr) return;
+    host_.log(PRISM_LOG_ERROR, "instance failed id=" + id + " reason=\"" + why + "\"");
+    close_members(*instance);
+    instance->fail(why);
+    record(id);  // the failure is stored: show says it after a restart of prismd too
+    if (restart && settings_.restart_on_failure && ++restarts_[id] <= kMaxRestarts) restart_later(id);
+  }
+
+  Task record(std::string id) { co_await store_instance(id, false); }
+
+  Task restart_later(std::string id) {
+    const std::string why = co_await reload(id);
+    if (why.empty()) {
+      restarts_.erase(id);
+    } else {
+      host_.log(PRISM_LOG_ERROR, "instance restart failed id=" + id + " reason=\"" + why + "\"");
+    }
   }
 
   // Writes the channel, then answers and broadcasts every change it holds; changes that
@@ -627,6 +705,8 @@ class RoomsService {
   std::map<std::string, Instance> instances_;
   std::map<uint64_t, Member> members_;   // sessions on channels
   std::map<std::string, Flush> flushes_;  // by "<id>/<channel>"
+  static constexpr int kMaxRestarts = 3;
+  std::map<std::string, int> restarts_;   // restarts in a row, by instance
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // what survives a SIGKILL.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <csignal>
@@ -234,6 +235,77 @@ TEST_F(RoomsTest, PrismctlCreatesListsStopsAndDeletesInstances) {
   const auto gone = ctl({"show", "cli-1"});
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.output.find("NOT_FOUND: no instance 'cli-1'"), std::string::npos) << gone.output;
+}
+
+// Sets one stored document of a stopped prismd's sqlite store (what a bad disk or a bad
+// hand could leave).
+void corrupt_document(const fs::path& state, const std::string& collection, const std::string& key,
+                      const std::string& value) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((state / "prism.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE docs SET value = ? WHERE collection = ? AND key = ?", -1,
+                               &stmt, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(stmt, 1, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 2, collection.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 3, key.c_str(), -1, SQLITE_TRANSIENT);
+  EXPECT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+// Isolation: an instance whose stored state is bad fails alone, with the reason in the log
+// and in prismctl rooms show, while the others serve; once its state is repaired,
+// `rooms start` brings it back from storage.
+TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) {
+  char tmpl[] = "/tmp/prism-rooms-test-XXXXXX";
+  const fs::path state = mkdtemp(tmpl);
+  std::string good_chat;
+  {
+    PrismdProcess prismd(rooms_options(state));
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    json second = kGame;
+    second["id"] = "game-2";
+    ASSERT_EQ(create(prismd, kGame).status, 200);
+    ASSERT_EQ(create(prismd, second).status, 200);
+    ASSERT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
+  }
+  corrupt_document(state, "rooms.channels", "game-1/chat",
+                   R"({"name":"chat","type":"accumulative","state":[{"id":"not a number"}]})");
+  PrismdProcess prismd(rooms_options(state));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=2")) << prismd.log();
+  EXPECT_NE(prismd.log().find("instance failed id=game-1 reason='channel game-1/chat is unreadable"),
+            std::string::npos)
+      << prismd.log();
+  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{prismctl, "--server", prismd.endpoint(), "--config",
+                                  prismd.config_path().string(), "rooms"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+  const auto shown = ctl({"show", "game-1"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_EQ(json::parse(shown.output)["state"], "failed");
+  EXPECT_NE(json::parse(shown.output)["failure"].get<std::string>().find("game-1/chat"), std::string::npos);
+  WsClient one(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  WsClient two(prismd.http_port(), "/socket/game-2/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(one.upgraded() && two.upgraded());
+  EXPECT_EQ(join(one, "chat")[4]["response"]["reason"], "instance 'game-1' is failed");
+  EXPECT_EQ(join(two, "chat")[4]["status"], "ok");  // the other instance serves on
+  // Repaired in storage, then started: back from what is stored.
+  corrupt_document(state, "rooms.channels", "game-1/chat",
+                   R"({"name":"chat","type":"accumulative","next_id":8,"state":[{"id":7,"user":"bob","ts":1,"payload":{"ok":1}}]})");
+  const auto started = ctl({"start", "game-1"});
+  ASSERT_EQ(started.exit_code, 0) << started.output << prismd.log();
+  const json joined = join(one, "chat");
+  ASSERT_EQ(joined[4]["status"], "ok") << joined;
+  EXPECT_EQ(joined[4]["response"]["state"][0]["id"], 7);
+  std::error_code ec;
+  fs::remove_all(state, ec);
 }
 
 // Acknowledged pushes are durable: after a SIGKILL the next prismd on the same state dir
