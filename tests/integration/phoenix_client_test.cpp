@@ -18,14 +18,29 @@ namespace fs = std::filesystem;
 
 const fs::path kScriptDir = fs::path(PRISM_SOURCE_DIR) / "tests" / "phoenix";
 
-// Runs the script against `url` with more environment (NAME=VALUE); its output.
-CommandResult run_script(const std::string& url, std::vector<std::string> env = {}) {
+// Runs tests/phoenix/`script` with its arguments and more environment (NAME=VALUE).
+CommandResult run_script(const std::string& script, const std::vector<std::string>& args,
+                         const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv{"/usr/bin/env"};
   argv.insert(argv.end(), env.begin(), env.end());
   for (std::string arg : {"node", "--experimental-websocket"}) argv.push_back(arg);
-  argv.push_back((kScriptDir / "phoenix_client_test.mjs").string());
-  argv.push_back(url);
+  argv.push_back((kScriptDir / script).string());
+  argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv, std::chrono::seconds(30));
+}
+
+// Two workers and ws.listen on a free port, with more ws: keys (each "  key: value\n").
+PrismdOptions with_websocket(const std::string& more = {}) {
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n" + more;
+  return options;
+}
+
+// The script passed: it printed ALL PASSED and exited 0.
+void expect_passed(const CommandResult& run, const PrismdProcess& prismd) {
+  EXPECT_EQ(run.exit_code, 0) << run.output << prismd.log();
+  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
 }
 
 class PhoenixClient : public ::testing::Test {
@@ -37,33 +52,22 @@ class PhoenixClient : public ::testing::Test {
 };
 
 TEST_F(PhoenixClient, TheStockClientJoinsPushesHearsBroadcastsAndLeaves) {
-  PrismdOptions options;
-  options.workers = 2;
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n  idle_timeout_ms: 1000\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(with_websocket("  idle_timeout_ms: 1000\n"));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
   ASSERT_NE(port, 0) << prismd.log();
-  const auto run = run_script("ws://127.0.0.1:" + std::to_string(port) + "/socket");
-  EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
+  expect_passed(run_script("phoenix_client_test.mjs", {"ws://127.0.0.1:" + std::to_string(port) + "/socket"}),
+                prismd);
 }
 
 // The rooms service with the stock client's Socket and Presence (rooms_test.mjs).
 TEST_F(PhoenixClient, TheStockClientAndPresenceUseRooms) {
-  PrismdOptions options;
-  options.workers = 2;
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(with_websocket());
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
   ASSERT_NE(port, 0) << prismd.log();
-  const auto run = run_command({"/usr/bin/env", "node", "--experimental-websocket",
-                                (kScriptDir / "rooms_test.mjs").string(),
-                                "http://127.0.0.1:" + std::to_string(port), prismd.admin_token()},
-                               std::chrono::seconds(30));
-  EXPECT_EQ(run.exit_code, 0) << run.output << prismd.log();
-  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
+  expect_passed(run_script("rooms_test.mjs", {"http://127.0.0.1:" + std::to_string(port), prismd.admin_token()}),
+                prismd);
 }
 
 // A directory of the test's own, removed with everything in it.
@@ -94,19 +98,15 @@ TEST_F(PhoenixClient, TheStockClientDoesItAllOverTls) {
                                  "-keyout", key, "-out", cert},
                                 std::chrono::seconds(30));
   ASSERT_EQ(made.exit_code, 0) << made.output;
-  PrismdOptions options;
-  options.workers = 2;
-  options.extra_yaml =
-      "ws:\n  listen: 127.0.0.1:0\n  idle_timeout_ms: 1000\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(
+      with_websocket("  idle_timeout_ms: 1000\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n"));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
   ASSERT_NE(port, 0) << prismd.log();
   EXPECT_NE(prismd.log().find("tls=on"), std::string::npos) << prismd.log();
-  const auto run = run_script("wss://127.0.0.1:" + std::to_string(port) + "/socket",
-                              {"NODE_EXTRA_CA_CERTS=" + cert});
-  EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
+  expect_passed(run_script("phoenix_client_test.mjs", {"wss://127.0.0.1:" + std::to_string(port) + "/socket"},
+                           {"NODE_EXTRA_CA_CERTS=" + cert}),
+                prismd);
   // The TLS context is freed at a clean stop too (a leak fails this in the ASan tree).
   EXPECT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
 }

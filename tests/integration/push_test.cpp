@@ -38,7 +38,16 @@ class Plugins : public PluginDir {
   Plugins() : PluginDir({"default.so"}, {"pusher.so", "abi_1_0.so", "sdk_realtime.so"}) {}
 };
 
-PrismdOptions options_with(const PluginDir& plugins, std::string server_yaml = {}) {
+PrismdOptions options_with(const PluginDir& plugins, std::string server_yaml = {});
+
+// The same with the WebSocket gateway on a free port (ws.listen).
+PrismdOptions with_websocket(const PluginDir& plugins) {
+  PrismdOptions options = options_with(plugins);
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  return options;
+}
+
+PrismdOptions options_with(const PluginDir& plugins, std::string server_yaml) {
   PrismdOptions options;
   options.plugins_dir = plugins.path();
   options.workers = 2;
@@ -212,9 +221,7 @@ TEST(PushTest, APushWithATopicReachesTheSessionAsThatTopicsMessage) {
 // the pushing plugin serves (not another plugin's), and a push_topic that channel alone.
 TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
   Plugins plugins;
-  PrismdOptions options = options_with(plugins);
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(with_websocket(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   WsClient ws(prismd.http_port(), "/socket/websocket?vsn=2.0.0");
   ASSERT_TRUE(ws.upgraded());
@@ -238,9 +245,7 @@ TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
 // the client knows its topic by its own name.
 TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
   Plugins plugins;
-  PrismdOptions options = options_with(plugins);
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(with_websocket(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   WsClient one(prismd.http_port(), "/socket/pusher-1/websocket?vsn=2.0.0");
   WsClient two(prismd.http_port(), "/socket/pusher-2/websocket?vsn=2.0.0");
@@ -271,9 +276,7 @@ TEST(PushTest, TopicsOfSocketsWithAnIdAreScopedToThatId) {
 // status is the HTTP status.
 TEST(PushTest, AnHttpRouteIsAnsweredByThePluginThatServesIt) {
   Plugins plugins;
-  PrismdOptions options = options_with(plugins);
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
-  PrismdProcess prismd(options);
+  PrismdProcess prismd(with_websocket(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
   const uint16_t port = prismd.http_port();
   const HttpReply created =

@@ -44,6 +44,15 @@ const json kGame = {{"id", "game-1"},
                       {{"name", "cursors"}, {"type", "collaborative"}},
                       {{"name", "board"}, {"type", "shared"}, {"schema", {{"title", "string"}, {"score", "number"}}}}}}};
 
+// `prismctl rooms ARGS...` against `prismd`, with its admin login.
+CommandResult prismctl_rooms(const PrismdProcess& prismd, std::vector<std::string> args) {
+  std::vector<std::string> argv{std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
+                                prismd.endpoint(), "--config", prismd.config_path().string(),
+                                "rooms"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
+}
+
 // A socket of `user` on instance `id`, joined to `channel`; returns the join's response.
 json join(WsClient& ws, const std::string& channel) {
   ws.send(json::array({channel, channel, channel, "phx_join", json::object()}));
@@ -211,13 +220,7 @@ TEST_F(RoomsTest, AUdpGameServerAndABrowserShareARoom) {
 
 // prismctl rooms: the admin session reaches the service without its token.
 TEST_F(RoomsTest, PrismctlCreatesListsStopsAndDeletesInstances) {
-  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
-  auto ctl = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv{prismctl, "--server", prismd.endpoint(), "--config",
-                                  prismd.config_path().string(), "rooms"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  };
+  auto ctl = [&](std::vector<std::string> args) { return prismctl_rooms(prismd, std::move(args)); };
   const auto created = ctl({"create", "--id", "cli-1", "--name", "From the CLI", "--channel", "chat:accumulative"});
   ASSERT_EQ(created.exit_code, 0) << created.output;
   EXPECT_EQ(json::parse(created.output)["channels"].size(), 2u);  // chat and the lobby
@@ -280,13 +283,7 @@ TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) 
   EXPECT_NE(prismd.log().find("instance failed id=game-1 reason='channel game-1/chat is unreadable"),
             std::string::npos)
       << prismd.log();
-  const std::string prismctl = std::string(PRISM_BINARY_DIR) + "/prismctl";
-  auto ctl = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv{prismctl, "--server", prismd.endpoint(), "--config",
-                                  prismd.config_path().string(), "rooms"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  };
+  auto ctl = [&](std::vector<std::string> args) { return prismctl_rooms(prismd, std::move(args)); };
   const auto shown = ctl({"show", "game-1"});
   ASSERT_EQ(shown.exit_code, 0) << shown.output;
   EXPECT_EQ(json::parse(shown.output)["state"], "failed");

@@ -5,31 +5,11 @@
 // Run by tests/integration/phoenix_client_test.cpp as
 //   node --experimental-websocket phoenix_client_test.mjs ws://127.0.0.1:PORT/socket
 // Prints one line per check passed; exits 0 when all passed, 1 with the failure.
-import {isDeepStrictEqual} from "node:util";
-import {Socket} from "phoenix";
+import {connect as open, equal, fail, pass, reply} from "./lib.mjs";
 
 const url = process.argv[2];
-const fail = (why) => {
-  console.log("FAIL " + why);
-  process.exit(1);
-};
-const pass = (what) => console.log("ok " + what);
-const equal = (a, b, what) =>
-  isDeepStrictEqual(a, b) ? pass(what) : fail(`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`);
-// Bounds a broken server only; each step below waits on the client's own events.
-setTimeout(() => fail("no answer within 10 s"), 10000).unref();
-
-const connect = (more = {}) =>
-  new Promise((resolve, reject) => {
-    // Heartbeats every 100 ms, so the test sees the server answer some.
-    const socket = new Socket(url, {transport: WebSocket, heartbeatIntervalMs: 100, ...more});
-    socket.onOpen(() => resolve(socket));
-    socket.onError((e) => reject(new Error("socket error " + (e && e.message))));
-    socket.connect();
-  });
-const reply = (push) =>
-  new Promise((resolve, reject) =>
-    push.receive("ok", resolve).receive("error", (r) => reject(r)).receive("timeout", () => reject({reason: "timeout"})));
+// Heartbeats every 100 ms, so the test sees the server answer some.
+const connect = (more = {}) => open(url, {heartbeatIntervalMs: 100, ...more});
 
 const a = await connect();
 const b = await connect();

@@ -5,18 +5,10 @@
 //   node --experimental-websocket rooms_test.mjs http://127.0.0.1:PORT ADMIN_TOKEN
 // Prints one line per check passed; exits 0 when all passed, 1 with the failure.
 import {isDeepStrictEqual} from "node:util";
-import {Presence, Socket} from "phoenix";
+import {Presence} from "phoenix";
+import {connect as open, equal, fail, pass, reply} from "./lib.mjs";
 
 const [base, token] = process.argv.slice(2);
-const fail = (why) => {
-  console.log("FAIL " + why);
-  process.exit(1);
-};
-const pass = (what) => console.log("ok " + what);
-const equal = (a, b, what) =>
-  isDeepStrictEqual(a, b) ? pass(what) : fail(`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`);
-// Bounds a broken server only; each step below waits on the client's own events.
-setTimeout(() => fail("no answer within 10 s"), 10000).unref();
 
 const create = async (id) => {
   const r = await fetch(`${base}/api/instances`, {
@@ -31,16 +23,7 @@ await create("web-2");
 pass("instances created over HTTP");
 
 const ws = base.replace("http", "ws");
-const connect = (instance, userId) =>
-  new Promise((resolve, reject) => {
-    const socket = new Socket(`${ws}/socket/${instance}`, {transport: WebSocket, params: {userId}});
-    socket.onOpen(() => resolve(socket));
-    socket.onError((e) => reject(new Error("socket error " + (e && e.message))));
-    socket.connect();
-  });
-const reply = (push) =>
-  new Promise((resolve, reject) =>
-    push.receive("ok", resolve).receive("error", (r) => reject(r)).receive("timeout", () => reject({reason: "timeout"})));
+const connect = (instance, userId) => open(`${ws}/socket/${instance}`, {params: {userId}});
 // Resolves once the channel's Presence list is exactly `users`.
 const presenceIs = (presence, users) =>
   new Promise((resolve) => {
