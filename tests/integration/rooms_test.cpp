@@ -4,6 +4,10 @@
 // what survives a SIGKILL.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <cryptopp/base64.h>
+#include <cryptopp/filters.h>
+#include <cryptopp/hmac.h>
+#include <cryptopp/sha.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -238,6 +242,50 @@ TEST_F(RoomsTest, PrismctlCreatesListsStopsAndDeletesInstances) {
   const auto gone = ctl({"show", "cli-1"});
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.output.find("NOT_FOUND: no instance 'cli-1'"), std::string::npos) << gone.output;
+}
+
+// An HS256 JWT (RFC 7519) signed with `secret`, made here with Crypto++.
+std::string hs256_token(const std::string& secret, const json& claims) {
+  auto b64url = [](const std::string& bytes) {
+    std::string out;
+    CryptoPP::StringSource(bytes, true, new CryptoPP::Base64URLEncoder(new CryptoPP::StringSink(out), false));
+    return out;
+  };
+  const std::string signing_input = b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(claims.dump());
+  std::string mac;
+  CryptoPP::HMAC<CryptoPP::SHA256> hmac(reinterpret_cast<const CryptoPP::byte*>(secret.data()), secret.size());
+  CryptoPP::StringSource(signing_input, true, new CryptoPP::HashFilter(hmac, new CryptoPP::StringSink(mac)));
+  return signing_input + "." + b64url(mac);
+}
+
+// rooms.auth: a socket needs a JWT whose sub is its user; exp and the instances claim
+// are checked; userId alone is no longer enough.
+TEST(RoomsAuth, WithAKeyJoinsNeedAValidTokenWhoseSubIsTheUser) {
+  const std::string secret = "a secret of at least thirty-two bytes!";
+  PrismdOptions options = rooms_options();
+  options.plugin_configs["rooms"] = "settings:\n  auth:\n    hs256_secret: \"" + secret + "\"\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  ASSERT_EQ(create(prismd, kGame).status, 200) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto join_with = [&](const std::string& query) {
+    WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&" + query);
+    EXPECT_TRUE(ws.upgraded());
+    return join(ws, "lobby")[4];
+  };
+  const json ok = join_with("token=" + hs256_token(secret, {{"sub", "alice"}, {"exp", now + 60}}));
+  EXPECT_EQ(ok["status"], "ok") << ok;
+  EXPECT_EQ(ok["response"]["user"], "alice");
+  EXPECT_EQ(join_with("userId=alice")["response"]["reason"], "a token is required (rooms.auth)");
+  EXPECT_EQ(join_with("token=" + hs256_token(secret, {{"sub", "alice"}, {"exp", now - 120}}))["response"]["reason"],
+            "token expired");
+  EXPECT_EQ(join_with("token=" + hs256_token("another secret of thirty-two bytes!!", {{"sub", "alice"}}))["response"]["reason"],
+            "token signature invalid");
+  EXPECT_EQ(join_with("token=" + hs256_token(secret, {{"sub", "alice"}, {"instances", {"game-2"}}}))["response"]["reason"],
+            "the token does not allow instance 'game-1'");
 }
 
 // Sets one stored document of a stopped prismd's sqlite store (what a bad disk or a bad
