@@ -12,6 +12,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   redis-server postgresql-15
   openssl
+  chromium media-types
 )
 
 missing=()
@@ -49,4 +50,13 @@ if [[ ! -f $phoenix_dir/node_modules/phoenix/package.json ]]; then
   command -v npm >/dev/null || { echo "setup: npm (Node.js 20) is needed for tests/phoenix" >&2; exit 1; }
   echo "setup: npm ci in tests/phoenix"
   npm ci --prefix "$phoenix_dir" --no-audit --no-fund --loglevel=error
+fi
+
+# The same client for the rooms demo pages (examples/rooms-web, pinned by its own
+# package-lock.json), which the headless Chromium test (rooms_web_test) loads.
+rooms_web_dir="$(cd "$(dirname "$0")/.." && pwd)/examples/rooms-web"
+if [[ ! -f $rooms_web_dir/node_modules/phoenix/package.json ]]; then
+  command -v npm >/dev/null || { echo "setup: npm (Node.js 20) is needed for examples/rooms-web" >&2; exit 1; }
+  echo "setup: npm ci in examples/rooms-web"
+  npm ci --prefix "$rooms_web_dir" --no-audit --no-fund --loglevel=error
 fi
