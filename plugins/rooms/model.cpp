@@ -256,6 +256,34 @@ json Presence::state() const {
   return out;
 }
 
+json Presence::to_json() const {
+  json users = json::object();
+  for (const auto& [user, metas] : metas_) {
+    json list = json::array();
+    for (const Meta& m : metas) {
+      list.push_back({{"phx_ref", m.phx_ref}, {"online_at", m.online_at}, {"session", m.session}});
+    }
+    users[user] = std::move(list);
+  }
+  return json{{"users", std::move(users)}, {"next_ref", next_ref_}};
+}
+
+Presence Presence::from_json(const json& j) {
+  Presence p;
+  p.next_ref_ = j.value("next_ref", uint64_t{1});
+  // Named: items() of a temporary would outlive it.
+  const json users = j.value("users", json::object());
+  for (const auto& [user, list] : users.items()) {
+    for (const json& m : list) {
+      const Meta meta{m.value("phx_ref", std::string()), m.value("online_at", int64_t{0}),
+                      m.value("session", uint64_t{0})};
+      p.metas_[user].push_back(meta);
+      p.user_of_[meta.session] = user;
+    }
+  }
+  return p;
+}
+
 json Presence::join(const std::string& user, uint64_t session, int64_t now_ms) {
   Meta meta{"p" + std::to_string(next_ref_++), now_ms, session};
   metas_[user].push_back(meta);
@@ -314,6 +342,18 @@ bool Instance::remove_channel(const std::string& name, std::string* error) {
 Channel* Instance::channel(const std::string& name) {
   const auto it = channels_.find(name);
   return it != channels_.end() ? &it->second : nullptr;
+}
+
+json Instance::presence_json() const {
+  json out = json::object();
+  for (const auto& [name, p] : presence_) out[name] = p.to_json();
+  return out;
+}
+
+void Instance::restore_presence(const json& j) {
+  for (const auto& [name, p] : j.items()) {
+    if (channels_.contains(name)) presence_[name] = Presence::from_json(p);
+  }
 }
 
 json Instance::rooms() const {

@@ -105,6 +105,9 @@ class Presence {
   void add_users_to(std::set<std::string>& users) const {
     for (const auto& [user, metas] : metas_) users.insert(user);
   }
+  // Everything, sessions included: what a hot reload hands the next version.
+  json to_json() const;
+  static Presence from_json(const json& j);
 
  private:
   struct Meta {
@@ -141,6 +144,9 @@ class Instance {
   json rooms() const;
 
   Presence& presence(const std::string& channel) { return presence_[channel]; }
+  // Every channel's presence, for a hot reload's hand-over, and back.
+  json presence_json() const;
+  void restore_presence(const json& j);
   // Distinct users present on any channel.
   size_t users() const;
   bool has_user(const std::string& user) const;

@@ -178,6 +178,24 @@ class RoomsService {
     req.ok(json{{"deleted", id}}.dump());
   }
 
+  // ---- Hot reload: who is in which channel goes to the next version ------------------
+  // (instances and their state come back from storage; members and presence are only
+  // here, and the sockets stay connected and subscribed across a reload).
+  std::string snapshot() {
+    json members = json::object();
+    for (const auto& [session, m] : members_) {
+      members[std::to_string(session)] = {{"user", m.user}, {"topics", m.topics}};
+    }
+    json presence = json::object();
+    for (const auto& [id, instance] : instances_) presence[id] = instance.presence_json();
+    return json{{"members", std::move(members)}, {"presence", std::move(presence)}}.dump();
+  }
+
+  void restore(Bytes state) {
+    handed_over_ = json::parse(sdk::as_text(state), nullptr, false);
+    if (loaded_) apply_handed_over();  // no storage to wait for
+  }
+
   // ---- Game servers over UDP: members like a browser's socket -----------------------
   // {"id", "channel", "user"}: the session joins as `user`; answered like a browser's join,
   // then presence_state (pushes carry the topic "@<id>/<channel>").
@@ -378,7 +396,25 @@ class RoomsService {
       if (!why.empty()) instance_failed(id, why, /*restart=*/false);
     }
     loaded_ = true;
+    apply_handed_over();
     host_.info("rooms loaded instances=" + std::to_string(instances_.size()));
+  }
+
+  // The previous version's members and presence (restore), once the instances are loaded.
+  void apply_handed_over() {
+    if (!handed_over_.is_object()) return;
+    // Named: items() of a temporary would outlive it.
+    const json members = handed_over_.value("members", json::object());
+    const json presence = handed_over_.value("presence", json::object());
+    for (const auto& [session, m] : members.items()) {
+      Member& member = members_[std::stoull(session)];
+      member.user = m.value("user", std::string());
+      for (const json& t : m.value("topics", json::array())) member.topics.insert(t.get<std::string>());
+    }
+    for (const auto& [id, p] : presence.items()) {
+      if (Instance* instance = find(id)) instance->restore_presence(p);
+    }
+    handed_over_ = nullptr;
   }
 
   // Reads the instance's channels from storage into it; "" or why they could not be.
@@ -705,6 +741,7 @@ class RoomsService {
   std::map<std::string, Instance> instances_;
   std::map<uint64_t, Member> members_;   // sessions on channels
   std::map<std::string, Flush> flushes_;  // by "<id>/<channel>"
+  json handed_over_;  // restore()'s state until the instances are loaded
   static constexpr int kMaxRestarts = 3;
   std::map<std::string, int> restarts_;   // restarts in a row, by instance
 };

@@ -222,6 +222,31 @@ TEST_F(RoomsTest, AUdpGameServerAndABrowserShareARoom) {
   EXPECT_EQ(heard[0]["payload"], json({{"gg", true}}));
 }
 
+// A hot reload of rooms under connected sockets: the next version gets the members and
+// presence (instances come back from storage); pushes go on without a rejoin.
+TEST_F(RoomsTest, AHotReloadKeepsMembersAndPresence) {
+  WsClient alice(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  WsClient bob(port, "/socket/game-1/websocket?vsn=2.0.0&userId=bob");
+  ASSERT_TRUE(alice.upgraded() && bob.upgraded());
+  ASSERT_EQ(join(alice, "chat")[4]["status"], "ok");
+  ASSERT_EQ(join(bob, "chat")[4]["status"], "ok");
+  const auto reloaded = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
+                                     prismd.endpoint(), "--config", prismd.config_path().string(),
+                                     "reload", "rooms"});
+  ASSERT_EQ(reloaded.exit_code, 0) << reloaded.output << prismd.log();
+  ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=1")) << prismd.log();
+  alice.send(json::array({"chat", "2", "chat", "push", {{"text", "after the reload"}}}));
+  EXPECT_EQ(next_not_presence(alice)[4]["status"], "ok");
+  const json msg = next_not_presence(bob);
+  EXPECT_EQ(msg[3], "msg");
+  EXPECT_EQ(msg[4]["payload"]["text"], "after the reload");
+  WsClient carol(port, "/socket/game-1/websocket?vsn=2.0.0&userId=carol");
+  ASSERT_EQ(join(carol, "chat")[4]["status"], "ok");
+  const json presence = carol.next_json();
+  ASSERT_EQ(presence[3], "presence_state");
+  EXPECT_TRUE(presence[4].contains("alice") && presence[4].contains("bob")) << presence;
+}
+
 // prismctl rooms: the admin session reaches the service without its token.
 TEST_F(RoomsTest, PrismctlCreatesListsStopsAndDeletesInstances) {
   auto ctl = [&](std::vector<std::string> args) { return prismctl_rooms(prismd, std::move(args)); };
