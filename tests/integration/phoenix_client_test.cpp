@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "prismd_process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace prism::testing {
 namespace {
@@ -70,26 +71,9 @@ TEST_F(PhoenixClient, TheStockClientAndPresenceUseRooms) {
                 prismd);
 }
 
-// A directory of the test's own, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/prism-tls-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 // ws.tls.cert/key: the same script over wss://, trusting a certificate made for the test.
 TEST_F(PhoenixClient, TheStockClientDoesItAllOverTls) {
-  TempDir dir;
+  TempDir dir("prism-tls-test");
   const std::string cert = (dir.path() / "cert.pem").string();
   const std::string key = (dir.path() / "key.pem").string();
   const auto made = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",

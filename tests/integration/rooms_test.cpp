@@ -20,6 +20,7 @@
 #include "prism/client.hpp"
 #include "prismd_process.hpp"
 #include "support/http_client.hpp"
+#include "support/temp_dir.hpp"
 #include "support/ws_client.hpp"
 
 namespace prism::testing {
@@ -337,8 +338,8 @@ void corrupt_document(const fs::path& state, const std::string& collection, cons
 // and in prismctl rooms show, while the others serve; once its state is repaired,
 // `rooms start` brings it back from storage.
 TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) {
-  char tmpl[] = "/tmp/prism-rooms-test-XXXXXX";
-  const fs::path state = mkdtemp(tmpl);
+  const TempDir dir("prism-rooms-test");
+  const fs::path& state = dir.path();
   std::string good_chat;
   {
     PrismdProcess prismd(rooms_options(state));
@@ -375,15 +376,13 @@ TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) 
   const json joined = join(one, "chat");
   ASSERT_EQ(joined[4]["status"], "ok") << joined;
   EXPECT_EQ(joined[4]["response"]["state"][0]["id"], 7);
-  std::error_code ec;
-  fs::remove_all(state, ec);
 }
 
 // Acknowledged pushes are durable: prismd is SIGKILLed while pushes are still coming
 // in; the next prismd on the same state dir has every message that was acknowledged.
 TEST(RoomsPersistence, NothingAcknowledgedIsLostToASigkillUnderTraffic) {
-  char tmpl[] = "/tmp/prism-rooms-test-XXXXXX";
-  const fs::path state = mkdtemp(tmpl);
+  const TempDir dir("prism-rooms-test");
+  const fs::path& state = dir.path();
   std::set<int> acknowledged;
   PrismdOptions busy = rooms_options(state);
   busy.extra_yaml += "  messages_per_second: 100000\n";  // the gateway's per-socket rate
@@ -425,8 +424,6 @@ TEST(RoomsPersistence, NothingAcknowledgedIsLostToASigkillUnderTraffic) {
     for (const int n : acknowledged) EXPECT_TRUE(stored.contains(n)) << "acknowledged push " << n << " was lost";
     EXPECT_GE(stored.size(), acknowledged.size());
   }
-  std::error_code ec;
-  fs::remove_all(state, ec);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "prismd_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/http_client.hpp"
 
 namespace prism::testing {
@@ -103,22 +104,6 @@ class BackgroundProcess {
   bool closed_ = false;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/prism-rooms-web-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -155,7 +140,7 @@ TEST_F(RoomsWeb, AMessageAndPaintFromOnePageAppearOnTheOther) {
   const std::string page = "http://127.0.0.1:" + served[1].str() + "/tests/web/rooms_pair.html?server=ws://127.0.0.1:" +
                            std::to_string(port) + "&instance=demo";
 
-  TempDir dir;
+  TempDir dir("prism-rooms-web");
   BackgroundProcess chromium({kChromium.string(), "--headless=new", "--no-sandbox", "--disable-gpu",
                               "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
                               "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
