@@ -155,9 +155,11 @@ TEST_F(RoomsWeb, AMessageAndPaintFromOnePageAppearOnTheOther) {
                                30s);
   EXPECT_EQ(run.exit_code, 0) << run.output << "\nchromium:\n" << chromium.output() << "\nprismd:\n" << prismd.log();
   EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
-  // Kept beside the test binary's working directory for a look (the temp dir goes).
+  // Kept in the build tree for a look (the temp dir goes), wherever the test runs from:
+  // never in the source tree.
   std::error_code ec;
-  fs::copy_file(screenshot, fs::current_path() / "rooms_web_test.png", fs::copy_options::overwrite_existing, ec);
+  fs::copy_file(screenshot, fs::path(PRISM_BINARY_DIR) / "tests" / "rooms_web_test.png",
+                fs::copy_options::overwrite_existing, ec);
 }
 
 }  // namespace
