@@ -99,7 +99,7 @@ Expected<void> Server::open_gateways() {
   if (!config_.ws_listen) return {};
   ws::GatewaySettings settings;
   settings.listen = *config_.ws_listen;
-  settings.metrics = [] { return metrics::registry().render_prometheus(); };
+  settings.metrics = [] { return metrics::render_all(); };
   settings.health = [this] { return health(); };
   settings.is_admin_token = [this](std::string_view token) {
     return prism::token_matches(admin_token_, token);

@@ -96,7 +96,7 @@ void AdminService::on_host_request(const net::RequestOrigin& origin, const v1::M
       return reply(v1::STATUS_OK, "", server_status().SerializeAsString());
     case v1::HOST_STATS: {
       v1::MetricsText text;
-      text.set_text(metrics::registry().render_prometheus());
+      text.set_text(metrics::render_all());
       return reply(v1::STATUS_OK, "", text.SerializeAsString());
     }
     case v1::HOST_LOAD_PLUGIN: {

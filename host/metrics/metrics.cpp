@@ -1,7 +1,12 @@
 // Counters, latency histograms and the Prometheus text exposition format.
 #include "metrics/metrics.hpp"
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <set>
 #include <vector>
 
@@ -131,5 +136,25 @@ Registry& registry() {
   static Registry instance;
   return instance;
 }
+
+std::string render_process_gauges() {
+  std::string out;
+  auto gauge = [&out](const char* name, const char* help, uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
+           std::to_string(value) + "\n";
+  };
+  uint64_t pages_total = 0, pages_resident = 0;
+  if (std::ifstream statm("/proc/self/statm"); statm >> pages_total >> pages_resident) {
+    gauge("prism_process_resident_bytes", "Resident set size of prismd (proc(5) statm).",
+          pages_resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
+  }
+  // Every arena's (glibc sums them): chunks in use plus mmap()ed ones.
+  const struct mallinfo2 heap = ::mallinfo2();
+  gauge("prism_heap_inuse_bytes", "Bytes malloc has handed out and not had back (mallinfo2).",
+        heap.uordblks + heap.hblkhd);
+  return out;
+}
+
+std::string render_all() { return registry().render_prometheus() + render_process_gauges(); }
 
 }  // namespace prism::metrics

@@ -74,4 +74,13 @@ class Registry {
 // The process-wide registry.
 Registry& registry();
 
+// Gauges of the process read when asked (docs/operations.md, metrics): its resident set
+// (prism_process_resident_bytes, proc(5) statm) and the heap malloc has handed out and
+// not had back (prism_heap_inuse_bytes, mallinfo2). Resident memory keeps what a burst
+// once needed (the allocator holds freed pages); heap in use is what is live now.
+std::string render_process_gauges();
+
+// registry().render_prometheus() and the process gauges: what /metrics and stats show.
+std::string render_all();
+
 }  // namespace prism::metrics

@@ -1,6 +1,8 @@
 // Counters, latency quantiles and the Prometheus text the host exposes.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "metrics/metrics.hpp"
 #include "support/prometheus_text.hpp"
 
@@ -75,6 +77,29 @@ TEST(PrometheusParser, RefusesAFamilySplitInTwo) {
   EXPECT_NE(testing::parse_prometheus("x{a=1} 1\n").error, "");
   EXPECT_NE(testing::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
                                       "h_bucket{le=\"+Inf\"} 1\nh_count 1\n").error, "");
+}
+
+// The process gauges follow what the process holds: a live allocation raises heap in use
+// by at least its size, and freeing it gives that back.
+TEST(ProcessGauges, HeapInUseFollowsLiveAllocations) {
+  const auto parsed = testing::parse_prometheus(render_all());
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error;
+  EXPECT_GT(parsed.value("prism_process_resident_bytes", {}).value_or(0), 0.0);
+  ASSERT_NE(parsed.find("prism_heap_inuse_bytes"), nullptr);
+  EXPECT_EQ(parsed.find("prism_heap_inuse_bytes")->type, "gauge");
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator is not malloc's: mallinfo2 does not see it";
+#endif
+  auto heap = [] {
+    return testing::parse_prometheus(render_process_gauges()).value("prism_heap_inuse_bytes", {}).value_or(-1);
+  };
+  const double before = heap();
+  auto* block = new std::vector<char>(8 << 20, 'x');
+  asm volatile("" : : "g"(block->data()) : "memory");  // the allocation may not be elided
+  const double during = heap();
+  delete block;
+  EXPECT_GE(during - before, 8 << 20);
+  EXPECT_LT(heap(), during - (4 << 20));
 }
 
 }  // namespace
