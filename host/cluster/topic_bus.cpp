@@ -156,6 +156,20 @@ BusResult TopicBus::unsubscribe(uint64_t session, std::string_view topic) {
   return BusResult::kOk;
 }
 
+BusResult TopicBus::end_channel(uint64_t session, std::string_view topic, std::string_view reason,
+                                bool rejoin) {
+  if (!valid_topic(topic)) return BusResult::kBadTopic;
+  const unsigned owner = net::worker_of(session);
+  if (owner >= workers_.size()) return BusResult::kNoSession;
+  on_worker(owner, [this, owner, session, rejoin, t = std::string(topic), why = std::string(reason)] {
+    unsubscribe_here(owner, session, t);
+    if (net::ReplyTransport* transport = transport_for(owner, session)) {
+      transport->end_channel(session, t, why, rejoin);
+    }
+  });
+  return BusResult::kOk;
+}
+
 void TopicBus::unsubscribe_here(unsigned index, uint64_t session, const std::string& topic) {
   WorkerTopics& w = topics_[index];
   const auto mine = w.topics_of.find(session);

@@ -78,6 +78,10 @@ class TopicBus {
                  std::span<const uint8_t> payload, std::string_view topic = {});
   BusResult subscribe(uint64_t session, std::string_view topic);
   BusResult unsubscribe(uint64_t session, std::string_view topic);
+  // unsubscribe, and the session's transport tells its client the channel ended (plugin.h
+  // end_channel: a WebSocket's phx_error when `rejoin`, else phx_close), in that order.
+  BusResult end_channel(uint64_t session, std::string_view topic, std::string_view reason,
+                        bool rejoin);
 
   // Any thread: a reliable, ordered push to every subscribed session on every worker, and
   // `deliver` for every plugin subscriber. Messages one thread publishes to a topic reach

@@ -100,6 +100,10 @@ class ReplyTransport {
   // to, and dropping reliable traffic silently would break its guarantee.
   virtual PushResult send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery delivery,
                                std::string_view topic, std::span<const uint8_t> payload) = 0;
+  // The service ended the session's channel `topic` (plugin.h end_channel): a transport
+  // with channels tells its client (phx_error when `rejoin`, else phx_close); UDP has none.
+  virtual void end_channel(uint64_t /*connection_id*/, std::string_view /*topic*/,
+                           std::string_view /*reason*/, bool /*rejoin*/) {}
   // True while the session exists and can be pushed to (its handshake confirmed).
   virtual bool is_open(uint64_t connection_id) const = 0;
 };

@@ -84,6 +84,18 @@ prism_status_t api_unsubscribe(prism_host_t* host, uint64_t session, prism_bytes
   return to_status(rt->bus().unsubscribe(session, view_of(topic)));
 }
 
+prism_status_t api_end_channel(prism_host_t* host, uint64_t session, prism_bytes_t topic,
+                                prism_bytes_t reason, int rejoin) {
+  RealtimeHost* rt = g_realtime.load();
+  if (host == nullptr || host->plugin == nullptr || !valid_bytes(topic) || !valid_bytes(reason)) {
+    return PRISM_INVALID_ARGUMENT;
+  }
+  if (!cluster::valid_topic(view_of(topic))) return PRISM_INVALID_ARGUMENT;
+  if (rt == nullptr) return PRISM_UNAVAILABLE;
+  if (session == PRISM_SESSION_PLUGIN) return PRISM_INVALID_ARGUMENT;
+  return to_status(rt->bus().end_channel(session, view_of(topic), view_of(reason), rejoin != 0));
+}
+
 prism_status_t api_publish_except(prism_host_t* host, prism_bytes_t topic, uint64_t except,
                                   uint32_t method, prism_bytes_t payload) {
   RealtimeHost* rt = g_realtime.load();
@@ -290,6 +302,7 @@ void add_realtime_api(prism_host_api_t& api) {
   api.timer_stop = api_timer_stop;
   api.push_topic = api_push_topic;
   api.publish_except = api_publish_except;
+  api.end_channel = api_end_channel;
 }
 
 void release_realtime(const LoadedPlugin* plugin) {

@@ -818,6 +818,23 @@ net::PushResult Gateway::send_push(uint64_t connection_id, uint32_t packet_id,
   return net::PushResult::kQueued;
 }
 
+void Gateway::end_channel(uint64_t connection_id, std::string_view topic, std::string_view reason,
+                          bool rejoin) {
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return;
+  Connection& c = *it->second;
+  const auto joined = c.joined.find(std::string(topic));
+  if (joined == c.joined.end()) return;
+  // Phoenix's own messages for a channel that ends under its client (protocol.md §7.3):
+  // phx_error as when a channel process crashes (the client rejoins), phx_close as when
+  // the server closes it (the client stops); both carry the join's ref.
+  const std::string join_ref = joined->second;
+  const std::string name = joined->first;
+  c.joined.erase(joined);
+  queue(c, PhoenixFrame{join_ref, join_ref, name, rejoin ? "phx_error" : "phx_close",
+                        dump(nlohmann::json{{"reason", reason}})});
+}
+
 void Gateway::on_closed(uint64_t session) {
   const auto it = connections_.find(session);
   if (it == connections_.end()) return;

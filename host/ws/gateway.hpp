@@ -128,6 +128,8 @@ class Gateway final : public net::ReplyTransport {
                   std::span<const uint8_t> payload) override;
   net::PushResult send_push(uint64_t connection_id, uint32_t packet_id, v1::Delivery delivery,
                             std::string_view topic, std::span<const uint8_t> payload) override;
+  void end_channel(uint64_t connection_id, std::string_view topic, std::string_view reason,
+                   bool rejoin) override;
   bool is_open(uint64_t connection_id) const override { return connections_.contains(connection_id); }
 
   // libwebsockets' callbacks for a WebSocket connection (gateway.cpp). admit() decides an

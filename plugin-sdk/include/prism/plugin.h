@@ -447,6 +447,16 @@ typedef struct prism_host_api {
    * ignored. */
   void (*store_apply_sized)(prism_host_t *host, const prism_write_t *writes, size_t count,
                             size_t write_size, prism_store_done_fn done, void *user);
+
+  /* Ends a session's membership of `topic` from the service's side (check
+   * PRISM_HAS_FIELD(api, prism_host_api_t, end_channel)): it is unsubscribed and, on a
+   * WebSocket that joined the channel, the gateway sends phx_error with `reason` when
+   * `rejoin` is nonzero (what Phoenix sends when a channel crashes: the stock client
+   * rejoins, after 1, 2, 5, then every 10 s) or phx_close when it is zero (the channel is
+   * gone for good: the client stops). A UDP session is only unsubscribed. For state that
+   * went away under its members: an instance that failed, stopped or was deleted. */
+  prism_status_t (*end_channel)(prism_host_t *host, uint64_t session, prism_bytes_t topic,
+                                prism_bytes_t reason, int rejoin);
 } prism_host_api_t;
 
 /* ---- The plugin descriptor -------------------------------------------------------- */

@@ -650,6 +650,15 @@ class Host {
     auto fn = PRISM_SDK_HOST_FN(api_, unsubscribe);
     return fn != nullptr ? fn(host_, session, c(topic)) : PRISM_UNAVAILABLE;
   }
+  // The session leaves `topic` because the service ended it (plugin.h end_channel): a
+  // WebSocket hears phx_error (rejoin) or phx_close. A host without end_channel (1.2
+  // before it) only unsubscribes.
+  prism_status_t end_channel(uint64_t session, std::string_view topic, std::string_view reason,
+                             bool rejoin) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, end_channel);
+    return fn != nullptr ? fn(host_, session, c(topic), c(reason), rejoin ? 1 : 0)
+                         : unsubscribe(session, topic);
+  }
   prism_status_t publish(std::string_view topic, uint32_t method, Bytes payload) const noexcept {
     auto fn = PRISM_SDK_HOST_FN(api_, publish);
     return fn != nullptr ? fn(host_, c(topic), method, to_c(payload)) : PRISM_UNAVAILABLE;
