@@ -307,6 +307,32 @@ json Presence::leave(uint64_t session) {
   return json{{"joins", json::object()}, {"leaves", {{user, metas_json(gone)}}}};
 }
 
+void PresenceBatch::add(const json& diff) {
+  for (const auto& [user, joined] : diff.at("joins").items()) {
+    for (const json& meta : joined.at("metas")) joins_[user]["metas"].push_back(meta);
+  }
+  for (const auto& [user, left] : diff.at("leaves").items()) {
+    for (const json& meta : left.at("metas")) {
+      // Joined since the last batch went out: no member has heard of it, so neither goes.
+      json* pending = joins_.contains(user) ? &joins_[user]["metas"] : nullptr;
+      const auto same = [&](const json& m) { return m.at("phx_ref") == meta.at("phx_ref"); };
+      if (pending != nullptr && std::any_of(pending->begin(), pending->end(), same)) {
+        pending->erase(std::find_if(pending->begin(), pending->end(), same));
+        if (pending->empty()) joins_.erase(user);
+      } else {
+        leaves_[user]["metas"].push_back(meta);
+      }
+    }
+  }
+}
+
+json PresenceBatch::take() {
+  json diff{{"joins", std::move(joins_)}, {"leaves", std::move(leaves_)}};
+  joins_ = json::object();
+  leaves_ = json::object();
+  return diff;
+}
+
 Instance::Instance(std::string id, std::string type, std::string name, Limits limits,
                    bool client_channels)
     : id_(std::move(id)),

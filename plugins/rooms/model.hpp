@@ -121,6 +121,23 @@ class Presence {
   uint64_t next_ref_ = 1;
 };
 
+// The joins and leaves of one channel not sent yet (docs/rooms.md, Presence): a burst of
+// N joins reaches each member as one presence_diff, not N, so a room of N members that
+// fills up costs O(N) messages per window instead of O(N²). A meta that joins and leaves
+// before the batch goes out is never sent at all.
+class PresenceBatch {
+ public:
+  // Adds one presence_diff {"joins": {user: {"metas": [...]}}, "leaves": {...}}.
+  void add(const json& diff);
+  bool empty() const { return joins_.empty() && leaves_.empty(); }
+  // The diff of everything added, in Phoenix's form; the batch is empty after.
+  json take();
+
+ private:
+  json joins_ = json::object();
+  json leaves_ = json::object();
+};
+
 enum class InstanceState { kRunning, kStopped, kFailed };
 std::string_view to_string(InstanceState state);
 

@@ -159,6 +159,8 @@ class RoomsService {
     if (instance != nullptr && instance->state() == InstanceState::kFailed) {
       const std::string why = co_await reload(id);
       if (!why.empty()) co_return req.fail(PRISM_UNAVAILABLE, "instance '" + id + "' did not start: " + why);
+      restarts_.erase(id);  // started by hand: on-failure may restart it again
+      host_.info("instance started id=" + id + " from storage");
       co_return req.ok(find(id)->summary().dump());
     }
     co_await set_state(std::move(req), id, true);
@@ -170,8 +172,9 @@ class RoomsService {
     if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
     std::vector<std::string> channels;
     for (const auto& [name, c] : instance->channels()) channels.push_back(name);
-    close_members(*instance);
+    close_members(*instance, "instance '" + id + "' was deleted", /*rejoin=*/false);
     instances_.erase(id);
+    restarts_.erase(id);
     co_await host_.remove(kInstances, id);
     for (const std::string& name : channels) co_await host_.remove(kChannels, id + "/" + name);
     host_.info("instance deleted id=" + id);
@@ -182,6 +185,7 @@ class RoomsService {
   // (instances and their state come back from storage; members and presence are only
   // here, and the sockets stay connected and subscribed across a reload).
   std::string snapshot() {
+    flush_presence();  // the next version starts with nothing unsent
     json members = json::object();
     for (const auto& [session, m] : members_) {
       members[std::to_string(session)] = {{"user", m.user}, {"topics", m.topics}};
@@ -460,29 +464,41 @@ class RoomsService {
       co_return why;
     }
     co_await store_instance(id, false);
-    host_.info("instance restarted id=" + id);
     co_return std::string();
   }
 
   // One instance failed: it alone stops (members leave, joins and pushes are refused),
   // with the reason in the log and in show; restart: on-failure reloads it from its last
-  // stored state, at most kMaxRestarts times in a row.
+  // stored state, at most kMaxRestarts times within kRestartWindow (a supervisor's
+  // intensity, as in OTP): a fault that comes straight back leaves it failed until it is
+  // started by hand, rather than restarting it forever.
   void instance_failed(const std::string& id, const std::string& why, bool restart = true) {
     Instance* instance = find(id);
     if (instance == nullptr) return;
     host_.log(PRISM_LOG_ERROR, "instance failed id=" + id + " reason=\"" + why + "\"");
-    close_members(*instance);
+    close_members(*instance, "instance '" + id + "' failed: " + why, /*rejoin=*/true);
     instance->fail(why);
     record(id);  // the failure is stored: show says it after a restart of prismd too
-    if (restart && settings_.restart_on_failure && ++restarts_[id] <= kMaxRestarts) restart_later(id);
+    if (!restart || !settings_.restart_on_failure) return;
+    std::vector<int64_t>& times = restarts_[id];
+    const int64_t now = now_ms();
+    std::erase_if(times, [&](int64_t t) { return now - t >= kRestartWindow.count(); });
+    if (times.size() >= kMaxRestarts) {
+      host_.log(PRISM_LOG_ERROR, "instance left failed id=" + id + " reason=\"" +
+                                     std::to_string(kMaxRestarts) + " restarts within " +
+                                     std::to_string(kRestartWindow.count() / 1000) + " s\"");
+      return;
+    }
+    times.push_back(now);
+    restart_later(id, times.size());
   }
 
   Task record(std::string id) { co_await store_instance(id, false); }
 
-  Task restart_later(std::string id) {
+  Task restart_later(std::string id, size_t restarts) {
     const std::string why = co_await reload(id);
     if (why.empty()) {
-      restarts_.erase(id);
+      host_.info("instance restarted id=" + id + " restarts=" + std::to_string(restarts));
     } else {
       host_.log(PRISM_LOG_ERROR, "instance restart failed id=" + id + " reason=\"" + why + "\"");
     }
@@ -593,7 +609,7 @@ class RoomsService {
       req.ok(json{{"type", to_string(channel->type())}, {"state", channel->state()}}.dump());
     }
     host_.push_topic(session, topic, kPresenceState, instance->presence(name).state().dump());
-    host_.publish_except(topic, session, kPresenceDiff, diff.dump());
+    queue_presence(topic, diff);
   }
 
   void leave(uint64_t session, const std::string& id, const std::string& name, const std::string& topic) {
@@ -605,7 +621,28 @@ class RoomsService {
     Instance* instance = find(id);
     if (instance == nullptr) return;
     const json diff = instance->presence(name).leave(session);
-    if (!diff.is_null()) host_.publish(topic, kPresenceDiff, diff.dump());
+    if (!diff.is_null()) queue_presence(topic, diff);
+  }
+
+  // presence_diff goes out kPresenceBatch after the first join or leave it holds, with
+  // every one that came meanwhile (PresenceBatch), to every member: the stock Presence
+  // ignores a meta it already has (its phx_ref), such as a joiner's own in its state.
+  void queue_presence(const std::string& topic, const json& diff) {
+    presence_batches_[topic].add(diff);
+    if (presence_timer_armed_) return;
+    presence_timer_ = host_.start_timer(kPresenceBatch, std::chrono::milliseconds(0), [this] {
+      presence_timer_armed_ = false;
+      flush_presence();
+    });
+    presence_timer_armed_ = static_cast<bool>(presence_timer_);
+    if (!presence_timer_armed_) flush_presence();  // no timer: at once, unbatched
+  }
+
+  void flush_presence() {
+    for (auto& [topic, batch] : presence_batches_) {
+      if (!batch.empty()) host_.publish(topic, kPresenceDiff, batch.take().dump());
+    }
+    presence_batches_.clear();
   }
 
   void event(Request req, const std::string& id, const std::string& name, const std::string& topic,
@@ -616,6 +653,11 @@ class RoomsService {
     }
     const auto member = members_.find(req.session());
     if (member == members_.end()) return req.fail(PRISM_NOT_FOUND, "not a member");
+#ifdef PRISM_ROOMS_FAULTS
+    // Only in the test build of this file (tests/plugins: rooms_faults): a handler error
+    // on demand, so the isolation tests fail a running instance as a bug would.
+    if (event == "fault") throw std::runtime_error("injected fault: " + payload);
+#endif
     if (event == "get_rooms") return req.ok(json{{"rooms", instance->rooms()}}.dump());
     if (event == "create_room" || event == "delete_room") {
       return client_room(std::move(req), *instance, topic, name, event, payload);
@@ -658,7 +700,12 @@ class RoomsService {
       auto channel = Channel::from_json(in, &error);
       done = channel && instance.add_channel(std::move(*channel), &error);
     } else {
-      done = instance.remove_channel(in.is_object() ? in.value("name", std::string()) : std::string(), &error);
+      const std::string gone = in.is_object() ? in.value("name", std::string()) : std::string();
+      // Its members hear phx_close first: the channel is gone for good.
+      if (gone != "lobby" && instance.channel(gone) != nullptr) {
+        close_members(instance, "channel '" + gone + "' was deleted", /*rejoin=*/false, gone);
+      }
+      done = instance.remove_channel(gone, &error);
     }
     if (!done) return req.fail(PRISM_INVALID_ARGUMENT, error);
     rooms_changed(std::move(req), instance.id(), topic);
@@ -683,7 +730,7 @@ class RoomsService {
     if (running) {
       instance->start();
     } else {
-      close_members(*instance);
+      close_members(*instance, "instance '" + id + "' is stopped", /*rejoin=*/true);
       instance->stop();
     }
     const prism_status_t stored = co_await store_instance(id, false);
@@ -696,13 +743,19 @@ class RoomsService {
     co_return 0;
   }
 
-  // Every member of the instance leaves its channels (a stop or a delete).
-  void close_members(Instance& instance) {
+  // Every member of the instance leaves its channels (a failure, a stop or a delete), or
+  // of its channel `only` (deleted). A browser hears phx_error (`rejoin`: its client joins
+  // again, and is back once the instance serves again) or phx_close (protocol.md §7.3).
+  void close_members(Instance& instance, const std::string& reason, bool rejoin,
+                     const std::string& only = {}) {
     const std::string prefix = "@" + instance.id() + "/";
     for (auto it = members_.begin(); it != members_.end();) {
       for (auto t = it->second.topics.begin(); t != it->second.topics.end();) {
-        if (t->starts_with(prefix)) {
-          host_.unsubscribe(it->first, *t);
+        if (only.empty() ? t->starts_with(prefix) : *t == prefix + only) {
+          // Unsent joins of a channel everyone leaves would reach its next members as
+          // ghosts (they rejoin with new metas).
+          presence_batches_.erase(*t);
+          host_.end_channel(it->first, *t, reason, rejoin);
           instance.presence(t->substr(prefix.size())).leave(it->first);
           t = it->second.topics.erase(t);
         } else {
@@ -741,9 +794,15 @@ class RoomsService {
   std::map<std::string, Instance> instances_;
   std::map<uint64_t, Member> members_;   // sessions on channels
   std::map<std::string, Flush> flushes_;  // by "<id>/<channel>"
+  // presence_diff waiting to go out, by topic; the timer is armed while any waits.
+  static constexpr std::chrono::milliseconds kPresenceBatch{50};
+  std::map<std::string, PresenceBatch> presence_batches_;
+  sdk::Host::Timer presence_timer_;
+  bool presence_timer_armed_ = false;
   json handed_over_;  // restore()'s state until the instances are loaded
-  static constexpr int kMaxRestarts = 3;
-  std::map<std::string, int> restarts_;   // restarts in a row, by instance
+  static constexpr size_t kMaxRestarts = 3;
+  static constexpr std::chrono::milliseconds kRestartWindow{60'000};
+  std::map<std::string, std::vector<int64_t>> restarts_;  // by instance: when (ms), in the window
 };
 
 }  // namespace

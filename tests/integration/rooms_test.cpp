@@ -187,6 +187,26 @@ TEST_F(RoomsTest, TheHttpApiListsShowsAndDeletesWithTheAdminTokenOnly) {
   EXPECT_EQ(http_request(port, "GET", "/api/instances/game-1", {}, auth).status, 404);
 }
 
+// A channel that ends under its members says so (protocol.md §7.3): stopping the instance
+// sends phx_error (the stock client rejoins, and is back once it starts), deleting it
+// phx_close (gone for good); either way the socket has left the channel.
+TEST_F(RoomsTest, MembersHearPhxErrorWhenTheInstanceStopsAndPhxCloseWhenItIsDeleted) {
+  const std::string auth = "Authorization: Bearer " + prismd.admin_token() + "\r\n";
+  WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  ASSERT_EQ(join(ws, "chat")[4]["status"], "ok");
+  ASSERT_EQ(http_request(port, "POST", "/api/instances/game-1/stop", {}, auth).status, 200);
+  const json errored = next_not_presence(ws);
+  EXPECT_EQ(errored, json::parse(R"(["chat","chat","chat","phx_error",{"reason":"instance 'game-1' is stopped"}])"));
+  ws.send(json::array({"chat", "2", "chat", "push", {{"text", "hi"}}}));
+  EXPECT_EQ(next_not_presence(ws)[4]["response"]["reason"], "unmatched topic");  // left
+  ASSERT_EQ(http_request(port, "POST", "/api/instances/game-1/start", {}, auth).status, 200);
+  ASSERT_EQ(join(ws, "chat")[4]["status"], "ok");  // what the stock client does after phx_error
+  ASSERT_EQ(http_request(port, "DELETE", "/api/instances/game-1", {}, auth).status, 200);
+  EXPECT_EQ(next_not_presence(ws),
+            json::parse(R"(["chat","chat","chat","phx_close",{"reason":"instance 'game-1' was deleted"}])"));
+}
+
 // A UDP game server and a browser share a room: the server joins as a member over its
 // session (rooms' packet ids), each hears the other's pushes.
 TEST_F(RoomsTest, AUdpGameServerAndABrowserShareARoom) {
@@ -376,6 +396,128 @@ TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) 
   const json joined = join(one, "chat");
   ASSERT_EQ(joined[4]["status"], "ok") << joined;
   EXPECT_EQ(joined[4]["response"]["state"][0]["id"], 7);
+}
+
+// rooms_options() with the rooms service built to fail on demand (tests/plugins:
+// rooms_faults, whose event `fault` throws inside the instance) in `plugins`.
+PrismdOptions faulty_rooms_options(const TempDir& plugins) {
+  fs::copy_file(fs::path(PRISM_TEST_PLUGIN_DIR) / "rooms-faults" / "rooms.so", plugins.path() / "rooms.so");
+  PrismdOptions options = rooms_options();
+  options.plugins_dir = plugins.path();
+  return options;
+}
+
+// Reads `ws` until it has both the reply to `ref` and a phx_error; returns the phx_error
+// (null if the socket closed first). Their order is not fixed: the reply leaves as the
+// request ends, the phx_error as the instance stops.
+json reply_and_phx_error(WsClient& ws, const std::string& ref, json* reply) {
+  json error;
+  while (reply->is_null() || error.is_null()) {
+    json m = next_not_presence(ws);
+    if (m.is_null()) return m;
+    if (m[3] == "phx_reply" && m[1] == ref) *reply = m;
+    if (m[3] == "phx_error") error = m;
+  }
+  return error;
+}
+
+// Isolation: an instance that fails while it serves (a handler's exception) stops alone:
+// its members hear phx_error and the reason is in the log and in show; with restart:
+// on-failure (the default) it comes back from its last stored state, and a member that
+// rejoins (as the stock client does after phx_error) finds what was acknowledged.
+TEST(RoomsIsolation, AFailureWhileServingRestartsThatInstanceAloneFromItsStoredState) {
+  const TempDir plugins("prism-rooms-faults");
+  PrismdProcess prismd(faulty_rooms_options(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  json second = kGame;
+  second["id"] = "game-2";
+  ASSERT_EQ(create(prismd, kGame).status, 200);
+  ASSERT_EQ(create(prismd, second).status, 200);
+  WsClient alice(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  WsClient carol(prismd.http_port(), "/socket/game-2/websocket?vsn=2.0.0&userId=carol");
+  ASSERT_TRUE(alice.upgraded() && carol.upgraded());
+  ASSERT_EQ(join(alice, "chat")[4]["status"], "ok");
+  ASSERT_EQ(join(carol, "chat")[4]["status"], "ok");
+  alice.send(json::array({"chat", "2", "chat", "push", {{"text", "before"}}}));
+  ASSERT_EQ(next_not_presence(alice)[4]["status"], "ok");  // stored
+
+  alice.send(json::array({"chat", "3", "chat", "fault", {{"bug", 1}}}));
+  json reply;
+  const json error = reply_and_phx_error(alice, "3", &reply);
+  ASSERT_FALSE(error.is_null()) << prismd.log();
+  EXPECT_EQ(reply[4]["status"], "error") << reply;
+  EXPECT_EQ(error[2], "chat");
+  EXPECT_EQ(error[4]["reason"], R"(instance 'game-1' failed: injected fault: {"bug":1})");
+  ASSERT_TRUE(prismd.wait_for_log("instance restarted id=game-1")) << prismd.log();
+  EXPECT_NE(prismd.log().find("instance failed id=game-1"), std::string::npos) << prismd.log();
+
+  // The other instance went on serving and heard nothing of it.
+  carol.send(json::array({"chat", "2", "chat", "push", {{"text", "still here"}}}));
+  const json carols = next_not_presence(carol);
+  EXPECT_EQ(carols[3], "phx_reply") << carols;
+  EXPECT_EQ(carols[4]["status"], "ok") << carols;
+
+  const auto shown = prismctl_rooms(prismd, {"show", "game-1"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_EQ(json::parse(shown.output)["state"], "running");
+  const json rejoined = join(alice, "chat");
+  ASSERT_EQ(rejoined[4]["status"], "ok") << rejoined;
+  ASSERT_EQ(rejoined[4]["response"]["state"].size(), 1u) << rejoined;
+  EXPECT_EQ(rejoined[4]["response"]["state"][0]["payload"]["text"], "before");
+}
+
+// on-failure restarts an instance 3 times within a minute at most: a fault that comes
+// straight back after each restart leaves it failed, until it is started by hand.
+TEST(RoomsIsolation, AnInstanceThatKeepsFailingIsLeftFailedAfterThreeRestartsInAMinute) {
+  const TempDir plugins("prism-rooms-faults");
+  PrismdProcess prismd(faulty_rooms_options(plugins));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  ASSERT_EQ(create(prismd, kGame).status, 200);
+  WsClient alice(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(alice.upgraded());
+  for (int failure = 1; failure <= 4; ++failure) {
+    const json joined = join(alice, "chat");
+    ASSERT_EQ(joined[4]["status"], "ok") << failure << joined;
+    alice.send(json::array({"chat", "f", "chat", "fault", json::object()}));
+    json reply;
+    ASSERT_FALSE(reply_and_phx_error(alice, "f", &reply).is_null()) << prismd.log();
+    if (failure <= 3) {
+      ASSERT_TRUE(prismd.wait_for_log("instance restarted id=game-1 restarts=" + std::to_string(failure)))
+          << prismd.log();
+    }
+  }
+  ASSERT_TRUE(prismd.wait_for_log("instance left failed id=game-1 reason='3 restarts within 60 s'"))
+      << prismd.log();
+  EXPECT_EQ(prismd.log().find("restarts=4"), std::string::npos);
+  EXPECT_EQ(join(alice, "chat")[4]["response"]["reason"], "instance 'game-1' is failed");
+  const auto started = prismctl_rooms(prismd, {"start", "game-1"});
+  ASSERT_EQ(started.exit_code, 0) << started.output << prismd.log();
+  EXPECT_EQ(join(alice, "chat")[4]["status"], "ok");
+}
+
+// restart: never leaves a failed instance failed, with its reason, until it is started.
+TEST(RoomsIsolation, WithRestartNeverAFailedInstanceWaitsForAStart) {
+  const TempDir plugins("prism-rooms-faults");
+  PrismdOptions options = faulty_rooms_options(plugins);
+  options.plugin_configs["rooms"] = "settings:\n  restart: never\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  ASSERT_EQ(create(prismd, kGame).status, 200);
+  WsClient alice(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(alice.upgraded());
+  ASSERT_EQ(join(alice, "chat")[4]["status"], "ok");
+  alice.send(json::array({"chat", "2", "chat", "fault", json::object()}));
+  json reply;
+  ASSERT_FALSE(reply_and_phx_error(alice, "2", &reply).is_null()) << prismd.log();
+  auto shown = prismctl_rooms(prismd, {"show", "game-1"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_EQ(json::parse(shown.output)["state"], "failed");
+  EXPECT_EQ(json::parse(shown.output)["failure"], "injected fault: {}");
+  EXPECT_EQ(join(alice, "chat")[4]["response"]["reason"], "instance 'game-1' is failed");
+  EXPECT_EQ(prismd.log().find("instance restarted"), std::string::npos) << prismd.log();
+  const auto started = prismctl_rooms(prismd, {"start", "game-1"});
+  ASSERT_EQ(started.exit_code, 0) << started.output << prismd.log();
+  EXPECT_EQ(join(alice, "chat")[4]["status"], "ok");
 }
 
 // Acknowledged pushes are durable: prismd is SIGKILLed while pushes are still coming

@@ -1,7 +1,7 @@
 // The stock phoenix client (Socket and Presence) against the rooms service: an instance
 // made over HTTP with the admin token, two users in its lobby and chat, Presence lists
 // kept by presence_state/presence_diff, a push acknowledged and heard by the other, a
-// second instance's chat apart. Run by tests/integration/phoenix_client_test.cpp as
+// second instance's chat apart, a stopped instance's member rejoining on its own. Run by tests/integration/phoenix_client_test.cpp as
 //   node --experimental-websocket rooms_test.mjs http://127.0.0.1:PORT ADMIN_TOKEN
 // Prints one line per check passed; exits 0 when all passed, 1 with the failure.
 import {isDeepStrictEqual} from "node:util";
@@ -66,6 +66,23 @@ await reply(chatB.leave());
 await presenceIs(presenceA, ["alice"]);
 pass("a leave reaches the others' presence");
 
-for (const s of [alice, bob, carol]) s.disconnect();
+// A stopped instance ends its channels with phx_error (protocol.md §7.3); the stock client
+// rejoins by itself (every rejoinAfterMs, 20 ms here) and is back once it starts again.
+const admin = async (path) => {
+  const r = await fetch(`${base}/api/instances/${path}`, {method: "POST", headers: {authorization: `Bearer ${token}`}});
+  if (r.status !== 200) fail(`${path}: ${r.status} ${await r.text()}`);
+};
+const dave = await open(`${ws}/socket/web-2`, {params: {userId: "dave"}, rejoinAfterMs: () => 20});
+const chatD = dave.channel("chat");
+await reply(chatD.join());
+const errored = new Promise((resolve) => chatD.onError(resolve));
+await admin("web-2/stop");
+equal(await errored, {reason: "instance 'web-2' is stopped"}, "a stopped instance's members hear phx_error");
+const back = new Promise((resolve) => chatD.on("presence_state", resolve));
+await admin("web-2/start");
+await back;
+equal(chatD.state, "joined", "the stock client rejoins by itself once the instance starts");
+
+for (const s of [alice, bob, carol, dave]) s.disconnect();
 console.log("ALL PASSED");
 process.exit(0);

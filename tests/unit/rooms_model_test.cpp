@@ -59,6 +59,27 @@ TEST(RoomsModel, PresenceDiffsNameWhoJoinedAndLeft) {
   EXPECT_TRUE(p.leave(8).is_null());
 }
 
+TEST(RoomsModel, APresenceBatchSendsABurstAsOneDiffAndDropsWhatCameAndWent) {
+  Presence p;
+  PresenceBatch batch;
+  EXPECT_TRUE(batch.empty());
+  const json alice_earlier = p.join("alice", 1, 1000);  // sent in an earlier batch
+  batch.add(p.join("bob", 2, 1001));
+  batch.add(p.join("carol", 3, 1002));
+  batch.add(p.join("bob", 4, 1003));  // a second tab
+  batch.add(p.leave(1));
+  batch.add(p.join("dave", 5, 1004));
+  batch.add(p.leave(5));  // came and went: nobody needs to hear of dave
+  const json diff = batch.take();
+  EXPECT_TRUE(batch.empty());
+  EXPECT_EQ(diff["joins"].size(), 2u) << diff;
+  EXPECT_EQ(diff["joins"]["bob"]["metas"].size(), 2u);
+  EXPECT_TRUE(diff["joins"].contains("carol"));
+  EXPECT_FALSE(diff["joins"].contains("dave"));
+  EXPECT_EQ(diff["leaves"], json({{"alice", alice_earlier["joins"]["alice"]}})) << diff;
+  EXPECT_EQ(batch.take(), json::parse(R"({"joins":{},"leaves":{}})"));
+}
+
 TEST(RoomsModel, AChannelRoundTripsThroughItsStoredForm) {
   Channel chat("chat", ChannelType::kAccumulative);
   chat.apply("alice", json{{"t", "hi"}}, 5, 10);
