@@ -280,6 +280,16 @@ class RoomsService {
     }
   }
 
+  // add_channel / delete_channel (an admin, a game server, POST or DELETE .../channels).
+  void add_channel(Request req, Bytes payload) {
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    change_channel(std::move(req), in.is_object() ? in.value("id", std::string()) : std::string(), true, in);
+  }
+  void delete_channel(Request req, Bytes payload) {
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    change_channel(std::move(req), in.is_object() ? in.value("id", std::string()) : std::string(), false, in);
+  }
+
   void refuse_push_id(Request req, Bytes) {
     req.fail(PRISM_INVALID_ARGUMENT, "this id is what the service pushes, not a request");
   }
@@ -291,6 +301,8 @@ class RoomsService {
       {3, "stop", &RoomsService::stop},
       {4, "start", &RoomsService::start},
       {5, "delete", &RoomsService::remove},
+      {6, "add_channel", &RoomsService::add_channel},
+      {7, "delete_channel", &RoomsService::delete_channel},
       {10, "join", &RoomsService::member_join},
       {11, "push", &RoomsService::member_push},
       {12, "leave", &RoomsService::member_leave},
@@ -660,7 +672,7 @@ class RoomsService {
 #endif
     if (event == "get_rooms") return req.ok(json{{"rooms", instance->rooms()}}.dump());
     if (event == "create_room" || event == "delete_room") {
-      return client_room(std::move(req), *instance, topic, name, event, payload);
+      return client_room(std::move(req), *instance, name, event, payload);
     }
     if (event != "push") {
       return req.fail(PRISM_NOT_FOUND, "no event " + event + " (push, get_rooms, create_room, delete_room)");
@@ -687,38 +699,48 @@ class RoomsService {
   }
 
   // create_room / delete_room from a member, when the instance allows it.
-  void client_room(Request req, Instance& instance, const std::string& topic, const std::string& name,
-                   const std::string& event, const std::string& payload) {
+  void client_room(Request req, Instance& instance, const std::string& name, const std::string& event,
+                   const std::string& payload) {
     if (name != "lobby") return req.fail(PRISM_INVALID_ARGUMENT, event + " is a lobby event");
     if (!instance.client_channels()) {
       return req.fail(PRISM_INVALID_CREDENTIALS, "this instance does not let clients change channels");
     }
-    const json in = json::parse(payload, nullptr, false);
-    std::string error;
-    bool done = false;
-    if (event == "create_room") {
-      auto channel = Channel::from_json(in, &error);
-      done = channel && instance.add_channel(std::move(*channel), &error);
-    } else {
-      const std::string gone = in.is_object() ? in.value("name", std::string()) : std::string();
-      // Its members hear phx_close first: the channel is gone for good.
-      if (gone != "lobby" && instance.channel(gone) != nullptr) {
-        close_members(instance, "channel '" + gone + "' was deleted", /*rejoin=*/false, gone);
-      }
-      done = instance.remove_channel(gone, &error);
-    }
-    if (!done) return req.fail(PRISM_INVALID_ARGUMENT, error);
-    rooms_changed(std::move(req), instance.id(), topic);
+    change_channel(std::move(req), instance.id(), event == "create_room", json::parse(payload, nullptr, false));
   }
 
-  Task rooms_changed(Request req, std::string id, std::string lobby_topic) {
+  // Adds a channel ({"name", "type", "schema"?}) to an instance or deletes one ({"name"}),
+  // stores it, answers the new list and pushes it to the lobby's members as `rooms`.
+  Task change_channel(Request req, std::string id, bool add, json in) {
+    Instance* instance = find(id);
+    if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
+    std::string error;
+    std::string gone;
+    bool done = false;
+    if (add) {
+      auto channel = Channel::from_json(in, &error);
+      done = channel && instance->add_channel(std::move(*channel), &error);
+    } else {
+      gone = in.is_object() ? in.value("name", std::string()) : std::string();
+      // Its members hear phx_close first: the channel is gone for good.
+      if (gone != "lobby" && instance->channel(gone) != nullptr) {
+        close_members(*instance, "channel '" + gone + "' was deleted", /*rejoin=*/false, gone);
+      }
+      done = instance->remove_channel(gone, &error);
+    }
+    if (!done) co_return req.fail(PRISM_INVALID_ARGUMENT, error);
+    // A deleted channel's stored state goes too, or the next start would load it back.
+    if (!gone.empty() && !(co_await host_.remove(kChannels, id + "/" + gone)).ok()) {
+      co_return req.fail(PRISM_UNAVAILABLE, "the change could not be stored");
+    }
     const prism_status_t stored = co_await store_instance(id, true);
     if (stored != PRISM_OK) co_return req.fail(stored, "the change could not be stored");
-    Instance* instance = find(id);
+    instance = find(id);
     if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "the instance is gone");
+    host_.info(std::string(add ? "channel added id=" : "channel deleted id=") + id +
+               " channel=" + (add ? in.value("name", std::string()) : gone));
     const std::string rooms = json{{"rooms", instance->rooms()}}.dump();
     req.ok(rooms);
-    host_.publish(lobby_topic, kRooms, rooms);
+    host_.publish("@" + id + "/lobby", kRooms, rooms);
   }
 
   sdk::Async<int> set_state(Request req, std::string id, bool running) {
@@ -785,6 +807,13 @@ class RoomsService {
     if (!id.empty() && action.empty() && method == "DELETE") return void(remove(std::move(req), id_json));
     if (!id.empty() && method == "POST" && action == "stop") return void(stop(std::move(req), id_json));
     if (!id.empty() && method == "POST" && action == "start") return void(start(std::move(req), id_json));
+    if (!id.empty() && method == "POST" && action == "channels") {
+      return void(change_channel(std::move(req), id, true, json::parse(body, nullptr, false)));
+    }
+    if (!id.empty() && method == "DELETE" && action.starts_with("channels/")) {
+      return void(change_channel(std::move(req), id, false,
+                                 json{{"name", action.substr(std::string_view("channels/").size())}}));
+    }
     req.fail(PRISM_NOT_FOUND, method + " " + path + ": no such operation");
   }
 

@@ -59,18 +59,19 @@ CommandResult prismctl_rooms(const PrismdProcess& prismd, std::vector<std::strin
   return run_command(argv);
 }
 
-// A socket of `user` on instance `id`, joined to `channel`; returns the join's response.
-json join(WsClient& ws, const std::string& channel) {
-  ws.send(json::array({channel, channel, channel, "phx_join", json::object()}));
-  return ws.next_json();
-}
-
 // The next frame that is not a presence message (those interleave with everything).
 json next_not_presence(WsClient& ws) {
   for (;;) {
     json m = ws.next_json();
     if (m.is_null() || (m[3] != "presence_state" && m[3] != "presence_diff")) return m;
   }
+}
+
+// Joins `channel` on the socket; returns the join's reply (presence of earlier joins,
+// still arriving, is skipped).
+json join(WsClient& ws, const std::string& channel) {
+  ws.send(json::array({channel, channel, channel, "phx_join", json::object()}));
+  return next_not_presence(ws);
 }
 
 class RoomsTest : public ::testing::Test {
@@ -518,6 +519,67 @@ TEST(RoomsIsolation, WithRestartNeverAFailedInstanceWaitsForAStart) {
   const auto started = prismctl_rooms(prismd, {"start", "game-1"});
   ASSERT_EQ(started.exit_code, 0) << started.output << prismd.log();
   EXPECT_EQ(join(alice, "chat")[4]["status"], "ok");
+}
+
+// The names of an instance's channels as GET /api/instances/<id> lists them.
+std::set<std::string> channel_names(uint16_t port, const std::string& auth) {
+  const HttpReply shown = http_request(port, "GET", "/api/instances/game-1", {}, auth);
+  const json instance = json::parse(shown.body);  // bound: a range-for over a temporary's member dangles
+  std::set<std::string> names;
+  for (const json& c : instance["channels"]) names.insert(c["name"].get<std::string>());
+  return names;
+}
+
+// An admin adds and deletes channels of a running instance over HTTP: the lobby's members
+// get the new list, a deleted channel's members phx_close, and after a restart the
+// channels are as they were left (a deleted one's stored state went with it).
+TEST(RoomsPersistence, ChannelsAddedAndDeletedByTheApiStayThatWayAfterARestart) {
+  const TempDir dir("prism-rooms-test");
+  {
+    PrismdProcess prismd(rooms_options(dir.path()));
+    ASSERT_TRUE(prismd.ready()) << prismd.log();
+    ASSERT_EQ(create(prismd, kGame).status, 200);
+    const uint16_t port = prismd.http_port();
+    const std::string auth = "Authorization: Bearer " + prismd.admin_token() + "\r\n";
+    WsClient ws(port, "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+    ASSERT_TRUE(ws.upgraded());
+    ASSERT_EQ(join(ws, "lobby")[4]["status"], "ok");
+    ASSERT_EQ(next_not_presence(ws)[3], "rooms");  // the list on joining
+    ASSERT_EQ(join(ws, "chat")[4]["status"], "ok");
+    ws.send(json::array({"chat", "2", "chat", "push", {{"text", "gone soon"}}}));
+    ASSERT_EQ(next_not_presence(ws)[4]["status"], "ok");
+
+    const HttpReply added = http_request(port, "POST", "/api/instances/game-1/channels",
+                                         R"({"name":"notes","type":"collaborative"})", auth);
+    ASSERT_EQ(added.status, 200) << added.body;
+    const json pushed = next_not_presence(ws);
+    EXPECT_EQ(pushed[2], "lobby");
+    EXPECT_EQ(pushed[3], "rooms");
+    EXPECT_NE(pushed[4]["rooms"].dump().find("notes"), std::string::npos) << pushed;
+    EXPECT_EQ(http_request(port, "POST", "/api/instances/game-1/channels", R"({"name":"notes","type":"shared"})", auth)
+                  .status,
+              400);  // exists
+    const HttpReply deleted = http_request(port, "DELETE", "/api/instances/game-1/channels/chat", {}, auth);
+    ASSERT_EQ(deleted.status, 200) << deleted.body;
+    std::set<std::string> heard;
+    while (heard.size() < 2) {  // phx_close on chat, the new list on the lobby, in either order
+      const json m = next_not_presence(ws);
+      ASSERT_FALSE(m.is_null());
+      heard.insert(m[2].get<std::string>() + " " + m[3].get<std::string>());
+    }
+    EXPECT_EQ(heard, (std::set<std::string>{"chat phx_close", "lobby rooms"}));
+    EXPECT_EQ(http_request(port, "DELETE", "/api/instances/game-1/channels/lobby", {}, auth).status, 400);
+    EXPECT_EQ(channel_names(port, auth), (std::set<std::string>{"board", "cursors", "lobby", "notes"}));
+    ASSERT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
+  }
+  PrismdProcess prismd(rooms_options(dir.path()));
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=1")) << prismd.log();
+  const std::string auth = "Authorization: Bearer " + prismd.admin_token() + "\r\n";
+  EXPECT_EQ(channel_names(prismd.http_port(), auth), (std::set<std::string>{"board", "cursors", "lobby", "notes"}));
+  WsClient ws(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(join(ws, "chat")[4]["response"]["reason"], "no channel 'chat' in instance 'game-1'");
 }
 
 // Acknowledged pushes are durable: prismd is SIGKILLed while pushes are still coming
