@@ -8,6 +8,18 @@
 #   (i) sessions/s: connect, upgrade, phx_join, close (prismd) beside connect, upgrade,
 #       one echo, close (baseline)
 #   (j) fan-out: `shout` delivered to S sockets on one topic, deliveries/s for each S
+# and the rooms rows, from a second prismd with only the rooms plugin (docs/rooms.md) on
+# its default sqlite storage, beside the gateway rows they are built on:
+#   (k) joins/s: connect, upgrade, join an instance's `chat` channel, close, beside (i)
+#   (l) a room of S members: one of them keeps `push`es in flight on `chat`; each is
+#       stored (group commit), acknowledged and delivered to the S-1 others as `msg`:
+#       deliveries/s and pushes/s beside the gateway's fan-out to S sockets (j)
+#   (m) memory per connected member, for the gateway's sockets (j) and a room's members
+#       (l) at the largest S: prismd's heap in use (prism_heap_inuse_bytes) once its load
+#       is drained, less before they connected, divided by S; and its RSS growth at the
+#       end of setup, which keeps the peak of what setup had queued (a room's presence as
+#       it fills: O(S²) bytes) since the allocator holds freed pages. Each is the first
+#       large run of a fresh process
 # Every line also carries server_cpu (the server's CPU time over the run's wall time) and
 # client_cpu (ws_bench's own): both share the machine's cores.
 # Exits non-zero if any run fails, is refused, completes nothing or gets an error reply.
@@ -16,7 +28,7 @@
 # env:   DURATION (seconds measured, default 5), WARMUP (0.5), CONNECTIONS (4), INFLIGHT (16),
 #        SESSION_CONNECTIONS (4, sessions opened at once in (i)), SUBSCRIBERS ("10 100 1000"),
 #        PUBLISHERS (1), FANOUT_INFLIGHT (16 shouts per publisher),
-#        SMOKE=1 (0.5 s each, S = 10 and 100, for `make test`)
+#        SMOKE=1 (0.5 s each, S = 10 and 100, for `make test`); S runs from the largest down
 set -euo pipefail
 
 build=${1:?usage: run_ws_bench.sh BUILD_DIR}
@@ -33,11 +45,13 @@ if [[ ${SMOKE:-0} == 1 ]]; then
   warmup=0.1
   subscribers="10 100"
 fi
+# Largest first: (m) is read on the first run that opens many sockets.
+subscribers=$(tr ' ' '\n' <<<"$subscribers" | sort -rn | tr '\n' ' ')
 load=(--connections "${CONNECTIONS:-4}" --inflight "${INFLIGHT:-16}" --duration "$duration"
       --warmup "$warmup")
 workers=1
 
-for bin in prismd ws_bench lws_echo_baseline plugins/default.so; do
+for bin in prismd prismctl ws_bench lws_echo_baseline plugins/default.so plugins/rooms.so; do
   if [[ ! -e $build/$bin ]]; then
     echo "run_ws_bench: $build/$bin is missing (build first, with PRISM_WITH_WS=ON)" >&2
     exit 1
@@ -46,15 +60,23 @@ done
 
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
-# Only the default plugin (its echo:* channels): nothing else loads or logs.
-mkdir -p "$tmp/plugins"
-cp "$build/plugins/default.so" "$tmp/plugins/"
-# The per-socket message rate and the connection limits are raised far past the load:
-# the bench measures the gateway, not its limits (docs/operations.md, ws.*).
-cat >"$tmp/prism.yaml" <<EOF
+# Fan-out to 1000 sockets and the sessions of (i) need descriptors on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+declare -A pid_of
+
+# start_prismd NAME PLUGIN: a prismd of its own ($tmp/NAME.yaml, $tmp/NAME-state) loading
+# only plugins/PLUGIN.so, so nothing else loads or logs. Sets pid_of[NAME], $udp_port and
+# $ws_port. The per-socket message rate and the connection limits are raised far past the
+# load: the bench measures the gateway, not its limits (docs/operations.md, ws.*).
+start_prismd() {
+  local name=$1 plugin=$2
+  mkdir -p "$tmp/$name-plugins"
+  cp "$build/plugins/$plugin.so" "$tmp/$name-plugins/"
+  cat >"$tmp/$name.yaml" <<EOF
 server:
   udp: 127.0.0.1:0
   workers: $workers
+state_dir: $tmp/$name-state
 ws:
   listen: 127.0.0.1:0
   messages_per_second: 1000000
@@ -63,20 +85,20 @@ ws:
 log:
   level: info
 EOF
-# Fan-out to 1000 sockets and the sessions of (i) need descriptors on both sides.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  # prismd logs event=ws_listening before event=listening (the UDP socket, last at start).
+  start_server "$name" "$build/prismd" --config "$tmp/$name.yaml" --plugins-dir "$tmp/$name-plugins"
+  pid_of[$name]=${servers[-1]}
+  udp_port=$port
+  ws_port=$(sed -n 's/.*event=ws_listening http=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/$name.log" | head -n 1)
+  if [[ -z $ws_port ]]; then
+    echo "run_ws_bench: $name logged no event=ws_listening; its log ends with:" >&2
+    tail -n 20 "$tmp/$name.log" >&2
+    exit 1
+  fi
+}
 
-# prismd logs event=ws_listening before event=listening (the UDP socket, last at start).
-start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$tmp/plugins" \
-  --state-dir "$tmp/state"
-declare -A pid_of
-pid_of[prismd]=${servers[-1]}
-prism_port=$(sed -n 's/.*event=ws_listening http=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/prismd.log" | head -n 1)
-if [[ -z $prism_port ]]; then
-  echo "run_ws_bench: prismd logged no event=ws_listening; its log ends with:" >&2
-  tail -n 20 "$tmp/prismd.log" >&2
-  exit 1
-fi
+start_prismd prismd default
+prism_port=$ws_port
 start_listener baseline 'event=listening ws=127\.0\.0\.1:([0-9]+)' \
   "$build/lws_echo_baseline" --host 127.0.0.1 --port 0
 pid_of[baseline]=${servers[-1]}
@@ -137,13 +159,43 @@ baseline_sessions=$result
 ws_run prismd-joins prismd --mode phoenix-join "${prism_target[@]}" "${sessions[@]}"
 prismd_joins=$result
 
+fanout=(--publishers "${PUBLISHERS:-1}" --inflight "${FANOUT_INFLIGHT:-16}" --duration "$duration"
+        --warmup "$warmup")
 fanout_rows=()
+rss=(--rss-pid "${pid_of[prismd]}" --server-heap)
 for s in $subscribers; do
   ws_run "prismd-fanout-$s" prismd --mode fanout "${prism_target[@]}" --subscribers "$s" \
-    --publishers "${PUBLISHERS:-1}" --inflight "${FANOUT_INFLIGHT:-16}" --duration "$duration" \
-    --warmup "$warmup"
+    "${fanout[@]}" "${rss[@]}"
   fanout_rows+=("$result")
+  rss=()
 done
+
+# The rooms rows: a fresh prismd with the rooms plugin, instances made through prismctl
+# (the admin login) with limits past the load: max_users and the per-user push rate.
+start_prismd rooms rooms
+rooms_target=(--server "127.0.0.1:$ws_port")
+create_instance() {
+  if ! "$build/prismctl" --server "127.0.0.1:$udp_port" --config "$tmp/rooms.yaml" rooms create \
+      "{\"id\":\"$1\",\"type\":\"bench\",\"channels\":[{\"name\":\"chat\",\"type\":\"accumulative\"}],
+        \"limits\":{\"max_users\":1000000,\"messages_per_second\":100000}}" >/dev/null; then
+    echo "run_ws_bench: prismctl rooms create $1 failed; the rooms log ends with:" >&2
+    tail -n 20 "$tmp/rooms.log" >&2
+    exit 1
+  fi
+}
+rooms_rows=()
+rss=(--rss-pid "${pid_of[rooms]}" --server-heap)
+for s in $subscribers; do
+  create_instance "bench-$s"
+  ws_run "rooms-fanout-$s" rooms --mode rooms-fanout "${rooms_target[@]}" --instance "bench-$s" \
+    --subscribers "$s" "${fanout[@]}" "${rss[@]}"
+  rooms_rows+=("$result")
+  rss=()
+done
+create_instance bench-joins
+ws_run rooms-joins rooms --mode rooms-join "${rooms_target[@]}" --instance bench-joins \
+  "${sessions[@]}"
+rooms_joins=$result
 
 echo
 echo "WebSocket gateway: prismd ($workers worker) beside lws_echo_baseline (libwebsockets, 1 thread)"
@@ -181,3 +233,39 @@ for row in "${fanout_rows[@]}"; do
              s, d, sh, p50, p99, c
     }'
 done
+
+echo
+echo "Rooms: a room's members (rooms plugin, sqlite, $workers worker) beside the gateway rows above"
+printf "%-46s %14s %14s %8s\n" "row" "gateway" "rooms" "ratio"
+awk -v g="$(field "$prismd_joins" sessions_per_s)" -v r="$(field "$rooms_joins" sessions_per_s)" \
+    -v gp="$(field "$prismd_joins" join_p99_us)" -v rp="$(field "$rooms_joins" join_p99_us)" '
+  function ratio(a, b) { return b > 0 ? a / b : 0 }
+  BEGIN {
+    printf "%-46s %14.0f %14.0f %8.3f\n", "(k) joins/s (connect+upgrade+join+close)", g, r, ratio(r, g)
+    printf "%-46s %14.1f %14.1f %8.2f\n", "    join round trip p99 us", gp, rp, ratio(rp, gp)
+  }'
+for i in "${!rooms_rows[@]}"; do
+  row=${rooms_rows[$i]} base=${fanout_rows[$i]}
+  awk -v s="$(field "$row" connections)" \
+      -v gd="$(field "$base" deliveries_per_s)" -v rd="$(field "$row" deliveries_per_s)" \
+      -v gs="$(field "$base" shouts_per_s)" -v rs="$(field "$row" shouts_per_s)" \
+      -v gp="$(field "$base" p99_us)" -v rp="$(field "$row" p99_us)" \
+      -v gc="$(field "$base" server_cpu)" -v rc="$(field "$row" server_cpu)" '
+    function ratio(a, b) { return b > 0 ? a / b : 0 }
+    BEGIN {
+      printf "%-46s %14.0f %14.0f %8.3f\n", sprintf("(l) room of %d: deliveries/s", s), gd, rd, ratio(rd, gd)
+      printf "%-46s %14.0f %14.0f %8.3f\n", "    messages (shouts, pushes) delivered /s", gs, rs, ratio(rs, gs)
+      printf "%-46s %14.1f %14.1f %8.2f\n", "    delivery p99 us", gp, rp, ratio(rp, gp)
+      printf "%-46s %14.2f %14.2f\n", "    server CPU (cores)", gc, rc
+    }'
+done
+awk -v s="$(field "${fanout_rows[0]}" connections)" \
+    -v gh="$(field "${fanout_rows[0]}" heap_per_connection_bytes)" \
+    -v rh="$(field "${rooms_rows[0]}" heap_per_connection_bytes)" \
+    -v gr="$(field "${fanout_rows[0]}" rss_per_connection_bytes)" \
+    -v rr="$(field "${rooms_rows[0]}" rss_per_connection_bytes)" '
+  BEGIN {
+    printf "%-46s %14.0f %14.0f %8.2f\n", sprintf("(m) heap in use per member, %d joined (bytes)", s), gh, rh,
+           (gh > 0 ? rh / gh : 0)
+    printf "%-46s %14.0f %14.0f %8.2f\n", "    RSS growth per member (bytes)", gr, rr, (gr > 0 ? rr / gr : 0)
+  }'

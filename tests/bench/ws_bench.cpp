@@ -1,6 +1,7 @@
 // ws_bench: the WebSocket load of `make bench` (tests/bench/run_ws_bench.sh), one thread
 // and one epoll set over non-blocking connections, each an RFC 6455 client written here
-// (masked text frames), against lws_echo_baseline (raw echo) or prismd's Phoenix gateway.
+// (masked text frames), against lws_echo_baseline (raw echo), prismd's Phoenix gateway or
+// a rooms instance behind it (docs/rooms.md).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,8 +20,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -49,6 +52,8 @@ enum class Mode {
   kFanout,       // S sockets joined to one topic; P of them keep K `shout`s in flight
   kEchoConnect,  // connect, upgrade, one echo, close (RST), again
   kPhoenixJoin,  // connect, upgrade, phx_join, close (RST), again
+  kRoomsJoin,    // the same at /socket/<instance>/websocket, joining its --channel
+  kRoomsFanout,  // S members of --instance's --channel; P of them keep K `push`es in flight
 };
 
 struct Options {
@@ -64,6 +69,10 @@ struct Options {
   int publishers = 1;
   size_t payload_bytes = 32;
   std::string label = "ws";
+  std::string instance;         // rooms modes: the instance's id
+  std::string channel = "chat";  // rooms modes: its channel (accumulative)
+  int rss_pid = 0;              // the server's pid: its RSS growth while the sockets connect
+  bool server_heap = false;     // prismd's heap growth meanwhile, from its /metrics
   Mode mode = Mode::kEcho;
 };
 
@@ -241,7 +250,8 @@ struct Connection {
   State state = State::kIdle;
   int index = 0;
   std::string key;    // Sec-WebSocket-Key, base64 of 16 random bytes
-  std::string topic;  // echo:bench<i>, or echo:fanout
+  std::string path;   // the upgrade request's
+  std::string topic;  // echo:bench<i>, echo:fanout, or a rooms channel
   std::string in;
   size_t in_at = 0;
   std::string out;
@@ -259,8 +269,8 @@ struct Stats {
   uint64_t errors = 0;
   uint64_t timeouts = 0;
   uint64_t joins = 0;
-  uint64_t shouts_ok = 0;  // fan-out: publishers' phx_reply ok
-  uint64_t shouts = 0;     // fan-out: shouts fully delivered in the window
+  uint64_t shouts_ok = 0;  // fan-out: publishers' phx_reply ok (shout or rooms push)
+  uint64_t shouts = 0;     // fan-out: shouts (pushes) fully delivered in the window
   int64_t max_ns = 0;
   LatencyHistogram latency;
   LatencyHistogram join_latency;
@@ -279,20 +289,33 @@ class WsBench {
     ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     pad_.assign(opts_.payload_bytes > 16 ? opts_.payload_bytes - 16 : 0, 'x');
 
-    const bool connect_mode = opts_.mode == Mode::kEchoConnect || opts_.mode == Mode::kPhoenixJoin;
-    const int count = opts_.mode == Mode::kFanout ? opts_.subscribers : opts_.connections;
+    const bool connect_mode = connects_per_session();
+    const int count = fanout() ? opts_.subscribers : opts_.connections;
+    if (rooms() && opts_.instance.empty()) return fail("--mode " + opts_.mode_name + " needs --instance");
+    // A rooms push reaches the other members (docs/rooms.md): a lone member reaches nobody.
+    if (opts_.mode == Mode::kRoomsFanout && count < 2) return fail("rooms-fanout needs 2 subscribers or more");
     connections_.resize(static_cast<size_t>(count));
     for (int i = 0; i < count; ++i) {
       Connection& c = connections_[static_cast<size_t>(i)];
       c.index = i;
-      c.topic = opts_.mode == Mode::kFanout ? "echo:fanout" : "echo:bench" + std::to_string(i);
+      if (rooms()) {
+        // One user per socket: members of a room are distinct users (limits.max_users).
+        c.topic = opts_.channel;
+        c.path = "/socket/" + opts_.instance + "/websocket?vsn=2.0.0&userId=bench" + std::to_string(i);
+      } else {
+        c.topic = fanout() ? "echo:fanout" : "echo:bench" + std::to_string(i);
+        c.path = opts_.path;
+      }
       c.inflight.reserve(static_cast<size_t>(opts_.inflight));
     }
-    if (opts_.mode == Mode::kFanout) {
+    if (fanout()) {
       publishers_ = std::min(opts_.publishers, count);
     }
 
     const int64_t t0 = now_ns();
+    const int64_t rss_before = server_rss_kb();
+    const int64_t heap_before = opts_.server_heap ? server_heap_bytes() : 0;
+    if (heap_before < 0) return fail("no prism_heap_inuse_bytes in " + opts_.server + "/metrics");
     for (auto& c : connections_) start_connect(c, t0);
     if (!connect_mode) {
       // Everyone connected (and joined) before the clock starts.
@@ -306,6 +329,9 @@ class WsBench {
         poll_once(100'000'000);
       }
       if (!error_.empty()) return report(0);
+      // What S connected, joined sockets cost the server: read before the load starts, so
+      // only the connections and their joins are in it.
+      if (rss_before > 0) rss_growth_kb_ = server_rss_kb() - rss_before;
     }
     setup_ms_ = static_cast<double>(now_ns() - t0) / 1e6;
 
@@ -323,7 +349,7 @@ class WsBench {
         // Nothing completed yet (a slow box: ASan, a busy CI machine, 100 sockets to reach):
         // the window stays open until the first completion, never past a stuck reply,
         // which expire() fails after 5 s. A speed is never what fails a run.
-        const bool some_shout_ok = opts_.mode != Mode::kFanout || stats_.shouts_ok != 0;
+        const bool some_shout_ok = !fanout() || stats_.shouts_ok != 0;
         if (stats_.completed != 0 && some_shout_ok) break;
         end_ns_ = now + kScanEveryNs;
       }
@@ -344,6 +370,12 @@ class WsBench {
     }
     rusage after{};
     ::getrusage(RUSAGE_SELF, &after);
+    if (opts_.server_heap && error_.empty()) {
+      // What the connected, joined sockets hold once nothing is in flight: what the
+      // server still had to send at setup (a room's presence as it filled) is gone by then.
+      drain();
+      heap_growth_ = server_heap_bytes() - heap_before;
+    }
     auto cpu_s = [](const rusage& r) {
       return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
              static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
@@ -381,6 +413,43 @@ class WsBench {
   }
 
   bool measuring(int64_t t) const { return t >= measure_ns_ && t < end_ns_; }
+  bool fanout() const { return opts_.mode == Mode::kFanout || opts_.mode == Mode::kRoomsFanout; }
+  bool rooms() const { return opts_.mode == Mode::kRoomsJoin || opts_.mode == Mode::kRoomsFanout; }
+  bool join_mode() const { return opts_.mode == Mode::kPhoenixJoin || opts_.mode == Mode::kRoomsJoin; }
+  bool connects_per_session() const { return opts_.mode == Mode::kEchoConnect || join_mode(); }
+
+  // prismd's prism_heap_inuse_bytes (docs/operations.md) from GET /metrics on --server,
+  // which serves it beside the WebSocket upgrades; -1 when it cannot be read.
+  int64_t server_heap_bytes() const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    const timeval limit{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) == 0) {
+      const std::string ask =
+          "GET /metrics HTTP/1.1\r\nHost: " + opts_.server + "\r\nConnection: close\r\n\r\n";
+      if (::send(fd, ask.data(), ask.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(ask.size())) {
+        char chunk[16384];
+        for (ssize_t n; (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;) answer.append(chunk, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+    const std::string_view name = "\nprism_heap_inuse_bytes ";
+    const size_t at = answer.find(name);
+    if (at == std::string::npos) return -1;
+    return std::strtoll(answer.c_str() + at + name.size(), nullptr, 10);
+  }
+
+  // --rss-pid's resident set (proc(5) status, VmRSS) in KiB; 0 without --rss-pid.
+  int64_t server_rss_kb() const {
+    if (opts_.rss_pid <= 0) return 0;
+    std::ifstream status("/proc/" + std::to_string(opts_.rss_pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6));
+    }
+    return 0;
+  }
 
   // A failure of the run itself (refused, closed, a frame this client cannot read): it stops.
   void fatal(std::string why) {
@@ -440,7 +509,7 @@ class WsBench {
       std::memcpy(nonce + i, &r, 8);
     }
     c.key = base64(nonce, sizeof nonce);
-    c.out += "GET " + opts_.path + " HTTP/1.1\r\nHost: " + opts_.server +
+    c.out += "GET " + c.path + " HTTP/1.1\r\nHost: " + opts_.server +
              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
              "\r\nSec-WebSocket-Version: 13\r\n\r\n";
     c.state = Connection::State::kUpgrading;
@@ -505,13 +574,15 @@ class WsBench {
         static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, ref).ptr - digits));
     std::string& text = text_;
     text.assign("[\"1\",\"").append(r).append("\",\"").append(c.topic);
-    if (opts_.mode == Mode::kFanout) {
-      text.append("\",\"shout\",{\"pub\":")
+    if (fanout()) {
+      // A shout reaches every subscriber, the publisher too; a rooms push the others.
+      const bool push = opts_.mode == Mode::kRoomsFanout;
+      text.append(push ? "\",\"push\",{\"pub\":" : "\",\"shout\",{\"pub\":")
           .append(std::to_string(c.index))
           .append(",\"seq\":")
           .append(r)
           .append("}]");
-      c.inflight.push_back({ref, sent_ns, opts_.subscribers});
+      c.inflight.push_back({ref, sent_ns, opts_.subscribers - (push ? 1 : 0)});
     } else {
       text.append("\",\"echo\",{\"n\":").append(r).append(",\"p\":\"").append(pad_).append("\"}]");
       c.inflight.push_back({ref, sent_ns, 1});
@@ -522,7 +593,7 @@ class WsBench {
   // Closed loop: top the connection up to K in flight.
   void fill(Connection& c, int64_t now) {
     if (c.state != Connection::State::kReady) return;
-    if (opts_.mode == Mode::kFanout && c.index >= publishers_) return;
+    if (fanout() && c.index >= publishers_) return;
     while (c.inflight.size() < static_cast<size_t>(opts_.inflight)) send_message(c, now);
   }
 
@@ -534,7 +605,7 @@ class WsBench {
   // Returns whether the schedule waits for a reply (not for the clock).
   bool send_due(int64_t now) {
     const size_t senders =
-        opts_.mode == Mode::kFanout ? static_cast<size_t>(publishers_) : connections_.size();
+        fanout() ? static_cast<size_t>(publishers_) : connections_.size();
     while (next_due_ns() <= now) {
       Connection& c = connections_[next_index_ % senders];
       if (c.state != Connection::State::kReady ||
@@ -724,6 +795,9 @@ class WsBench {
     const auto frame = parse_phoenix(text);
     if (!frame)
       return fatal(describe(c) + ": not a Phoenix v2 frame: " + std::string(text.substr(0, 200)));
+    // A room tells its members who comes and goes (docs/rooms.md, presence): not what
+    // this bench measures.
+    if (rooms() && (frame->event == "presence_state" || frame->event == "presence_diff")) return;
     if (c.state == Connection::State::kJoining) {
       if (frame->event != "phx_reply" || frame->ref != std::string_view("1")) {
         return fatal(describe(c) + ": expected the join's reply, got " +
@@ -739,7 +813,7 @@ class WsBench {
         ++stats_.joins;
         stats_.join_latency.record(now - c.join_sent_ns);
       }
-      if (opts_.mode == Mode::kPhoenixJoin) {
+      if (join_mode()) {
         record(c.started_ns, now);
         recycle(c, now);
       }
@@ -764,7 +838,8 @@ class WsBench {
         if (opts_.mode == Mode::kEchoConnect) recycle(c, now);
         return;
       }
-      case Mode::kFanout: {
+      case Mode::kFanout:
+      case Mode::kRoomsFanout: {
         if (frame->event == "phx_reply") {
           if (reply_ok(frame->payload)) {
             ++stats_.shouts_ok;
@@ -773,7 +848,8 @@ class WsBench {
           }
           return;
         }
-        if (frame->event != "shout" || frame->ref) {
+        const std::string_view delivery = opts_.mode == Mode::kFanout ? "shout" : "msg";
+        if (frame->event != delivery || frame->ref) {
           return fatal(describe(c) + ": unexpected frame " + std::string(text.substr(0, 200)));
         }
         const auto pub = number_after(frame->payload, "\"pub\":");
@@ -795,15 +871,33 @@ class WsBench {
         return;
       }
       case Mode::kPhoenixJoin:
+      case Mode::kRoomsJoin:
         return fatal(describe(c) + ": a frame after the join: " + std::string(text.substr(0, 200)));
+    }
+  }
+
+  // Sends nothing more and reads until every message in flight is answered (or fails).
+  void drain() {
+    auto in_flight = [&] {
+      size_t n = 0;
+      for (const auto& c : connections_) n += c.inflight.size();
+      return n;
+    };
+    int64_t next_scan = now_ns() + kScanEveryNs;
+    while (error_.empty() && in_flight() > 0) {
+      flush_dirty();
+      poll_once(kScanEveryNs);
+      if (const int64_t now = now_ns(); now >= next_scan) {
+        expire(now);
+        next_scan = now + kScanEveryNs;
+      }
     }
   }
 
   // A message (or a connect-mode session) still unanswered after kReplyTimeoutNs fails the run.
   void expire(int64_t now) {
     for (auto& c : connections_) {
-      const bool stuck_session =
-          (opts_.mode == Mode::kEchoConnect || opts_.mode == Mode::kPhoenixJoin) && c.fd >= 0 &&
+      const bool stuck_session = connects_per_session() && c.fd >= 0 &&
           now - c.started_ns > kReplyTimeoutNs;
       bool stuck = stuck_session;
       for (const auto& f : c.inflight) stuck = stuck || now - f.sent_ns > kReplyTimeoutNs;
@@ -820,9 +914,11 @@ class WsBench {
     const char* count_key = "messages";
     const char* rate_key = "rps";
     switch (opts_.mode) {
-      case Mode::kFanout: count_key = "deliveries", rate_key = "deliveries_per_s"; break;
+      case Mode::kFanout:
+      case Mode::kRoomsFanout: count_key = "deliveries", rate_key = "deliveries_per_s"; break;
       case Mode::kEchoConnect:
-      case Mode::kPhoenixJoin: count_key = "sessions", rate_key = "sessions_per_s"; break;
+      case Mode::kPhoenixJoin:
+      case Mode::kRoomsJoin: count_key = "sessions", rate_key = "sessions_per_s"; break;
       default: break;
     }
     std::printf(
@@ -833,7 +929,7 @@ class WsBench {
         std::round(rate * 10) / 10, us(stats_.latency.quantile_ns(0.5)),
         us(stats_.latency.quantile_ns(0.99)), us(stats_.latency.quantile_ns(0.999)),
         us(static_cast<double>(stats_.max_ns)));
-    if (opts_.mode == Mode::kFanout) {
+    if (fanout()) {
       std::printf(
           " publishers=%d shouts=%llu shouts_per_s=%.1f", publishers_,
           static_cast<unsigned long long>(stats_.shouts),
@@ -844,6 +940,19 @@ class WsBench {
                   static_cast<unsigned long long>(stats_.joins),
                   us(stats_.join_latency.quantile_ns(0.5)),
                   us(stats_.join_latency.quantile_ns(0.99)));
+    }
+    const auto per_connection = [&](double bytes) {
+      return bytes / static_cast<double>(std::max<size_t>(connections_.size(), 1));
+    };
+    if (opts_.rss_pid > 0) {
+      std::printf(" server_rss_growth_kb=%lld rss_per_connection_bytes=%.0f",
+                  static_cast<long long>(rss_growth_kb_),
+                  per_connection(static_cast<double>(rss_growth_kb_) * 1024.0));
+    }
+    if (opts_.server_heap) {
+      std::printf(" server_heap_growth_kb=%lld heap_per_connection_bytes=%.0f",
+                  static_cast<long long>(heap_growth_ / 1024),
+                  per_connection(static_cast<double>(heap_growth_)));
     }
     std::printf(" setup_ms=%.1f client_cpu=%.2f timeouts=%llu errors=%llu\n", setup_ms_,
                 seconds > 0 ? client_cpu_s_ / (seconds + opts_.warmup_s) : 0.0,
@@ -856,8 +965,8 @@ class WsBench {
                   " error replies; the first: " + stats_.first_error);
     }
     if (stats_.completed == 0) return fail("nothing completed against " + opts_.server);
-    if (opts_.mode == Mode::kFanout && stats_.shouts_ok == 0) {
-      return fail("no shout was answered phx_reply ok");
+    if (fanout() && stats_.shouts_ok == 0) {
+      return fail("no shout (push) was answered phx_reply ok");
     }
     return 0;
   }
@@ -880,6 +989,8 @@ class WsBench {
   uint64_t next_index_ = 0;
   double setup_ms_ = 0;
   double client_cpu_s_ = 0;
+  int64_t rss_growth_kb_ = 0;
+  int64_t heap_growth_ = 0;  // bytes
   Stats stats_;
   std::string error_;
 };
@@ -896,14 +1007,20 @@ int main(int argc, char** argv) {
       "                  keep --inflight shouts in flight (done when every subscriber has it)\n"
       "  echo-connect    connect, upgrade, one echo, close; --connections at once\n"
       "  phoenix-join    connect, upgrade, phx_join, close; --connections at once\n"
+      "  rooms-join      the same at /socket/<--instance>/websocket, joining --channel\n"
+      "  rooms-fanout    --subscribers members of --instance's --channel, --publishers of\n"
+      "                  them keep --inflight pushes in flight (done when every other member\n"
+      "                  has the msg)\n"
       "With --rate, messages leave on a fixed schedule (open loop) and latency counts from\n"
       "the scheduled time. Prints one key=value line; exits 1 on a refused or closed\n"
       "connection, an error reply, a timeout, or nothing completed."};
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "ws_bench: " + std::string(e.what()) + " (see --help)\n";
   });
-  app.add_option("--mode", opts.mode_name, "echo, phoenix, fanout, echo-connect or phoenix-join")
-      ->check(CLI::IsMember({"echo", "phoenix", "fanout", "echo-connect", "phoenix-join"}))
+  app.add_option("--mode", opts.mode_name,
+                 "echo, phoenix, fanout, echo-connect, phoenix-join, rooms-join or rooms-fanout")
+      ->check(CLI::IsMember({"echo", "phoenix", "fanout", "echo-connect", "phoenix-join",
+                             "rooms-join", "rooms-fanout"}))
       ->capture_default_str();
   app.add_option("--server", opts.server, "Target HOST:PORT (IPv4)")->required();
   app.add_option("--path", opts.path, "Upgrade path")->capture_default_str();
@@ -933,6 +1050,14 @@ int main(int argc, char** argv) {
   app.add_option("--payload-bytes", opts.payload_bytes,
                  "echo, phoenix: about this many bytes of payload")
       ->capture_default_str();
+  app.add_option("--instance", opts.instance, "rooms modes: the instance's id");
+  app.add_option("--channel", opts.channel, "rooms modes: the channel joined")->capture_default_str();
+  app.add_option("--rss-pid", opts.rss_pid,
+                 "The server's pid: print its RSS growth while the connections open and join")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--server-heap", opts.server_heap,
+               "prismd only: print its heap growth (prism_heap_inuse_bytes in /metrics) while the "
+               "connections open and join");
   app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (opts.mode_name == "echo") opts.mode = Mode::kEcho;
@@ -940,5 +1065,7 @@ int main(int argc, char** argv) {
   if (opts.mode_name == "fanout") opts.mode = Mode::kFanout;
   if (opts.mode_name == "echo-connect") opts.mode = Mode::kEchoConnect;
   if (opts.mode_name == "phoenix-join") opts.mode = Mode::kPhoenixJoin;
+  if (opts.mode_name == "rooms-join") opts.mode = Mode::kRoomsJoin;
+  if (opts.mode_name == "rooms-fanout") opts.mode = Mode::kRoomsFanout;
   return WsBench(opts).run();
 }
