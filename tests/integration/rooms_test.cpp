@@ -50,6 +50,14 @@ const json kGame = {{"id", "game-1"},
                       {{"name", "cursors"}, {"type", "collaborative"}},
                       {{"name", "board"}, {"type", "shared"}, {"schema", {{"title", "string"}, {"score", "number"}}}}}}};
 
+// kGame as game-1, and the same as game-2.
+void create_two_games(PrismdProcess& prismd) {
+  json second = kGame;
+  second["id"] = "game-2";
+  ASSERT_EQ(create(prismd, kGame).status, 200);
+  ASSERT_EQ(create(prismd, second).status, 200);
+}
+
 // `prismctl rooms ARGS...` against `prismd`, with its admin login.
 CommandResult prismctl_rooms(const PrismdProcess& prismd, std::vector<std::string> args) {
   std::vector<std::string> argv{std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
@@ -365,10 +373,7 @@ TEST(RoomsIsolation, AnInstanceWithBadStateFailsAloneAndStartsAgainFromStorage) 
   {
     PrismdProcess prismd(rooms_options(state));
     ASSERT_TRUE(prismd.ready()) << prismd.log();
-    json second = kGame;
-    second["id"] = "game-2";
-    ASSERT_EQ(create(prismd, kGame).status, 200);
-    ASSERT_EQ(create(prismd, second).status, 200);
+    ASSERT_NO_FATAL_FAILURE(create_two_games(prismd));
     ASSERT_EQ(prismd.stop(SIGTERM), 0) << prismd.log();
   }
   corrupt_document(state, "rooms.channels", "game-1/chat",
@@ -430,10 +435,7 @@ TEST(RoomsIsolation, AFailureWhileServingRestartsThatInstanceAloneFromItsStoredS
   const TempDir plugins("prism-rooms-faults");
   PrismdProcess prismd(faulty_rooms_options(plugins));
   ASSERT_TRUE(prismd.ready()) << prismd.log();
-  json second = kGame;
-  second["id"] = "game-2";
-  ASSERT_EQ(create(prismd, kGame).status, 200);
-  ASSERT_EQ(create(prismd, second).status, 200);
+  ASSERT_NO_FATAL_FAILURE(create_two_games(prismd));
   WsClient alice(prismd.http_port(), "/socket/game-1/websocket?vsn=2.0.0&userId=alice");
   WsClient carol(prismd.http_port(), "/socket/game-2/websocket?vsn=2.0.0&userId=carol");
   ASSERT_TRUE(alice.upgraded() && carol.upgraded());
