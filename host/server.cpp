@@ -5,6 +5,8 @@
 #include <uv.h>
 
 #include <chrono>
+#include <fstream>
+#include <random>
 #include <thread>
 
 #include "base/clock.hpp"
@@ -161,6 +163,10 @@ ws::Health Server::health() const {
       if (route.plugin->degraded()) h.degraded.push_back("plugin:" + route.plugin->name());
     }
   }
+#ifdef PRISM_HAVE_CLUSTER
+  // Serving on alone: degraded, still ready (DESIGN.md §7, loss of Redis).
+  if (cluster_ && !cluster_->healthy()) h.degraded.push_back("cluster:redis");
+#endif
   h.ready = plugins_loaded_.load() && store_ok;
   return h;
 }
@@ -213,8 +219,100 @@ void Server::stop_workers() {
   for (auto& w : workers_) w->stop();
 }
 
+#ifdef PRISM_HAVE_CLUSTER
+namespace {
+
+// cluster.node_id, or the id this node generated on its first start and kept in
+// <state_dir>/node_id (so that a restart is the same node).
+Expected<std::string> node_id(const config::Config& config) {
+  if (!config.cluster.node_id.empty()) return config.cluster.node_id;
+  const std::filesystem::path file = std::filesystem::path(config.state_dir) / "node_id";
+  std::string id;
+  if (std::ifstream in(file); in >> id) {
+    if (const std::string why = config::check_node_name(id); !why.empty()) {
+      return make_error(file.string() + ": " + why + ", got '" + id + "'");
+    }
+    return id;
+  }
+  std::random_device random;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%08x%08x", random(), random());
+  id = hex;
+  std::ofstream out(file);
+  if (!(out << id << "\n")) return make_error("cannot write " + file.string());
+  return id;
+}
+
+Expected<std::string> first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return make_error("cannot read " + path);
+  return line;
+}
+
+}  // namespace
+
+Expected<void> Server::join_cluster(uint16_t udp_port) {
+  const config::ClusterConfig& c = config_.cluster;
+  auto id = node_id(config_);
+  if (!id) return id.failure();
+  cluster::RegistryOptions options;
+  options.redis_host = c.redis_host;
+  options.redis_port = c.redis_port;
+  options.redis.key_prefix = c.key_prefix;
+  options.redis.database = static_cast<int>(c.redis_database);
+  if (!c.redis_password_file.empty()) {
+    auto password = first_line(c.redis_password_file);
+    if (!password) return make_error("cluster.redis.password_file: " + password.error());
+    options.redis.password = *password;
+  }
+  options.heartbeat = c.heartbeat;
+  options.ttl = c.ttl;
+  cluster::NodeInfo self;
+  self.id = *id;
+  self.region = c.region;
+  self.udp = config::to_string(config::Endpoint{config_.udp.host, udp_port});
+#ifdef PRISM_HAVE_WS
+  if (!gateways_.empty() && config_.ws_listen) {
+    self.ws = config::to_string(config::Endpoint{config_.ws_listen->host, gateways_.front()->port()});
+  }
+#endif
+  self.version = std::string(kVersion);
+  self.started_at_ms = unix_ms();
+  std::random_device random;
+  self.incarnation = std::to_string(random()) + "-" + std::to_string(random());
+  auto& counters = metrics::registry();
+  auto load = [this, &counters] {
+    cluster::NodeLoad l;
+    const uint64_t udp_open = counters.counter("prism_sessions_opened_total", "", "").value() -
+                              counters.counter("prism_sessions_closed_total", "", "").value();
+    const uint64_t ws_open = counters.counter("prism_ws_connections_opened_total", "", "").value() -
+                             counters.counter("prism_ws_connections_closed_total", "", "").value();
+    l.sessions = udp_open + ws_open;
+    for (const auto& route : registry_->table()->routes()) {
+      l.requests_total += route.plugin->requests();
+      l.plugins.push_back(route.plugin->name());
+    }
+    return l;
+  };
+  cluster_ = std::make_unique<cluster::NodeRegistry>(std::move(options), std::move(self), load);
+  if (auto started = cluster_->start(); !started) {
+    cluster_.reset();
+    return started;
+  }
+  admin_->set_cluster(cluster_.get());
+  return {};
+}
+#endif
+
 void Server::shutdown() {
   stop_workers();
+#ifdef PRISM_HAVE_CLUSTER
+  // Leaves the registry at once (the others stop listing this node) once no worker can
+  // ask the admin service about it any more.
+  if (admin_) admin_->set_cluster(nullptr);
+  cluster_.reset();
+#endif
 #ifdef PRISM_HAVE_WS
   for (auto& g : gateways_) g->finish();  // each loop has ended and is not closed yet
 #endif
@@ -347,6 +445,17 @@ int Server::run() {
     SPDLOG_INFO("event=plugin_copies_swept count={} dir={}", swept,
                 registry_->private_copies().dir().parent_path().string());
   }
+
+#ifdef PRISM_HAVE_CLUSTER
+  if (config_.cluster.enabled) {
+    if (auto joined = join_cluster(*port); !joined) {
+      SPDLOG_CRITICAL("event=cluster_refused error=\"{}\"", joined.error());
+      shutdown();
+      SPDLOG_INFO("event=stopped");
+      return 1;
+    }
+  }
+#endif
 
   // Signals are handled before the listening line, so a supervisor may stop us at once.
   uv_loop_t loop;

@@ -50,6 +50,11 @@ class Server {
   void log_metrics_snapshot() const;
   // Logs a facet's backend going down or coming back (every second, on the main loop).
   void check_store_health();
+#ifdef PRISM_HAVE_CLUSTER
+  // cluster.*: registers this node (udp_port bound, ws.listen open, plugins loaded); the
+  // error refuses the start (its node id is alive elsewhere, an unreadable password).
+  Expected<void> join_cluster(uint16_t udp_port);
+#endif
 
   config::Config config_;
   std::vector<plugins::PluginSettings> plugin_settings_;
@@ -63,6 +68,9 @@ class Server {
   std::unique_ptr<cluster::TopicBus> bus_;
   std::unique_ptr<plugins::RealtimeHost> realtime_;
   std::atomic<bool> plugins_loaded_{false};  // the start-up load of plugins.dir is done
+#ifdef PRISM_HAVE_CLUSTER
+  std::unique_ptr<cluster::NodeRegistry> cluster_;
+#endif
 #ifdef PRISM_HAVE_WS
   ws::Health health() const;
   std::vector<std::unique_ptr<ws::Gateway>> gateways_;

@@ -288,6 +288,59 @@ int run_status(Client& client, const Options& opts) {
   return 0;
 }
 
+// `prismctl cluster nodes`: the node registry as the asked node last read it.
+int run_cluster_nodes(Client& client, const Options& opts) {
+  auto reply = client.call(prism::v1::HOST_CLUSTER_NODES, {});
+  if (!reply) return fail("cluster nodes: " + reply.error());
+  if (reply->status != prism::v1::STATUS_OK) {
+    fail("cluster nodes answered " + std::string(prism::client::status_name(reply->status)) + ": " +
+         reply->message);
+    return kExitNotOk;
+  }
+  prism::v1::ClusterNodes nodes;
+  if (!nodes.ParseFromString(reply->payload)) return fail("cluster nodes: the reply is not a ClusterNodes");
+  if (opts.json) {
+    json list = json::array();
+    for (const auto& n : nodes.nodes()) {
+      list.push_back({{"id", n.id()},
+                      {"region", n.region()},
+                      {"udp", n.udp()},
+                      {"ws", n.ws()},
+                      {"version", n.version()},
+                      {"started_at_ms", n.started_at_ms()},
+                      {"age_ms", n.age_ms()},
+                      {"sessions", n.sessions()},
+                      {"requests_per_s", n.requests_per_s()},
+                      {"plugins", std::vector<std::string>(n.plugins().begin(), n.plugins().end())}});
+    }
+    print_json({{"clustered", nodes.clustered()},
+                {"self", nodes.self_id()},
+                {"healthy", nodes.healthy()},
+                {"redis", nodes.redis()},
+                {"nodes", std::move(list)}});
+    return 0;
+  }
+  if (!nodes.clustered()) {
+    std::cout << "this node runs alone (no cluster section in its prism.yaml)\n";
+    return 0;
+  }
+  std::cout << "node " << nodes.self_id() << ", redis " << nodes.redis()
+            << (nodes.healthy() ? "" : " (DEGRADED: not registered, serving alone)") << "\n";
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "REGION", "UDP", "WS", "VERSION", "AGE", "SESSIONS", "REQ/S", "STARTED", "PLUGINS"}};
+  for (const auto& n : nodes.nodes()) {
+    std::string plugins;
+    for (const auto& p : n.plugins()) plugins += (plugins.empty() ? "" : ",") + p;
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.0f", n.requests_per_s());
+    rows.push_back({n.id(), n.region(), n.udp(), n.ws().empty() ? "-" : n.ws(), n.version(),
+                    std::to_string(n.age_ms()) + "ms", std::to_string(n.sessions()), rate,
+                    format_time(n.started_at_ms()), plugins});
+  }
+  print_table(rows);
+  return 0;
+}
+
 int run_call(Client& client, const Options& opts) {
   auto packet_id = client.resolve(opts.service, opts.method);
   if (!packet_id) return fail(packet_id.error());
@@ -520,6 +573,11 @@ int main(int argc, char** argv) {
       "check", "Validate the server's config file and plugins.d as they are on disk now");
   config->require_subcommand(1);
 
+  auto* cluster = app.add_subcommand("cluster", "The cluster this node belongs to (docs/operations.md)");
+  cluster->require_subcommand(1);
+  auto* cluster_nodes = cluster->add_subcommand(
+      "nodes", "List the live nodes: id, region, addresses, version, age of the last heartbeat, load");
+
   auto* keygen = app.add_subcommand(
       "keygen", "Write a new server key pair (server.key, mode 0600, and server.pub) to a directory");
   std::string key_dir = ".";
@@ -555,6 +613,7 @@ int main(int argc, char** argv) {
   if (plugins->parsed()) return run_plugins(*client, opts);
   if (status->parsed()) return run_status(*client, opts);
   if (call->parsed()) return run_call(*client, opts);
+  if (cluster_nodes->parsed()) return run_cluster_nodes(*client, opts);
   if (rooms_create->parsed()) return run_rooms(*client, "create", rooms_args, opts);
   if (rooms_list->parsed()) return run_rooms(*client, "list", rooms_args, opts);
   for (const auto& [sub, action] : rooms_by_id) {

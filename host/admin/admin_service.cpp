@@ -77,6 +77,32 @@ v1::ServerStatus AdminService::server_status() const {
   return status;
 }
 
+v1::ClusterNodes AdminService::cluster_nodes() const {
+  v1::ClusterNodes out;
+#ifdef PRISM_HAVE_CLUSTER
+  if (cluster_ == nullptr) return out;
+  out.set_clustered(true);
+  out.set_self_id(cluster_->self().id);
+  out.set_healthy(cluster_->healthy());
+  out.set_redis(cluster_->endpoint());
+  const uint64_t now = unix_ms();
+  for (const cluster::NodeInfo& n : cluster_->nodes()) {
+    v1::ClusterNode* node = out.add_nodes();
+    node->set_id(n.id);
+    node->set_region(n.region);
+    node->set_udp(n.udp);
+    node->set_ws(n.ws);
+    node->set_version(n.version);
+    node->set_started_at_ms(n.started_at_ms);
+    node->set_age_ms(now > n.beat_at_ms ? now - n.beat_at_ms : 0);
+    node->set_sessions(n.sessions);
+    node->set_requests_per_s(n.requests_per_s);
+    for (const std::string& p : n.plugins) node->add_plugins(p);
+  }
+#endif
+  return out;
+}
+
 void AdminService::on_host_request(const net::RequestOrigin& origin, const v1::Message& request,
                                    net::ReplyTransport& transport, net::LoopAccess& loop) {
   auto reply = [&](v1::Status status, std::string_view message, const std::string& payload) {
@@ -94,6 +120,8 @@ void AdminService::on_host_request(const net::RequestOrigin& origin, const v1::M
       return reply(v1::STATUS_OK, "", plugin_list().SerializeAsString());
     case v1::HOST_SERVER_STATUS:
       return reply(v1::STATUS_OK, "", server_status().SerializeAsString());
+    case v1::HOST_CLUSTER_NODES:
+      return reply(v1::STATUS_OK, "", cluster_nodes().SerializeAsString());
     case v1::HOST_STATS: {
       v1::MetricsText text;
       text.set_text(metrics::render_all());

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "cluster/topic_bus.hpp"
+#ifdef PRISM_HAVE_CLUSTER
+#include "cluster/node_registry.hpp"
+#endif
 #include "dispatch/dispatcher.hpp"
 #include "metrics/metrics.hpp"
 #include "net/transport_metrics.hpp"
@@ -31,9 +34,14 @@ class AdminService final : public dispatch::HostService {
   void set_storage(const store::Storage* storage) { storage_ = storage; }
   // HOST_SUBSCRIBE, HOST_UNSUBSCRIBE and HOST_PUBLISH go through it; UNAVAILABLE without.
   void set_topic_bus(cluster::TopicBus* bus) { bus_ = bus; }
+#ifdef PRISM_HAVE_CLUSTER
+  // HOST_CLUSTER_NODES reads it; null (the default, a node alone) answers clustered false.
+  void set_cluster(const cluster::NodeRegistry* cluster) { cluster_ = cluster; }
+#endif
 
   v1::PluginList plugin_list() const;
   v1::ServerStatus server_status() const;
+  v1::ClusterNodes cluster_nodes() const;
 
  private:
   struct Answer {
@@ -58,6 +66,9 @@ class AdminService final : public dispatch::HostService {
   ConfigCheck config_check_;
   cluster::TopicBus* bus_ = nullptr;
   const store::Storage* storage_ = nullptr;
+#ifdef PRISM_HAVE_CLUSTER
+  const cluster::NodeRegistry* cluster_ = nullptr;
+#endif
   const net::TransportCounters& transport_;  // read for status, registered by the transport
 };
 

@@ -12,6 +12,8 @@
 #include <charconv>
 #include <optional>
 #include <set>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "config/yaml_text.hpp"
@@ -161,21 +163,22 @@ Expected<void> set_store_facet(const YAML::Node& node, Config& config) {
   return {};
 }
 
-// store.*: strings that must not be empty (paths, the connection string, the prefix).
-template <std::string StoreConfig::*Member>
-Expected<void> set_store_text(const YAML::Node& node, Config& config) {
+// A string of a section (store.*, cluster.*) that must not be empty: a path, the
+// connection string, a key prefix.
+template <auto Section, auto Member>
+Expected<void> set_section_text(const YAML::Node& node, Config& config) {
   if (!node.IsScalar() || node.Scalar().empty()) {
     return make_error("expected a non-empty string, got " + describe(node));
   }
-  config.store.*Member = node.Scalar();
+  (config.*Section).*Member = node.Scalar();
   return {};
 }
 
-template <unsigned StoreConfig::*Member, uint64_t Min, uint64_t Max>
-Expected<void> set_store_count(const YAML::Node& node, Config& config) {
+template <auto Section, auto Member, uint64_t Min, uint64_t Max>
+Expected<void> set_section_count(const YAML::Node& node, Config& config) {
   auto n = integer(node, Min, Max);
   if (!n) return make_error(n.error());
-  config.store.*Member = static_cast<unsigned>(*n);
+  (config.*Section).*Member = static_cast<unsigned>(*n);
   return {};
 }
 
@@ -188,7 +191,7 @@ Expected<void> set_sqlite_synchronous(const YAML::Node& node, Config& config) {
 }
 
 // "HOST:PORT" where HOST may be a name (hiredis resolves it) or "[IPv6]".
-Expected<void> set_redis_address(const YAML::Node& node, Config& config) {
+Expected<std::pair<std::string, uint16_t>> redis_address(const YAML::Node& node) {
   const std::string text = node.IsScalar() ? node.Scalar() : std::string();
   const size_t colon = text.rfind(':');
   uint16_t port = 0;
@@ -202,9 +205,47 @@ Expected<void> set_redis_address(const YAML::Node& node, Config& config) {
   }
   std::string host = text.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  config.store.redis_host = std::move(host);
-  config.store.redis_port = port;
+  return std::pair{std::move(host), port};
+}
+
+Expected<void> set_redis_address(const YAML::Node& node, Config& config) {
+  auto address = redis_address(node);
+  if (!address) return make_error(address.error());
+  std::tie(config.store.redis_host, config.store.redis_port) = std::move(*address);
   return {};
+}
+
+// ---- cluster.* ------------------------------------------------------------------------
+Expected<void> set_cluster_redis_address(const YAML::Node& node, Config& config) {
+  auto address = redis_address(node);
+  if (!address) return make_error(address.error());
+  std::tie(config.cluster.redis_host, config.cluster.redis_port) = std::move(*address);
+  return {};
+}
+
+template <std::string ClusterConfig::*Member>
+Expected<void> set_cluster_name(const YAML::Node& node, Config& config) {
+  const std::string why = node.IsScalar() ? check_node_name(node.Scalar()) : "expected a name";
+  if (!why.empty()) return make_error(why + ", got " + describe(node));
+  config.cluster.*Member = node.Scalar();
+  return {};
+}
+
+template <std::chrono::milliseconds ClusterConfig::*Member, uint64_t Min, uint64_t Max>
+Expected<void> set_cluster_millis(const YAML::Node& node, Config& config) {
+  auto n = integer(node, Min, Max);
+  if (!n) return make_error(n.error());
+  config.cluster.*Member = std::chrono::milliseconds(*n);
+  return {};
+}
+
+// hiredis 0.14 (Debian 12's) has no TLS: say so, and what to do instead, rather than
+// talk plain text to a server the operator believes encrypted.
+Expected<void> set_cluster_tls(const YAML::Node& node, Config&) {
+  if (node.IsScalar() && (node.Scalar() == "false" || node.Scalar() == "off")) return {};
+  return make_error(
+      "TLS to Redis needs hiredis 1.0 or later (Debian 12 ships 0.14): reach a TLS Redis "
+      "through a local tunnel (stunnel, spiped) and set cluster.redis.address to it");
 }
 
 struct Key {
@@ -256,14 +297,23 @@ constexpr std::array kKeys{
     Key{"store.counters", set_store_facet<StoreFacet::kCounters>},
     Key{"store.leaderboards", set_store_facet<StoreFacet::kLeaderboards>},
     Key{"store.presence", set_store_facet<StoreFacet::kPresence>},
-    Key{"store.sqlite.file", set_store_text<&StoreConfig::sqlite_file>},
+    Key{"store.sqlite.file", set_section_text<&Config::store, &StoreConfig::sqlite_file>},
     Key{"store.sqlite.synchronous", set_sqlite_synchronous},
     Key{"store.redis.address", set_redis_address},
-    Key{"store.redis.password_file", set_store_text<&StoreConfig::redis_password_file>},
-    Key{"store.redis.database", set_store_count<&StoreConfig::redis_database, 0, 255>},
-    Key{"store.redis.key_prefix", set_store_text<&StoreConfig::redis_key_prefix>},
-    Key{"store.postgres.conninfo", set_store_text<&StoreConfig::postgres_conninfo>},
-    Key{"store.postgres.connections", set_store_count<&StoreConfig::postgres_connections, 1, 64>},
+    Key{"store.redis.password_file", set_section_text<&Config::store, &StoreConfig::redis_password_file>},
+    Key{"store.redis.database", set_section_count<&Config::store, &StoreConfig::redis_database, 0, 255>},
+    Key{"store.redis.key_prefix", set_section_text<&Config::store, &StoreConfig::redis_key_prefix>},
+    Key{"store.postgres.conninfo", set_section_text<&Config::store, &StoreConfig::postgres_conninfo>},
+    Key{"store.postgres.connections", set_section_count<&Config::store, &StoreConfig::postgres_connections, 1, 64>},
+    Key{"cluster.redis.address", set_cluster_redis_address},
+    Key{"cluster.redis.password_file", set_section_text<&Config::cluster, &ClusterConfig::redis_password_file>},
+    Key{"cluster.redis.database", set_section_count<&Config::cluster, &ClusterConfig::redis_database, 0, 255>},
+    Key{"cluster.redis.key_prefix", set_section_text<&Config::cluster, &ClusterConfig::key_prefix>},
+    Key{"cluster.redis.tls", set_cluster_tls},
+    Key{"cluster.node_id", set_cluster_name<&ClusterConfig::node_id>},
+    Key{"cluster.region", set_cluster_name<&ClusterConfig::region>},
+    Key{"cluster.heartbeat_ms", set_cluster_millis<&ClusterConfig::heartbeat, 50, 60000>},
+    Key{"cluster.ttl_ms", set_cluster_millis<&ClusterConfig::ttl, 150, 600000>},
 };
 
 // True when `path` lies inside section `section` ("" is the top level).
@@ -325,6 +375,15 @@ Expected<void> apply_map(const YAML::Node& map, const std::string& section,
 
 }  // namespace
 
+std::string check_node_name(std::string_view name) {
+  const bool fits = !name.empty() && name.size() <= 64 &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+                    });
+  return fits ? std::string() : "expected 1..64 characters of A-Z a-z 0-9 _ . -";
+}
+
 Expected<Config> load_string(std::string_view yaml, std::string_view source_name) {
   Config config;
   config.source = std::string(source_name);
@@ -343,6 +402,16 @@ Expected<Config> load_string(std::string_view yaml, std::string_view source_name
       return make_error(where(source_name, store.Mark()) +
                         "store.postgres.conninfo: required when a facet uses postgres "
                         "(e.g. \"host=127.0.0.1 dbname=prism user=prism connect_timeout=5\")");
+    }
+    // A cluster section, even one whose keys are all defaults, makes this node a member.
+    config.cluster.enabled = root["cluster"].IsDefined();
+    if (config.cluster.enabled && config.cluster.ttl < 3 * config.cluster.heartbeat) {
+      const YAML::Node cluster = root["cluster"];
+      return make_error(where(source_name, (cluster["ttl_ms"] ? cluster["ttl_ms"] : cluster).Mark()) +
+                        "cluster.ttl_ms: " + std::to_string(config.cluster.ttl.count()) +
+                        " must be at least 3 heartbeats (3 x cluster.heartbeat_ms = " +
+                        std::to_string(3 * config.cluster.heartbeat.count()) +
+                        "), or a node that misses one beat would drop out");
     }
     // Cross-key rules: blame the key when the file sets it, else its section.
     auto at_server_key = [&](const char* key) {

@@ -75,6 +75,27 @@ struct StoreConfig {
   friend bool operator==(const StoreConfig&, const StoreConfig&) = default;
 };
 
+// cluster.*: this node's place in its region's cluster (DESIGN.md §7, docs/operations.md
+// "Clustering"). Without a cluster section the node runs alone.
+struct ClusterConfig {
+  bool enabled = false;                     // the file has a cluster section
+  std::string redis_host = "127.0.0.1";     // cluster.redis.address: "HOST:PORT"
+  uint16_t redis_port = 6379;
+  std::string redis_password_file;          // cluster.redis.password_file: AUTH with its first line
+  unsigned redis_database = 0;              // cluster.redis.database: 0..255
+  std::string key_prefix = "prism:";        // cluster.redis.key_prefix
+  std::string node_id;                      // cluster.node_id: "" = generated, kept in <state_dir>/node_id
+  std::string region = "default";           // cluster.region
+  std::chrono::milliseconds heartbeat{1000};  // cluster.heartbeat_ms: 50..60000
+  std::chrono::milliseconds ttl{5000};        // cluster.ttl_ms: 150..600000, at least 3 heartbeats
+
+  friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
+};
+
+// A node id or region name: 1..64 of A-Z a-z 0-9 _ . -, so that it fits a Redis key and a
+// log line as it is. Empty when valid, else why not.
+std::string check_node_name(std::string_view name);
+
 // Each member names its YAML key; the initialisers are the defaults that
 // etc/prism.yaml repeats. Every section and every key is optional.
 struct Config {
@@ -112,6 +133,7 @@ struct Config {
   std::string admin_token_file;                             // admin.token_file: "" = <state_dir>/admin.token, created on first start
   std::vector<Cidr> admin_allow = default_admin_allow();    // admin.allow: address ranges admin logins may come from
   StoreConfig store;                                        // store.*
+  ClusterConfig cluster;                                    // cluster.*
 
   friend bool operator==(const Config&, const Config&) = default;
 };

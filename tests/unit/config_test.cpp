@@ -506,5 +506,45 @@ TEST(StoreConfigTest, RedisAddressTakesBracketedIpv6) {
   EXPECT_EQ(config.store.redis_port, 6379);
 }
 
+TEST(ClusterConfigTest, WithoutAClusterSectionTheNodeRunsAlone) {
+  EXPECT_FALSE(loaded("server:\n  workers: 1\n").cluster.enabled);
+  const Config config = loaded("cluster:\n");  // a section of defaults still joins
+  EXPECT_TRUE(config.cluster.enabled);
+  EXPECT_EQ(config.cluster.redis_port, 6379);
+  EXPECT_EQ(config.cluster.region, "default");
+  EXPECT_EQ(config.cluster.node_id, "");  // generated and kept in the state dir
+}
+
+TEST(ClusterConfigTest, EveryKeyIsRead) {
+  const Config config = loaded(
+      "cluster:\n  redis: {address: \"10.0.0.5:6380\", password_file: /etc/prism/redis.pw, database: 3,"
+      " key_prefix: \"eu:\", tls: false}\n  node_id: eu-1.a\n  region: eu-1\n  heartbeat_ms: 500\n"
+      "  ttl_ms: 2000\n");
+  EXPECT_EQ(config.cluster.redis_host, "10.0.0.5");
+  EXPECT_EQ(config.cluster.redis_port, 6380);
+  EXPECT_EQ(config.cluster.redis_password_file, "/etc/prism/redis.pw");
+  EXPECT_EQ(config.cluster.redis_database, 3u);
+  EXPECT_EQ(config.cluster.key_prefix, "eu:");
+  EXPECT_EQ(config.cluster.node_id, "eu-1.a");
+  EXPECT_EQ(config.cluster.region, "eu-1");
+  EXPECT_EQ(config.cluster.heartbeat, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.cluster.ttl, std::chrono::milliseconds(2000));
+}
+
+TEST(ClusterConfigTest, BadValuesNameFileLineAndKey) {
+  EXPECT_EQ(error_of("cluster:\n  node_id: \"a b\"\n"),
+            "etc/prism.yaml:2:12: cluster.node_id: expected 1..64 characters of A-Z a-z 0-9 _ . -, got the string \"a b\"");
+  EXPECT_EQ(error_of("cluster:\n  redis:\n    tls: true\n"),
+            "etc/prism.yaml:3:10: cluster.redis.tls: TLS to Redis needs hiredis 1.0 or later (Debian 12 "
+            "ships 0.14): reach a TLS Redis through a local tunnel (stunnel, spiped) and set "
+            "cluster.redis.address to it");
+  EXPECT_EQ(error_of("cluster:\n  heartbeat_ms: 1000\n  ttl_ms: 2000\n"),
+            "etc/prism.yaml:3:11: cluster.ttl_ms: 2000 must be at least 3 heartbeats (3 x "
+            "cluster.heartbeat_ms = 3000), or a node that misses one beat would drop out");
+  EXPECT_EQ(error_of("cluster:\n  zone: a\n"),
+            "etc/prism.yaml:2:3: unknown key 'zone' in 'cluster' (known keys: redis node_id region "
+            "heartbeat_ms ttl_ms)");
+}
+
 }  // namespace
 }  // namespace prism::config

@@ -1,0 +1,151 @@
+// The cluster (host/cluster, DESIGN.md §7, docs/operations.md "Clustering") through real
+// prismd processes on loopback sharing one throwaway redis-server: the node registry, as
+// `prismctl cluster nodes` shows it from any node.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "prismd_process.hpp"
+#include "support/eventually.hpp"
+#include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace prism::testing {
+namespace {
+
+using nlohmann::json;
+
+// A node of the cluster on `redis`: one worker, a heartbeat of 100 ms and a TTL of 600 ms
+// so that a dead node goes quickly.
+PrismdOptions node(const RedisServer& redis, const std::string& id,
+                   const std::filesystem::path& state_dir = {}) {
+  PrismdOptions options;
+  options.workers = 1;
+  options.state_dir = state_dir;
+  options.extra_yaml = "cluster:\n  redis:\n    address: 127.0.0.1:" + std::to_string(redis.port()) +
+                       "\n  region: eu-1\n  heartbeat_ms: 100\n  ttl_ms: 600\n";
+  if (!id.empty()) options.extra_yaml += "  node_id: " + id + "\n";
+  return options;
+}
+
+// `prismctl --json cluster nodes` against `prismd`: its "nodes" (null when it failed).
+json cluster_nodes(const PrismdProcess& prismd) {
+  const auto r = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server", prismd.endpoint(),
+                              "--config", prismd.config_path().string(), "--json", "cluster", "nodes"});
+  if (r.exit_code != 0) return nullptr;
+  const json out = json::parse(r.output, nullptr, false);
+  return out.is_object() ? out.value("nodes", json()) : json();
+}
+
+std::set<std::string> ids_of(const json& nodes) {
+  std::set<std::string> ids;
+  if (nodes.is_array()) {
+    for (const json& n : nodes) ids.insert(n.value("id", std::string()));
+  }
+  return ids;
+}
+
+class ClusterRegistry : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+    ASSERT_EQ(redis.start(), "");
+  }
+  RedisServer redis;
+};
+
+// Each node publishes itself; every node lists all of them; one SIGKILLed is gone once
+// its TTL passes, one stopped cleanly at once.
+TEST_F(ClusterRegistry, EveryNodeListsTheOthersAndADeadOneGoesAfterItsTtl) {
+  PrismdProcess a(node(redis, "node-a")), b(node(redis, "node-b")), c(node(redis, "node-c"));
+  ASSERT_TRUE(a.ready()) << a.log();
+  ASSERT_TRUE(b.ready()) << b.log();
+  ASSERT_TRUE(c.ready()) << c.log();
+  const std::set<std::string> all{"node-a", "node-b", "node-c"};
+  for (PrismdProcess* p : {&a, &b, &c}) {
+    ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(*p)) == all; })) << cluster_nodes(*p);
+  }
+  const json nodes = cluster_nodes(b);
+  EXPECT_EQ(nodes[0]["id"], "node-b");  // the node asked comes first
+  for (const json& n : nodes) {
+    EXPECT_EQ(n["region"], "eu-1") << n;
+    EXPECT_FALSE(n["version"].get<std::string>().empty()) << n;
+    EXPECT_GT(n["started_at_ms"].get<uint64_t>(), 0u) << n;
+    EXPECT_LT(n["age_ms"].get<uint64_t>(), 5000u) << n;
+    EXPECT_NE(n["plugins"].dump().find("default"), std::string::npos) << n;
+  }
+  const auto udp_of = [&](const std::string& id) {
+    for (const json& n : nodes) {
+      if (n["id"] == id) return n["udp"].get<std::string>();
+    }
+    return std::string();
+  };
+  EXPECT_EQ(udp_of("node-a"), a.endpoint());
+  EXPECT_EQ(udp_of("node-c"), c.endpoint());
+
+  c.stop(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(a)) == std::set<std::string>{"node-a", "node-b"}; }))
+      << cluster_nodes(a);
+  ASSERT_EQ(b.stop(SIGTERM), 0) << b.log();
+  ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(a)) == std::set<std::string>{"node-a"}; }))
+      << cluster_nodes(a);
+}
+
+// Two processes may not be one node: a second with a live node's id is refused at start,
+// with the reason, and the first goes on as it was.
+TEST_F(ClusterRegistry, ANodeIdAliveElsewhereIsRefusedAtStart) {
+  PrismdProcess a(node(redis, "node-a"));
+  ASSERT_TRUE(a.ready()) << a.log();
+  PrismdProcess twin(node(redis, "node-a"));
+  EXPECT_FALSE(twin.ready());
+  EXPECT_TRUE(twin.wait_for_log("cluster.node_id 'node-a' is alive on another node")) << twin.log();
+  EXPECT_NE(twin.stop(SIGTERM), 0);
+  const json nodes = cluster_nodes(a);
+  ASSERT_EQ(nodes.size(), 1u) << nodes;
+  EXPECT_EQ(nodes[0]["udp"], a.endpoint());
+}
+
+// A node SIGKILLed and started again at once takes its own id back: its old entry stops
+// beating, so it is known dead before its TTL. Without node_id the id is generated once
+// and kept in the state dir.
+TEST_F(ClusterRegistry, ANodeRestartedAtOnceKeepsItsGeneratedId) {
+  const TempDir state("prism-cluster-test");
+  std::string id;
+  {
+    PrismdProcess first(node(redis, "", state.path()));
+    ASSERT_TRUE(first.ready()) << first.log();
+    std::ifstream(state.path() / "node_id") >> id;
+    ASSERT_FALSE(id.empty());
+    ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(first)) == std::set<std::string>{id}; }));
+    first.stop(SIGKILL);
+  }
+  PrismdProcess again(node(redis, "", state.path()));
+  ASSERT_TRUE(again.ready()) << again.log();
+  const json nodes = cluster_nodes(again);
+  ASSERT_EQ(ids_of(nodes), std::set<std::string>{id}) << nodes;
+  EXPECT_EQ(nodes[0]["udp"], again.endpoint());
+}
+
+// Redis away at start: the node serves alone, reports degraded, and registers once Redis
+// answers.
+TEST_F(ClusterRegistry, WithoutRedisANodeStartsDegradedAndJoinsWhenRedisComes) {
+  redis.stop();
+  PrismdProcess a(node(redis, "node-a"));
+  ASSERT_TRUE(a.ready()) << a.log();
+  EXPECT_TRUE(a.wait_for_log("event=cluster_degraded")) << a.log();
+  const auto ping = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server", a.endpoint(),
+                                 "--config", a.config_path().string(), "ping"});
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;  // serving alone
+  EXPECT_EQ(ids_of(cluster_nodes(a)), std::set<std::string>{});
+  ASSERT_EQ(redis.restart(), "");
+  ASSERT_TRUE(a.wait_for_log("event=cluster_recovered")) << a.log();
+  EXPECT_EQ(ids_of(cluster_nodes(a)), std::set<std::string>{"node-a"});
+}
+
+}  // namespace
+}  // namespace prism::testing
