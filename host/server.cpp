@@ -165,7 +165,9 @@ ws::Health Server::health() const {
   }
 #ifdef PRISM_HAVE_CLUSTER
   // Serving on alone: degraded, still ready (DESIGN.md §7, loss of Redis).
-  if (cluster_ && !cluster_->healthy()) h.degraded.push_back("cluster:redis");
+  if ((cluster_ && !cluster_->healthy()) || (link_ && !link_->healthy())) {
+    h.degraded.push_back("cluster:redis");
+  }
 #endif
   h.ready = plugins_loaded_.load() && store_ok;
   return h;
@@ -295,12 +297,16 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
     }
     return l;
   };
-  cluster_ = std::make_unique<cluster::NodeRegistry>(std::move(options), std::move(self), load);
+  const std::string incarnation = self.incarnation;
+  cluster_ = std::make_unique<cluster::NodeRegistry>(options, std::move(self), load);
   if (auto started = cluster_->start(); !started) {
     cluster_.reset();
     return started;
   }
   admin_->set_cluster(cluster_.get());
+  // Topics from here on reach the other nodes, and theirs this one's subscribers.
+  link_ = std::make_unique<cluster::ClusterLink>(options, incarnation, *bus_);
+  bus_->set_remote(link_.get());
   return {};
 }
 #endif
@@ -312,6 +318,9 @@ void Server::shutdown() {
   // ask the admin service about it any more.
   if (admin_) admin_->set_cluster(nullptr);
   cluster_.reset();
+  // Before the bus: the link's thread delivers into it until then.
+  if (bus_) bus_->set_remote(nullptr);
+  link_.reset();
 #endif
 #ifdef PRISM_HAVE_WS
   for (auto& g : gateways_) g->finish();  // each loop has ended and is not closed yet

@@ -8,6 +8,9 @@
 
 #include "admin/admin_service.hpp"
 #include "cluster/topic_bus.hpp"
+#ifdef PRISM_HAVE_CLUSTER
+#include "cluster/cluster_link.hpp"
+#endif
 #include "config/config.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "net/worker.hpp"
@@ -70,6 +73,7 @@ class Server {
   std::atomic<bool> plugins_loaded_{false};  // the start-up load of plugins.dir is done
 #ifdef PRISM_HAVE_CLUSTER
   std::unique_ptr<cluster::NodeRegistry> cluster_;
+  std::unique_ptr<cluster::ClusterLink> link_;  // topics to and from the other nodes
 #endif
 #ifdef PRISM_HAVE_WS
   ws::Health health() const;

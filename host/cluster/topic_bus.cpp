@@ -142,6 +142,7 @@ BusResult TopicBus::subscribe_here(unsigned index, uint64_t session, const std::
     counters().refused_subscribers_per_topic.add();
     return BusResult::kLimit;
   }
+  if (subscribers.empty()) want(topic, +1);  // this worker's first
   subscribers.insert(session);
   mine.push_back(topic);
   counters().subscribes.add();
@@ -181,7 +182,10 @@ void TopicBus::unsubscribe_here(unsigned index, uint64_t session, const std::str
   const auto subs = w.sessions_of.find(topic);
   if (subs != w.sessions_of.end()) {
     subs->second.erase(session);
-    if (subs->second.empty()) w.sessions_of.erase(subs);
+    if (subs->second.empty()) {
+      w.sessions_of.erase(subs);
+      want(topic, -1);
+    }
   }
   counters().unsubscribes.add();
 }
@@ -196,7 +200,10 @@ void TopicBus::session_closed(uint64_t session) {
     const auto subs = w.sessions_of.find(topic);
     if (subs == w.sessions_of.end()) continue;
     subs->second.erase(session);
-    if (subs->second.empty()) w.sessions_of.erase(subs);
+    if (subs->second.empty()) {
+      w.sessions_of.erase(subs);
+      want(topic, -1);
+    }
   }
   counters().unsubscribes.add(mine->second.size());
   w.topics_of.erase(mine);
@@ -212,6 +219,20 @@ BusResult TopicBus::publish(std::string_view topic, uint32_t packet_id,
                             std::span<const uint8_t> payload, uint64_t except) {
   if (!valid_topic(topic)) return BusResult::kBadTopic;
   counters().publishes.add();
+  fan_out(topic, packet_id, payload, except);
+  // The other nodes: `except` is a session of this one.
+  if (RemoteTopics* remote = remote_.load()) remote->publish(topic, packet_id, payload);
+  return BusResult::kOk;
+}
+
+void TopicBus::deliver_remote(std::string_view topic, uint32_t packet_id,
+                              std::span<const uint8_t> payload) {
+  if (!valid_topic(topic)) return;
+  fan_out(topic, packet_id, payload, 0);
+}
+
+void TopicBus::fan_out(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
+                       uint64_t except) {
   const int here = current_worker();
   // Plugin subscribers hear it once, from the publishing worker (worker 0 off the
   // workers), and never inside the call: the publisher may be a plugin that is itself
@@ -232,7 +253,23 @@ BusResult TopicBus::publish(std::string_view topic, uint32_t packet_id,
     deliver_here(static_cast<unsigned>(here), std::string(topic), packet_id, payload, true, false,
                  except);
   }
-  return BusResult::kOk;
+}
+
+void TopicBus::want(const std::string& topic, int delta) {
+  std::lock_guard lock(wanted_mutex_);
+  unsigned& count = wanted_[topic];
+  const bool was = count > 0;
+  count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+  const bool is = count > 0;
+  if (!is) wanted_.erase(topic);
+  if (RemoteTopics* remote = remote_.load(); was != is && remote != nullptr) remote->topic_wanted(topic, is);
+}
+
+void TopicBus::set_remote(RemoteTopics* remote) {
+  std::lock_guard lock(wanted_mutex_);
+  remote_ = remote;
+  if (remote == nullptr) return;
+  for (const auto& [topic, count] : wanted_) remote->topic_wanted(topic, true);
 }
 
 void TopicBus::deliver_here(unsigned index, const std::string& topic, uint32_t packet_id,
@@ -269,6 +306,7 @@ BusResult TopicBus::subscribe_plugin(std::shared_ptr<const PluginSubscriber> sub
   std::lock_guard lock(plugin_mutex_);
   auto& subs = plugin_master_[std::string(topic)];
   if (std::find(subs.begin(), subs.end(), subscriber) != subs.end()) return BusResult::kOk;
+  want(std::string(topic), +1);
   subs.push_back(std::move(subscriber));
   share_plugin_table();
   return BusResult::kOk;
@@ -281,6 +319,7 @@ void TopicBus::unsubscribe_plugin(const PluginSubscriber* subscriber, std::strin
   const size_t before = it->second.size();
   std::erase_if(it->second, [subscriber](const auto& s) { return s.get() == subscriber; });
   if (it->second.size() == before) return;
+  want(it->first, -1);
   if (it->second.empty()) plugin_master_.erase(it);
   share_plugin_table();
 }
@@ -291,6 +330,7 @@ void TopicBus::drop_plugin(const PluginSubscriber* subscriber) {
   for (auto it = plugin_master_.begin(); it != plugin_master_.end();) {
     const size_t before = it->second.size();
     std::erase_if(it->second, [subscriber](const auto& s) { return s.get() == subscriber; });
+    if (it->second.size() != before) want(it->first, -1);
     changed = changed || it->second.size() != before;
     it = it->second.empty() ? plugin_master_.erase(it) : std::next(it);
   }

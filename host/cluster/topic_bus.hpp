@@ -4,6 +4,7 @@
 // the target worker's queue (LoopAccess::post), never a lock on the delivery path.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -58,6 +59,18 @@ struct PluginSubscriber {
   std::function<void(const TopicMessage&)> deliver;
 };
 
+// The other nodes of the cluster as the bus reaches them (ClusterLink, DESIGN.md §7).
+class RemoteTopics {
+ public:
+  virtual ~RemoteTopics() = default;
+  // Any thread: a message published on this node, for the other nodes' subscribers.
+  virtual void publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload) = 0;
+  // This node now has a subscriber (session or plugin) for `topic`, or no longer any:
+  // only then does it need what the other nodes publish to it. Calls for one topic come
+  // in order (under the bus's lock).
+  virtual void topic_wanted(const std::string& topic, bool wanted) = 0;
+};
+
 class TopicBus {
  public:
   TopicBus(std::vector<BusWorker> workers, BusLimits limits);
@@ -102,6 +115,14 @@ class TopicBus {
   // The session's worker thread: the session is gone, forget its subscriptions.
   void session_closed(uint64_t session);
 
+  // Publishes go to `remote` too, and it learns which topics this node wants (those
+  // wanted already, at once). Set before the workers run; null (the default, and before
+  // `remote` goes away) keeps the bus on this node.
+  void set_remote(RemoteTopics* remote);
+  // A message published on another node (the remote's thread): delivered here as a
+  // publish is, and not sent back out.
+  void deliver_remote(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload);
+
   // Subscriptions of sessions of worker `index`; that worker's thread only (tests).
   size_t subscriptions_on(unsigned index) const;
 
@@ -128,6 +149,13 @@ class TopicBus {
                     uint64_t except);
   // Hands every worker the plugin table as it is now (plugin_mutex_ held).
   void share_plugin_table();
+  // Every worker's sessions and plugin subscribers hear it; the caller's worker's sessions
+  // first, now (none off the workers).
+  void fan_out(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
+               uint64_t except);
+  // One more (+1) or one fewer (-1) worker or plugin subscribed to `topic` on this node;
+  // tells the remote when the count leaves or reaches zero.
+  void want(const std::string& topic, int delta);
 
   std::vector<BusWorker> workers_;
   BusLimits limits_;
@@ -136,6 +164,10 @@ class TopicBus {
   // by the workers through their own snapshots.
   std::mutex plugin_mutex_;
   PluginTable plugin_master_;
+  // Node-wide: how many workers (with sessions) and plugin versions want each topic.
+  std::mutex wanted_mutex_;
+  std::unordered_map<std::string, unsigned> wanted_;
+  std::atomic<RemoteTopics*> remote_{nullptr};  // set under wanted_mutex_, read by publish
 };
 
 }  // namespace prism::cluster

@@ -13,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -134,6 +135,8 @@ struct RedisConnection::Impl {
   std::string sha;
   std::deque<Request> held;             // waiting for the connection attempt
   std::deque<Clock::time_point> sent;   // send time of each unanswered command, in order
+  std::set<std::string> channels;       // subscriber mode: what is (to be) subscribed
+  RedisConnection::MessageHandler on_message;
   Clock::time_point connect_started{};
   std::chrono::milliseconds backoff{};
   bool logged_down = false;  // one warning per outage, not one per attempt
@@ -275,9 +278,35 @@ struct RedisConnection::Impl {
     if (context != nullptr) redisAsyncDisconnect(context);
   }
 
+  // Subscriber mode: (UN)SUBSCRIBE outside send(): their replies are not answers to
+  // time (the watchdog's `sent`), and a SUBSCRIBE's callback runs for every message.
+  void subscription(const char* verb, const std::string& channel) {
+    if (context == nullptr || state != State::kReady) return;  // on_ready subscribes them all
+    const char* argv[] = {verb, channel.data()};
+    const size_t lens[] = {std::char_traits<char>::length(verb), channel.size()};
+    redisAsyncCommandArgv(context, &Impl::on_subscription, this, 2, argv, lens);
+  }
+
+  static void on_subscription(redisAsyncContext* /*ac*/, void* r, void* privdata) {
+    auto* self = static_cast<Impl*>(privdata);
+    const auto* reply = static_cast<const redisReply*>(r);
+    // ["message", channel, payload]; the (un)subscribe confirmations are ignored.
+    if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
+    const redisReply* kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
+    if (!self->on_message) return;
+    try {
+      self->on_message(std::string_view(reply->element[1]->str, reply->element[1]->len),
+                       std::string_view(reply->element[2]->str, reply->element[2]->len));
+    } catch (const std::exception& e) {
+      spdlog::error("event=redis_handler_threw error=\"{}\"", e.what());
+    }
+  }
+
   void on_ready() {
     state = State::kReady;
     ready = true;
+    for (const std::string& channel : channels) subscription("SUBSCRIBE", channel);
     backoff = options.reconnect_min;
     spdlog::info("event=redis_connected endpoint={}", endpoint());
     logged_down = false;
@@ -429,6 +458,23 @@ void RedisConnection::command(std::vector<std::string> argv, ReplyHandler handle
 
 void RedisConnection::post(std::function<void()> task) {
   impl_->push(Request{false, {}, {}, std::move(task)});
+}
+
+void RedisConnection::set_message_handler(MessageHandler handler) {
+  // On the loop thread, which reads it; queued before any subscribe that follows.
+  post([impl = impl_.get(), handler = std::move(handler)]() mutable { impl->on_message = std::move(handler); });
+}
+
+void RedisConnection::subscribe(std::string channel) {
+  post([impl = impl_.get(), channel = std::move(channel)] {
+    if (impl->channels.insert(channel).second) impl->subscription("SUBSCRIBE", channel);
+  });
+}
+
+void RedisConnection::unsubscribe(std::string channel) {
+  post([impl = impl_.get(), channel = std::move(channel)] {
+    if (impl->channels.erase(channel) != 0) impl->subscription("UNSUBSCRIBE", channel);
+  });
 }
 
 bool RedisConnection::connected() const { return impl_->ready; }

@@ -51,6 +51,15 @@ class RedisConnection {
   // Runs `task` on the connection's thread (or in the destructor if it is stopping).
   void post(std::function<void()> task);
 
+  // Subscriber mode, for a connection used for nothing else (Redis allows only
+  // (UN)SUBSCRIBE on it then): what is published to a subscribed channel reaches
+  // `handler` on the connection's thread; the channels are subscribed again after every
+  // reconnect, so a message published while disconnected is lost, not one after.
+  using MessageHandler = std::function<void(std::string_view channel, std::string_view message)>;
+  void set_message_handler(MessageHandler handler);  // before the first subscribe
+  void subscribe(std::string channel);
+  void unsubscribe(std::string channel);
+
   bool connected() const;  // connected, authenticated and the script loaded
   const RedisOptions& options() const;
   std::string endpoint() const;  // "host:port", for messages

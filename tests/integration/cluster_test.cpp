@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "prism/client.hpp"
 #include "prismd_process.hpp"
 #include "support/eventually.hpp"
 #include "support/redis_server.hpp"
@@ -19,6 +20,7 @@ namespace prism::testing {
 namespace {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 // A node of the cluster on `redis`: one worker, a heartbeat of 100 ms and a TTL of 600 ms
 // so that a dead node goes quickly.
@@ -145,6 +147,65 @@ TEST_F(ClusterRegistry, WithoutRedisANodeStartsDegradedAndJoinsWhenRedisComes) {
   ASSERT_EQ(redis.restart(), "");
   ASSERT_TRUE(a.wait_for_log("event=cluster_recovered")) << a.log();
   EXPECT_EQ(ids_of(cluster_nodes(a)), std::set<std::string>{"node-a"});
+}
+
+// An admin session on `prismd` (HOST_SUBSCRIBE and HOST_PUBLISH need the admin login).
+client::Client admin_session(const PrismdProcess& prismd) {
+  client::ConnectOptions options;
+  options.server_key = prismd.server_key();
+  options.timeout = 5s;
+  auto c = client::Client::connect({"127.0.0.1", prismd.port()}, options);
+  EXPECT_TRUE(c) << c.error();
+  auto login = c->login("admin", prismd.admin_token());
+  EXPECT_TRUE(login && login->status == v1::STATUS_OK);
+  return std::move(*c);
+}
+
+// Redis's count of subscribers to the topic's channel: one per node that wants it.
+int nodes_subscribed(const RedisServer& redis, const std::string& topic) {
+  const std::string reply = redis.command("PUBSUB NUMSUB prism:topic:" + topic);
+  const size_t last = reply.find_last_of(' ');
+  return std::atoi(reply.c_str() + (last == std::string::npos ? 0 : last + 1));
+}
+
+// A publish on one node reaches the subscribers on every node exactly once, in the order
+// published; the publishing node's own subscriber too (not twice: its message comes back
+// from Redis and is recognised as its own).
+TEST_F(ClusterRegistry, APublishOnOneNodeReachesEverySubscriberOnceInOrder) {
+  PrismdProcess a(node(redis, "node-a")), b(node(redis, "node-b")), c(node(redis, "node-c"));
+  ASSERT_TRUE(a.ready() && b.ready() && c.ready()) << a.log() << b.log() << c.log();
+  std::vector<client::Client> subscribers;
+  subscribers.push_back(admin_session(a));
+  subscribers.push_back(admin_session(b));
+  subscribers.push_back(admin_session(c));
+  std::vector<std::vector<std::string>> heard(3);
+  for (size_t i = 0; i < 3; ++i) {
+    subscribers[i].on_topic("scores", [&heard, i](const v1::Message& m) { heard[i].push_back(m.payload()); });
+    ASSERT_TRUE(subscribers[i].subscribe("scores"));
+  }
+  // Each node subscribes its Redis channel once it has a subscriber (another process's
+  // state: awaited by asking Redis).
+  ASSERT_TRUE(eventually([&] { return nodes_subscribed(redis, "scores") == 3; }));
+  auto publisher = admin_session(a);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 200; ++i) {
+    sent.push_back("score " + std::to_string(i));
+    ASSERT_TRUE(publisher.publish("scores", sent.back()));
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (heard[i].size() < sent.size() && std::chrono::steady_clock::now() < until) {
+      ASSERT_TRUE(subscribers[i].poll(50ms));
+    }
+  }
+  // Anything extra (a duplicate) would have arrived with the rest: one more turn to see it.
+  for (auto& s : subscribers) ASSERT_TRUE(s.poll(50ms));
+  EXPECT_EQ(heard[0], sent) << "node-a, the publisher's own";
+  EXPECT_EQ(heard[1], sent) << "node-b";
+  EXPECT_EQ(heard[2], sent) << "node-c";
+  // A node whose last subscriber left stops taking the topic from Redis.
+  ASSERT_TRUE(subscribers[2].unsubscribe("scores"));
+  EXPECT_TRUE(eventually([&] { return nodes_subscribed(redis, "scores") == 2; }));
 }
 
 }  // namespace

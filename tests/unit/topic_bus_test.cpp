@@ -240,5 +240,55 @@ TEST_F(TopicBusTest, PluginSubscribersHearAPublishOnceAndNeverInsideTheCall) {
   EXPECT_EQ(heard.size(), 2u);
 }
 
+
+// What the bus tells the other nodes (ClusterLink in prismd): every publish, and a topic
+// wanted while this node has any subscriber for it, session or plugin, on any worker.
+class FakeRemote final : public RemoteTopics {
+ public:
+  void publish(std::string_view topic, uint32_t, std::span<const uint8_t> payload) override {
+    published.push_back(std::string(topic) + ":" + std::string(payload.begin(), payload.end()));
+  }
+  void topic_wanted(const std::string& topic, bool wanted) override {
+    changes.push_back((wanted ? "+" : "-") + topic);
+  }
+  std::vector<std::string> published, changes;
+};
+
+TEST_F(TopicBusTest, TheOtherNodesHearPublishesAndWhichTopicsThisNodeWants) {
+  FakeRemote remote;
+  const uint64_t a = session_on(0, 1), b = session_on(1, 1), c = session_on(1, 2);
+  transports_[0].open = {a};
+  transports_[1].open = {b, c};
+  as_worker(0, [&] { return bus_->subscribe(a, "early"); });
+  bus_->set_remote(&remote);  // what is wanted already is told at once
+  EXPECT_EQ(remote.changes, std::vector<std::string>{"+early"});
+  for (const uint64_t s : {b, c}) as_worker(1, [&] { return bus_->subscribe(s, "room"); });
+  as_worker(0, [&] { return bus_->subscribe(a, "room"); });  // another worker: still one "+"
+  auto plugin = std::make_shared<PluginSubscriber>();
+  plugin->deliver = [](const TopicMessage&) {};
+  bus_->subscribe_plugin(plugin, "room");
+  EXPECT_EQ(remote.changes, (std::vector<std::string>{"+early", "+room"}));
+  as_worker(1, [&] { return bus_->unsubscribe(b, "room"); });
+  transports_[1].open.erase(c);
+  as_worker(1, [&] {
+    bus_->session_closed(c);
+    return 0;
+  });
+  as_worker(0, [&] { return bus_->unsubscribe(a, "room"); });
+  EXPECT_EQ(remote.changes.size(), 2u) << "the plugin still wants it";
+  bus_->drop_plugin(plugin.get());
+  EXPECT_EQ(remote.changes, (std::vector<std::string>{"+early", "+room", "-room"}));
+
+  // A local publish goes out once; one from another node is delivered here and not sent
+  // back out.
+  as_worker(0, [&] { return bus_->publish("early", 2, bytes("mine"), a); });
+  bus_->deliver_remote("early", 2, bytes("theirs"));
+  run_all();
+  EXPECT_EQ(remote.published, std::vector<std::string>{"early:mine"});
+  ASSERT_EQ(transports_[0].pushed.size(), 1u);  // `a` was the publish's except
+  EXPECT_EQ(transports_[0].pushed[0].payload, "theirs");
+  bus_->set_remote(nullptr);
+}
+
 }  // namespace
 }  // namespace prism::cluster
