@@ -270,6 +270,9 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
   }
   options.heartbeat = c.heartbeat;
   options.ttl = c.ttl;
+  // A Redis that stops answering (SIGSTOP, a cut link) is given up after one TTL, by when
+  // the others have dropped this node anyway: degraded, and reconnecting.
+  options.redis.command_timeout = c.ttl;
   cluster::NodeInfo self;
   self.id = *id;
   self.region = c.region;
@@ -307,6 +310,12 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
   // Topics from here on reach the other nodes, and theirs this one's subscribers.
   link_ = std::make_unique<cluster::ClusterLink>(options, incarnation, *bus_);
   bus_->set_remote(link_.get());
+  metrics::registry().gauge("prism_cluster_healthy",
+                            "1 while this node is registered and its topic links to Redis are up, 0 "
+                            "while it serves alone (degraded)",
+                            [this] { return cluster_->healthy() && link_->healthy() ? 1.0 : 0.0; });
+  metrics::registry().gauge("prism_cluster_nodes", "Live nodes of the cluster as this node last read them",
+                            [this] { return static_cast<double>(cluster_->nodes().size()); });
   return {};
 }
 #endif
@@ -317,6 +326,8 @@ void Server::shutdown() {
   // Leaves the registry at once (the others stop listing this node) once no worker can
   // ask the admin service about it any more.
   if (admin_) admin_->set_cluster(nullptr);
+  metrics::registry().remove_gauge("prism_cluster_healthy");
+  metrics::registry().remove_gauge("prism_cluster_nodes");
   cluster_.reset();
   // Before the bus: the link's thread delivers into it until then.
   if (bus_) bus_->set_remote(nullptr);

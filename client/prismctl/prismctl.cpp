@@ -269,6 +269,7 @@ int run_status(Client& client, const Options& opts) {
                 {"datagrams_received", status->datagrams_received()},
                 {"datagrams_dropped", status->datagrams_dropped()},
                 {"requests", status->requests()},
+                {"cluster", status->cluster()},
                 {"store", std::move(store)}});
     return 0;
   }
@@ -279,7 +280,8 @@ int run_status(Client& client, const Options& opts) {
       {"workers", std::to_string(status->workers())},
       {"datagrams received", std::to_string(status->datagrams_received())},
       {"datagrams dropped", std::to_string(status->datagrams_dropped())},
-      {"requests", std::to_string(status->requests())}};
+      {"requests", std::to_string(status->requests())},
+      {"cluster", status->cluster() == "degraded" ? "DEGRADED: Redis away, serving alone" : status->cluster()}};
   for (const auto& facet : status->store()) {
     rows.push_back({"store " + facet.facet(),
                     facet.backend() + (facet.healthy() ? " (ok)" : " (DEGRADED: calls fail UNAVAILABLE)")});

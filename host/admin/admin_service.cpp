@@ -66,6 +66,10 @@ v1::ServerStatus AdminService::server_status() const {
   uint64_t requests = 0;
   for (const auto& route : registry_.table()->routes()) requests += route.plugin->requests();
   status.set_requests(requests);
+  status.set_cluster("alone");
+#ifdef PRISM_HAVE_CLUSTER
+  if (cluster_ != nullptr) status.set_cluster(cluster_->healthy() ? "ok" : "degraded");
+#endif
   if (storage_ != nullptr) {
     for (const auto& facet : storage_->health()) {
       auto* h = status.add_store();

@@ -83,6 +83,22 @@ std::string series(const std::string& name, const std::string& labels,
 
 }  // namespace
 
+void Registry::gauge(std::string_view name, std::string_view help, std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  for (auto& e : gauges_) {
+    if (e.name == name) {
+      e.metric = std::move(read);
+      return;
+    }
+  }
+  gauges_.push_back({std::string(name), "", std::string(help), std::move(read)});
+}
+
+void Registry::remove_gauge(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(gauges_, [name](const auto& e) { return e.name == name; });
+}
+
 std::string Registry::render_prometheus() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -128,6 +144,11 @@ std::string Registry::render_prometheus() const {
       out += series(e.name + "_sum", e.labels) + " " + sum + "\n";
       out += series(e.name + "_count", e.labels) + " " + std::to_string(e.metric.count()) + "\n";
     }
+  }
+  for (const auto& e : gauges_) {
+    char value[48];
+    std::snprintf(value, sizeof value, "%.17g", e.metric());
+    out += "# HELP " + e.name + " " + e.help + "\n# TYPE " + e.name + " gauge\n" + e.name + " " + value + "\n";
   }
   return out;
 }

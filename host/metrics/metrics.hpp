@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -51,6 +52,11 @@ class Registry {
   Counter& counter(std::string_view name, std::string_view labels, std::string_view help);
   LatencyHistogram& histogram(std::string_view name, std::string_view labels,
                               std::string_view help);
+  // A gauge read when the metrics are rendered (a state, a count held elsewhere). `read`
+  // runs under the registry's lock, on the thread that renders: keep it short. Replaces
+  // a gauge of the same name; remove_gauge before what `read` uses goes away.
+  void gauge(std::string_view name, std::string_view help, std::function<double()> read);
+  void remove_gauge(std::string_view name);
 
   std::string render_prometheus() const;
 
@@ -69,6 +75,7 @@ class Registry {
   mutable std::mutex mutex_;
   std::deque<Entry<Counter>> counters_;
   std::deque<Entry<LatencyHistogram>> histograms_;
+  std::deque<Entry<std::function<double()>>> gauges_;
 };
 
 // The process-wide registry.

@@ -208,5 +208,74 @@ TEST_F(ClusterRegistry, APublishOnOneNodeReachesEverySubscriberOnceInOrder) {
   EXPECT_TRUE(eventually([&] { return nodes_subscribed(redis, "scores") == 2; }));
 }
 
+// `prismctl --json status` against `prismd`: its "cluster" (alone, ok or degraded).
+std::string cluster_state(const PrismdProcess& prismd) {
+  const auto r = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server", prismd.endpoint(),
+                              "--config", prismd.config_path().string(), "--json", "status"});
+  const json out = json::parse(r.output, nullptr, false);
+  return out.is_object() ? out.value("cluster", std::string()) : std::string();
+}
+
+// Polls every session until `done` holds or 10 s pass.
+template <typename Done>
+bool poll_all(std::vector<client::Client>& sessions, Done done) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    for (auto& s : sessions) {
+      if (!s.poll(20ms)) return false;
+    }
+  }
+  return true;
+}
+
+// Redis killed mid-traffic: each node serves on alone (its own subscribers still hear
+// its publishes), says degraded, and once Redis is back registers and subscribes again,
+// so cross-node publishes flow again; nothing crashes.
+TEST_F(ClusterRegistry, RedisKilledAndRestartedLeavesNodesServingAloneThenRejoined) {
+  PrismdProcess a(node(redis, "node-a")), b(node(redis, "node-b"));
+  ASSERT_TRUE(a.ready() && b.ready()) << a.log() << b.log();
+  std::vector<client::Client> subscribers;
+  subscribers.push_back(admin_session(a));
+  subscribers.push_back(admin_session(b));
+  std::vector<std::vector<std::string>> heard(2);
+  for (size_t i = 0; i < 2; ++i) {
+    subscribers[i].on_topic("ticks", [&heard, i](const v1::Message& m) { heard[i].push_back(m.payload()); });
+    ASSERT_TRUE(subscribers[i].subscribe("ticks"));
+  }
+  ASSERT_TRUE(eventually([&] { return nodes_subscribed(redis, "ticks") == 2; }));
+  auto publisher = admin_session(a);
+  ASSERT_TRUE(publisher.publish("ticks", "before"));
+  ASSERT_TRUE(poll_all(subscribers, [&] { return heard[0].size() == 1 && heard[1].size() == 1; }));
+
+  redis.kill();
+  ASSERT_TRUE(eventually([&] { return cluster_state(a) == "degraded" && cluster_state(b) == "degraded"; }));
+  ASSERT_TRUE(publisher.publish("ticks", "during"));  // this node's subscribers only
+  ASSERT_TRUE(poll_all(subscribers, [&] { return heard[0].size() == 2; }));
+
+  ASSERT_EQ(redis.restart(), "");
+  ASSERT_TRUE(eventually([&] { return cluster_state(a) == "ok" && cluster_state(b) == "ok"; }));
+  EXPECT_TRUE(a.wait_for_log("event=cluster_recovered")) << a.log();
+  ASSERT_TRUE(eventually([&] { return nodes_subscribed(redis, "ticks") == 2; }));
+  ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(b)) == std::set<std::string>{"node-a", "node-b"}; }));
+  ASSERT_TRUE(publisher.publish("ticks", "after"));
+  ASSERT_TRUE(poll_all(subscribers, [&] { return heard[0].size() == 3 && heard[1].size() == 2; }));
+  EXPECT_EQ(heard[0], (std::vector<std::string>{"before", "during", "after"}));
+  EXPECT_EQ(heard[1], (std::vector<std::string>{"before", "after"}));
+}
+
+// Redis that stops answering without closing (SIGSTOP): a node gives it up after one TTL
+// and says degraded, and is back once Redis answers again.
+TEST_F(ClusterRegistry, ASilentRedisIsGivenUpAfterATtlAndRejoinedWhenItAnswers) {
+  PrismdProcess a(node(redis, "node-a"));
+  ASSERT_TRUE(a.ready()) << a.log();
+  ASSERT_TRUE(eventually([&] { return cluster_state(a) == "ok"; }));
+  redis.pause();
+  ASSERT_TRUE(eventually([&] { return cluster_state(a) == "degraded"; }));
+  redis.resume();
+  ASSERT_TRUE(eventually([&] { return cluster_state(a) == "ok"; }));
+  EXPECT_EQ(ids_of(cluster_nodes(a)), std::set<std::string>{"node-a"});
+}
+
 }  // namespace
 }  // namespace prism::testing

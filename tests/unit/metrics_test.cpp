@@ -79,6 +79,20 @@ TEST(PrometheusParser, RefusesAFamilySplitInTwo) {
                                       "h_bucket{le=\"+Inf\"} 1\nh_count 1\n").error, "");
 }
 
+// A gauge is read when rendered, says what its function says then, and goes when removed.
+TEST(Registry, AGaugeIsReadWhenRendered) {
+  Registry r;
+  double state = 0;
+  r.gauge("prism_demo_up", "Demo state", [&state] { return state; });
+  state = 1;
+  auto parsed = testing::parse_prometheus(r.render_prometheus());
+  ASSERT_TRUE(parsed.error.empty()) << parsed.error;
+  EXPECT_EQ(parsed.find("prism_demo_up")->type, "gauge");
+  EXPECT_EQ(parsed.value("prism_demo_up", {}), 1.0);
+  r.remove_gauge("prism_demo_up");
+  EXPECT_EQ(r.render_prometheus().find("prism_demo_up"), std::string::npos);
+}
+
 // The process gauges follow what the process holds: a live allocation raises heap in use
 // by at least its size, and freeing it gives that back.
 TEST(ProcessGauges, HeapInUseFollowsLiveAllocations) {
