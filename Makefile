@@ -11,7 +11,7 @@ CMAKE_GEN  := -G Ninja
 # From `project(prism VERSION x.y.z ...)`: the version in the package file names.
 PRISM_VERSION := $(shell awk '/^project.prism VERSION/ {print $$3}' CMakeLists.txt)
 
-.PHONY: all setup build build-asan build-fuzz run test test-unit test-asan bench fuzz clean deb package-test
+.PHONY: all setup build build-asan build-fuzz run cluster-demo test test-unit test-asan bench fuzz clean deb package-test
 
 all: build
 
@@ -42,6 +42,11 @@ WS_LISTEN ?= 127.0.0.1:4000
 run: build
 	$(BUILD)/prismd --config $(CONFIG) --plugins-dir $(BUILD)/plugins --state-dir $(BUILD)/state \
 	  --ws-listen $(WS_LISTEN)
+
+# Three nodes and a redis-server on loopback, one cluster (docs/operations.md §11), until
+# Ctrl-C; logs and state in $(BUILD)/cluster-demo.
+cluster-demo: build
+	scripts/cluster-demo.sh $(BUILD)
 
 test: build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300
