@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <utility>
+
+#include "base/clock.hpp"
 
 namespace prism::cluster {
 namespace {
@@ -63,12 +66,6 @@ elseif op == 'leave' then
 end
 return redis.error_reply('PRISM INVALID 0 unknown operation ' .. tostring(op))
 )lua";
-
-uint64_t unix_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 std::string text_of(const redisReply* r) {
   return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
@@ -130,10 +127,12 @@ NodeRegistry::~NodeRegistry() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (registered_) {
-    std::promise<void> left;
+    // Shared with the handler: if Redis is too slow to answer before the wait ends, the
+    // connection's destructor still runs the handler (with no reply) after this frame.
+    auto left = std::make_shared<std::promise<void>>();
     connection_.eval({"leave", options_.redis.key_prefix, self_.id, self_.incarnation},
-                     [&left](const redisReply*) { left.set_value(); });
-    left.get_future().wait_for(options_.redis.command_timeout);
+                     [left](const redisReply*) { left->set_value(); });
+    left->get_future().wait_for(options_.redis.command_timeout);
   }
 }
 
