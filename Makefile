@@ -54,11 +54,13 @@ test: build build-asan build-fuzz
 
 # prism-bench against prismd and against the raw UDP echo baseline, in one run; then the
 # practice service on sqlite and redis beside redis-benchmark ZADD/ZREVRANGE; then ws_bench
-# against the WebSocket gateway beside a plain libwebsockets echo (lws_echo_baseline).
+# against the WebSocket gateway beside a plain libwebsockets echo (lws_echo_baseline); then
+# publishes across three cluster nodes beside Redis's own pub/sub.
 bench: build
 	tests/bench/run_bench.sh $(BUILD)
 	tests/bench/run_store_bench.sh $(BUILD)
 	tests/bench/run_ws_bench.sh $(BUILD)
+	tests/bench/run_cluster_bench.sh $(BUILD)
 
 # FUZZ_SECONDS per fuzz target (tests/fuzz/run_fuzz.sh); `make test` runs a short smoke.
 fuzz: build-fuzz

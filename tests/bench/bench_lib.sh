@@ -111,3 +111,28 @@ bench() {
   fi
 }
 
+
+# start_redis [OPTION...]: a throwaway redis-server on a free loopback port, in $tmp/redis,
+# with OPTIONs added (e.g. --appendonly yes); stopped on exit. Sets $redis_port.
+start_redis() {
+  local try candidate
+  redis_port=""
+  for ((try = 0; try < 50; try++)); do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      redis_port=$candidate
+      break
+    fi
+  done
+  [[ -n $redis_port ]] || { echo "bench: no free port for redis-server" >&2; exit 1; }
+  mkdir -p "$tmp/redis"
+  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$tmp/redis" --save "" --daemonize no \
+    --logfile "$tmp/redis.log" "$@" &
+  servers+=("$!")
+  for ((try = 0; try < 100; try++)); do
+    [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
+    sleep 0.05
+  done
+  [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] ||
+    { echo "bench: redis-server did not answer; its log:" >&2; tail "$tmp/redis.log" >&2; exit 1; }
+}
