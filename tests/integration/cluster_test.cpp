@@ -168,24 +168,38 @@ int nodes_subscribed(const RedisServer& redis, const std::string& topic) {
   return std::atoi(reply.c_str() + (last == std::string::npos ? 0 : last + 1));
 }
 
+// One admin session on each node given, subscribed to `topic`, recording what it hears;
+// `ready` once Redis counts every node's subscription (another process's state: awaited
+// by asking Redis). Not movable: the sessions' callbacks hold `heard`.
+struct Listeners {
+  Listeners(const RedisServer& redis, std::initializer_list<const PrismdProcess*> nodes, const std::string& topic)
+      : heard(nodes.size()) {
+    for (const PrismdProcess* n : nodes) sessions.push_back(admin_session(*n));
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      sessions[i].on_topic(topic, [this, i](const v1::Message& m) { heard[i].push_back(m.payload()); });
+      if (!sessions[i].subscribe(topic)) return;
+    }
+    ready = eventually([&] { return nodes_subscribed(redis, topic) == static_cast<int>(nodes.size()); });
+  }
+  Listeners(const Listeners&) = delete;
+  Listeners& operator=(const Listeners&) = delete;
+
+  std::vector<client::Client> sessions;
+  std::vector<std::vector<std::string>> heard;
+  bool ready = false;
+};
+
 // A publish on one node reaches the subscribers on every node exactly once, in the order
 // published; the publishing node's own subscriber too (not twice: its message comes back
 // from Redis and is recognised as its own).
 TEST_F(ClusterRegistry, APublishOnOneNodeReachesEverySubscriberOnceInOrder) {
   PrismdProcess a(node(redis, "node-a")), b(node(redis, "node-b")), c(node(redis, "node-c"));
   ASSERT_TRUE(a.ready() && b.ready() && c.ready()) << a.log() << b.log() << c.log();
-  std::vector<client::Client> subscribers;
-  subscribers.push_back(admin_session(a));
-  subscribers.push_back(admin_session(b));
-  subscribers.push_back(admin_session(c));
-  std::vector<std::vector<std::string>> heard(3);
-  for (size_t i = 0; i < 3; ++i) {
-    subscribers[i].on_topic("scores", [&heard, i](const v1::Message& m) { heard[i].push_back(m.payload()); });
-    ASSERT_TRUE(subscribers[i].subscribe("scores"));
-  }
-  // Each node subscribes its Redis channel once it has a subscriber (another process's
-  // state: awaited by asking Redis).
-  ASSERT_TRUE(eventually([&] { return nodes_subscribed(redis, "scores") == 3; }));
+  // Each node subscribes the topic's Redis channel once it has a subscriber.
+  Listeners listeners(redis, {&a, &b, &c}, "scores");
+  ASSERT_TRUE(listeners.ready);
+  auto& subscribers = listeners.sessions;
+  auto& heard = listeners.heard;
   auto publisher = admin_session(a);
   std::vector<std::string> sent;
   for (int i = 0; i < 200; ++i) {
@@ -235,15 +249,10 @@ bool poll_all(std::vector<client::Client>& sessions, Done done) {
 TEST_F(ClusterRegistry, RedisKilledAndRestartedLeavesNodesServingAloneThenRejoined) {
   PrismdProcess a(node(redis, "node-a")), b(node(redis, "node-b"));
   ASSERT_TRUE(a.ready() && b.ready()) << a.log() << b.log();
-  std::vector<client::Client> subscribers;
-  subscribers.push_back(admin_session(a));
-  subscribers.push_back(admin_session(b));
-  std::vector<std::vector<std::string>> heard(2);
-  for (size_t i = 0; i < 2; ++i) {
-    subscribers[i].on_topic("ticks", [&heard, i](const v1::Message& m) { heard[i].push_back(m.payload()); });
-    ASSERT_TRUE(subscribers[i].subscribe("ticks"));
-  }
-  ASSERT_TRUE(eventually([&] { return nodes_subscribed(redis, "ticks") == 2; }));
+  Listeners listeners(redis, {&a, &b}, "ticks");
+  ASSERT_TRUE(listeners.ready);
+  auto& subscribers = listeners.sessions;
+  auto& heard = listeners.heard;
   auto publisher = admin_session(a);
   ASSERT_TRUE(publisher.publish("ticks", "before"));
   ASSERT_TRUE(poll_all(subscribers, [&] { return heard[0].size() == 1 && heard[1].size() == 1; }));
