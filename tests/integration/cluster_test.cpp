@@ -22,15 +22,16 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// A node of the cluster on `redis`: one worker, a heartbeat of 100 ms and a TTL of 600 ms
-// so that a dead node goes quickly.
+// A node of the cluster on `redis`: one worker, a heartbeat of 200 ms and a TTL of 1200 ms,
+// so that a dead node goes quickly, while a live one loaded by a busy machine (ASan, two
+// cores) still beats well within the 3 heartbeats that tell it from a dead one.
 PrismdOptions node(const RedisServer& redis, const std::string& id,
                    const std::filesystem::path& state_dir = {}) {
   PrismdOptions options;
   options.workers = 1;
   options.state_dir = state_dir;
   options.extra_yaml = "cluster:\n  redis:\n    address: 127.0.0.1:" + std::to_string(redis.port()) +
-                       "\n  region: eu-1\n  heartbeat_ms: 100\n  ttl_ms: 600\n";
+                       "\n  region: eu-1\n  heartbeat_ms: 200\n  ttl_ms: 1200\n";
   if (!id.empty()) options.extra_yaml += "  node_id: " + id + "\n";
   return options;
 }
