@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "prism/client.hpp"
+#include "prism/practice/v1/practice.pb.h"
 #include "prismd_process.hpp"
 #include "support/eventually.hpp"
 #include "support/redis_server.hpp"
@@ -286,6 +287,51 @@ TEST_F(ClusterRegistry, ASilentRedisIsGivenUpAfterATtlAndRejoinedWhenItAnswers) 
   redis.resume();
   ASSERT_TRUE(eventually([&] { return cluster_state(a) == "ok"; }));
   EXPECT_EQ(ids_of(cluster_nodes(a)), std::set<std::string>{"node-a"});
+}
+
+// Practice presence lives in the store's presence facet (docs/practice.md): with the store
+// on the cluster's Redis, a player who joined through node A is online as node B sees
+// it, and gone within the TTL once nothing refreshes it (node A SIGKILLed here).
+TEST_F(ClusterRegistry, PracticePresenceIsSeenFromEveryNodeAndExpiresWithItsTtl) {
+  namespace pb = ::prism::practice::v1;
+  constexpr uint32_t kRange = 1000;  // docs/practice.md §2
+  auto practice_node = [&](const std::string& id) {
+    PrismdOptions options = node(redis, id);
+    options.extra_yaml += "store:\n  backend: redis\n  redis:\n    address: 127.0.0.1:" +
+                          std::to_string(redis.port()) + "\n";
+    options.plugin_configs["practice"] = "settings:\n  presence_ttl_s: 1\n";
+    return options;
+  };
+  PrismdProcess a(practice_node("node-a")), b(practice_node("node-b"));
+  ASSERT_TRUE(a.ready() && b.ready()) << a.log() << b.log();
+  auto on_a = admin_session(a);  // the admin login may call every service
+  auto on_b = admin_session(b);
+  pb::UpsertPlayerRequest ada;
+  ada.set_uuid("00000000-0000-4000-8000-000000000001");
+  ada.set_name("Ada");
+  auto upserted = on_a.call(kRange + pb::METHOD_UPSERT_PLAYER, ada.SerializeAsString());
+  ASSERT_TRUE(upserted && upserted->status == v1::STATUS_OK) << (upserted ? upserted->message : upserted.error());
+  pb::JoinRequest join;
+  join.set_uuid(ada.uuid());
+  join.set_server("eu-1");
+  join.set_queue("sumo");
+  auto joined = on_a.call(kRange + pb::METHOD_JOIN, join.SerializeAsString());
+  ASSERT_TRUE(joined && joined->status == v1::STATUS_OK) << (joined ? joined->message : joined.error());
+
+  pb::PlayerRequest who;
+  who.set_uuid(ada.uuid());
+  auto seen = on_b.call(kRange + pb::METHOD_GET_PRESENCE, who.SerializeAsString());
+  ASSERT_TRUE(seen && seen->status == v1::STATUS_OK) << (seen ? seen->message : seen.error());
+  pb::Presence presence;
+  ASSERT_TRUE(presence.ParseFromString(seen->payload));
+  EXPECT_EQ(presence.server(), "eu-1");
+  EXPECT_EQ(presence.queue(), "sumo");
+
+  a.stop(SIGKILL);  // nothing refreshes Ada's presence any more
+  EXPECT_TRUE(eventually([&] {
+    auto r = on_b.call(kRange + pb::METHOD_GET_PRESENCE, who.SerializeAsString());
+    return r && r->status == v1::STATUS_NOT_FOUND;
+  }));
 }
 
 }  // namespace
