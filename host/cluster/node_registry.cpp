@@ -67,13 +67,6 @@ end
 return redis.error_reply('PRISM INVALID 0 unknown operation ' .. tostring(op))
 )lua";
 
-std::string text_of(const redisReply* r) {
-  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-                          r->type == REDIS_REPLY_ERROR)
-             ? std::string(r->str, r->len)
-             : std::string();
-}
-
 }  // namespace
 
 std::string NodeInfo::to_json() const {
@@ -159,12 +152,12 @@ NodeRegistry::Claim NodeRegistry::beat(std::string* holder, const std::string& t
                      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
                          r->element[0]->type != REDIS_REPLY_INTEGER) {
                        if (r != nullptr && r->type == REDIS_REPLY_ERROR) {
-                         spdlog::error("event=cluster_registry_error error=\"{}\"", text_of(r));
+                         spdlog::error("event=cluster_registry_error error=\"{}\"", store::reply_text(r));
                        }
                        answered.set_value({Claim::kUnavailable, {}});
                        return;
                      }
-                     for (size_t i = 1; i < r->elements; ++i) entries.push_back(text_of(r->element[i]));
+                     for (size_t i = 1; i < r->elements; ++i) entries.emplace_back(store::reply_text(r->element[i]));
                      answered.set_value({r->element[0]->integer == 0 ? Claim::kOk : Claim::kTaken,
                                          std::move(entries)});
                    });

@@ -56,17 +56,13 @@ int64_t from_sort_key(std::string_view text, bool descending) {
   return static_cast<int64_t>(u ^ (uint64_t{1} << 63));
 }
 
-std::string_view text_of(const redisReply* r) {
-  return r->str != nullptr ? std::string_view(r->str, r->len) : std::string_view();
-}
-
 bool to_int64(const redisReply* r, int64_t* out) {
   if (r->type == REDIS_REPLY_INTEGER) {
     *out = r->integer;
     return true;
   }
   if (r->type != REDIS_REPLY_STRING) return false;
-  const std::string_view text = text_of(r);
+  const std::string_view text = reply_text(r);
   const auto result = std::from_chars(text.data(), text.data() + text.size(), *out);
   return result.ec == std::errc() && result.ptr == text.data() + text.size();
 }
@@ -85,7 +81,7 @@ Status reply_status(const RedisConnection& connection, const redisReply* r,
                     size_t* index = nullptr) {
   if (r == nullptr) return unavailable(connection);
   if (r->type != REDIS_REPLY_ERROR) return {};
-  std::string_view text = text_of(r);
+  std::string_view text = reply_text(r);
   if (!text.starts_with("PRISM ")) return {Code::kInternal, "redis: " + std::string(text)};
   text.remove_prefix(6);
   const size_t code_end = text.find(' ');
@@ -110,12 +106,12 @@ constexpr size_t kMemberHeader = 64;
 bool decode_entry(const redisReply* member, const redisReply* metadata, bool descending,
                   uint64_t rank, Entry* out) {
   if (member->type != REDIS_REPLY_STRING || member->len < kMemberHeader) return false;
-  const std::string_view m = text_of(member);
+  const std::string_view m = reply_text(member);
   out->score = from_sort_key(m.substr(0, 16), descending);
   out->subscore = from_sort_key(m.substr(16, 16), descending);
   out->submitted_ms = from_sort_key(m.substr(32, 16), false);
   out->owner = std::string(m.substr(kMemberHeader));
-  out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(text_of(metadata)) : "";
+  out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(reply_text(metadata)) : "";
   out->rank = rank;
   return true;
 }
@@ -123,7 +119,7 @@ bool decode_entry(const redisReply* member, const redisReply* metadata, bool des
 // {order, zero-based rank, member, metadata, member, metadata, ...}
 bool decode_entries(const redisReply* r, std::vector<Entry>* out) {
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0) return false;
-  const bool descending = text_of(r->element[0]) == "desc";
+  const bool descending = reply_text(r->element[0]) == "desc";
   int64_t first = 0;
   if (!to_int64(r->element[1], &first) || first < 0) return false;
   for (size_t i = 2; i + 1 < r->elements; i += 2) {
@@ -214,7 +210,7 @@ void RedisBackend::get(std::string collection, std::string key, Callback<Documen
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !to_int64(r->element[1], &version)) {
       return done(malformed("get"), Document{});
     }
-    done({}, Document{std::move(collection), std::move(key), std::string(text_of(r->element[0])),
+    done({}, Document{std::move(collection), std::move(key), std::string(reply_text(r->element[0])),
                       static_cast<uint64_t>(version)});
   });
 }
@@ -268,8 +264,8 @@ void RedisBackend::list(std::string collection, std::string prefix, std::string 
     for (size_t i = 0; i < r->elements; i += 3) {
       int64_t version = 0;
       if (!to_int64(r->element[i + 2], &version)) return done(malformed("list"), {});
-      docs.push_back(Document{collection, std::string(text_of(r->element[i])),
-                              std::string(text_of(r->element[i + 1])),
+      docs.push_back(Document{collection, std::string(reply_text(r->element[i])),
+                              std::string(reply_text(r->element[i + 1])),
                               static_cast<uint64_t>(version)});
     }
     done({}, std::move(docs));
@@ -438,7 +434,7 @@ void RedisBackend::presence_get(std::string owner, Callback<Presence> done) {
                      if (!s.ok()) return done(std::move(s), Presence{});
                      Presence presence;
                      if (r->type != REDIS_REPLY_STRING ||
-                         !decode_presence(std::move(owner), text_of(r), &presence)) {
+                         !decode_presence(std::move(owner), reply_text(r), &presence)) {
                        return done(malformed("presence_get"), Presence{});
                      }
                      done({}, std::move(presence));
@@ -468,8 +464,8 @@ void RedisBackend::presence_list(std::string status_prefix, uint32_t limit,
                      }
                      std::vector<Presence> out(r->elements / 2);
                      for (size_t i = 0; i < out.size(); ++i) {
-                       if (!decode_presence(std::string(text_of(r->element[2 * i])),
-                                            text_of(r->element[2 * i + 1]), &out[i])) {
+                       if (!decode_presence(std::string(reply_text(r->element[2 * i])),
+                                            reply_text(r->element[2 * i + 1]), &out[i])) {
                          return done(malformed("presence_list"), {});
                        }
                      }

@@ -212,7 +212,7 @@ struct RedisConnection::Impl {
     if (reply == nullptr) self->ready = false;
     // Redis forgets scripts on SCRIPT FLUSH: send it again with its text, once.
     if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && pending->request.is_eval &&
-        !pending->with_script && std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
+        !pending->with_script && reply_text(reply).starts_with("NOSCRIPT")) {
       pending->with_script = true;
       self->send(pending);
       return;
@@ -293,11 +293,10 @@ struct RedisConnection::Impl {
     // ["message", channel, payload]; the (un)subscribe confirmations are ignored.
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
     const redisReply* kind = reply->element[0];
-    if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
+    if (kind->type != REDIS_REPLY_STRING || reply_text(kind) != "message") return;
     if (!self->on_message) return;
     try {
-      self->on_message(std::string_view(reply->element[1]->str, reply->element[1]->len),
-                       std::string_view(reply->element[2]->str, reply->element[2]->len));
+      self->on_message(reply_text(reply->element[1]), reply_text(reply->element[2]));
     } catch (const std::exception& e) {
       spdlog::error("event=redis_handler_threw error=\"{}\"", e.what());
     }
@@ -458,6 +457,12 @@ void RedisConnection::command(std::vector<std::string> argv, ReplyHandler handle
 
 void RedisConnection::post(std::function<void()> task) {
   impl_->push(Request{false, {}, {}, std::move(task)});
+}
+
+std::string_view reply_text(const redisReply* reply) {
+  // hiredis sets str for string, status and error replies only.
+  return reply != nullptr && reply->str != nullptr ? std::string_view(reply->str, reply->len)
+                                                   : std::string_view();
 }
 
 void RedisConnection::set_message_handler(MessageHandler handler) {

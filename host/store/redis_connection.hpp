@@ -27,6 +27,9 @@ struct RedisOptions {
   std::chrono::milliseconds reconnect_max{3000};
 };
 
+// The text of a string, status or error reply; empty for any other reply or none.
+std::string_view reply_text(const redisReply* reply);
+
 class RedisConnection {
  public:
   // Called exactly once on the connection's thread: with the reply, or with nullptr when
