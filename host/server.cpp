@@ -11,6 +11,7 @@
 
 #include "base/clock.hpp"
 #include "net/crypto/key_file.hpp"
+#include "net/transport_metrics.hpp"
 #include "base/token_hash.hpp"
 #include "plugins/directory_watch.hpp"
 #include "plugins/store_api.hpp"
@@ -286,14 +287,22 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
   self.started_at_ms = unix_ms();
   std::random_device random;
   self.incarnation = std::to_string(random()) + "-" + std::to_string(random());
-  auto& counters = metrics::registry();
-  auto load = [this, &counters] {
+  // Sessions open: the transports' opened less closed counters, looked up once. The
+  // WebSocket ones only when ws.listen is on: asking the registry for a counter that
+  // does not exist yet would register it, with no help text, in every /metrics.
+  const net::TransportCounters& udp = net::transport_counters();
+  const metrics::Counter* ws_opened = nullptr;
+  const metrics::Counter* ws_closed = nullptr;
+#ifdef PRISM_HAVE_WS
+  if (!gateways_.empty()) {
+    ws_opened = &metrics::registry().counter("prism_ws_connections_opened_total", "", "");
+    ws_closed = &metrics::registry().counter("prism_ws_connections_closed_total", "", "");
+  }
+#endif
+  auto load = [this, &udp, ws_opened, ws_closed] {
     cluster::NodeLoad l;
-    const uint64_t udp_open = counters.counter("prism_sessions_opened_total", "", "").value() -
-                              counters.counter("prism_sessions_closed_total", "", "").value();
-    const uint64_t ws_open = counters.counter("prism_ws_connections_opened_total", "", "").value() -
-                             counters.counter("prism_ws_connections_closed_total", "", "").value();
-    l.sessions = udp_open + ws_open;
+    l.sessions = udp.opened.value() - udp.closed.value();
+    if (ws_opened != nullptr) l.sessions += ws_opened->value() - ws_closed->value();
     for (const auto& route : registry_->table()->routes()) {
       l.requests_total += route.plugin->requests();
       l.plugins.push_back(route.plugin->name());

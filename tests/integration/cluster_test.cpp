@@ -91,6 +91,13 @@ TEST_F(ClusterRegistry, EveryNodeListsTheOthersAndADeadOneGoesAfterItsTtl) {
   };
   EXPECT_EQ(udp_of("node-a"), a.endpoint());
   EXPECT_EQ(udp_of("node-c"), c.endpoint());
+  // Counting a node's sessions for its entry registers nothing: without ws.listen, no
+  // WebSocket counter appears in its metrics.
+  const auto stats = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server", b.endpoint(),
+                                  "--config", b.config_path().string(), "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.output;
+  EXPECT_NE(stats.output.find("prism_cluster_nodes"), std::string::npos);
+  EXPECT_EQ(stats.output.find("prism_ws_connections_opened_total"), std::string::npos);
 
   c.stop(SIGKILL);
   ASSERT_TRUE(eventually([&] { return ids_of(cluster_nodes(a)) == std::set<std::string>{"node-a", "node-b"}; }))
