@@ -24,7 +24,7 @@ Server::Server(config::Config config) : config_(std::move(config)) {}
 Server::~Server() { shutdown(); }
 
 unsigned Server::worker_count() const {
-  return config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  return config_.workers != 0 ? config_.workers : std::clamp(std::thread::hardware_concurrency(), 1u, 255u);
 }
 
 Expected<uint16_t> Server::make_workers(const net::crypto::KeyPair& server_key) {
@@ -185,8 +185,11 @@ void Server::make_realtime() {
   bus_ = std::make_unique<cluster::TopicBus>(
       std::move(bus_workers),
       cluster::BusLimits{config_.max_topics_per_session, config_.max_subscribers_per_topic});
-  realtime_ = std::make_unique<plugins::RealtimeHost>(*bus_, std::move(loops));
+  realtime_ = std::make_unique<plugins::RealtimeHost>(*bus_, loops);
   plugins::set_realtime(realtime_.get());
+  cluster_host_ = std::make_unique<plugins::ClusterHost>(*bus_, std::move(loops), *registry_);
+  if (config_.cluster.enabled) cluster_host_->expect_cluster();
+  plugins::set_cluster_host(cluster_host_.get());
   for (auto& d : dispatchers_) d->set_topic_bus(bus_.get());
   admin_->set_topic_bus(bus_.get());
 }
@@ -230,6 +233,8 @@ namespace {
 Expected<std::string> node_id(const config::Config& config) {
   if (!config.cluster.node_id.empty()) return config.cluster.node_id;
   const std::filesystem::path file = std::filesystem::path(config.state_dir) / "node_id";
+  std::error_code ignored;  // a missing state_dir is made; writing then says what failed
+  std::filesystem::create_directories(config.state_dir, ignored);
   std::string id;
   if (std::ifstream in(file); in >> id) {
     if (const std::string why = config::check_node_name(id); !why.empty()) {
@@ -257,8 +262,7 @@ Expected<std::string> first_line(const std::string& path) {
 
 Expected<void> Server::join_cluster(uint16_t udp_port) {
   const config::ClusterConfig& c = config_.cluster;
-  auto id = node_id(config_);
-  if (!id) return id.failure();
+  const std::string id = registry_->facts().node_id;  // run() read or made it
   cluster::RegistryOptions options;
   options.redis_host = c.redis_host;
   options.redis_port = c.redis_port;
@@ -275,7 +279,7 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
   // the others have dropped this node anyway: degraded, and reconnecting.
   options.redis.command_timeout = c.ttl;
   cluster::NodeInfo self;
-  self.id = *id;
+  self.id = id;
   self.region = c.region;
   self.udp = config::to_string(config::Endpoint{config_.udp.host, udp_port});
 #ifdef PRISM_HAVE_WS
@@ -317,8 +321,10 @@ Expected<void> Server::join_cluster(uint16_t udp_port) {
   }
   admin_->set_cluster(cluster_.get());
   // Topics from here on reach the other nodes, and theirs this one's subscribers.
-  link_ = std::make_unique<cluster::ClusterLink>(options, incarnation, *bus_);
+  link_ = std::make_unique<cluster::ClusterLink>(options, cluster_->self().id, incarnation, *bus_);
   bus_->set_remote(link_.get());
+  // Leases, forwarded requests and stand-in sessions (plugins/cluster_host.hpp).
+  cluster_host_->attach(*cluster_, *link_);
   metrics::registry().gauge("prism_cluster_healthy",
                             "1 while this node is registered and its topic links to Redis are up, 0 "
                             "while it serves alone (degraded)",
@@ -337,6 +343,7 @@ void Server::shutdown() {
   if (admin_) admin_->set_cluster(nullptr);
   metrics::registry().remove_gauge("prism_cluster_healthy");
   metrics::registry().remove_gauge("prism_cluster_nodes");
+  if (cluster_host_) cluster_host_->detach();
   cluster_.reset();
   // Before the bus: the link's thread delivers into it until then.
   if (bus_) bus_->set_remote(nullptr);
@@ -351,6 +358,7 @@ void Server::shutdown() {
   registry_.reset();
   // After the last plugin version: each released its subscriptions and timers here.
   plugins::set_realtime(nullptr);
+  plugins::set_cluster_host(nullptr);
   // Calls still pending complete UNAVAILABLE; their completions reach stopped workers,
   // which drop them.
   plugins::set_store(nullptr);
@@ -360,6 +368,7 @@ void Server::shutdown() {
   // started, in its destructor) close the timers and the gateways' contexts, and
   // libwebsockets writes back through its gateway while they close.
   realtime_.reset();
+  cluster_host_.reset();
   bus_.reset();
 #ifdef PRISM_HAVE_WS
   gateways_.clear();
@@ -393,8 +402,20 @@ int Server::run() {
   const unsigned workers = worker_count();
   // Private plugin copies live in state_dir, not /tmp: a prismd that was killed leaves its
   // copies (tens of MiB) behind, and the next start on the same state_dir removes them.
+  // The cluster node id is known before plugins load: server_info tells them.
+  std::string node;
+#ifdef PRISM_HAVE_CLUSTER
+  if (config_.cluster.enabled) {
+    auto id = node_id(config_);
+    if (!id) {
+      SPDLOG_CRITICAL("event=cluster_refused error=\"{}\"", id.error());
+      return 2;
+    }
+    node = *id;
+  }
+#endif
   registry_ = std::make_unique<plugins::Registry>(
-      plugins::HostFacts{std::string(kVersion), unix_ms(), workers},
+      plugins::HostFacts{std::string(kVersion), unix_ms(), workers, node},
       std::filesystem::path(config_.state_dir) / "plugin-copies");
   // `prismctl config check`: the config file and plugins.d as they are on disk now.
   admin_ = std::make_unique<admin::AdminService>(*registry_, [this]() -> Expected<void> {

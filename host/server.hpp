@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "net/worker.hpp"
+#include "plugins/cluster_host.hpp"
 #include "plugins/plugin_settings.hpp"
 #include "plugins/realtime_api.hpp"
 #include "plugins/registry.hpp"
@@ -70,6 +71,7 @@ class Server {
   std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers_;
   std::unique_ptr<cluster::TopicBus> bus_;
   std::unique_ptr<plugins::RealtimeHost> realtime_;
+  std::unique_ptr<plugins::ClusterHost> cluster_host_;  // leases and forwards (ABI 1.2)
   std::atomic<bool> plugins_loaded_{false};  // the start-up load of plugins.dir is done
 #ifdef PRISM_HAVE_CLUSTER
   std::unique_ptr<cluster::NodeRegistry> cluster_;

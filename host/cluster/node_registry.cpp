@@ -30,6 +30,12 @@ using nlohmann::json;
 //   answers {0, entry, entry, ...}: every live node's.
 // leave ID INCARNATION
 //   Removes ID's entry if this incarnation holds it.
+// lease ID TTL_MS NAME...
+//   Takes or keeps each lease <prefix>cluster:lease:NAME for ID: it is ID's when no one
+//   holds it, ID holds it already, or its holder's node entry is gone (that node died or
+//   left: its TTL has passed). Answers, per NAME, the holder after the call.
+// release ID NAME
+//   Drops the lease NAME if ID holds it.
 constexpr std::string_view kScript = R"lua(
 local op, prefix = ARGV[1], ARGV[2]
 local index = prefix .. 'cluster:nodes'
@@ -62,6 +68,23 @@ elseif op == 'leave' then
     redis.call('DEL', key(ARGV[3]))
     redis.call('ZREM', index, ARGV[3])
   end
+  return 0
+elseif op == 'lease' then
+  local id, ttl = ARGV[3], tonumber(ARGV[4])
+  local out = {}
+  for i = 5, #ARGV do
+    local lease = prefix .. 'cluster:lease:' .. ARGV[i]
+    local holder = redis.call('GET', lease)
+    if not holder or holder == id or redis.call('EXISTS', key(holder)) == 0 then
+      redis.call('SET', lease, id, 'PX', ttl)
+      holder = id
+    end
+    out[#out + 1] = holder
+  end
+  return out
+elseif op == 'release' then
+  local lease = prefix .. 'cluster:lease:' .. ARGV[4]
+  if redis.call('GET', lease) == ARGV[3] then redis.call('DEL', lease) end
   return 0
 end
 return redis.error_reply('PRISM INVALID 0 unknown operation ' .. tostring(op))
@@ -240,6 +263,10 @@ void NodeRegistry::run() {
       std::lock_guard lock(mutex_);
       registered_ = false;
     }
+    if (claim == Claim::kOk) {
+      renew_leases();
+      notice_departures();
+    }
     const bool now_healthy = healthy();
     if (now_healthy != was_healthy) {
       if (now_healthy) {
@@ -250,6 +277,106 @@ void NodeRegistry::run() {
       }
       was_healthy = now_healthy;
     }
+  }
+}
+
+void NodeRegistry::set_listeners(std::function<void(const std::string&)> lease_lost,
+                                 std::function<void(const std::string&)> node_left) {
+  std::lock_guard lock(mutex_);
+  lease_lost_ = std::move(lease_lost);
+  node_left_ = std::move(node_left);
+}
+
+void NodeRegistry::lease(const std::string& name, std::function<void(const LeaseOutcome&)> done) {
+  connection_.eval({"lease", options_.redis.key_prefix, self_.id, std::to_string(options_.ttl.count()), name},
+                   [this, name, done = std::move(done)](const redisReply* r) {
+                     LeaseOutcome out;
+                     if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+                       out.holder = std::string(store::reply_text(r->element[0]));
+                       out.state = out.holder == self_.id ? LeaseOutcome::State::kHeld
+                                                          : LeaseOutcome::State::kTaken;
+                       if (out.state == LeaseOutcome::State::kHeld) {
+                         std::lock_guard lock(mutex_);
+                         leases_.insert(name);
+                       }
+                     }
+                     done(out);
+                   });
+}
+
+void NodeRegistry::release(const std::string& name) {
+  {
+    std::lock_guard lock(mutex_);
+    if (leases_.erase(name) == 0) return;
+  }
+  connection_.eval({"release", options_.redis.key_prefix, self_.id, name}, [](const redisReply*) {});
+}
+
+void NodeRegistry::renew_leases() {
+  std::vector<std::string> args{"lease", options_.redis.key_prefix, self_.id,
+                                std::to_string(options_.ttl.count())};
+  {
+    std::lock_guard lock(mutex_);
+    if (leases_.empty()) return;
+    args.insert(args.end(), leases_.begin(), leases_.end());
+  }
+  const std::vector<std::string> names(args.begin() + 4, args.end());
+  std::promise<std::vector<std::string>> answered;
+  connection_.eval(std::move(args), [&answered](const redisReply* r) {
+    std::vector<std::string> holders;
+    if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i < r->elements; ++i) holders.emplace_back(store::reply_text(r->element[i]));
+    }
+    answered.set_value(std::move(holders));
+  });
+  const std::vector<std::string> holders = answered.get_future().get();
+  if (holders.size() != names.size()) return;  // unanswered: kept, asked again next beat
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (holders[i] == self_.id) continue;
+    {
+      std::lock_guard lock(mutex_);
+      // Released meanwhile: nothing was lost.
+      if (leases_.erase(names[i]) == 0) continue;
+    }
+    spdlog::warn("event=cluster_lease_lost node={} lease={} holder={}", self_.id, names[i], holders[i]);
+    std::function<void(const std::string&)> lost;
+    {
+      std::lock_guard lock(mutex_);
+      lost = lease_lost_;
+    }
+    if (lost) lost(names[i]);
+  }
+}
+
+void NodeRegistry::notice_departures() {
+  std::map<std::string, std::string> now;
+  for (const NodeInfo& n : nodes()) {
+    if (n.id != self_.id) now.emplace(n.id, n.incarnation);
+  }
+  std::vector<std::string> left;
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    const auto present = now.find(it->first);
+    // Back as another process: whatever the earlier one held is gone with it.
+    const bool restarted = present != now.end() && present->second != it->second;
+    const bool missing = present == now.end() && ++missed_[it->first] >= 2;
+    if (present != now.end() && !restarted) missed_.erase(it->first);
+    if (restarted || missing) {
+      left.push_back(it->first);
+      missed_.erase(it->first);
+      it = seen_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [id, incarnation] : now) seen_.emplace(id, incarnation);
+  std::function<void(const std::string&)> tell;
+  {
+    std::lock_guard lock(mutex_);
+    tell = node_left_;
+  }
+  for (const std::string& id : left) {
+    spdlog::info("event=cluster_node_left node={} seen_by={}", id, self_.id);
+    if (tell) tell(id);
   }
 }
 

@@ -8,9 +8,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -73,6 +75,24 @@ class NodeRegistry {
   // Redis answers (a live holder then keeps it, and this node stays unregistered).
   Expected<void> start();
 
+  // ---- Leases (plugin.h lease; DESIGN.md §7): a name one node holds at a time, in
+  // Redis under the node TTL, kept by this node's heartbeat until released. A node that
+  // stops beating loses its leases with its entry: the next node to ask takes them.
+  struct LeaseOutcome {
+    enum class State { kHeld, kTaken, kUnavailable } state = State::kUnavailable;
+    std::string holder;  // kHeld: this node's id; kTaken: the holder's
+  };
+  // Any thread; `done` runs once, on the registry connection's thread.
+  void lease(const std::string& name, std::function<void(const LeaseOutcome&)> done);
+  void release(const std::string& name);
+
+  // Any time; both run on the heartbeat thread. `lease_lost`: a lease this node
+  // held is another node's now (this one was away from Redis longer than the TTL).
+  // `node_left`: a node is gone from the registry (missing from two reads in a row, or
+  // back as another incarnation, i.e. restarted).
+  void set_listeners(std::function<void(const std::string& lease)> lease_lost,
+                     std::function<void(const std::string& node)> node_left);
+
   // Every live node as the last heartbeat read it, this one first; each with its
   // beat_at_ms, so its age is now minus that.
   std::vector<NodeInfo> nodes() const;
@@ -88,6 +108,9 @@ class NodeRegistry {
   // every live entry. On the heartbeat thread (or start's).
   Claim beat(std::string* holder, const std::string& takeover = {});
   void run();
+  // After a beat: renews the held leases and tells who left.
+  void renew_leases();
+  void notice_departures();
 
   RegistryOptions options_;
   NodeInfo self_;
@@ -99,6 +122,12 @@ class NodeRegistry {
   bool registered_ = false;
   bool taken_logged_ = false;
   std::vector<NodeInfo> nodes_;  // as last read
+  std::set<std::string> leases_;  // held by this node (under mutex_)
+  std::function<void(const std::string&)> lease_lost_, node_left_;  // under mutex_
+  // Heartbeat thread only: the incarnation of each node seen, and how many reads in a row
+  // have missed it.
+  std::map<std::string, std::string> seen_;
+  std::map<std::string, int> missed_;
   uint64_t last_requests_ = 0;
   std::chrono::steady_clock::time_point last_beat_{};
   std::thread thread_;

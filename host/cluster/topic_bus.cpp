@@ -220,16 +220,20 @@ BusResult TopicBus::publish(std::string_view topic, uint32_t packet_id,
   if (!valid_topic(topic)) return BusResult::kBadTopic;
   counters().publishes.add();
   fan_out(topic, packet_id, payload, except);
-  // The other nodes: `except` is a session of this one.
-  if (RemoteTopics* remote = remote_.load()) remote->publish(topic, packet_id, payload);
+  // The other nodes: `except` names a session of this node, or (a remote session's
+  // stand-in) of another, which the remote layer resolves.
+  if (RemoteTopics* remote = remote_.load()) remote->publish(topic, packet_id, payload, except);
   return BusResult::kOk;
 }
 
 void TopicBus::deliver_remote(std::string_view topic, uint32_t packet_id,
-                              std::span<const uint8_t> payload) {
+                              std::span<const uint8_t> payload, uint64_t except) {
   if (!valid_topic(topic)) return;
-  fan_out(topic, packet_id, payload, 0);
+  fan_out(topic, packet_id, payload, except);
 }
+
+void TopicBus::hold(const std::string& topic) { want(topic, +1); }
+void TopicBus::release(const std::string& topic) { want(topic, -1); }
 
 void TopicBus::fan_out(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
                        uint64_t except) {

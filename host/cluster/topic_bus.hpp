@@ -64,7 +64,10 @@ class RemoteTopics {
  public:
   virtual ~RemoteTopics() = default;
   // Any thread: a message published on this node, for the other nodes' subscribers.
-  virtual void publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload) = 0;
+  // `except` as TopicBus::publish's: 0, a session of this node, or a remote session's
+  // stand-in (net::is_remote_session).
+  virtual void publish(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
+                       uint64_t except) = 0;
   // This node now has a subscriber (session or plugin) for `topic`, or no longer any:
   // only then does it need what the other nodes publish to it. Calls for one topic come
   // in order (under the bus's lock).
@@ -120,8 +123,15 @@ class TopicBus {
   // `remote` goes away) keeps the bus on this node.
   void set_remote(RemoteTopics* remote);
   // A message published on another node (the remote's thread): delivered here as a
-  // publish is, and not sent back out.
-  void deliver_remote(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload);
+  // publish is, and not sent back out. `except`: a session of this node that does not
+  // receive it (the publisher's publish_except named it), or 0.
+  void deliver_remote(std::string_view topic, uint32_t packet_id, std::span<const uint8_t> payload,
+                      uint64_t except = 0);
+  // Any thread: this node wants `topic` from the other nodes while a hold lasts, as if it
+  // had a subscriber (a forwarded join waits for its topic's messages before it leaves:
+  // plugin.h forward). Each hold is released once.
+  void hold(const std::string& topic);
+  void release(const std::string& topic);
 
   // Subscriptions of sessions of worker `index`; that worker's thread only (tests).
   size_t subscriptions_on(unsigned index) const;

@@ -72,8 +72,9 @@ Expected<void> set_workers(const YAML::Node& node, Config& config) {
     config.workers = 0;
     return {};
   }
-  auto count = integer_in(node, 1, 256);
-  if (!count) return make_error("expected \"auto\" or an integer 1..256, got " + describe(node));
+  // 255 at most: worker byte 0xff marks another node's sessions (net::is_remote_session).
+  auto count = integer_in(node, 1, 255);
+  if (!count) return make_error("expected \"auto\" or an integer 1..255, got " + describe(node));
   config.workers = static_cast<unsigned>(*count);
   return {};
 }

@@ -8,6 +8,7 @@
 
 #include "metrics/metrics.hpp"
 #include "net/uv_handle.hpp"
+#include "plugins/cluster_host.hpp"
 #include "plugins/plugin_types.hpp"
 #include "prism/v1/admin.pb.h"
 
@@ -192,6 +193,8 @@ void Dispatcher::on_session_opened(uint64_t connection_id) {
 void Dispatcher::on_session_closed(uint64_t connection_id, std::string_view reason) {
   logins_.erase(connection_id);
   if (bus_ != nullptr) bus_->session_closed(connection_id);
+  // The nodes that served it close its stand-ins (plugins/cluster_host.hpp).
+  if (plugins::ClusterHost* cluster = plugins::cluster_host()) cluster->session_closed(connection_id);
   const std::string text(reason);  // plugin.h: NUL-terminated
   prism_event_t e{};
   e.struct_size = sizeof e;

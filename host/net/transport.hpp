@@ -41,6 +41,11 @@ inline unsigned worker_of(uint64_t connection_id) {
 // finds its transport without a lookup.
 inline constexpr uint64_t kWebSocketSessionBit = uint64_t{1} << 55;
 inline bool is_websocket_session(uint64_t id) { return (id & kWebSocketSessionBit) != 0; }
+// Worker byte 0xff (server.workers stops at 255) marks a session of another node of the
+// cluster as this node's plugins see it: the stand-in for a client whose request was
+// forwarded here (plugins/cluster_host.hpp); pushes to it travel to its node.
+inline constexpr unsigned kRemoteSessionWorker = 0xff;
+inline bool is_remote_session(uint64_t id) { return worker_of(id) == kRemoteSessionWorker; }
 
 class ReplyTransport;
 

@@ -77,6 +77,7 @@ void api_server_info(prism_host_t* host, prism_server_info_t* out) {
   info.started_at_ms = facts.started_at_ms;
   info.now_ms = unix_ms();
   info.workers = facts.workers;
+  info.node_id = facts.node_id.c_str();
   const uint32_t size = std::min<uint32_t>(out->struct_size, sizeof info);
   if (size <= sizeof(uint32_t)) return;
   std::memcpy(reinterpret_cast<char*>(out) + sizeof(uint32_t),

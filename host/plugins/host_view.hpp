@@ -16,6 +16,7 @@ struct HostFacts {
   std::string version;
   uint64_t started_at_ms = 0;
   uint32_t workers = 0;
+  std::string node_id;  // cluster.node_id (or the generated one); "" when alone
 };
 
 class HostView {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <utility>
 
+#include "net/transport.hpp"
+#include "plugins/cluster_host.hpp"
 #include "plugins/loaded_plugin.hpp"
 #include "plugins/plugin_types.hpp"
 
@@ -52,6 +54,10 @@ prism_status_t api_push_topic(prism_host_t* host, uint64_t session, prism_bytes_
   if (packet_id == 0) return PRISM_INVALID_ARGUMENT;
   if (rt == nullptr) return PRISM_UNAVAILABLE;
   if (session == PRISM_SESSION_PLUGIN) return PRISM_NOT_FOUND;
+  if (net::is_remote_session(session)) {
+    ClusterHost* ch = cluster_host();
+    return ch != nullptr ? ch->push(session, view_of(topic), packet_id, delivery, span_of(payload)) : PRISM_NOT_FOUND;
+  }
   return to_status(rt->bus().push(session, packet_id, static_cast<v1::Delivery>(delivery),
                                   span_of(payload), view_of(topic)));
 }
@@ -69,6 +75,10 @@ prism_status_t api_subscribe(prism_host_t* host, uint64_t session, prism_bytes_t
   if (session == PRISM_SESSION_PLUGIN) {
     return to_status(rt->bus().subscribe_plugin(rt->subscriber_for(*host->plugin), view_of(topic)));
   }
+  if (net::is_remote_session(session)) {
+    ClusterHost* ch = cluster_host();
+    return ch != nullptr ? ch->subscribe(session, view_of(topic), true) : PRISM_NOT_FOUND;
+  }
   return to_status(rt->bus().subscribe(session, view_of(topic)));
 }
 
@@ -80,6 +90,10 @@ prism_status_t api_unsubscribe(prism_host_t* host, uint64_t session, prism_bytes
   if (session == PRISM_SESSION_PLUGIN) {
     rt->bus().unsubscribe_plugin(rt->subscriber_for(*host->plugin).get(), view_of(topic));
     return PRISM_OK;
+  }
+  if (net::is_remote_session(session)) {
+    ClusterHost* ch = cluster_host();
+    return ch != nullptr ? ch->subscribe(session, view_of(topic), false) : PRISM_NOT_FOUND;
   }
   return to_status(rt->bus().unsubscribe(session, view_of(topic)));
 }
@@ -93,6 +107,11 @@ prism_status_t api_end_channel(prism_host_t* host, uint64_t session, prism_bytes
   if (!cluster::valid_topic(view_of(topic))) return PRISM_INVALID_ARGUMENT;
   if (rt == nullptr) return PRISM_UNAVAILABLE;
   if (session == PRISM_SESSION_PLUGIN) return PRISM_INVALID_ARGUMENT;
+  if (net::is_remote_session(session)) {
+    ClusterHost* ch = cluster_host();
+    return ch != nullptr ? ch->end_channel(session, view_of(topic), view_of(reason), rejoin != 0)
+                         : PRISM_NOT_FOUND;
+  }
   return to_status(rt->bus().end_channel(session, view_of(topic), view_of(reason), rejoin != 0));
 }
 
@@ -126,6 +145,49 @@ prism_status_t api_timer_stop(prism_host_t* host, uint64_t timer_id) {
   if (host == nullptr || host->plugin == nullptr) return PRISM_INVALID_ARGUMENT;
   if (rt == nullptr) return PRISM_UNAVAILABLE;
   return rt->stop_timer(host->plugin, timer_id);
+}
+
+// ---- The cluster (plugin.h "Across a cluster"): cluster_host.hpp does the work.
+
+// 1..PRISM_MAX_TOPIC_LEN printable bytes, like a topic.
+bool valid_lease_name(prism_bytes_t name) { return valid_bytes(name) && cluster::valid_topic(view_of(name)); }
+
+void api_lease(prism_host_t* host, prism_bytes_t name, prism_store_done_fn done, void* user) {
+  ClusterHost* ch = cluster_host();
+  if (done == nullptr) return;
+  if (host == nullptr || host->plugin == nullptr || !valid_lease_name(name) || ch == nullptr) {
+    // Still never inside the call: on the caller's worker, as a storage completion.
+    const prism_status_t status = ch == nullptr ? PRISM_UNAVAILABLE : PRISM_INVALID_ARGUMENT;
+    net::LoopAccess* loop = net::current_loop();
+    auto fail = [done, user, status] {
+      prism_store_result_t r{};
+      r.struct_size = sizeof r;
+      r.status = status;
+      r.message = status == PRISM_UNAVAILABLE ? "no cluster services in this host" : "a bad lease name";
+      done(user, &r);
+    };
+    if (loop != nullptr) return loop->post(fail);
+    return fail();
+  }
+  ch->lease(*host->plugin, view_of(name), done, user);
+}
+
+prism_status_t api_lease_release(prism_host_t* host, prism_bytes_t name) {
+  ClusterHost* ch = cluster_host();
+  if (host == nullptr || host->plugin == nullptr || !valid_lease_name(name)) return PRISM_INVALID_ARGUMENT;
+  return ch != nullptr ? ch->release(*host->plugin, view_of(name)) : PRISM_OK;
+}
+
+prism_status_t api_forward(prism_host_t* host, prism_request_t* request, prism_bytes_t node,
+                           const prism_forward_t* what) {
+  ClusterHost* ch = cluster_host();
+  if (host == nullptr || host->plugin == nullptr || request == nullptr || what == nullptr ||
+      what->struct_size < sizeof(prism_forward_t) || !valid_bytes(node) || !valid_bytes(what->payload) || !valid_bytes(what->topic) ||
+      !valid_bytes(what->event) || !valid_bytes(what->connect) || !valid_bytes(what->receive_topic)) {
+    return PRISM_INVALID_ARGUMENT;
+  }
+  if (ch == nullptr) return PRISM_UNAVAILABLE;
+  return ch->forward(*host->plugin, request, view_of(node), *what);
 }
 
 }  // namespace
@@ -303,6 +365,9 @@ void add_realtime_api(prism_host_api_t& api) {
   api.push_topic = api_push_topic;
   api.publish_except = api_publish_except;
   api.end_channel = api_end_channel;
+  api.lease = api_lease;
+  api.lease_release = api_lease_release;
+  api.forward = api_forward;
 }
 
 void release_realtime(const LoadedPlugin* plugin) {

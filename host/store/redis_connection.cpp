@@ -137,6 +137,7 @@ struct RedisConnection::Impl {
   std::deque<Clock::time_point> sent;   // send time of each unanswered command, in order
   std::set<std::string> channels;       // subscriber mode: what is (to be) subscribed
   RedisConnection::MessageHandler on_message;
+  RedisConnection::SubscribedHandler on_subscribed;
   Clock::time_point connect_started{};
   std::chrono::milliseconds backoff{};
   bool logged_down = false;  // one warning per outage, not one per attempt
@@ -290,10 +291,16 @@ struct RedisConnection::Impl {
   static void on_subscription(redisAsyncContext* /*ac*/, void* r, void* privdata) {
     auto* self = static_cast<Impl*>(privdata);
     const auto* reply = static_cast<const redisReply*>(r);
-    // ["message", channel, payload]; the (un)subscribe confirmations are ignored.
+    // ["message", channel, payload], ["subscribe", channel, count]; unsubscribe
+    // confirmations are ignored.
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
     const redisReply* kind = reply->element[0];
-    if (kind->type != REDIS_REPLY_STRING || reply_text(kind) != "message") return;
+    if (kind->type != REDIS_REPLY_STRING) return;
+    if (reply_text(kind) == "subscribe") {
+      if (self->on_subscribed) self->on_subscribed(reply_text(reply->element[1]));
+      return;
+    }
+    if (reply_text(kind) != "message") return;
     if (!self->on_message) return;
     try {
       self->on_message(reply_text(reply->element[1]), reply_text(reply->element[2]));
@@ -332,6 +339,7 @@ struct RedisConnection::Impl {
   // The connection is gone (or never came): fail what waits, retry after the backoff.
   void lost(const std::string& reason) {
     const bool was_ready = state == State::kReady;
+    if (was_ready && on_subscribed) on_subscribed({});
     state = State::kDisconnected;
     ready = false;
     sent.clear();
@@ -468,6 +476,10 @@ std::string_view reply_text(const redisReply* reply) {
 void RedisConnection::set_message_handler(MessageHandler handler) {
   // On the loop thread, which reads it; queued before any subscribe that follows.
   post([impl = impl_.get(), handler = std::move(handler)]() mutable { impl->on_message = std::move(handler); });
+}
+
+void RedisConnection::set_subscribed_handler(SubscribedHandler handler) {
+  post([impl = impl_.get(), handler = std::move(handler)]() mutable { impl->on_subscribed = std::move(handler); });
 }
 
 void RedisConnection::subscribe(std::string channel) {

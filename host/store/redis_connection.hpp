@@ -60,6 +60,11 @@ class RedisConnection {
   // reconnect, so a message published while disconnected is lost, not one after.
   using MessageHandler = std::function<void(std::string_view channel, std::string_view message)>;
   void set_message_handler(MessageHandler handler);  // before the first subscribe
+  // Redis confirmed a SUBSCRIBE (`channel`): from then on every PUBLISH it processes to
+  // that channel reaches the message handler. Called with "" when the connection is lost
+  // (every confirmation is void until the channels are subscribed again).
+  using SubscribedHandler = std::function<void(std::string_view channel)>;
+  void set_subscribed_handler(SubscribedHandler handler);  // before the first subscribe
   void subscribe(std::string channel);
   void unsubscribe(std::string channel);
 

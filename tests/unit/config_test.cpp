@@ -138,7 +138,7 @@ metrics:
 
 TEST(ConfigTest, ErrorFollowsTheDocumentedForm) {
   EXPECT_EQ(error_of("server:\n  udp: 127.0.0.1:7777\n  workers: lots\n"),
-            "etc/prism.yaml:3:12: server.workers: expected \"auto\" or an integer 1..256, got \"lots\"");
+            "etc/prism.yaml:3:12: server.workers: expected \"auto\" or an integer 1..255, got \"lots\"");
 }
 
 TEST(ConfigTest, WebSocketTlsNeedsTheCertificateAndItsKey) {
@@ -258,9 +258,9 @@ TEST(ConfigTest, ReceiveBudgetsMustHoldOneMessageOfTheMaximumSize) {
 }
 
 TEST(ConfigTest, RangeBoundsAreAccepted) {
-  Config config = loaded("server:\n  workers: 256\n  request_timeout_ms: 600000\n  max_datagram: 65507\n"
+  Config config = loaded("server:\n  workers: 255\n  request_timeout_ms: 600000\n  max_datagram: 65507\n"
                          "metrics:\n  snapshot_interval_s: 86400\n");
-  EXPECT_EQ(config.workers, 256u);
+  EXPECT_EQ(config.workers, 255u);
   EXPECT_EQ(config.request_timeout, std::chrono::milliseconds(600000));
   EXPECT_EQ(config.max_datagram_size, 65507u);
   EXPECT_EQ(config.metrics_interval, std::chrono::seconds(86400));
@@ -278,7 +278,7 @@ TEST(ConfigTest, WorkersAcceptsAuto) {
 
 TEST(ConfigTest, EmptyValueNamesKey) {
   EXPECT_TRUE(contains(error_of("server:\n  workers:\n  udp: 127.0.0.1:1\n"),
-              "prism.yaml:2:3: server.workers: expected \"auto\" or an integer 1..256, got nothing"));
+              "prism.yaml:2:3: server.workers: expected \"auto\" or an integer 1..255, got nothing"));
   EXPECT_TRUE(contains(error_of("state_dir: \"\"\n"), "prism.yaml:1:12: state_dir: expected a path"));
 }
 

@@ -32,7 +32,7 @@ class DirectoryWatchTest : public prism::testing::TempDirTest {
     plugins_ = dir_ / "plugins";
     fs::create_directories(plugins_);
     ASSERT_EQ(uv_loop_init(&loop_), 0);
-    registry_ = std::make_unique<Registry>(HostFacts{"test", 0, 1}, dir_ / "private");
+    registry_ = std::make_unique<Registry>(HostFacts{"test", 0, 1, ""}, dir_ / "private");
     watch_ = std::make_unique<DirectoryWatch>(&loop_, *registry_, plugins_, 50ms);
     watch_->set_listener([this](const WatchOutcome& o) { outcomes_.push_back(o); });
     auto started = watch_->start();

@@ -117,7 +117,7 @@ class DispatchTest : public ::testing::Test {
 
   // Declared first: destroyed last, after the dispatcher has closed its timer.
   TestLoop loop;
-  plugins::Registry registry{plugins::HostFacts{"test", 0, 1}};
+  plugins::Registry registry{plugins::HostFacts{"test", 0, 1, ""}};
   RecordingTransport transport;
   RecordingHostService host;
   Dispatcher dispatcher{loop, transport, std::chrono::milliseconds(50)};

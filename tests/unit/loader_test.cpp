@@ -30,7 +30,7 @@ class LoaderTest : public ::testing::Test {
     EXPECT_EQ(r->plugin->name(), "default");
   }
 
-  Registry registry{HostFacts{"test", 0, 1}};
+  Registry registry{HostFacts{"test", 0, 1, ""}};
 };
 
 TEST_F(LoaderTest, LoadsPluginAndRoutesItsRange) {
@@ -190,7 +190,7 @@ TEST_F(LoaderTest, TruncatedAndGarbageFilesAreRefused) {
 }
 
 TEST_F(LoaderTest, DirectoryLoadReportsEachRefusalAndLoadsTheRest) {
-  Registry fresh{HostFacts{"test", 0, 1}};
+  Registry fresh{HostFacts{"test", 0, 1, ""}};
   const auto refusals = fresh.load_directory(kTestPlugins);
   // c_plugin, deferred, throws and one versioned copy load; the broken ones do not.
   EXPECT_NE(fresh.table()->find(900), nullptr);

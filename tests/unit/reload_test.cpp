@@ -104,7 +104,7 @@ class ReloadTest : public prism::testing::TempDirTest {
   void SetUp() override {
     TempDirTest::SetUp();
     fs::create_directories(dir_ / "plugins");
-    registry_ = std::make_unique<Registry>(HostFacts{"test", 0, 1}, dir_ / "private");
+    registry_ = std::make_unique<Registry>(HostFacts{"test", 0, 1, ""}, dir_ / "private");
   }
   void TearDown() override {
     registry_.reset();
@@ -295,7 +295,7 @@ TEST_F(ReloadTest, ConfiguredRangeReplacesTheRequestedOne) {
   EXPECT_EQ(call(*registry_, kVersion, {}, 5000).payload, "2.0.0");
 
   // A range too small for the plugin's methods (ids 0-5) is refused.
-  Registry fresh{HostFacts{"test", 0, 1}, dir_ / "private"};
+  Registry fresh{HostFacts{"test", 0, 1, ""}, dir_ / "private"};
   s.range = std::make_pair(5000u, 5002u);
   fresh.set_plugin_settings({s});
   auto refused = fresh.load(dir_ / "plugins" / "reloadable.so");

@@ -103,7 +103,7 @@ class FakeHost {
   std::vector<std::pair<prism_log_level_t, std::string>> logs;
   std::deque<Counter> counters;  // a deque keeps the addresses handed out as handles stable
   std::vector<PluginRow> plugins;
-  prism_server_info_t server{sizeof(prism_server_info_t), "9.9.9-test", 1'000, 5'000, 4};
+  prism_server_info_t server{sizeof(prism_server_info_t), "9.9.9-test", 1'000, 5'000, 4, "node-test"};
   int server_info_calls = 0;
 
  private:

@@ -245,13 +245,16 @@ TEST_F(TopicBusTest, PluginSubscribersHearAPublishOnceAndNeverInsideTheCall) {
 // wanted while this node has any subscriber for it, session or plugin, on any worker.
 class FakeRemote final : public RemoteTopics {
  public:
-  void publish(std::string_view topic, uint32_t, std::span<const uint8_t> payload) override {
+  void publish(std::string_view topic, uint32_t, std::span<const uint8_t> payload,
+               uint64_t except) override {
     published.push_back(std::string(topic) + ":" + std::string(payload.begin(), payload.end()));
+    excepts.push_back(except);
   }
   void topic_wanted(const std::string& topic, bool wanted) override {
     changes.push_back((wanted ? "+" : "-") + topic);
   }
   std::vector<std::string> published, changes;
+  std::vector<uint64_t> excepts;
 };
 
 TEST_F(TopicBusTest, TheOtherNodesHearPublishesAndWhichTopicsThisNodeWants) {
@@ -285,8 +288,20 @@ TEST_F(TopicBusTest, TheOtherNodesHearPublishesAndWhichTopicsThisNodeWants) {
   bus_->deliver_remote("early", 2, bytes("theirs"));
   run_all();
   EXPECT_EQ(remote.published, std::vector<std::string>{"early:mine"});
+  EXPECT_EQ(remote.excepts, std::vector<uint64_t>{a}) << "the other nodes learn the except";
   ASSERT_EQ(transports_[0].pushed.size(), 1u);  // `a` was the publish's except
   EXPECT_EQ(transports_[0].pushed[0].payload, "theirs");
+
+  // Another node's publish that excepts `a` (its publisher named it) skips it here.
+  bus_->deliver_remote("early", 2, bytes("not for a"), a);
+  run_all();
+  EXPECT_EQ(transports_[0].pushed.size(), 1u);
+
+  // A hold wants a topic with no subscriber yet (a forwarded join), until released.
+  bus_->hold("joining");
+  EXPECT_EQ(remote.changes.back(), "+joining");
+  bus_->release("joining");
+  EXPECT_EQ(remote.changes.back(), "-joining");
   bus_->set_remote(nullptr);
 }
 

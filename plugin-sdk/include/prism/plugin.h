@@ -114,6 +114,9 @@ typedef struct prism_server_info {
   uint64_t started_at_ms;  /* Unix time in milliseconds when prismd started */
   uint64_t now_ms;         /* Unix time in milliseconds, now */
   uint32_t workers;        /* number of worker threads */
+  /* ABI 1.2, later: this node's id in its cluster (prism.yaml cluster.node_id), "" when
+   * it runs alone; owned by the host, static. NULL from an older host. */
+  const char *node_id;
 } prism_server_info_t;
 
 /* One loaded plugin, as handed to a prism_plugin_visitor_fn. */
@@ -133,7 +136,12 @@ typedef enum prism_event_type {
   PRISM_EVENT_SESSION_OPENED = 1, /* a client finished its handshake */
   PRISM_EVENT_SESSION_CLOSED = 2, /* the session is gone; `reason` says why (ABI 1.2) */
   PRISM_EVENT_TOPIC_MESSAGE = 3,  /* ABI 1.2: a publish to a topic the plugin subscribed to */
-  PRISM_EVENT_TIMER = 4           /* ABI 1.2: a timer of this plugin version fired */
+  PRISM_EVENT_TIMER = 4,          /* ABI 1.2: a timer of this plugin version fired */
+  /* ABI 1.2, later: a lease this node held for the service (prism_host_api_t.lease) is
+   * another node's now: this node was cut off from the cluster's Redis for longer than
+   * the lease's TTL. `payload` is the lease's name. Whatever the lease guarded must stop
+   * here: the other node serves it now. */
+  PRISM_EVENT_LEASE_LOST = 5
 } prism_event_type_t;
 
 /* Handed to on_event, on the worker thread the event belongs to (the session's, the
@@ -147,7 +155,7 @@ typedef struct prism_event {
   const char *reason;     /* SESSION_CLOSED: NUL-terminated, never NULL for that type */
   prism_bytes_t topic;    /* TOPIC_MESSAGE */
   uint32_t packet_id;     /* TOPIC_MESSAGE: the publisher's absolute packet id */
-  prism_bytes_t payload;  /* TOPIC_MESSAGE */
+  prism_bytes_t payload;  /* TOPIC_MESSAGE; LEASE_LOST: the lease's name */
   uint64_t timer_id;      /* TIMER: as timer_start returned it */
   void *timer_user;       /* TIMER: the pointer given to timer_start */
 } prism_event_t;
@@ -207,6 +215,31 @@ typedef struct prism_channel_message {
    * Empty when struct_size ends before it. */
   prism_bytes_t connect;
 } prism_channel_message_t;
+
+/* ---- Across a cluster (ABI 1.2, later; DESIGN.md §7, docs/plugin-api.md "Cluster") ----
+ *
+ * A request may be served by the same service on another node (the one that holds the
+ * lease on what it asks for): `forward` hands it there. That node's host calls the
+ * service's handle (kind 0) or channel (a prism_channel_kind_t) with this copy of the
+ * request; its session is a stand-in for the client, and push, push_topic, subscribe,
+ * unsubscribe, end_channel and publish_except on that session reach the real one on its
+ * node. Its answer travels back and answers the request here. When that node leaves the
+ * cluster, its stand-ins close there (PRISM_EVENT_SESSION_CLOSED) and the subscriptions
+ * it made for sessions here end with rejoin (end_channel): the clients join again, and
+ * find the service wherever it is served then. */
+typedef struct prism_forward {
+  uint32_t struct_size;   /* sizeof(prism_forward_t) when built */
+  uint32_t kind;          /* 0: a request to `method`; else the prism_channel_kind_t */
+  uint32_t method;        /* kind 0: the relative method id, as handle got it */
+  prism_bytes_t payload;  /* as handle or channel got it */
+  prism_bytes_t topic;    /* channel kinds: as channel got them */
+  prism_bytes_t event;
+  prism_bytes_t connect;
+  /* Optional (empty for none): this node starts receiving `receive_topic` from the other
+   * nodes before the request leaves, so nothing the serving node publishes to it after
+   * answering is missed: a join's topic. */
+  prism_bytes_t receive_topic;
+} prism_forward_t;
 
 /* Channel topic patterns: "room:lobby" matches that topic only, "room:*" every topic that
  * starts with "room:". At most this many per plugin; patterns of loaded plugins never
@@ -457,6 +490,27 @@ typedef struct prism_host_api {
    * went away under its members: an instance that failed, stopped or was deleted. */
   prism_status_t (*end_channel)(prism_host_t *host, uint64_t session, prism_bytes_t topic,
                                 prism_bytes_t reason, int rejoin);
+
+  /* ---- ABI 1.2, later: the cluster (see "Across a cluster" above); check
+   * PRISM_HAS_FIELD(api, prism_host_api_t, lease_release).
+   *
+   * Takes or keeps the lease `name` (1..PRISM_MAX_TOPIC_LEN bytes of 0x21-0x7e) for this
+   * node: completes PRISM_OK when this node holds it (kept by its heartbeat until
+   * lease_release, or until the node dies or is cut off for longer than the cluster's
+   * TTL: PRISM_EVENT_LEASE_LOST), PRISM_CONFLICT when another live node does (`message`
+   * is that node's id, for forward), PRISM_UNAVAILABLE when the cluster's Redis does not
+   * answer. A node that is not in a cluster holds every lease. Leases are the service's,
+   * not the version's: a reload keeps them. The completion runs like a storage call's. */
+  void (*lease)(prism_host_t *host, prism_bytes_t name, prism_store_done_fn done, void *user);
+  /* Gives the lease up (no-op when not held). */
+  prism_status_t (*lease_release)(prism_host_t *host, prism_bytes_t name);
+  /* Hands `request` to this service on node `node` (a lease holder's id): PRISM_OK, and
+   * the request is the host's now: it is answered with that node's answer, or
+   * PRISM_UNAVAILABLE when the node does not answer or leaves. Any other status leaves
+   * the request with the caller: PRISM_UNAVAILABLE (no cluster, Redis unreachable),
+   * PRISM_INVALID_ARGUMENT (a bad `what`, or `node` is this node). */
+  prism_status_t (*forward)(prism_host_t *host, prism_request_t *request, prism_bytes_t node,
+                            const prism_forward_t *what);
 } prism_host_api_t;
 
 /* ---- The plugin descriptor -------------------------------------------------------- */

@@ -232,6 +232,18 @@ class Request {
     reply(status, message, {});
   }
 
+  // Hands the request to this service on node `node` (plugin.h forward; build `what` with
+  // forward_of): PRISM_OK, and this Request is answered (by that node's answer), or the
+  // host's reason, and this Request still has to be answered here.
+  prism_status_t forward(std::string_view node, const prism_forward_t& what) noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, forward);
+    if (request_ == nullptr || fn == nullptr) return PRISM_UNAVAILABLE;
+    const prism_status_t status =
+        fn(host_, request_, {reinterpret_cast<const uint8_t*>(node.data()), node.size()}, &what);
+    if (status == PRISM_OK) request_ = nullptr;
+    return status;
+  }
+
  private:
   void answer_if_pending() noexcept {
     if (request_ != nullptr) {
@@ -497,6 +509,7 @@ class Host {
     info.struct_size = sizeof info;
     if (auto fn = PRISM_SDK_HOST_FN(api_, server_info)) fn(host_, &info);
     if (info.version == nullptr) info.version = "";
+    if (info.node_id == nullptr) info.node_id = "";
     return info;
   }
 
@@ -674,6 +687,14 @@ class Host {
                          : PRISM_UNAVAILABLE;
   }
 
+  // ---- The cluster (plugin.h lease): `StoreResult r = co_await host.lease(name)`: OK when
+  // this node holds it, CONFLICT with the holder's node id in r.message, UNAVAILABLE.
+  auto lease(std::string_view name) const { return call(&prism_host_api_t::lease, c(name)); }
+  prism_status_t release_lease(std::string_view name) const noexcept {
+    auto fn = PRISM_SDK_HOST_FN(api_, lease_release);
+    return fn != nullptr ? fn(host_, c(name)) : PRISM_OK;
+  }
+
   // A timer that calls `fire` on the worker that started it (worker 0 from the
   // constructor): after `after`, then every `repeat` when repeat > 0. Stopped when the
   // returned Timer is destroyed or stop()ped; a Timer that failed to start is empty.
@@ -823,6 +844,32 @@ struct ChannelMessage {
   std::string_view payload;  // JSON text
   std::string_view connect;  // JSON: {"socket", "params", "token"} (plugin.h); may be empty
 };
+
+// What Request::forward sends (plugin.h prism_forward_t): the channel message as it came,
+// received here from the other nodes first when it is a JOIN (its topic); or a request to
+// `method` with its payload. The views must outlive the forward call only.
+inline prism_forward_t forward_of(const ChannelMessage& m) noexcept {
+  auto c = [](std::string_view s) {
+    return prism_bytes_t{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+  };
+  prism_forward_t f{};
+  f.struct_size = sizeof f;
+  f.kind = static_cast<uint32_t>(m.kind);
+  f.payload = c(m.payload);
+  f.topic = c(m.topic);
+  f.event = c(m.event);
+  f.connect = c(m.connect);
+  if (m.kind == PRISM_CHANNEL_JOIN) f.receive_topic = c(m.topic);
+  return f;
+}
+inline prism_forward_t forward_of(uint32_t method, Bytes payload, std::string_view receive_topic = {}) noexcept {
+  prism_forward_t f{};
+  f.struct_size = sizeof f;
+  f.method = method;
+  f.payload = {payload.data(), payload.size()};
+  f.receive_topic = {reinterpret_cast<const uint8_t*>(receive_topic.data()), receive_topic.size()};
+  return f;
+}
 
 // What a service declares about itself as `static constexpr ServiceInfo info`.
 struct ServiceInfo {
