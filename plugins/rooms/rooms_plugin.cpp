@@ -3,7 +3,9 @@
 // protocol.md §7.2) and game servers over UDP, managed through its own requests, the
 // admin session (prismctl rooms) and HTTP (/api/instances). Every change is written to
 // the storage facade before it is acknowledged or broadcast; changes that arrive while a
-// channel's write is in flight share the next write (group commit).
+// channel's write is in flight share the next write (group commit). In a cluster an
+// instance is served by the node that holds its lease; the others forward its requests
+// there (docs/rooms.md "In a cluster").
 #include <prism/plugin.hpp>
 
 #include <yaml-cpp/yaml.h>
@@ -32,6 +34,9 @@ using sdk::Task;
 constexpr std::string_view kInstances = "rooms.instances";  // id -> Instance::definition()
 constexpr std::string_view kChannels = "rooms.channels";    // "<id>/<channel>" -> Channel::to_json()
 
+// Request ids (relative) that may be forwarded to the node serving the instance.
+constexpr uint32_t kShow = 2, kStop = 3, kStart = 4, kDelete = 5, kAddChannel = 6, kDeleteChannel = 7,
+                   kJoin = 10, kPush = 11, kLeave = 12;
 // Push ids (relative): their method names are the Phoenix events clients receive.
 constexpr uint32_t kMsg = 50, kPresenceState = 51, kPresenceDiff = 52, kRooms = 53;
 
@@ -105,6 +110,20 @@ Settings parse_settings(std::string_view yaml) {
 }
 
 class RoomsService {
+  // A request as it came (a method's, kind 0, or a channel message), kept to serve it here
+  // or forward it to the node that serves its instance.
+  struct Call {
+    uint32_t kind = 0;  // 0, or the prism_channel_kind_t
+    uint32_t method = 0;
+    std::string payload, topic, event, connect;
+    std::string receive;  // a join's topic: received here before the join is forwarded
+    prism_forward_t what() const {
+      if (kind == 0) return sdk::forward_of(method, sdk::as_bytes(payload), receive);
+      return sdk::forward_of(
+          sdk::ChannelMessage{static_cast<prism_channel_kind_t>(kind), topic, event, payload, connect});
+    }
+  };
+
  public:
   static constexpr sdk::ServiceInfo info{.name = "rooms",
                                          .version = "1.0.0",
@@ -112,7 +131,7 @@ class RoomsService {
                                          .packet_id_count = 100};
 
   RoomsService(sdk::Host& host, std::string_view config)
-      : host_(host), settings_(parse_settings(config)) {
+      : host_(host), settings_(parse_settings(config)), clustered_(*host.server_info().node_id != '\0') {
     // Without storage there is nothing to load (and nothing survives a restart).
     if (host_.has_storage()) {
       load();
@@ -129,6 +148,21 @@ class RoomsService {
     if (!made) co_return req.fail(PRISM_INVALID_ARGUMENT, error);
     const std::string id = made->id();
     if (instances_.contains(id)) co_return req.fail(PRISM_CONFLICT, "instance '" + id + "' exists");
+    if (clustered_) {
+      // The node that creates an instance serves it; one another node serves exists.
+      const auto lease = co_await host_.lease(id);
+      if (lease.status == PRISM_CONFLICT) {
+        co_return req.fail(PRISM_CONFLICT, "instance '" + id + "' exists (served by node " + lease.message + ")");
+      }
+      if (lease.status != PRISM_OK) co_return req.fail(PRISM_UNAVAILABLE, "cannot create: " + lease.message);
+      const auto stored = co_await host_.get(kInstances, id);
+      if (!stored.ok() && stored.status != PRISM_NOT_FOUND) {
+        co_return req.fail(PRISM_UNAVAILABLE, "cannot create: " + stored.message);
+      }
+      if (instances_.contains(id) || !stored.documents.empty()) {
+        co_return req.fail(PRISM_CONFLICT, "instance '" + id + "' exists");
+      }
+    }
     instances_.emplace(id, std::move(*made));
     const prism_status_t stored = co_await store_instance(id, true);
     if (stored != PRISM_OK) {
@@ -139,21 +173,66 @@ class RoomsService {
     req.ok(instances_.at(id).summary().dump());
   }
 
-  void list(Request req, Bytes) {
+  // Alone: the instances here. In a cluster: every stored instance, live figures for the
+  // ones this node serves.
+  Task list(Request req, std::string) {
     json out = json::array();
-    for (const auto& [id, instance] : instances_) out.push_back(instance.summary());
+    if (!clustered_) {
+      for (const auto& [id, instance] : instances_) out.push_back(instance.summary());
+      co_return req.ok(json{{"instances", out}}.dump());
+    }
+    std::string after;
+    for (;;) {
+      auto page = co_await host_.list(kInstances, "", after, 500);
+      if (!page.ok()) co_return req.fail(PRISM_UNAVAILABLE, "cannot list instances: " + page.message);
+      for (const auto& doc : page.documents) {
+        if (const Instance* here = find(doc.key)) {
+          out.push_back(here->summary());
+        } else if (auto stored = Instance::from_definition(json::parse(doc.value, nullptr, false), nullptr)) {
+          out.push_back(stored->summary());
+        }
+      }
+      if (page.documents.size() < 500) break;
+      after = page.documents.back().key;
+    }
     req.ok(json{{"instances", out}}.dump());
   }
 
-  void show(Request req, Bytes payload) {
+  // ---- Requests about one instance: served here, or where its lease is held ---------
+  void show(Request req, Bytes payload) { routed(std::move(req), kShow, payload, &RoomsService::show_here); }
+  void stop(Request req, Bytes payload) { routed(std::move(req), kStop, payload, &RoomsService::stop_here); }
+  void start(Request req, Bytes payload) { routed(std::move(req), kStart, payload, &RoomsService::start_here); }
+  void remove(Request req, Bytes payload) { routed(std::move(req), kDelete, payload, &RoomsService::remove_here); }
+  void add_channel(Request req, Bytes payload) {
+    routed(std::move(req), kAddChannel, payload, &RoomsService::add_channel_here);
+  }
+  void delete_channel(Request req, Bytes payload) {
+    routed(std::move(req), kDeleteChannel, payload, &RoomsService::delete_channel_here);
+  }
+  void member_join(Request req, Bytes payload) {
+    // The join's topic reaches this node before the join leaves it (plugin.h forward).
+    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+    const std::string topic = in.is_object() ? "@" + in.value("id", std::string()) + "/" +
+                                                   in.value("channel", std::string())
+                                             : std::string();
+    routed(std::move(req), kJoin, payload, &RoomsService::member_join_here, topic);
+  }
+  void member_push(Request req, Bytes payload) {
+    routed(std::move(req), kPush, payload, &RoomsService::member_push_here);
+  }
+  void member_leave(Request req, Bytes payload) {
+    routed(std::move(req), kLeave, payload, &RoomsService::member_leave_here);
+  }
+
+  void show_here(Request req, std::string payload) {
     Instance* instance = find(id_in(payload));
     if (instance == nullptr) return req.fail(PRISM_NOT_FOUND, "no instance '" + id_in(payload) + "'");
     req.ok(instance->summary().dump());
   }
 
-  Task stop(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), false); }
+  Task stop_here(Request req, std::string payload) { co_await set_state(std::move(req), id_in(payload), false); }
   // A failed instance starts again from its last stored state.
-  Task start(Request req, std::string payload) {
+  Task start_here(Request req, std::string payload) {
     const std::string id = id_in(payload);
     Instance* instance = find(id);
     if (instance != nullptr && instance->state() == InstanceState::kFailed) {
@@ -166,7 +245,7 @@ class RoomsService {
     co_await set_state(std::move(req), id, true);
   }
 
-  Task remove(Request req, std::string payload) {
+  Task remove_here(Request req, std::string payload) {
     const std::string id = id_in(payload);
     Instance* instance = find(id);
     if (instance == nullptr) co_return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
@@ -177,6 +256,8 @@ class RoomsService {
     restarts_.erase(id);
     co_await host_.remove(kInstances, id);
     for (const std::string& name : channels) co_await host_.remove(kChannels, id + "/" + name);
+    host_.release_lease(id);
+    owners_.erase(id);
     host_.info("instance deleted id=" + id);
     req.ok(json{{"deleted", id}}.dump());
   }
@@ -203,8 +284,8 @@ class RoomsService {
   // ---- Game servers over UDP: members like a browser's socket -----------------------
   // {"id", "channel", "user"}: the session joins as `user`; answered like a browser's join,
   // then presence_state (pushes carry the topic "@<id>/<channel>").
-  void member_join(Request req, Bytes payload) {
-    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+  void member_join_here(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
     if (!in.is_object() || !in.contains("id") || !in.contains("channel") || !in.contains("user")) {
       return req.fail(PRISM_INVALID_ARGUMENT, R"(expected {"id", "channel", "user"})");
     }
@@ -217,8 +298,8 @@ class RoomsService {
   }
 
   // {"id", "channel", "payload"}: a push as the session's user.
-  void member_push(Request req, Bytes payload) {
-    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+  void member_push_here(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
     if (!in.is_object() || !in.contains("id") || !in.contains("channel")) {
       return req.fail(PRISM_INVALID_ARGUMENT, R"(expected {"id", "channel", "payload"})");
     }
@@ -227,8 +308,8 @@ class RoomsService {
   }
 
   // {"id", "channel"}
-  void member_leave(Request req, Bytes payload) {
-    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+  void member_leave_here(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
     const std::string id = in.is_object() ? in.value("id", std::string()) : std::string();
     const std::string name = in.is_object() ? in.value("channel", std::string()) : std::string();
     leave(req.session(), id, name, "@" + id + "/" + name);
@@ -238,6 +319,9 @@ class RoomsService {
   // A UDP member's session ended: it leaves its channels (a WebSocket's gateway has sent
   // a LEAVE for each already).
   void on_event(const prism_event_t& e) {
+    if (e.type == PRISM_EVENT_LEASE_LOST) {
+      return hand_off(std::string(sdk::as_text(sdk::Bytes(e.payload.data, e.payload.len))));
+    }
     if (e.type != PRISM_EVENT_SESSION_CLOSED) return;
     const auto m = members_.find(e.session_id);
     if (m == members_.end()) return;
@@ -252,16 +336,26 @@ class RoomsService {
   static constexpr const char* channel_topics[] = {"@*", "/api/instances*", nullptr};
 
   void channel(Request req, const sdk::ChannelMessage& m) {
+    Call call{static_cast<uint32_t>(m.kind), 0, std::string(m.payload), std::string(m.topic),
+              std::string(m.event), std::string(m.connect), {}};
     if (m.kind == PRISM_CHANNEL_HTTP) {
-      return http(std::move(req), std::string(m.topic), std::string(m.event), std::string(m.payload),
-                  std::string(m.connect));
+      const std::string id = http_instance(call.topic);
+      if (id.empty()) return http(std::move(req), std::move(call));  // the list, or a create
+      return route(std::move(req), id, std::move(call), [this](Request r, Call c) { http(std::move(r), std::move(c)); });
     }
     // "@<id>/<channel>" (protocol.md §7.2).
-    const std::string topic(m.topic);
-    const size_t slash = topic.find('/');
-    if (!topic.starts_with('@') || slash == std::string::npos) {
+    const size_t slash = call.topic.find('/');
+    if (!call.topic.starts_with('@') || slash == std::string::npos) {
       return req.fail(PRISM_NOT_FOUND, "unmatched topic");
     }
+    const std::string id = call.topic.substr(1, slash - 1);
+    if (m.kind == PRISM_CHANNEL_JOIN) call.receive = call.topic;
+    route(std::move(req), id, std::move(call), [this](Request r, Call c) { channel_here(std::move(r), c); });
+  }
+
+  void channel_here(Request req, const Call& m) {
+    const std::string& topic = m.topic;
+    const size_t slash = topic.find('/');
     const std::string id = topic.substr(1, slash - 1), name = topic.substr(slash + 1);
     // Isolation (docs/rooms.md "Failures"): what throws inside one instance stops that
     // instance alone; the request answers INTERNAL as its Request goes.
@@ -281,12 +375,12 @@ class RoomsService {
   }
 
   // add_channel / delete_channel (an admin, a game server, POST or DELETE .../channels).
-  void add_channel(Request req, Bytes payload) {
-    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+  void add_channel_here(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
     change_channel(std::move(req), in.is_object() ? in.value("id", std::string()) : std::string(), true, in);
   }
-  void delete_channel(Request req, Bytes payload) {
-    const json in = json::parse(sdk::as_text(payload), nullptr, false);
+  void delete_channel_here(Request req, std::string payload) {
+    const json in = json::parse(payload, nullptr, false);
     change_channel(std::move(req), in.is_object() ? in.value("id", std::string()) : std::string(), false, in);
   }
 
@@ -297,15 +391,15 @@ class RoomsService {
   static constexpr sdk::Method<RoomsService> methods[] = {
       {0, "create", &RoomsService::create},
       {1, "list", &RoomsService::list},
-      {2, "show", &RoomsService::show},
-      {3, "stop", &RoomsService::stop},
-      {4, "start", &RoomsService::start},
-      {5, "delete", &RoomsService::remove},
-      {6, "add_channel", &RoomsService::add_channel},
-      {7, "delete_channel", &RoomsService::delete_channel},
-      {10, "join", &RoomsService::member_join},
-      {11, "push", &RoomsService::member_push},
-      {12, "leave", &RoomsService::member_leave},
+      {kShow, "show", &RoomsService::show},
+      {kStop, "stop", &RoomsService::stop},
+      {kStart, "start", &RoomsService::start},
+      {kDelete, "delete", &RoomsService::remove},
+      {kAddChannel, "add_channel", &RoomsService::add_channel},
+      {kDeleteChannel, "delete_channel", &RoomsService::delete_channel},
+      {kJoin, "join", &RoomsService::member_join},
+      {kPush, "push", &RoomsService::member_push},
+      {kLeave, "leave", &RoomsService::member_leave},
       {kMsg, "msg", &RoomsService::refuse_push_id},
       {kPresenceState, "presence_state", &RoomsService::refuse_push_id},
       {kPresenceDiff, "presence_diff", &RoomsService::refuse_push_id},
@@ -332,6 +426,90 @@ class RoomsService {
   Instance* find(const std::string& id) {
     const auto it = instances_.find(id);
     return it != instances_.end() ? &it->second : nullptr;
+  }
+
+  // ---- In a cluster (docs/rooms.md "In a cluster") -----------------------------------
+  // An instance is served by the node that holds its lease (named by its id). A request
+  // about one this node does not serve takes the lease when it is free (the instance is
+  // loaded from storage: the last node that served it died or let it go) or is forwarded
+  // to the holder, whose answer answers it; pushes to the client come back through the
+  // host (stand-in sessions) and broadcasts through the instance's topics.
+  template <class R>
+  void routed(Request req, uint32_t method, Bytes payload, R (RoomsService::*here)(Request, std::string),
+              std::string receive = {}) {
+    Call call{0, method, std::string(sdk::as_text(payload)), {}, {}, {}, std::move(receive)};
+    const std::string id = id_in(call.payload);
+    route(std::move(req), id, std::move(call),
+          [this, here](Request r, Call c) { (void)(this->*here)(std::move(r), std::move(c.payload)); });
+  }
+
+  void route(Request req, const std::string& id, Call call, std::function<void(Request, Call)> here) {
+    if (!clustered_ || find(id) != nullptr) return here(std::move(req), std::move(call));
+    if (const auto o = owners_.find(id); o != owners_.end() && now_ms() < o->second.until) {
+      return forward(std::move(req), id, o->second.node, call);
+    }
+    locate(std::move(req), id, std::move(call), std::move(here));
+  }
+
+  Task locate(Request req, std::string id, Call call, std::function<void(Request, Call)> here) {
+    const auto lease = co_await host_.lease(id);
+    if (lease.status == PRISM_CONFLICT) {
+      owners_[id] = Owner{lease.message, now_ms() + kOwnerMemory.count()};
+      co_return forward(std::move(req), id, lease.message, call);
+    }
+    if (lease.status != PRISM_OK) {
+      co_return req.fail(PRISM_UNAVAILABLE, "instance '" + id + "': " + lease.message);
+    }
+    if (find(id) == nullptr) {
+      const prism_status_t taken = co_await take_over(id);
+      if (taken == PRISM_NOT_FOUND) co_return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
+      if (taken != PRISM_OK) co_return req.fail(taken, "instance '" + id + "' could not be loaded");
+    }
+    here(std::move(req), std::move(call));
+  }
+
+  void forward(Request req, const std::string& id, const std::string& node, const Call& call) {
+    const prism_status_t sent = req.forward(node, call.what());
+    if (sent == PRISM_OK) return;
+    owners_.erase(id);
+    req.fail(PRISM_UNAVAILABLE, "instance '" + id + "' is served by node " + node + ", out of reach now");
+  }
+
+  // This node holds the instance's lease now: it serves it from its stored state (or, when
+  // none is stored, gives the lease back: there is no such instance).
+  sdk::Async<prism_status_t> take_over(std::string id) {
+    auto def = co_await host_.get(kInstances, id);
+    if (def.status == PRISM_NOT_FOUND || (def.ok() && def.documents.empty())) {
+      host_.release_lease(id);
+      co_return PRISM_NOT_FOUND;
+    }
+    if (!def.ok()) co_return PRISM_UNAVAILABLE;
+    if (find(id) != nullptr) co_return PRISM_OK;  // another request loaded it meanwhile
+    std::string error;
+    auto instance = Instance::from_definition(json::parse(def.documents[0].value, nullptr, false), &error);
+    if (!instance) {
+      host_.log(PRISM_LOG_ERROR, "instance " + id + " not loaded: " + error);
+      co_return PRISM_INTERNAL;
+    }
+    instances_.emplace(id, std::move(*instance));
+    owners_.erase(id);
+    if (find(id)->state() != InstanceState::kFailed) {
+      const std::string why = co_await load_channels(id);
+      if (!why.empty()) instance_failed(id, why, /*restart=*/false);
+    }
+    host_.info("instance taken over id=" + id + " from storage");
+    co_return PRISM_OK;
+  }
+
+  // Another node holds the lease now (this one was cut off from Redis longer than its
+  // TTL): the instance is served there; its members here join again and are forwarded.
+  void hand_off(const std::string& id) {
+    Instance* instance = find(id);
+    if (instance == nullptr) return;
+    close_members(*instance, "instance '" + id + "' moved to another node", /*rejoin=*/true);
+    instances_.erase(id);
+    restarts_.erase(id);
+    host_.log(PRISM_LOG_WARN, "instance handed off id=" + id + " reason=\"its lease is another node's\"");
   }
 
   static std::string id_in(std::string_view payload) {
@@ -392,6 +570,15 @@ class RoomsService {
         break;
       }
       for (const auto& doc : page.documents) {
+        if (clustered_) {
+          // The ones no live node serves are this node's; the others stay where they are.
+          const auto lease = co_await host_.lease(doc.key);
+          if (lease.status == PRISM_CONFLICT) continue;
+          if (lease.status != PRISM_OK) {
+            host_.log(PRISM_LOG_WARN, "instance " + doc.key + " not loaded now: " + lease.message);
+            continue;
+          }
+        }
         std::string error;
         auto instance = Instance::from_definition(json::parse(doc.value, nullptr, false), &error);
         if (!instance) {
@@ -789,6 +976,15 @@ class RoomsService {
   }
 
   // ---- HTTP: /api/instances (admin token as bearer) --------------------------------------
+  // The <id> of /api/instances/<id>[/...], "" for /api/instances itself.
+  static std::string http_instance(const std::string& path) {
+    constexpr std::string_view base = "/api/instances/";
+    if (!path.starts_with(base)) return {};
+    const std::string rest = path.substr(base.size());
+    return rest.substr(0, rest.find('/'));
+  }
+  void http(Request req, Call c) { http(std::move(req), c.topic, c.event, c.payload, c.connect); }
+
   void http(Request req, const std::string& path, const std::string& method, const std::string& body,
             const std::string& connect_text) {
     const json connect = json::parse(connect_text, nullptr, false);
@@ -801,12 +997,13 @@ class RoomsService {
     const std::string id = rest.substr(0, slash);
     const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
     const std::string id_json = json{{"id", id}}.dump();
-    if (id.empty() && method == "GET") return list(std::move(req), {});
+    // The instance is served here: channel() routed the request (http_instance).
+    if (id.empty() && method == "GET") return void(list(std::move(req), {}));
     if (id.empty() && method == "POST") return void(create(std::move(req), body));
-    if (!id.empty() && action.empty() && method == "GET") return show(std::move(req), sdk::as_bytes(id_json));
-    if (!id.empty() && action.empty() && method == "DELETE") return void(remove(std::move(req), id_json));
-    if (!id.empty() && method == "POST" && action == "stop") return void(stop(std::move(req), id_json));
-    if (!id.empty() && method == "POST" && action == "start") return void(start(std::move(req), id_json));
+    if (!id.empty() && action.empty() && method == "GET") return show_here(std::move(req), id_json);
+    if (!id.empty() && action.empty() && method == "DELETE") return void(remove_here(std::move(req), id_json));
+    if (!id.empty() && method == "POST" && action == "stop") return void(stop_here(std::move(req), id_json));
+    if (!id.empty() && method == "POST" && action == "start") return void(start_here(std::move(req), id_json));
     if (!id.empty() && method == "POST" && action == "channels") {
       return void(change_channel(std::move(req), id, true, json::parse(body, nullptr, false)));
     }
@@ -819,7 +1016,16 @@ class RoomsService {
 
   sdk::Host& host_;  // owned by the SDK; outlives this instance
   Settings settings_;
+  const bool clustered_;  // server_info names a node: instances are leased (docs/rooms.md)
   bool loaded_ = false;
+  // Who serves instances this node does not, as a lease said; trusted for kOwnerMemory
+  // (a node that died is asked about again soon after).
+  struct Owner {
+    std::string node;
+    int64_t until = 0;  // Unix ms
+  };
+  static constexpr std::chrono::milliseconds kOwnerMemory{1000};
+  std::map<std::string, Owner> owners_;
   std::map<std::string, Instance> instances_;
   std::map<uint64_t, Member> members_;   // sessions on channels
   std::map<std::string, Flush> flushes_;  // by "<id>/<channel>"

@@ -1,4 +1,5 @@
-// The rooms demo pages (examples/rooms-web) in headless Chromium against a real prismd:
+// The rooms demo pages (examples/rooms-web) in headless Chromium against a real prismd
+// (and against three nodes of a cluster):
 // the instance made over HTTP from the demo's demo.json, the pages served by a static
 // server, Chromium driven over the DevTools protocol by tests/web/rooms_web_test.mjs.
 #include <fcntl.h>
@@ -20,8 +21,9 @@
 #include <vector>
 
 #include "prismd_process.hpp"
-#include "support/temp_dir.hpp"
 #include "support/http_client.hpp"
+#include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
 
 namespace prism::testing {
 namespace {
@@ -120,25 +122,25 @@ class RoomsWeb : public ::testing::Test {
   }
 };
 
-TEST_F(RoomsWeb, AMessageAndPaintFromOnePageAppearOnTheOther) {
-  PrismdOptions options;
-  options.workers = 2;
-  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
-  PrismdProcess prismd(options);
-  ASSERT_TRUE(prismd.ready()) << prismd.log();
-  const uint16_t port = prismd.http_port();
-  ASSERT_NE(port, 0) << prismd.log();
-  const HttpReply created = http_request(port, "POST", "/api/instances", read_file(kDemoDir / "demo.json"),
+// The demo's instance, made over HTTP on `prismd`.
+void create_demo(PrismdProcess& prismd) {
+  const HttpReply created = http_request(prismd.http_port(), "POST", "/api/instances",
+                                         read_file(kDemoDir / "demo.json"),
                                          "Authorization: Bearer " + prismd.admin_token() + "\r\n");
   ASSERT_EQ(created.status, 200) << created.body;
+}
 
+// alice's pages on the WebSocket port `alice`, bob's on `bob`, driven by
+// rooms_web_test.mjs in Chromium; the screenshot is kept in the build tree as `shot`.
+void run_pages(uint16_t alice, uint16_t bob, const std::string& shot, const std::string& logs) {
   // The repository root: the test page (tests/web) and the demo beside each other.
   BackgroundProcess server({"/usr/bin/python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
                             "--directory", kSourceDir.string()});
   const std::smatch served = server.wait_for(std::regex(R"(Serving HTTP on \S+ port (\d+))"));
   ASSERT_FALSE(served.empty()) << server.output();
   const std::string page = "http://127.0.0.1:" + served[1].str() + "/tests/web/rooms_pair.html?server=ws://127.0.0.1:" +
-                           std::to_string(port) + "&instance=demo";
+                           std::to_string(alice) + "&server_bob=ws://127.0.0.1:" + std::to_string(bob) +
+                           "&instance=demo";
 
   TempDir dir("prism-rooms-web");
   BackgroundProcess chromium({kChromium.string(), "--headless=new", "--no-sandbox", "--disable-gpu",
@@ -148,18 +150,54 @@ TEST_F(RoomsWeb, AMessageAndPaintFromOnePageAppearOnTheOther) {
   const std::smatch devtools = chromium.wait_for(std::regex(R"(DevTools listening on (ws://\S+))"));
   ASSERT_FALSE(devtools.empty()) << chromium.output();
 
-  const fs::path screenshot = dir.path() / "rooms_web.png";
+  const fs::path screenshot = dir.path() / shot;
   const auto run = run_command({"/usr/bin/env", "node", "--experimental-websocket",
                                 (kSourceDir / "tests" / "web" / "rooms_web_test.mjs").string(), devtools[1].str(),
                                 page, screenshot.string()},
                                30s);
-  EXPECT_EQ(run.exit_code, 0) << run.output << "\nchromium:\n" << chromium.output() << "\nprismd:\n" << prismd.log();
+  EXPECT_EQ(run.exit_code, 0) << run.output << "\nchromium:\n" << chromium.output() << "\nprismd:\n" << logs;
   EXPECT_NE(run.output.find("ALL PASSED"), std::string::npos) << run.output;
   // Kept in the build tree for a look (the temp dir goes), wherever the test runs from:
   // never in the source tree.
   std::error_code ec;
-  fs::copy_file(screenshot, fs::path(PRISM_BINARY_DIR) / "tests" / "rooms_web_test.png",
-                fs::copy_options::overwrite_existing, ec);
+  fs::copy_file(screenshot, fs::path(PRISM_BINARY_DIR) / "tests" / shot, fs::copy_options::overwrite_existing, ec);
+}
+
+TEST_F(RoomsWeb, AMessageAndPaintFromOnePageAppearOnTheOther) {
+  PrismdOptions options;
+  options.workers = 2;
+  options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\n";
+  PrismdProcess prismd(options);
+  ASSERT_TRUE(prismd.ready()) << prismd.log();
+  const uint16_t port = prismd.http_port();
+  ASSERT_NE(port, 0) << prismd.log();
+  create_demo(prismd);
+  run_pages(port, port, "rooms_web_test.png", prismd.log());
+}
+
+// Across a cluster (docs/rooms.md "In a cluster"): three nodes sharing a redis-server as
+// bus and store; the instance made on node A, which serves it; alice's pages on node B,
+// bob's on node C. The same checks: presence, chat and paint cross the nodes.
+TEST_F(RoomsWeb, BrowsersOnTwoNodesShareARoomAThirdServes) {
+  if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  ASSERT_EQ(redis.start(), "");
+  auto node = [&](const std::string& id) {
+    PrismdOptions options;
+    options.workers = 2;
+    const std::string address = "127.0.0.1:" + std::to_string(redis.port());
+    options.extra_yaml = "ws:\n  listen: 127.0.0.1:0\ncluster:\n  redis:\n    address: " + address +
+                         "\n  node_id: " + id + "\nstore:\n  backend: redis\n  redis:\n    address: " + address + "\n";
+    return options;
+  };
+  PrismdProcess a(node("node-a"));
+  ASSERT_TRUE(a.ready()) << a.log();
+  create_demo(a);
+  PrismdProcess b(node("node-b")), c(node("node-c"));
+  ASSERT_TRUE(b.ready() && c.ready()) << b.log() << c.log();
+  const uint16_t on_b = b.http_port(), on_c = c.http_port();
+  ASSERT_TRUE(on_b != 0 && on_c != 0);
+  run_pages(on_b, on_c, "rooms_web_cluster_test.png", a.log() + b.log() + c.log());
 }
 
 }  // namespace

@@ -53,6 +53,11 @@ class WsClient {
     if (fd_ >= 0) ::close(fd_);
   }
   bool upgraded() const { return status_line_.find(" 101 ") != std::string::npos; }
+  // Drops the connection without a close frame, as a tab that goes away.
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
   const std::string& status_line() const { return status_line_; }
   // The response's header lines, lower-cased (header names are case-insensitive).
   std::string response_headers() const {
