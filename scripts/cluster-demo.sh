@@ -2,8 +2,9 @@
 # A three-node cluster on loopback (docs/operations.md "Clustering"): a throwaway
 # redis-server, and three prismd nodes sharing it as their cluster's Redis and their
 # store, each with its own state dir under BUILD/cluster-demo. `make cluster-demo` runs it
-# until Ctrl-C; --check (the cluster_demo_smoke test) checks that every node lists the
-# three and that a publish on node 1 reaches a subscriber on node 3, then stops.
+# until Ctrl-C, with the rooms demo's instance made on node 1; --check (the
+# cluster_demo_smoke test) checks that every node lists the three, that node 3 shows the
+# instance node 1 serves and that a publish on node 1 reaches a subscriber on node 3.
 #
 # usage: scripts/cluster-demo.sh BUILD_DIR [--check]
 # env:   DEMO_REDIS_PORT (6390), DEMO_UDP_BASE (7700: nodes on 7701-7703),
@@ -120,8 +121,18 @@ if [[ $listed != 123 ]]; then
   exit 1
 fi
 ctl 1 cluster nodes
+# The rooms demo's instance (examples/rooms-web), made on node 1, which serves it; the
+# other nodes forward its sockets there (docs/rooms.md "In a cluster").
+ctl 1 rooms create "$(cat "$(dirname "$0")/../examples/rooms-web/demo.json")" >/dev/null
 
 if [[ $check == --check ]]; then
+  # Asked on node 3, answered by node 1.
+  if ! ctl 3 rooms show demo | grep -q "Rooms web demo"; then
+    echo "cluster-demo: node-3 cannot show the instance node-1 serves:" >&2
+    ctl 3 rooms show demo >&2 || true
+    exit 1
+  fi
+  echo "cluster-demo: node-3 shows the rooms instance node-1 serves"
   ctl 3 subscribe demo --count 1 >"$dir/subscriber.out" 2>&1 &
   subscriber=$!
   for _ in $(seq 100); do
@@ -138,5 +149,6 @@ if [[ $check == --check ]]; then
   exit 0
 fi
 
-echo "cluster-demo: redis 127.0.0.1:$redis_port; nodes UDP 127.0.0.1:${udp_port[1]}-${udp_port[3]}, WebSocket ${ws_port[1]}-${ws_port[3]}; logs in $dir. Ctrl-C stops them."
+echo "cluster-demo: redis 127.0.0.1:$redis_port; nodes UDP 127.0.0.1:${udp_port[1]}-${udp_port[3]}, WebSocket ${ws_port[1]}-${ws_port[3]}; logs in $dir."
+echo "cluster-demo: the rooms demo's pages (examples/rooms-web/README.md) join instance 'demo' through any node, e.g. ?server=ws://127.0.0.1:${ws_port[2]} and ?server=ws://127.0.0.1:${ws_port[3]}. Ctrl-C stops them."
 wait

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <charconv>
 
+#include "metrics/metrics.hpp"
 #include "net/transport.hpp"
 #include "plugins/host_view.hpp"
 #include "plugins/loaded_plugin.hpp"
@@ -23,6 +24,25 @@ namespace prism::plugins {
 namespace {
 
 std::atomic<ClusterHost*> g_cluster_host{nullptr};
+
+struct ForwardCounters {
+  metrics::Counter& sent;
+  metrics::Counter& failed;
+  metrics::Counter& served;
+};
+
+const ForwardCounters& counters() {
+  static const ForwardCounters c = [] {
+    auto& r = metrics::registry();
+    return ForwardCounters{
+        r.counter("prism_cluster_forwards_total", "", "Requests this node forwarded to the node that serves them"),
+        r.counter("prism_cluster_forward_failures_total", "",
+                  "Of those, answered UNAVAILABLE here: that node did not answer, left, or Redis was away"),
+        r.counter("prism_cluster_forwarded_in_total", "", "Requests other nodes forwarded to this one"),
+    };
+  }();
+  return c;
+}
 
 std::string_view view_of(prism_bytes_t b) { return {reinterpret_cast<const char*>(b.data), b.len}; }
 prism_bytes_t bytes_of(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
@@ -137,6 +157,7 @@ ClusterHost::~ClusterHost() = default;
 
 #ifdef PRISM_HAVE_CLUSTER
 void ClusterHost::attach(cluster::NodeRegistry& registry, cluster::ClusterLink& link) {
+  counters();  // listed in /metrics from now on (not on a node alone)
   registry.set_listeners([this](const std::string& name) { on_lease_lost(name); },
                          [this](const std::string& node) { on_node_left(node); });
   link.set_except_resolver([this](uint64_t session) { return resolve(session); });
@@ -181,7 +202,7 @@ std::shared_ptr<LoadedPlugin> ClusterHost::find(std::string_view service) const 
 
 void ClusterHost::lease(const LoadedPlugin& plugin, std::string_view name, prism_store_done_fn done,
                         void* user) {
-  WaitingLease w{plugin.name() + ":" + std::string(name), loop_here(), done, user};
+  WaitingLease w{plugin.name() + ":" + std::string(name), loop_here(), done, user, plugin.weak_from_this().lock()};
   {
     std::lock_guard lock(mutex_);
     if (registry_ == nullptr && expected_) {
@@ -278,6 +299,7 @@ prism_status_t ClusterHost::forward(const LoadedPlugin& plugin, prism_request_t*
     if (node == link->node_id()) return PRISM_INVALID_ARGUMENT;
     id = ++next_forward_;
     pending_[id] = Pending{request, std::string(node), session, held};
+    counters().sent.add();
     served_by_[session].insert(std::string(node));
   }
   std::string body = Writer(kForward)
@@ -335,7 +357,14 @@ void ClusterHost::answer(uint64_t id, prism_status_t status, std::string_view me
   loop->post([this, topic = std::move(p.held)] { bus_.release(topic); });
 }
 
-void ClusterHost::fail_pending(uint64_t id, const std::string& why) { answer(id, PRISM_UNAVAILABLE, why, {}); }
+void ClusterHost::fail_pending(uint64_t id, const std::string& why) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!pending_.contains(id)) return;
+  }
+  counters().failed.add();
+  answer(id, PRISM_UNAVAILABLE, why, {});
+}
 
 // ---- Node messages -----------------------------------------------------------------
 
@@ -429,6 +458,7 @@ void ClusterHost::on_forwarded(const std::string& from, std::string_view body) {
                    .take());
     return;
   }
+  counters().served.add();
   bool made = false;
   const uint64_t stand_in = stand_in_for(from, session, &made);
   auto* request = new RemoteRequest(*this, from, id, stand_in, made && kind == PRISM_CHANNEL_LEAVE);

@@ -82,6 +82,8 @@ class ClusterHost {
     net::LoopAccess* loop;
     prism_store_done_fn done;
     void* user;
+    // Kept loaded until the completion ran (a reload must not unmap its code: store_api).
+    std::shared_ptr<const LoadedPlugin> plugin;
   };
 
   // On the link's subscriber thread.

@@ -214,5 +214,52 @@ TEST_F(ClusterRooms, AGameServerOnOneNodeJoinsARoomAnotherServes) {
   EXPECT_EQ(json::parse(heard[0])["payload"], json({{"text", "ready?"}}));
 }
 
+// redis-server SIGKILLed mid-chat: a push that must cross nodes is answered UNAVAILABLE
+// with a reason (nothing hangs, nothing crashes); once Redis is back (its append-only file
+// kept every acknowledged write) sockets on B and C chat through node A again.
+TEST_F(ClusterRooms, WithRedisGoneAPushAcrossNodesFailsUnavailableAndWorksOnceItIsBack) {
+  WsClient alice(b->http_port(), socket_path("alice"));
+  ASSERT_TRUE(alice.upgraded());
+  ASSERT_EQ(join(alice, "chat", "1")[4]["status"], "ok") << b->log();
+  alice.send(json::array({"1", "2", "chat", "push", {{"text", "before"}}}));
+  ASSERT_EQ(next_not_presence(alice)[4]["status"], "ok");
+
+  redis.kill();
+  ASSERT_TRUE(b->wait_for_log("event=redis_disconnected") || b->wait_for_log("cluster_degraded")) << b->log();
+  alice.send(json::array({"1", "3", "chat", "push", {{"text", "while away"}}}));
+  const json refused = next_not_presence(alice);
+  ASSERT_FALSE(refused.is_null()) << "no answer\n" << b->log();
+  ASSERT_EQ(refused[4]["status"], "error") << refused;
+  EXPECT_FALSE(refused[4]["response"].value("reason", std::string()).empty()) << refused;
+
+  // The nodes reconnect with backoff: joins are refused (UNAVAILABLE) until then.
+  ASSERT_EQ(redis.restart(), "");
+  // Fresh sockets (the old ones may have been told to rejoin meanwhile): joined through B
+  // and C, served by whichever node holds the lease now, with the history.
+  WsClient carol(b->http_port(), socket_path("carol"));
+  WsClient dave(c->http_port(), socket_path("dave"));
+  ASSERT_TRUE(carol.upgraded() && dave.upgraded());
+  // Each try with a new ref, as the stock client's rejoin does.
+  int tries = 0;
+  json history;
+  ASSERT_TRUE(eventually([&] {
+    const json r = join(carol, "chat", std::to_string(++tries));
+    history = r.is_null() ? json() : r[4]["response"]["state"];
+    return !r.is_null() && r[4]["status"] == "ok";
+  })) << b->log();
+  const std::string carol_ref = std::to_string(tries);
+  ASSERT_EQ(history.size(), 1u) << history;
+  EXPECT_EQ(history[0]["payload"]["text"], "before");
+  ASSERT_TRUE(eventually([&] {
+    const json r = join(dave, "chat", std::to_string(++tries));
+    return !r.is_null() && r[4]["status"] == "ok";
+  })) << c->log();
+  carol.send(json::array({carol_ref, "p", "chat", "push", {{"text", "after"}}}));
+  ASSERT_EQ(next_not_presence(carol)[4]["status"], "ok");
+  const json msg = next_not_presence(dave);
+  EXPECT_EQ(msg[3], "msg");
+  EXPECT_EQ(msg[4]["payload"], json({{"text", "after"}}));
+}
+
 }  // namespace
 }  // namespace prism::testing

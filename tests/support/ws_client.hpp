@@ -101,13 +101,17 @@ class WsClient {
         const auto b0 = static_cast<uint8_t>(buffer_[0]);
         const auto b1 = static_cast<uint8_t>(buffer_[1]);
         size_t len = b1 & 0x7f, at = 2;
-        if (len == 126 && buffer_.size() >= 4) {
-          len = (static_cast<uint8_t>(buffer_[2]) << 8) | static_cast<uint8_t>(buffer_[3]);
+        bool header = true;  // the whole header is in the buffer
+        if (len == 126) {
+          // A 16-bit length follows; it may itself be 126, so no length value marks
+          // "not read yet".
+          header = buffer_.size() >= 4;
+          if (header) len = (static_cast<uint8_t>(buffer_[2]) << 8) | static_cast<uint8_t>(buffer_[3]);
           at = 4;
         } else if (len == 127) {
           return std::nullopt;  // not used by these tests
         }
-        if (len != 126 && buffer_.size() >= at + len) {
+        if (header && buffer_.size() >= at + len) {
           std::string payload = buffer_.substr(at, len);
           buffer_.erase(0, at + len);
           const int opcode = b0 & 0x0f;
