@@ -298,10 +298,11 @@ prism_status_t ClusterHost::forward(const LoadedPlugin& plugin, prism_request_t*
     if (link == nullptr || !link->healthy()) return PRISM_UNAVAILABLE;
     if (node == link->node_id()) return PRISM_INVALID_ARGUMENT;
     id = ++next_forward_;
-    pending_[id] = Pending{request, std::string(node), session, held};
+    pending_[id] = Pending{request, std::string(node), session, held, std::chrono::steady_clock::now()};
     counters().sent.add();
     served_by_[session].insert(std::string(node));
   }
+  if (id % 1024 == 0) sweep_pending();
   std::string body = Writer(kForward)
              .field(id)
              .field(plugin.name())
@@ -357,6 +358,19 @@ void ClusterHost::answer(uint64_t id, prism_status_t status, std::string_view me
   loop->post([this, topic = std::move(p.held)] { bus_.release(topic); });
 }
 
+void ClusterHost::sweep_pending() {
+  constexpr std::chrono::minutes kLostAnswer{1};
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> lost;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, p] : pending_) {
+      if (now - p.sent > kLostAnswer) lost.push_back(id);
+    }
+  }
+  for (const uint64_t id : lost) fail_pending(id, "no answer came");
+}
+
 void ClusterHost::fail_pending(uint64_t id, const std::string& why) {
   {
     std::lock_guard lock(mutex_);
@@ -392,6 +406,8 @@ void ClusterHost::on_node_message(std::string_view from_view, std::string_view b
       if (!in.number(&session) || !in.text(&topic)) break;
       const bool on = body.front() == kSubscribe;
       {
+        // (A subscription that arrives after its session closed is kept until that node
+        // leaves: the session is gone, so ending it then does nothing.)
         std::lock_guard lock(mutex_);
         if (on) {
           remote_topics_[session][std::string(topic)] = from;

@@ -5,6 +5,7 @@
 // node's and nothing is forwarded.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -76,6 +77,7 @@ class ClusterHost {
     std::string node;
     uint64_t session = 0;
     std::string held;  // the receive_topic held for it, "" for none
+    std::chrono::steady_clock::time_point sent;
   };
   struct WaitingLease {
     std::string name;
@@ -98,6 +100,9 @@ class ClusterHost {
   // Answers a forwarded request here with `status` (the node did not answer, or left).
   void fail_pending(uint64_t id, const std::string& why);
   void answer(uint64_t id, prism_status_t status, std::string_view message, std::span<const uint8_t> payload);
+  // Answers what waited longer than kLostAnswer (its answer was lost with a Redis restart;
+  // the client has had TIMEOUT long ago), so pending_ cannot grow without bound.
+  void sweep_pending();
   // Sends a message to `node`'s host; nothing happens when it is gone.
   void send(const std::string& node, std::string body);
   uint64_t stand_in_for(const std::string& node, uint64_t session, bool* made);

@@ -468,7 +468,8 @@ class RoomsService {
     here(std::move(req), std::move(call));
   }
 
-  void forward(Request req, const std::string& id, const std::string& node, const Call& call) {
+  // `node` by value: it may be the owners_ entry erased below.
+  void forward(Request req, const std::string& id, std::string node, const Call& call) {
     const prism_status_t sent = req.forward(node, call.what());
     if (sent == PRISM_OK) return;
     owners_.erase(id);
