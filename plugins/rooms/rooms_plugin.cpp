@@ -564,6 +564,7 @@ class RoomsService {
   // Loads every instance and its channels (after a restart, a SIGKILL or a reload).
   Task load() {
     std::string after;
+    std::vector<std::string> loaded;  // what this load put in instances_
     for (;;) {
       auto page = co_await host_.list(kInstances, "", after, 500);
       if (!page.ok()) {
@@ -586,15 +587,17 @@ class RoomsService {
           host_.log(PRISM_LOG_ERROR, "instance " + doc.key + " not loaded: " + error);
           continue;
         }
-        instances_.erase(instance->id());
+        // One created (or taken over) while this load ran is newer than its stored
+        // state: kept as it is.
+        if (instances_.contains(instance->id())) continue;
+        loaded.push_back(instance->id());
         instances_.emplace(instance->id(), std::move(*instance));
       }
       if (page.documents.size() < 500) break;
       after = page.documents.back().key;
     }
-    std::vector<std::string> ids;
-    for (const auto& [id, instance] : instances_) ids.push_back(id);
-    for (const std::string& id : ids) {
+    for (const std::string& id : loaded) {
+      if (find(id) == nullptr) continue;  // deleted meanwhile
       if (find(id)->state() == InstanceState::kFailed) continue;  // stays failed, as stored
       const std::string why = co_await load_channels(id);
       if (!why.empty()) instance_failed(id, why, /*restart=*/false);
