@@ -30,11 +30,15 @@ struct SqliteOptions {
   std::chrono::milliseconds busy_timeout{5000};
 };
 
-// Every call is queued to the writer thread, which runs it (one transaction per write)
-// and invokes the completion there. SQLite allows one writer at a time, so one thread
-// loses nothing and needs no locking around the connection. Destroying the backend
-// completes the calls still queued with kUnavailable and joins the thread; calls made
-// concurrently with the destructor are the caller's bug.
+// Every write is queued to the writer thread, which runs the calls queued meanwhile in one
+// transaction (group commit: each a savepoint) and completes them after its commit.
+// SQLite allows one writer at a time, so one thread loses nothing and needs no locking
+// around the connection. Reads go to a reader thread with its own read-only connection:
+// in WAL mode a reader sees the last commit and never waits for the writer. (A read and a
+// write issued together may so run in either order; a read issued after a write's
+// completion sees it.) Destroying the backend completes the calls still queued with
+// kUnavailable and joins the threads; calls made concurrently with the destructor are the
+// caller's bug.
 class SqliteBackend final : public Backend {
  public:
   // The layout written to PRAGMA user_version; opening a newer file is refused.
@@ -83,30 +87,46 @@ class SqliteBackend final : public Backend {
   bool healthy() const override { return healthy_.load(std::memory_order_relaxed); }
   // Why the file could not be opened ("" when it was).
   const std::string& open_error() const { return open_error_; }
+  // Commits that kept more than one call (group commit, run_writer): for tests and figures.
+  uint64_t groups_committed() const { return groups_.load(std::memory_order_relaxed); }
 
  private:
   class Database;  // the connection and its prepared statements; writer thread only
-  // A queued call: run(false) does the work and completes; run(true) completes with
-  // kUnavailable (shutdown).
-  using Job = std::function<void(bool cancelled)>;
+  // A queued call: run(db, false) does the work on the lane's connection (null when it
+  // could not be opened), run(db, true) only fails it (shutdown); either returns its
+  // answer, which the lane gives once the call's group is committed: with nullptr, or with
+  // the group's failure (an OK the commit did not keep becomes it).
+  using Finish = std::function<void(const Status* group_failed)>;
+  using Job = std::function<Finish(Database* db, bool cancelled)>;
+  // At most this many calls share one commit (bounds the wait of the first).
+  static constexpr size_t kMaxGroup = 256;
 
+  // A thread, its queue and its connection.
+  struct Lane {
+    std::unique_ptr<Database> db;
+    std::mutex mu;
+    std::condition_variable wake;
+    std::deque<Job> queue;
+    bool stopping = false;
+    bool closed = false;  // the thread has finished draining
+    std::thread thread;
+  };
+
+  // `read`: the call only reads, and may run on the reader lane.
   template <typename T, typename Work>
-  void post(Callback<T> done, Work work);
+  void post(Callback<T> done, Work work, bool read = false);
   template <typename Work>
   void post_done(Done done, Work work);
-  void enqueue(Job job);
-  void run_writer();
+  void enqueue(Lane& lane, Job job);
+  // The writer groups its calls into commits; the reader runs and answers each at once.
+  void run_lane(Lane& lane, bool group);
+  static void stop(Lane& lane);
 
-  std::unique_ptr<Database> db_;  // null when the file could not be opened
   std::string open_error_;
   std::atomic<bool> healthy_{false};
-
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Job> queue_;
-  bool stopping_ = false;
-  bool closed_ = false;  // the writer thread has finished draining
-  std::thread writer_;
+  std::atomic<uint64_t> groups_{0};
+  Lane writer_;  // every write; every call when the reader's connection did not open
+  Lane reader_;  // reads, on a read-only connection
 };
 
 }  // namespace prism::store

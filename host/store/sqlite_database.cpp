@@ -37,11 +37,11 @@ CREATE INDEX IF NOT EXISTS presence_expiry ON presence(expires_at_ms);
 }  // namespace
 
 std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
-    const std::filesystem::path& file, const SqliteOptions& options, std::string& error) {
+    const std::filesystem::path& file, const SqliteOptions& options, std::string& error,
+    bool read_only) {
   sqlite3* handle = nullptr;
-  const int rc =
-      sqlite3_open_v2(file.c_str(), &handle,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc = sqlite3_open_v2(file.c_str(), &handle, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   auto db = std::unique_ptr<Database>(new Database(handle));
   if (rc != SQLITE_OK) {
     error = "sqlite: cannot open " + file.string() + ": " +
@@ -50,12 +50,23 @@ std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
   }
   sqlite3_extended_result_codes(handle, 1);
   sqlite3_busy_timeout(handle, static_cast<int>(options.busy_timeout.count()));
+  if (read_only) {
+    // WAL mode is the file's (the writer set it); the reader only sizes its cache.
+    if (Status s = db->exec("PRAGMA query_only=1; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
+                            " PRAGMA temp_store=MEMORY;",
+                            "configure the reader");
+        !s.ok()) {
+      error = s.message + " (" + file.string() + ")";
+      return nullptr;
+    }
+    return db;
+  }
   const std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
                               (options.synchronous_full ? "FULL" : "NORMAL") +
                               "; PRAGMA foreign_keys=OFF;"
-                              // The one connection is the only reader too: keep the hot
-                              // pages in its cache and map the file, instead of a pread
-                              // through the kernel for every page the 2 MiB default misses.
+                              // Keep the hot pages in the cache and map the file, instead
+                              // of a pread through the kernel for every page the 2 MiB
+                              // default misses.
                               " PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
                               " PRAGMA temp_store=MEMORY;";
   if (Status s = db->exec(pragmas.c_str(), "configure"); !s.ok()) {
@@ -87,6 +98,23 @@ Status SqliteBackend::Database::error(std::string_view what) const {
   const Code mapped =
       code == SQLITE_BUSY || code == SQLITE_LOCKED ? Code::kUnavailable : Code::kInternal;
   return {mapped, "sqlite: " + std::string(what) + ": " + sqlite3_errmsg(db_)};
+}
+
+Status SqliteBackend::Database::begin_group() {
+  if (Status s = step_done(prepare("BEGIN IMMEDIATE"), "begin group"); !s.ok()) return s;
+  in_group_ = true;
+  group_lost_ = false;
+  return {};
+}
+
+Status SqliteBackend::Database::end_group() {
+  in_group_ = false;
+  if (group_lost_ || sqlite3_get_autocommit(db_)) {
+    return Status{Code::kUnavailable, "sqlite: the batch's transaction was rolled back"};
+  }
+  Status status = step_done(prepare("COMMIT"), "commit group");
+  if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "rollback group");
+  return status;
 }
 
 Status SqliteBackend::Database::exec(const char* sql, std::string_view what) {

@@ -34,8 +34,8 @@ inline Status invalid(std::string message) { return {Code::kInvalidArgument, std
 
 }  // namespace sqlite
 
-// The connection and its cached statements. Used only by the writer thread (and by the
-// constructor before that thread starts).
+// A connection and its cached statements, used by one lane's thread only (and by the
+// constructor before that thread starts): the writer's, or the reader's (read-only).
 class SqliteBackend::Database {
  public:
   // A cached statement in use: binds, steps, and is reset when it goes out of scope.
@@ -90,8 +90,10 @@ class SqliteBackend::Database {
     sqlite3_stmt* stmt_;
   };
 
+  // `read_only`: a reader's connection to a file the writer's has created and migrated.
   static std::unique_ptr<Database> open(const std::filesystem::path& file,
-                                        const SqliteOptions& options, std::string& error);
+                                        const SqliteOptions& options, std::string& error,
+                                        bool read_only = false);
 
   ~Database();
 
@@ -104,14 +106,52 @@ class SqliteBackend::Database {
   Status exec(const char* sql, std::string_view what);
 
   // Runs `body` in one write transaction: committed if it returns ok, rolled back if not.
+  // Inside a group (begin_group) it is a savepoint of the group's transaction instead:
+  // released if it returns ok, rolled back to (its writes alone undone) if not; durable
+  // once end_group commits.
   template <typename Body>
   Status transaction(Body&& body) {
+    if (in_group_) {
+      // An error that made SQLite roll the whole transaction back (I/O, disk full) has
+      // undone the jobs before this one too: end_group reports it to all of them.
+      if (sqlite3_get_autocommit(db_)) {
+        group_lost_ = true;
+        return Status{Code::kUnavailable, "sqlite: the batch's transaction was rolled back"};
+      }
+      if (Status s = step_done(prepare("SAVEPOINT job"), "savepoint"); !s.ok()) return s;
+      Status status = body();
+      if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK TO job"), "rollback to");
+      if (!sqlite3_get_autocommit(db_)) {
+        if (Status s = step_done(prepare("RELEASE job"), "release"); !s.ok() && status.ok()) status = s;
+      } else {
+        group_lost_ = true;
+      }
+      return status;
+    }
     if (Status s = step_done(prepare("BEGIN IMMEDIATE"), "begin"); !s.ok()) return s;
     Status status = body();
     if (status.ok()) status = step_done(prepare("COMMIT"), "commit");
     if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "rollback");
     return status;
   }
+
+  // Runs `body`, several reads, on one snapshot: in a read transaction of its own, or in
+  // the transaction already open (the writer's group).
+  template <typename Body>
+  Status snapshot(Body&& body) {
+    if (!sqlite3_get_autocommit(db_)) return body();
+    if (Status s = step_done(prepare("BEGIN"), "begin read"); !s.ok()) return s;
+    Status status = body();
+    step_done(prepare("COMMIT"), "end read");
+    return status;
+  }
+
+  // Group commit (SqliteBackend::run_lane): the writer's queued calls run in one write
+  // transaction, committed once by end_group; a call is answered after that commit, so an
+  // OK still means durable. end_group's status is the group's: not OK (the commit failed,
+  // or SQLite rolled the transaction back) means no write of the group is kept.
+  Status begin_group();
+  Status end_group();
 
   Status step_done(Statement&& stmt, std::string_view what);
 
@@ -182,23 +222,30 @@ class SqliteBackend::Database {
 
   sqlite3* db_;
   std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the SQL literal
+  bool in_group_ = false;   // between begin_group and end_group
+  bool group_lost_ = false;  // SQLite rolled the group's transaction back meanwhile
 };
 
 template <typename T, typename Work>
-void SqliteBackend::post(Callback<T> done, Work work) {
-  enqueue([this, done = std::move(done), work = std::move(work)](bool cancelled) mutable {
-    if (cancelled) {
-      done(Status{Code::kUnavailable, "sqlite: the backend is shutting down"}, T{});
-      return;
-    }
-    if (db_ == nullptr) {
-      done(Status{Code::kUnavailable, open_error_}, T{});
-      return;
-    }
+void SqliteBackend::post(Callback<T> done, Work work, bool read) {
+  Lane& lane = read && reader_.db != nullptr ? reader_ : writer_;
+  enqueue(lane, [this, done = std::move(done), work = std::move(work)](Database* db, bool cancelled) mutable -> Finish {
+    Status status;
     T value{};
-    Status status = work(*db_, value);
-    if (!status.ok()) value = T{};
-    done(std::move(status), std::move(value));
+    if (cancelled) {
+      status = Status{Code::kUnavailable, "sqlite: the backend is shutting down"};
+    } else if (db == nullptr) {
+      status = Status{Code::kUnavailable, open_error_};
+    } else {
+      status = work(*db, value);
+      if (!status.ok()) value = T{};
+    }
+    // Answered once the group it ran in is committed (or failed with the group's status).
+    return [done = std::move(done), status = std::move(status), value = std::move(value)](
+               const Status* group_failed) mutable {
+      if (group_failed != nullptr && status.ok()) return done(*group_failed, T{});
+      done(std::move(status), std::move(value));
+    };
   });
 }
 

@@ -202,14 +202,18 @@ void SqliteBackend::board_top(std::string board, uint32_t limit,
 
 void SqliteBackend::board_page(std::string board, uint64_t after_rank, uint32_t limit,
                                Callback<std::vector<Entry>> done) {
-  post<std::vector<Entry>>(std::move(done), [board = std::move(board), after_rank, limit](
-                                                Database& db, std::vector<Entry>& entries) {
-    if (Status s = check_name("board", board); !s.ok()) return s;
-    if (Status s = check_limit(limit); !s.ok()) return s;
-    BoardSpec spec;
-    if (Status s = db.load_board(board, spec); !s.ok()) return s;
-    return db.ranking(spec, after_rank, limit, entries);
-  });
+  post<std::vector<Entry>>(
+      std::move(done),
+      [board = std::move(board), after_rank, limit](Database& db, std::vector<Entry>& entries) {
+        if (Status s = check_name("board", board); !s.ok()) return s;
+        if (Status s = check_limit(limit); !s.ok()) return s;
+        return db.snapshot([&] {
+          BoardSpec spec;
+          if (Status s = db.load_board(board, spec); !s.ok()) return s;
+          return db.ranking(spec, after_rank, limit, entries);
+        });
+      },
+      /*read=*/true);
 }
 
 void SqliteBackend::board_around(std::string board, std::string owner, uint32_t limit,
@@ -219,14 +223,16 @@ void SqliteBackend::board_around(std::string board, std::string owner, uint32_t 
     if (Status s = check_name("board", board); !s.ok()) return s;
     if (Status s = check_name("owner", owner); !s.ok()) return s;
     if (Status s = check_limit(limit); !s.ok()) return s;
-    BoardSpec spec;
-    if (Status s = db.load_board(board, spec); !s.ok()) return s;
-    Entry entry;
-    if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
-    if (Status s = db.fill_rank(spec, entry); !s.ok()) return s;
-    const uint64_t before = std::min<uint64_t>(limit, entry.rank - 1);
-    return db.ranking(spec, entry.rank - 1 - before, before + 1 + limit, entries);
-  });
+    return db.snapshot([&] {
+      BoardSpec spec;
+      if (Status s = db.load_board(board, spec); !s.ok()) return s;
+      Entry entry;
+      if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+      if (Status s = db.fill_rank(spec, entry); !s.ok()) return s;
+      const uint64_t before = std::min<uint64_t>(limit, entry.rank - 1);
+      return db.ranking(spec, entry.rank - 1 - before, before + 1 + limit, entries);
+    });
+  }, /*read=*/true);
 }
 
 void SqliteBackend::board_rank(std::string board, std::string owner, Callback<Entry> done) {
@@ -234,11 +240,14 @@ void SqliteBackend::board_rank(std::string board, std::string owner, Callback<En
               [board = std::move(board), owner = std::move(owner)](Database& db, Entry& entry) {
                 if (Status s = check_name("board", board); !s.ok()) return s;
                 if (Status s = check_name("owner", owner); !s.ok()) return s;
-                BoardSpec spec;
-                if (Status s = db.load_board(board, spec); !s.ok()) return s;
-                if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
-                return db.fill_rank(spec, entry);
-              });
+                return db.snapshot([&] {
+                  BoardSpec spec;
+                  if (Status s = db.load_board(board, spec); !s.ok()) return s;
+                  if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+                  return db.fill_rank(spec, entry);
+                });
+              },
+              /*read=*/true);
 }
 
 void SqliteBackend::board_remove(std::string board, std::string owner, Done done) {

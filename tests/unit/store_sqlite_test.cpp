@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -109,7 +110,7 @@ TEST_F(SqliteBackendTest, EveryAcknowledgedWriteSurvivesAKilledProcess) {
                 });
       if (i % 64 == 63) {
         // Keep the queue short so the kill lands amid writes, not amid a backlog.
-        await<int64_t>([&](auto cb) { store.counter_get("sync", cb); }, 60s);
+        await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }, 60s);
       }
     }
   }
@@ -173,6 +174,46 @@ TEST_F(SqliteBackendTest, AnUnopenableFileIsUnhealthyAndCallsAreUnavailable) {
   EXPECT_FALSE(store.healthy());
   PRISM_EXPECT_CODE(await<Document>([&](auto cb) { store.get("c", "k", cb); }).status,
                     Code::kUnavailable);
+}
+
+// Group commit: calls queued while the writer waits share one transaction and one commit;
+// one that fails (a compare-and-set conflict) undoes its own write only. The writer is
+// held back by another connection holding the write lock, so the calls are queued
+// together whatever the scheduling.
+TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOnlyItsOwn) {
+  SqliteBackend store(file());
+  ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "taken", "first", 0, cb); }).status.ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  constexpr int kPuts = 50;
+  std::atomic<int> ok{0}, conflict{0}, other_status{0}, answered{0};
+  auto count = [&](Status status, uint64_t) {
+    if (status.ok()) {
+      ++ok;
+    } else if (status.code == Code::kConflict) {
+      ++conflict;
+    } else {
+      ++other_status;
+    }
+    ++answered;
+  };
+  for (int i = 0; i < kPuts / 2; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
+  store.put("docs", "taken", "second", 0, count);  // must be absent: a conflict
+  for (int i = kPuts / 2; i < kPuts; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  // A last write answered means every earlier one was (the writer answers in queue order).
+  ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }).status.ok());
+  EXPECT_EQ(answered.load(), kPuts + 1);
+  EXPECT_EQ(ok.load(), kPuts);
+  EXPECT_EQ(conflict.load(), 1);
+  EXPECT_EQ(other_status.load(), 0);
+  EXPECT_GE(store.groups_committed(), 1u) << "the queued calls did not share a commit";
+  EXPECT_EQ(await<Document>([&](auto cb) { store.get("docs", "taken", cb); }).value.value, "first");
+  for (int i = 0; i < kPuts; ++i) {
+    EXPECT_TRUE(await<Document>([&](auto cb) { store.get("docs", "k" + std::to_string(i), cb); }).status.ok()) << i;
+  }
 }
 
 TEST_F(SqliteBackendTest, DestroyingTheBackendCompletesQueuedCallsWithUnavailable) {
