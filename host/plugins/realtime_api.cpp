@@ -156,7 +156,7 @@ void api_lease(prism_host_t* host, prism_bytes_t name, prism_store_done_fn done,
   ClusterHost* ch = cluster_host();
   if (done == nullptr) return;
   if (host == nullptr || host->plugin == nullptr || !valid_lease_name(name) || ch == nullptr) {
-    // Still never inside the call: on the caller's worker, as a storage completion.
+    // On the caller's worker, as a storage completion (off the workers: at once).
     const prism_status_t status = ch == nullptr ? PRISM_UNAVAILABLE : PRISM_INVALID_ARGUMENT;
     net::LoopAccess* loop = net::current_loop();
     auto fail = [done, user, status] {
