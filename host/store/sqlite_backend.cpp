@@ -50,10 +50,24 @@ void SqliteBackend::stop(Lane& lane) {
   lane.thread.join();
 }
 
+void SqliteBackend::writes_answered(uint64_t count) {
+  {
+    std::lock_guard lock(done_mu_);
+    writes_done_ += count;
+  }
+  done_cv_.notify_all();
+}
+
+void SqliteBackend::wait_for_writes(uint64_t count) {
+  std::unique_lock lock(done_mu_);
+  done_cv_.wait(lock, [&] { return writes_done_ >= count; });
+}
+
 void SqliteBackend::enqueue(Lane& lane, Job job) {
   {
     std::unique_lock lock(lane.mu);
     if (!lane.closed) {
+      if (&lane == &writer_) ++writes_queued_;
       lane.queue.push_back(std::move(job));
       lock.unlock();
       lane.wake.notify_one();
@@ -99,6 +113,7 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
       guarded([&] { finish = job(lane.db.get(), false); });
       if (!grouped) {
         if (finish) guarded([&] { finish(nullptr); });
+        if (group) writes_answered(1);
       } else {
         finished.push_back(std::move(finish));
       }
@@ -114,6 +129,7 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
     for (Finish& finish : finished) {
       if (finish) guarded([&] { finish(committed.ok() ? nullptr : &committed); });
     }
+    writes_answered(finished.size());
   }
   // Shutting down: complete what is queued (and whatever those completions queue).
   for (;;) {
@@ -130,6 +146,7 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
     guarded([&] {
       if (Finish finish = job(nullptr, true)) finish(nullptr);
     });
+    if (group) writes_answered(1);
   }
   lane.db.reset();
 }

@@ -34,9 +34,9 @@ struct SqliteOptions {
 // transaction (group commit: each a savepoint) and completes them after its commit.
 // SQLite allows one writer at a time, so one thread loses nothing and needs no locking
 // around the connection. Reads go to a reader thread with its own read-only connection:
-// in WAL mode a reader sees the last commit and never waits for the writer. (A read and a
-// write issued together may so run in either order; a read issued after a write's
-// completion sees it.) Destroying the backend completes the calls still queued with
+// a read waits for the writes queued before it, as if there were one queue, and runs
+// beside the ones queued after it (WAL lets it read the last commit while the writer
+// writes). Destroying the backend completes the calls still queued with
 // kUnavailable and joins the threads; calls made concurrently with the destructor are the
 // caller's bug.
 class SqliteBackend final : public Backend {
@@ -127,6 +127,15 @@ class SqliteBackend final : public Backend {
   std::atomic<uint64_t> groups_{0};
   Lane writer_;  // every write; every call when the reader's connection did not open
   Lane reader_;  // reads, on a read-only connection
+  // A read waits until every write queued before it has been answered (so it sees them:
+  // the order of one queue, which compare-and-set retry loops rely on), then runs beside
+  // the writes queued after it. Counted in calls; under done_mu_ for the done side.
+  uint64_t writes_queued_ = 0;  // under writer_.mu
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  uint64_t writes_done_ = 0;
+  void wait_for_writes(uint64_t count);
+  void writes_answered(uint64_t count);  // the writer lane, after answering them
 };
 
 }  // namespace prism::store

@@ -228,10 +228,17 @@ class SqliteBackend::Database {
 
 template <typename T, typename Work>
 void SqliteBackend::post(Callback<T> done, Work work, bool read) {
-  Lane& lane = read && reader_.db != nullptr ? reader_ : writer_;
-  enqueue(lane, [this, done = std::move(done), work = std::move(work)](Database* db, bool cancelled) mutable -> Finish {
+  const bool on_reader = read && reader_.db != nullptr;
+  uint64_t after = 0;  // writes queued before this read
+  if (on_reader) {
+    std::lock_guard lock(writer_.mu);
+    after = writes_queued_;
+  }
+  enqueue(on_reader ? reader_ : writer_, [this, done = std::move(done), work = std::move(work), on_reader,
+                                          after](Database* db, bool cancelled) mutable -> Finish {
     Status status;
     T value{};
+    if (on_reader && !cancelled) wait_for_writes(after);
     if (cancelled) {
       status = Status{Code::kUnavailable, "sqlite: the backend is shutting down"};
     } else if (db == nullptr) {

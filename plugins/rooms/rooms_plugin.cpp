@@ -591,15 +591,19 @@ class RoomsService {
         // state: kept as it is.
         if (instances_.contains(instance->id())) continue;
         loaded.push_back(instance->id());
+        channels_pending_.insert(instance->id());
         instances_.emplace(instance->id(), std::move(*instance));
       }
       if (page.documents.size() < 500) break;
       after = page.documents.back().key;
     }
     for (const std::string& id : loaded) {
-      if (find(id) == nullptr) continue;  // deleted meanwhile
-      if (find(id)->state() == InstanceState::kFailed) continue;  // stays failed, as stored
+      if (find(id) == nullptr || find(id)->state() == InstanceState::kFailed) {  // deleted, or stays failed
+        channels_pending_.erase(id);
+        continue;
+      }
       const std::string why = co_await load_channels(id);
+      channels_pending_.erase(id);
       if (!why.empty()) instance_failed(id, why, /*restart=*/false);
     }
     loaded_ = true;
@@ -779,7 +783,11 @@ class RoomsService {
   // `trusted`: the user comes from a game server's request, not a browser (no JWT asked).
   void join(Request req, const std::string& id, const std::string& name, const std::string& topic,
             std::string_view connect, bool trusted) {
-    if (!loaded_) return req.fail(PRISM_UNAVAILABLE, "rooms are loading; join again");
+    // While loading, an instance created meanwhile is whole; a stored one is not until
+    // its channels are read.
+    if (!loaded_ && (find(id) == nullptr || channels_pending_.contains(id))) {
+      return req.fail(PRISM_UNAVAILABLE, "rooms are loading; join again");
+    }
     Instance* instance = find(id);
     if (instance == nullptr) return req.fail(PRISM_NOT_FOUND, "no instance '" + id + "'");
     if (instance->state() != InstanceState::kRunning) {
@@ -1039,6 +1047,7 @@ class RoomsService {
   sdk::Host::Timer presence_timer_;
   bool presence_timer_armed_ = false;
   json handed_over_;  // restore()'s state until the instances are loaded
+  std::set<std::string> channels_pending_;  // loaded from storage, channels not yet read
   static constexpr size_t kMaxRestarts = 3;
   static constexpr std::chrono::milliseconds kRestartWindow{60'000};
   std::map<std::string, std::vector<int64_t>> restarts_;  // by instance: when (ms), in the window

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
@@ -214,6 +215,30 @@ TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOn
   for (int i = 0; i < kPuts; ++i) {
     EXPECT_TRUE(await<Document>([&](auto cb) { store.get("docs", "k" + std::to_string(i), cb); }).status.ok()) << i;
   }
+}
+
+// Reads run on their own connection, yet a read sees every write queued before it (as
+// one queue would: a compare-and-set loop re-reads and must find the write that beat it),
+// even while the writer is held back by another connection's lock.
+TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
+  SqliteBackend store(file());
+  ASSERT_TRUE(store.healthy());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::atomic<bool> put_ok{false};
+  store.put("docs", "late", "written", 0, [&](Status status, uint64_t) { put_ok = status.ok(); });
+  std::promise<std::pair<Status, Document>> read;
+  store.get("docs", "late", [&](Status status, Document doc) { read.set_value({status, doc}); });
+  auto answer = read.get_future();
+  // The read waits for the write, which waits for the lock.
+  EXPECT_EQ(answer.wait_for(50ms), std::future_status::timeout);
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  const auto [status, doc] = answer.get();
+  EXPECT_TRUE(put_ok.load());
+  ASSERT_TRUE(status.ok()) << status.message;
+  EXPECT_EQ(doc.value, "written");
 }
 
 TEST_F(SqliteBackendTest, DestroyingTheBackendCompletesQueuedCallsWithUnavailable) {
