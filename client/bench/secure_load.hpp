@@ -2,7 +2,13 @@
 // --inflight requests in flight through the whole secure transport, closed or open loop.
 #pragma once
 
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -14,9 +20,11 @@
 
 namespace prism::bench {
 
-// Drives its share of the sessions from one thread. The client library exposes no
-// descriptor to wait on, so a thread with several sessions polls each in turn without
-// waiting (it spins); a thread with one session waits in poll() until traffic arrives.
+// Drives its share of the sessions from one thread. Closed loop: every reply sends the
+// next request from inside its callback, so the flush that ends the session's poll
+// carries it; a thread with several sessions waits for them all in epoll and polls only
+// those with traffic or a timer due (the way an application with many sessions in one
+// loop would). Open loop: every session is polled each turn, without waiting.
 class SecureLoad final : public Load {
  public:
   SecureLoad(const Options& opts, std::string peer) : Load(opts, std::move(peer)) {}
@@ -24,6 +32,7 @@ class SecureLoad final : public Load {
   ~SecureLoad() {
     // Destroying a Client completes what is pending with UNAVAILABLE: not counted.
     finished_ = true;
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
   }
 
   prism::Expected<void> open(const prism::client::Endpoint& endpoint,
@@ -45,10 +54,21 @@ class SecureLoad final : public Load {
       sessions_.push_back(std::move(session));
     }
     set_rate(rate);
+    if (rate == 0 && sessions_.size() > 1) {
+      epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+      if (epoll_fd_ < 0) return prism::make_error(std::string("epoll: ") + std::strerror(errno));
+      for (uint32_t i = 0; i < sessions_.size(); ++i) {
+        epoll_event ev{.events = EPOLLIN, .data = {.u32 = i}};
+        if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, sessions_[i]->client.descriptor(), &ev) != 0) {
+          return prism::make_error(std::string("epoll_ctl: ") + std::strerror(errno));
+        }
+      }
+    }
     return {};
   }
 
   void run(const Window& window) {
+    if (epoll_fd_ >= 0) return run_watched(window);
     using std::chrono::milliseconds;
     run_window(window, [&](int64_t now) {
       if (open_loop()) {
@@ -80,6 +100,49 @@ class SecureLoad final : public Load {
 
  private:
   struct Session;
+
+  // Closed loop over several sessions: epoll for the ones with traffic, and every
+  // millisecond a look at the others' timers (retransmissions, request deadlines).
+  void run_watched(const Window& window) {
+    std::array<epoll_event, 64> events;
+    int64_t next_timer_scan = 0;
+    bool started = false;
+    run_window(window, [&](int64_t now) {
+      if (!started) {
+        started = true;
+        for (auto& s : sessions_) {
+          fill(*s, now);
+          if (!service(*s)) return;
+        }
+      }
+      const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 1);
+      if (n < 0 && errno != EINTR) return fatal(std::string("epoll_wait: ") + std::strerror(errno));
+      for (int i = 0; i < n; ++i) {
+        if (!service(*sessions_[events[static_cast<size_t>(i)].data.u32])) return;
+      }
+      const int64_t after = now_ns();
+      if (after < next_timer_scan) return;
+      next_timer_scan = after + 1'000'000;
+      const auto clock_now = std::chrono::steady_clock::now();
+      for (auto& s : sessions_) {
+        if (s->client.next_wakeup() <= clock_now && !service(*s)) return;
+      }
+    });
+  }
+
+  // poll(0) on one session: replies, timers, and the flush that sends the next requests.
+  bool service(Session& s) {
+    if (auto polled = s.client.poll(std::chrono::milliseconds(0)); !polled) {
+      fatal(polled.error());
+      return false;
+    }
+    if (!s.client.connected()) {
+      fatal("the session with " + peer_ + " ended: " + s.client.close_reason());
+      return false;
+    }
+    return true;
+  }
+
   struct RequestSlot {
     SecureLoad* load = nullptr;
     Session* session = nullptr;
@@ -146,6 +209,13 @@ class SecureLoad final : public Load {
     ++replies_;
     slot.outstanding = false;
     slot.session->free_slots.push_back(slot.index);
+    record(slot, reply, now);
+    // Closed loop: the next request rides the flush that ends this poll. After record():
+    // it reuses the slot, and its intended time with it.
+    if (!open_loop() && error_.empty()) fill(*slot.session, now);
+  }
+
+  void record(const RequestSlot& slot, const prism::client::Reply& reply, int64_t now) {
     if (!window_.measuring(now)) return;
     if (reply.status == prism::v1::STATUS_TIMEOUT) {
       ++stats_.timeouts;
@@ -167,6 +237,7 @@ class SecureLoad final : public Load {
   size_t next_session_ = 0;
   uint64_t replies_ = 0;     // every completion, warm-up included: progress of a round
   bool finished_ = false;
+  int epoll_fd_ = -1;        // closed loop over several sessions (run_watched)
   // Last: the sessions' destructors still call complete(), which reads the above.
   std::vector<std::unique_ptr<Session>> sessions_;
 };

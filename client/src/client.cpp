@@ -161,6 +161,10 @@ Expected<void> Client::poll(std::chrono::milliseconds max_wait) {
   return connection_->pump(Clock::now() + max_wait);
 }
 
+int Client::descriptor() const { return connection_->descriptor(); }
+
+Clock::time_point Client::next_wakeup() const { return connection_->next_wakeup(); }
+
 Expected<Reply> Client::call(uint32_t packet_id, std::string_view payload, v1::Delivery delivery) {
   // Shared with the callback: when pumping fails the request stays pending, and its
   // callback may still run from a later call, after this frame is gone.

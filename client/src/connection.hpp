@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,10 @@ class Client::Connection final : private net::session::ChannelEvents {
   // Sends what is due, waits until `deadline` or the first datagrams, handles them and
   // every timer that came due. An error only for a socket failure.
   Expected<void> pump(Clock::time_point deadline);
+  // When pump() next has work without a datagram arriving: the channel's timers or the
+  // earliest request deadline.
+  Clock::time_point next_wakeup() const;
+  int descriptor() const { return fd_; }
   // Pumps until `done()` or `deadline`; true when done.
   template <typename Done>
   Expected<bool> pump_until(Clock::time_point deadline, Done done) {
@@ -63,6 +68,9 @@ class Client::Connection final : private net::session::ChannelEvents {
   Expected<void> rebind();
 
  private:
+  // Datagrams one receive call takes (recvmmsg).
+  static constexpr size_t kReceiveBatch = 8;
+
   struct Pending {
     Clock::time_point deadline;
     ReplyCallback done;
@@ -92,12 +100,17 @@ class Client::Connection final : private net::session::ChannelEvents {
   std::optional<net::session::Channel> channel_;
   std::string close_reason_;
   std::map<uint32_t, Pending> pending_;
+  // No later than the earliest deadline in pending_ (max() when none).
+  Clock::time_point next_expiry_ = Clock::time_point::max();
   uint32_t last_request_id_ = 0;
   std::optional<uint64_t> last_pong_;
   PushCallback push_;
   std::map<uint32_t, PushCallback> by_packet_id_;
   std::map<std::string, PushCallback, std::less<>> by_topic_;
-  std::vector<uint8_t> buffer_;  // one datagram, sent or received
+  std::vector<uint8_t> buffer_;  // one datagram being sent
+  // kReceiveBatch slots of kMaxDatagramSize, not zeroed: the kernel backs only the pages
+  // a datagram touches, so a session holds a few KiB of it, not 512.
+  std::unique_ptr<uint8_t[]> receive_buffers_;
   v1::Message request_;
 };
 

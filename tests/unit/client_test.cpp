@@ -3,6 +3,7 @@
 // Dispatcher without a login guard for LOGIN; plus endpoint parsing and status names.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "dispatch/dispatcher.hpp"
@@ -452,6 +454,69 @@ TEST(SendRequest, AnsweredAndUnansweredMixCompleteIndependently) {
   EXPECT_FALSE(slow.has_value());
   ASSERT_TRUE(poll_until(client, [&] { return slow.has_value(); }));
   EXPECT_EQ(slow->status, v1::STATUS_TIMEOUT);
+}
+
+// An application's own event loop: it waits on descriptor() with epoll and calls
+// poll(0) when the socket is readable; a reply callback sends the next request, which
+// leaves with the flush that ends that poll.
+TEST(EventLoop, WaitingOnTheDescriptorDrivesAChainOfRequests) {
+  constexpr int kChain = 50;
+  TestServer server;
+  Client client = connect_to(server);
+  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  ASSERT_GE(epoll_fd, 0);
+  epoll_event ev{.events = EPOLLIN, .data = {.u64 = 0}};
+  ASSERT_EQ(epoll_ctl(epoll_fd, EPOLL_CTL_ADD, client.descriptor(), &ev), 0);
+  int answered = 0;
+  std::string wrong;
+  std::function<void(const Reply&)> next = [&](const Reply& r) {
+    if (r.status != v1::STATUS_OK || r.payload != std::to_string(answered)) {
+      wrong = std::string(status_name(r.status)) + " " + r.payload;
+    }
+    if (++answered < kChain) {
+      ASSERT_TRUE(client.send_request(kEcho, std::to_string(answered),
+                                      v1::DELIVERY_RELIABLE_ORDERED, next).ok());
+    }
+  };
+  ASSERT_TRUE(client.send_request(kEcho, "0", v1::DELIVERY_RELIABLE_ORDERED, next).ok());
+  ASSERT_TRUE(client.poll(0ms).ok());  // sends it
+  const auto deadline = Clock::now() + 5s;
+  while (answered < kChain && Clock::now() < deadline) {
+    epoll_event ready{};
+    if (epoll_wait(epoll_fd, &ready, 1, 100) == 1) {
+      ASSERT_TRUE(client.poll(0ms).ok());
+    }
+  }
+  close(epoll_fd);
+  EXPECT_EQ(answered, kChain);
+  EXPECT_EQ(wrong, "");
+  EXPECT_EQ(client.pending(), 0u);
+}
+
+// next_wakeup() is when poll() has work without traffic: here the deadline of an
+// unanswered request, which poll(0) then completes with TIMEOUT.
+TEST(EventLoop, NextWakeupIsNoLaterThanTheEarliestRequestDeadline) {
+  TestServer server;
+  Client client = connect_to(server);
+  std::optional<Reply> got;
+  const auto sent_at = Clock::now();
+  ASSERT_TRUE(client.send_request(kNeverAnswered, "", v1::DELIVERY_RELIABLE_ORDERED,
+                                  [&](const Reply& r) { got = r; }, 200ms).ok());
+  const auto wake = client.next_wakeup();
+  EXPECT_LE(wake, sent_at + 250ms);
+  EXPECT_GT(wake, sent_at);
+  // A later request with a longer deadline does not move it.
+  ASSERT_TRUE(client.send_request(kNeverAnswered, "", v1::DELIVERY_RELIABLE_ORDERED,
+                                  [](const Reply&) {}, 5s).ok());
+  EXPECT_LE(client.next_wakeup(), wake);
+  while (!got && Clock::now() < sent_at + 3s) {
+    std::this_thread::sleep_until(std::max(client.next_wakeup(), Clock::now() + 1ms));
+    ASSERT_TRUE(client.poll(0ms).ok());
+  }
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status, v1::STATUS_TIMEOUT);
+  EXPECT_GE(Clock::now() - sent_at, 190ms);
+  EXPECT_EQ(client.pending(), 1u);  // the 5 s one
 }
 
 // ---- pushes ---------------------------------------------------------------------------

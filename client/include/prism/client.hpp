@@ -106,6 +106,13 @@ class Client {
   // timers); returns after the first batch or at max_wait. An error only for a socket
   // failure.
   Expected<void> poll(std::chrono::milliseconds max_wait);
+  // For a caller that waits on many sessions in its own event loop (epoll, poll): the
+  // session's UDP socket (owned by the Client; it changes on rebind()), and when poll()
+  // has work even if nothing arrives (retransmissions, keepalive, request deadlines).
+  // When the socket is readable or that time has come, call poll(0ms): it costs no
+  // poll() system call.
+  int descriptor() const;
+  std::chrono::steady_clock::time_point next_wakeup() const;
   size_t pending() const;
   // Messages the server sends unasked (pushes, protocol.md §3.2) go to the most specific
   // callback: the one for their topic (a publish's), else the one for their packet id,
