@@ -9,7 +9,7 @@ packages=(
   clang libclang-rt-14-dev
   libuv1-dev libprotobuf-dev protobuf-compiler libcrypto++-dev libyaml-cpp-dev
   libhiredis-dev libpqxx-dev libsqlite3-dev libwebsockets-dev libwebsockets-evlib-uv libspdlog-dev
-  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libenet-dev
   redis-server postgresql-15
   openssl
   chromium media-types
