@@ -94,15 +94,21 @@ field() {
 # bench LABEL OPTIONS...: runs prism-bench with OPTIONS, prints its line, and sets $result
 # to it. Fails the script when prism-bench fails or its line shows nothing completed.
 bench() {
-  local label=$1 rc=0
-  shift
-  result=$("$build/prism-bench" --label "$label" "$@") || rc=$?
+  run_load "$build/prism-bench" "$@"
+}
+
+# run_load PROGRAM LABEL OPTIONS...: the same for any load with prism-bench's result line
+# (enet_echo --client).
+run_load() {
+  local program=$1 label=$2 rc=0
+  shift 2
+  result=$("$program" "$@" --label "$label") || rc=$?
   if [[ -n $result ]]; then echo "$result"; fi
   local count
   count=$(field "$result" requests)
   [[ -n $count ]] || count=$(field "$result" handshakes)
   if ((rc != 0)) || [[ -z $count ]] || ((count == 0)); then
-    echo "run_bench: the $label run failed (prism-bench exit status $rc)" >&2
+    echo "run_bench: the $label run failed ($(basename "$program") exit status $rc)" >&2
     exit 1
   fi
   if (($(field "$result" errors) > 0)); then

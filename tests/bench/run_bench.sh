@@ -6,6 +6,10 @@
 #   (b) prismd's peak requests/s and p99 over sessions, and its ratio to (a)
 #   (c) p99 of both at half of the lower of the two peaks (open loop), and their ratio
 #   (d) handshakes/s against the one worker (sessions opened and closed)
+#   (e) the per-datagram shapes of issue 15, 100-byte payloads, one client thread each:
+#       64 sockets x 1 in flight and 16 x 8, against the raw echo, ENet's reliable echo
+#       (enet_echo; the row is skipped when the build has no ENet) and prismd, with the
+#       ratios Prism/raw and Prism/ENet
 # Exits non-zero if any run fails, completes nothing or gets an error reply.
 #
 # usage: tests/bench/run_bench.sh BUILD_DIR
@@ -83,6 +87,31 @@ baseline_half=$result
 bench secure-half "${secure_run[@]}" --rate "$half"
 secure_half=$result
 
+# (e): each shape against the three servers, back to back.
+enet_port=""
+if [[ -x $build/enet_echo ]]; then
+  start_server enet "$build/enet_echo" --server --host 127.0.0.1 --port 0
+  enet_port=$port
+else
+  echo "run_bench: $build/enet_echo is missing (no libenet-dev at configure): no ENet row" >&2
+fi
+shape_rows=()
+for shape in 64x1 16x8; do
+  shape_options=(--clients "${shape%x*}" --inflight "${shape#*x}" --payload-size 100
+                 --duration "$duration" --warmup "$warmup")
+  bench "raw-$shape" --baseline --server "127.0.0.1:$baseline_port" "${shape_options[@]}"
+  raw_rps=$(field "$result" rps)
+  enet_rps=0
+  if [[ -n $enet_port ]]; then
+    run_load "$build/enet_echo" "enet-$shape" --client --server "127.0.0.1:$enet_port" \
+      "${shape_options[@]}"
+    enet_rps=$(field "$result" rps)
+  fi
+  bench "prism-$shape" --server "127.0.0.1:$prism_port" --server-key "$server_key" \
+    --delivery ordered "${shape_options[@]}"
+  shape_rows+=("$shape $raw_rps $enet_rps $(field "$result" rps) $(field "$result" p99_us)")
+done
+
 bench handshakes --server "127.0.0.1:$prism_port" --server-key "$server_key" \
   --clients "${HANDSHAKE_CLIENTS:-4}" --handshakes "$duration" --warmup "$warmup"
 handshakes=$result
@@ -103,4 +132,21 @@ awk -v br="$(field "$baseline" rps)" -v bp="$(field "$baseline" p99_us)" \
     printf "(c) at %d req/s (half the %s peak): secure p99_us=%.1f baseline p99_us=%.1f p99_ratio=%.2f (target <= 3: %s)\n",
            half, half_of, hsp, hbp, p99_ratio, verdict(p99_ratio <= 3)
     printf "(d) handshakes:    per_s=%.0f workers=%d per_worker=%.0f\n", hs, workers, hs / workers
+  }'
+# Targets (issue 15): 64x1 >= 0.6 of raw and >= 1.2x ENet; 16x8 >= 1.5x ENet.
+printf '%s\n' "${shape_rows[@]}" | awk '
+  function verdict(ok) { return ok ? "met" : "NOT met" }
+  {
+    shape = $1; raw = $2; enet = $3; prism = $4
+    vs_raw = raw > 0 ? prism / raw : 0
+    vs_enet = enet > 0 ? prism / enet : 0
+    line = sprintf("(e) %s, 100 B: raw=%.0f enet=%.0f prism=%.0f p99_us=%.1f prism/raw=%.2f prism/enet=%.2f",
+                   shape, raw, enet, prism, $5, vs_raw, vs_enet)
+    if (shape == "64x1") {
+      line = line sprintf(" (targets >= 0.60 raw: %s", verdict(vs_raw >= 0.6))
+      line = line (enet > 0 ? sprintf(", >= 1.2 enet: %s)", verdict(vs_enet >= 1.2)) : ")")
+    } else if (enet > 0) {
+      line = line sprintf(" (target >= 1.5 enet: %s)", verdict(vs_enet >= 1.5))
+    }
+    print line
   }'
