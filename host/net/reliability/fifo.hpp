@@ -19,6 +19,7 @@ class Fifo {
   T& back() { return items_.back(); }
   // The i-th element from the front.
   T& operator[](size_t i) { return items_[head_ + i]; }
+  const T& operator[](size_t i) const { return items_[head_ + i]; }
 
   void push_back(T value) { items_.push_back(std::move(value)); }
   template <typename... Args>

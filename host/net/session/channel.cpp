@@ -51,6 +51,25 @@ bool append_frame(std::string_view frame, std::span<uint8_t> out, size_t& at, si
   return true;
 }
 
+// A Frame whose one field is `message` (Frame.message = 1, length-delimited), written
+// straight from the message: no copy of it into a Frame first. `size` is
+// message.ByteSizeLong(), whose cached sizes the write relies on.
+std::string message_frame(const v1::Message& message, size_t size) {
+  const auto length = static_cast<uint32_t>(size);
+  std::string frame(1 + CodedOutputStream::VarintSize32(length) + size, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(frame.data());
+  *p++ = 0x0A;  // Frame.message, wire type 2
+  p = CodedOutputStream::WriteVarint32ToArray(length, p);
+  message.SerializeWithCachedSizesToArray(p);
+  return frame;
+}
+
+// A packet's token (SentPackets): where its units start in carried_, and how many.
+constexpr unsigned kCarriedCountBits = 16;
+uint64_t carried_token(uint64_t first, size_t count) {
+  return first << kCarriedCountBits | static_cast<uint64_t>(count);
+}
+
 }  // namespace
 
 Channel::Channel(Role role, const crypto::SessionKeys& keys, uint64_t connection_id,
@@ -327,31 +346,47 @@ void Channel::on_ack(const v1::Ack& ack, Clock::time_point now) {
     rtt_.on_sample(*result.rtt_sample > delay ? *result.rtt_sample - delay : *result.rtt_sample);
   }
   for (const uint64_t token : result.acked_tokens) {
-    const auto it = packet_units_.find(token);
-    if (it == packet_units_.end()) continue;
-    for (const uint64_t unit : it->second) unit_acked(unit);
-    packet_units_.erase(it);
+    take_carried(token, [this](uint64_t unit) { unit_acked(unit); });
   }
   requeue_lost(now);
+}
+
+template <typename Each>
+void Channel::take_carried(uint64_t token, Each&& each) {
+  const uint64_t first = token >> kCarriedCountBits;
+  const uint64_t end = first + (token & ((uint64_t{1} << kCarriedCountBits) - 1));
+  for (uint64_t i = std::max(first, carried_base_); i < end; ++i) {
+    uint64_t& unit = carried_[i - carried_base_];
+    if (unit == kTaken) continue;
+    each(unit);
+    unit = kTaken;
+  }
+  while (!carried_.empty() && carried_.front() == kTaken) {
+    carried_.pop_front();
+    ++carried_base_;
+  }
+}
+
+Channel::Unit* Channel::find_unit(uint64_t unit_id) {
+  if (unit_id < units_base_ || unit_id - units_base_ >= units_.size()) return nullptr;
+  Unit& unit = units_[unit_id - units_base_];
+  return unit.live ? &unit : nullptr;
 }
 
 void Channel::requeue_lost(Clock::time_point now) {
   lost_.clear();
   sent_.detect_lost(now, rtt_.rto(), lost_);
   for (const uint64_t token : lost_) {
-    const auto it = packet_units_.find(token);
-    if (it == packet_units_.end()) continue;
-    for (const uint64_t unit : it->second) {
-      if (units_.contains(unit)) resend_.push_back(unit);
-    }
-    packet_units_.erase(it);
+    take_carried(token, [this](uint64_t unit) {
+      if (find_unit(unit) != nullptr) resend_.push_back(unit);
+    });
   }
 }
 
 void Channel::unit_acked(uint64_t unit_id) {
-  const auto it = units_.find(unit_id);
-  if (it == units_.end()) return;  // acknowledged already through another copy
-  const Unit& unit = it->second;
+  Unit* found = find_unit(unit_id);
+  if (found == nullptr) return;  // acknowledged already through another copy
+  const Unit& unit = *found;
   window_.on_acked(unit.bytes);
   backlog_bytes_ -= std::min(backlog_bytes_, unit.bytes);
   auto& outstanding = out_sequences_[unit.mode].outstanding;
@@ -360,7 +395,12 @@ void Channel::unit_acked(uint64_t unit_id) {
     if (entry.second > 0) --entry.second;
     while (!outstanding.empty() && outstanding.front().second == 0) outstanding.pop_front();
   }
-  units_.erase(it);
+  found->live = false;
+  found->frame = std::string();  // its bytes go now, not when the front catches up
+  while (!units_.empty() && !units_.front().live) {
+    units_.pop_front();
+    ++units_base_;
+  }
 }
 
 // ---- sending --------------------------------------------------------------------------
@@ -380,9 +420,8 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
   message.set_delivery(delivery);
   if (delivery == v1::DELIVERY_UNRELIABLE) {
     message.clear_sequence();
-    frame_.Clear();
-    *frame_.mutable_message() = message;
-    const size_t size = frame_.ByteSizeLong();
+    std::string frame = message_frame(message, message.ByteSizeLong());
+    const size_t size = frame.size();
     if (size + kFrameWrap > payload_room(config_.max_datagram)) {
       return refuse(Refusal::kTooLarge, "an unreliable message of " + std::to_string(size) +
                                             " bytes does not fit in one datagram; send it reliably");
@@ -396,7 +435,7 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
     if (backlog_bytes_ > 0 && backlog_bytes_ + size > config_.max_send_backlog) {
       return refuse(Refusal::kBacklogFull, "send backlog full");
     }
-    enqueue_frame(frame_, unreliable_);
+    unreliable_.push_back(std::move(frame));
     backlog_bytes_ += size;
     return {};
   }
@@ -413,20 +452,20 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
     return refuse(Refusal::kBacklogFull, "send backlog full");
   }
   // Fragmenting is decided before a sequence number is spent, so a refusal leaves no gap.
-  frame_.Clear();
-  *frame_.mutable_message() = message;
-  const bool whole = frame_.ByteSizeLong() + kFrameWrap <= payload_room(config_.max_datagram);
+  // The frame: tag, length, message (message_frame).
+  const size_t frame_size = 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) + size;
+  const bool whole = frame_size + kFrameWrap <= payload_room(config_.max_datagram);
   const auto count = whole ? Expected<uint16_t>(uint16_t{1}) : fragmenter_.fragment_count(size);
   if (!count) return refuse(Refusal::kTooLarge, count.error());
   const uint64_t sequence = seqs.next++;
-  auto add_unit = [&](v1::Frame& frame, size_t bytes) {
-    Unit unit{.frame = frame.SerializeAsString(), .bytes = bytes, .sequence = sequence, .mode = mode};
-    backlog_bytes_ += unit.bytes;
-    units_.emplace(next_unit_id_, std::move(unit));
+  auto add_unit = [&](std::string frame, size_t bytes) {
+    backlog_bytes_ += bytes;
+    units_.push_back(
+        Unit{.frame = std::move(frame), .bytes = bytes, .sequence = sequence, .mode = mode, .live = true});
     queued_.push_back(next_unit_id_++);
   };
   if (whole) {
-    add_unit(frame_, size);
+    add_unit(message_frame(message, size), size);
     seqs.outstanding.emplace_back(sequence, 1);
     return {};
   }
@@ -443,7 +482,7 @@ Expected<void> Channel::send(v1::Delivery delivery, v1::Message& message) {
     f->set_index(i);
     f->set_count(*count);
     f->set_data(piece.data.data(), piece.data.size());
-    add_unit(frame_, piece.data.size());
+    add_unit(frame_.SerializeAsString(), piece.data.size());
   }
   seqs.outstanding.emplace_back(sequence, *count);
   return {};
@@ -493,7 +532,7 @@ size_t Channel::poll_transmit(std::span<uint8_t> out, Clock::time_point now) {
   const size_t limit = max - crypto::kPacketTagSize;  // frames end here
   size_t at = kHeaderSize;
   bool ack_eliciting = false;
-  std::vector<uint64_t> carried;
+  const uint64_t carried_first = carried_base_ + carried_.size();
 
   if (state_ == State::kClosing) {
     append_frame(close_frame_, out, at, limit);
@@ -520,21 +559,21 @@ size_t Channel::poll_transmit(std::span<uint8_t> out, Clock::time_point now) {
       ack_eliciting = true;
     }
     while (!resend_.empty()) {
-      const auto it = units_.find(resend_.front());
-      if (it == units_.end()) {
+      const Unit* unit = find_unit(resend_.front());
+      if (unit == nullptr) {
         resend_.pop_front();
         continue;
       }
-      if (!append_frame(it->second.frame, out, at, limit)) break;
-      carried.push_back(it->first);
+      if (!append_frame(unit->frame, out, at, limit)) break;
+      carried_.push_back(resend_.front());
       resend_.pop_front();
       ++stats_.retransmitted;
     }
     while (!queued_.empty()) {
-      const Unit& unit = units_.at(queued_.front());
+      const Unit& unit = *find_unit(queued_.front());
       if (!may_send_new(unit) || !append_frame(unit.frame, out, at, limit)) break;
       window_.on_sent(unit.bytes);
-      carried.push_back(queued_.front());
+      carried_.push_back(queued_.front());
       queued_.pop_front();
     }
     while (!unreliable_.empty() && append_frame(unreliable_.front(), out, at, limit)) {
@@ -542,14 +581,14 @@ size_t Channel::poll_transmit(std::span<uint8_t> out, Clock::time_point now) {
       unreliable_.pop_front();
       ack_eliciting = true;
     }
-    if (!carried.empty()) ack_eliciting = true;
+    if (carried_base_ + carried_.size() > carried_first) ack_eliciting = true;
   }
   if (at == kHeaderSize) return 0;
-  return seal_packet(out, at, ack_eliciting, std::move(carried), now);
+  return seal_packet(out, at, ack_eliciting, carried_first, now);
 }
 
 size_t Channel::seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_eliciting,
-                            std::vector<uint64_t> carried, Clock::time_point now) {
+                            uint64_t carried_first, Clock::time_point now) {
   const uint64_t pn = next_packet_number_++;
   const DatagramHeader header{
       .type = send_keys_.phase == 0 ? DatagramType::kSealed0 : DatagramType::kSealed1,
@@ -562,8 +601,8 @@ size_t Channel::seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_
                                       out.subspan(kHeaderSize));
   const size_t size = kHeaderSize + sealed;
   if (ack_eliciting) {
-    sent_.on_sent(pn, size, now, true, pn);
-    if (!carried.empty()) packet_units_.emplace(pn, std::move(carried));
+    const size_t carried = carried_base_ + carried_.size() - carried_first;
+    sent_.on_sent(pn, size, now, true, carried_token(carried_first, carried));
   }
   ++stats_.datagrams_out;
   // §5.8: a key is retired long before its packet numbers could repeat a nonce.
@@ -578,7 +617,7 @@ size_t Channel::write_path_challenge(uint64_t data, std::span<uint8_t> out, Cloc
   frame_.mutable_path_challenge()->set_data(data);
   size_t at = kHeaderSize;
   if (!append_frame(frame_.SerializeAsString(), out, at, max - crypto::kPacketTagSize)) return 0;
-  return seal_packet(out, at, true, {}, now);
+  return seal_packet(out, at, true, carried_base_ + carried_.size(), now);
 }
 
 // ---- timers ---------------------------------------------------------------------------

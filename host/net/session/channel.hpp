@@ -12,7 +12,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "base/expected.hpp"
@@ -142,6 +141,7 @@ class Channel {
     size_t bytes = 0;    // counted in the send window
     uint64_t sequence = 0;
     uint8_t mode = 0;    // index into the per-mode arrays
+    bool live = false;   // not yet acknowledged
   };
   // Per reliable mode and direction: where sequence numbers stand.
   struct SendSequences {
@@ -162,11 +162,18 @@ class Channel {
   void on_fragment(const v1::Fragment& fragment, Clock::time_point now, ChannelEvents& events,
                    bool& refuse);
   void unit_acked(uint64_t unit_id);
+  // The unit with this id while it is unacknowledged, else null.
+  Unit* find_unit(uint64_t unit_id);
+  // Calls each(unit id) for the units a packet carried (its token, from seal_packet) that
+  // no earlier ACK or loss of the same packet took, and forgets them.
+  template <typename Each>
+  void take_carried(uint64_t token, Each&& each);
   // Hands the reliable frames of packets now declared lost back to the send queue.
   void requeue_lost(Clock::time_point now);
-  // Seals the frames written at out[kHeaderSize, frames_end) under the next packet number.
+  // Seals the frames written at out[kHeaderSize, frames_end) under the next packet number;
+  // the packet carries the units appended to carried_ since index `carried_first`.
   size_t seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_eliciting,
-                     std::vector<uint64_t> carried, Clock::time_point now);
+                     uint64_t carried_first, Clock::time_point now);
   void enqueue_frame(const v1::Frame& frame, reliability::Fifo<std::string>& queue);
   bool may_send_new(const Unit& unit) const;
   Expected<size_t> open(const DatagramHeader& header, std::span<const uint8_t> datagram,
@@ -209,8 +216,17 @@ class Channel {
   uint64_t next_unit_id_ = 0;
   reliability::Fifo<uint64_t> queued_;    // units never sent, in order
   reliability::Fifo<uint64_t> resend_;    // units declared lost, to send again
-  std::unordered_map<uint64_t, Unit> units_;
-  std::unordered_map<uint64_t, std::vector<uint64_t>> packet_units_;  // pn → units carried
+  // Units by id, oldest first: units_[id - units_base_]. Ids are handed out in order, so
+  // a lookup is an index, and acknowledged units leave from the front (nothing is
+  // allocated per message but its frame).
+  reliability::Fifo<Unit> units_;
+  uint64_t units_base_ = 0;
+  // The unit ids packets carried, in sending order: carried_[i - carried_base_]. A packet's
+  // token (sent_) names its slice; ids an ACK or a loss took become kTaken, and the front
+  // leaves once taken, so no packet allocates a list of its own.
+  static constexpr uint64_t kTaken = UINT64_MAX;
+  reliability::Fifo<uint64_t> carried_;
+  uint64_t carried_base_ = 0;
   reliability::Fifo<std::string> unreliable_;  // serialized frames sent once
   Refusal last_refusal_ = Refusal::kNone;
   reliability::Fifo<std::string> control_;     // PONG, PATH_RESPONSE, PING: sent once
