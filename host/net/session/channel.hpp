@@ -239,7 +239,6 @@ class Channel {
   Clock::time_point last_received_;
   Clock::time_point last_keepalive_;
   std::vector<uint64_t> lost_;           // scratch
-  v1::Packet in_;                        // scratch
   v1::Frame frame_;                      // scratch
   v1::Message scratch_message_;
 };
