@@ -257,7 +257,7 @@ void Dispatcher::run_in_plugin(const net::RequestOrigin& origin, uint32_t reques
   ctx->request_id = request_id;
   ctx->packet_id = packet_id;
   ctx->plugin = route.plugin;
-  ctx->started = Clock::now();
+  ctx->started = origin.received_at != Clock::time_point{} ? origin.received_at : Clock::now();
   ctx->state = RequestContext::State::kInHandler;
 
   const prism_status_t status = call(ctx);

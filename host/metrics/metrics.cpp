@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -16,7 +17,12 @@ void LatencyHistogram::record(std::chrono::nanoseconds latency) {
   const double us = static_cast<double>(latency.count()) / 1000.0;
   size_t bucket = 0;
   if (us >= 1.0) {
-    bucket = static_cast<size_t>(std::floor(std::log2(us) * 4.0)) + 1;
+    // floor(4 log2 us) is floor(log2 us^4): the binary exponent of us^4, read from its
+    // bits instead of a log2 call per request (it showed in perf of the request path).
+    // us^4 stays finite up to ~1e77 us.
+    const double fourth = (us * us) * (us * us);
+    const auto exponent = static_cast<int64_t>((std::bit_cast<uint64_t>(fourth) >> 52) & 0x7FF) - 1023;
+    bucket = static_cast<size_t>(exponent) + 1;
     if (bucket >= kBuckets) bucket = kBuckets - 1;
   }
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);

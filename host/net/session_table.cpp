@@ -52,7 +52,8 @@ struct SessionTable::Session {
 
 class SessionTable::Events final : public session::ChannelEvents {
  public:
-  Events(SessionTable& table, Session& s) : table_(table), s_(s) {}
+  Events(SessionTable& table, Session& s, Clock::time_point now)
+      : table_(table), s_(s), now_(now) {}
 
   void on_message(const v1::Message& message) override {
     // Replies and pushes travel server → client only; a client never sends them.
@@ -60,7 +61,7 @@ class SessionTable::Events final : public session::ChannelEvents {
     // The session opens before its first request is handled, so that request may push.
     table_.confirm(s_);
     const RequestOrigin origin{.peer = s_.peer, .connection_id = s_.id,
-                               .delivery = message.delivery()};
+                               .delivery = message.delivery(), .received_at = now_};
     table_.handler_->on_request(origin, message);
   }
   void on_path_response(uint64_t data) override {
@@ -81,6 +82,7 @@ class SessionTable::Events final : public session::ChannelEvents {
  private:
   SessionTable& table_;
   Session& s_;
+  Clock::time_point now_;  // when the datagram arrived
 };
 
 SessionTable::SessionTable(unsigned worker_index, Outbox& outbox, LoopAccess& loop,
@@ -233,9 +235,10 @@ void SessionTable::on_sealed(const DatagramHeader& header, std::span<const uint8
     return;
   }
   Session& s = *it->second;
-  Events events(*this, s);
+  const auto now = Clock::now();
+  Events events(*this, s, now);
   s.current_from = &from;
-  const auto result = s.channel.on_datagram(header, datagram, Clock::now(), events);
+  const auto result = s.channel.on_datagram(header, datagram, now, events);
   s.current_from = nullptr;
   touch(s);
   if (result.drop != DropReason::kNone) {
@@ -419,7 +422,7 @@ void SessionTable::on_timer(uv_timer_t* timer) {
     table.touch(s);
     return;
   }
-  Events events(table, s);
+  Events events(table, s, now);
   s.channel.on_timer(now, events);
   table.touch(s);
 }

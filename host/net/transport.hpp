@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -58,6 +59,9 @@ struct RequestOrigin {
   // The transport the request came through when it is not the worker's UDP one (the
   // WebSocket gateway): replies go back there.
   ReplyTransport* via = nullptr;
+  // When the datagram carrying the request arrived: its latency runs from here, and the
+  // clock the transport read anyway is not read again. Empty: the dispatcher reads it.
+  std::chrono::steady_clock::time_point received_at{};
 };
 
 // What a Phoenix channel message asks (plugin.h prism_channel_kind_t).

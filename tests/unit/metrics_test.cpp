@@ -1,6 +1,8 @@
 // Counters, latency quantiles and the Prometheus text the host exposes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <vector>
 
 #include "metrics/metrics.hpp"
@@ -19,6 +21,21 @@ TEST(LatencyHistogram, QuantilesLandInTheRightBucket) {
   EXPECT_LE(h.quantile(0.5).count(), 120);
   EXPECT_GE(h.quantile(0.999).count(), 50000);
   EXPECT_LE(h.quantile(0.999).count(), 60000);
+}
+
+// Bucket b >= 1 holds [2^((b-1)/4), 2^(b/4)) microseconds; below 1 us is bucket 0.
+TEST(LatencyHistogram, EachBucketSpansAQuarterPowerOfTwo) {
+  for (size_t b = 1; b < 100; ++b) {
+    LatencyHistogram h;
+    const double low_us = std::exp2(static_cast<double>(b - 1) / 4.0);
+    const double high_us = std::exp2(static_cast<double>(b) / 4.0);
+    h.record(std::chrono::nanoseconds(static_cast<int64_t>(std::ceil(low_us * 1000.0 * 1.0001))));
+    h.record(std::chrono::nanoseconds(static_cast<int64_t>(std::floor(high_us * 1000.0 * 0.9999))));
+    EXPECT_EQ(h.bucket_count(b), 2u) << "bucket " << b;
+  }
+  LatencyHistogram h;
+  h.record(std::chrono::nanoseconds(999));
+  EXPECT_EQ(h.bucket_count(0), 1u);
 }
 
 TEST(LatencyHistogram, EmptyHistogramReportsZero) {
