@@ -87,10 +87,7 @@ class SecureLoad final : public Load {
       }
       const uint64_t before = replies_;
       for (auto& s : sessions_) {
-        if (auto polled = s->client.poll(wait); !polled) return fatal(polled.error());
-        if (!s->client.connected()) {
-          return fatal("the session with " + peer_ + " ended: " + s->client.close_reason());
-        }
+        if (!service(*s, wait)) return;
       }
       // A round with nothing received gives the core away: on a small machine prismd
       // and the kernel's softirq work need it more than this spinning thread.
@@ -130,9 +127,9 @@ class SecureLoad final : public Load {
     });
   }
 
-  // poll(0) on one session: replies, timers, and the flush that sends the next requests.
-  bool service(Session& s) {
-    if (auto polled = s.client.poll(std::chrono::milliseconds(0)); !polled) {
+  // poll() on one session: replies, timers, and the flush that sends the next requests.
+  bool service(Session& s, std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+    if (auto polled = s.client.poll(wait); !polled) {
       fatal(polled.error());
       return false;
     }
