@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "parse_number.h"
+
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
 
@@ -55,15 +57,7 @@ static void usage(void) {
 }
 
 static long parse_number(const char *text, long min, long max, const char *what) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
-    fprintf(stderr, "enet_echo: %s must be a number from %ld to %ld, got '%s'\n", what, min, max,
-            text);
-    exit(2);
-  }
-  return v;
+  return parse_number_of("enet_echo", text, min, max, what);
 }
 
 /* Seconds, fractions allowed; strictly positive unless zero_ok. */

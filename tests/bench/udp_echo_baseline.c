@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "parse_number.h"
+
 #define BATCH 64
 #define MAX_DATAGRAM 65536
 #define MAX_THREADS 256
@@ -83,15 +85,7 @@ static void usage(void) {
 }
 
 static long parse_number(const char *text, long min, long max, const char *what) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
-    fprintf(stderr, "udp_echo_baseline: %s must be a number from %ld to %ld, got '%s'\n", what, min,
-            max, text);
-    exit(2);
-  }
-  return v;
+  return parse_number_of("udp_echo_baseline", text, min, max, what);
 }
 
 /* Binds a new SO_REUSEPORT socket to addr; returns the fd or -1 with errno set. */
