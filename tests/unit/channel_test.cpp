@@ -230,6 +230,7 @@ class Sim {
   Clock::time_point now() const { return now_; }
   LinkConfig link;
   bool cut = false;  // drop everything
+  int drop_next_to_server = 0;  // drop this many of the client's next datagrams
   std::vector<std::vector<uint8_t>> captured_to_server;
 
   // Runs until `done` or until `limit` of simulated time passes; true when done.
@@ -254,6 +255,12 @@ class Sim {
     return true;
   }
 
+  // Sends what both channels have queued now, without moving the clock.
+  void transmit() {
+    flush(*client_, true);
+    flush(*server_, false);
+  }
+
   void deliver(bool to_server, const std::vector<uint8_t>& bytes) {
     DatagramHeader header;
     if (read_header(bytes, kMaxDatagramSize, header) != DropReason::kNone) return;
@@ -272,6 +279,10 @@ class Sim {
       if (n == 0) break;
       std::vector<uint8_t> bytes(buffer.begin(), buffer.begin() + static_cast<long>(n));
       if (to_server) captured_to_server.push_back(bytes);
+      if (to_server && drop_next_to_server > 0) {
+        --drop_next_to_server;
+        continue;
+      }
       if (cut || chance(link.loss)) continue;
       const int copies = chance(link.duplicate) ? 2 : 1;
       for (int i = 0; i < copies; ++i) {
@@ -380,6 +391,54 @@ TEST(Channel, OrderedBacklogAndFragmentsShareOneReceiveBudget) {
   EXPECT_EQ(offer(sim, seal_as_client(sim, pn++, fragment_packet(41, 3, 30000))), DropReason::kNone);
   EXPECT_EQ(sim.server().stats().refused, 1u);
   EXPECT_EQ(sim.server().received_buffered_bytes(), ordered);
+}
+
+// A loopback-like path (0.2 ms RTT) after a few round trips, with the server echoing.
+void warm_up(Sim& sim) {
+  sim.link.delay = 100us;
+  sim.server_events().reply_with = &sim.server();
+  for (uint32_t id = 1; id <= 20; ++id) {
+    auto m = request(id, "warm");
+    ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+    ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() == id; }, 1s));
+  }
+}
+
+// RFC 9002 §6.2: the last request's datagram is lost and nothing follows it, so neither
+// threshold can judge it; the probe timeout (srtt + 4 rttvar + 1 ms) sends it again, where
+// the RTO's 50 ms floor used to decide.
+TEST(Channel, ALostTailRequestIsSentAgainAfterAProbeTimeoutNotTheRtoFloor) {
+  Sim sim;
+  warm_up(sim);
+  sim.drop_next_to_server = 1;
+  auto m = request(100, "tail");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+  const auto sent = sim.now();
+  ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() == 21; }, 1s));
+  EXPECT_LT(sim.now() - sent, 10ms);
+  EXPECT_EQ(sim.client_events().messages.back().request_id(), 100u);
+  EXPECT_GE(sim.client().stats().probes, 1u);
+  EXPECT_GE(sim.client().stats().retransmitted, 1u);
+}
+
+// RFC 9002 §6.1.2: a lost datagram overtaken by one later datagram (fewer than the packet
+// threshold's 3) is declared lost once it is 9/8 of an RTT old (at least 1 ms): before
+// the probe timeout, and no probe is needed.
+TEST(Channel, APacketOvertakenByAnAcknowledgedOneIsLostAfterTheTimeThreshold) {
+  Sim sim;
+  warm_up(sim);
+  sim.drop_next_to_server = 1;
+  auto first = request(100, "lost");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_UNORDERED, first).ok());
+  sim.transmit();  // dropped
+  const auto sent = sim.now();
+  auto second = request(101, "arrives");
+  ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_UNORDERED, second).ok());
+  sim.transmit();
+  ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() == 22; }, 1s));
+  EXPECT_LT(sim.now() - sent, 2ms);
+  EXPECT_EQ(sim.client().stats().probes, 0u);
+  EXPECT_EQ(sim.client().stats().retransmitted, 1u);
 }
 
 // §5.5: 2000 replays of one packet, a millisecond apart, drew about 2000 ACKs; now a

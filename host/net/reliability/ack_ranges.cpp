@@ -158,9 +158,11 @@ void SentPackets::detect_lost(Clock::time_point now, std::chrono::milliseconds r
     if (!e.live) continue;
     const bool by_time = now - e.sent_at >= rto;
     // A resent packet number was sent after the ACKs that skipped it: only time tells.
-    const bool by_threshold = any_acked_ && !e.retransmitted && e.packet_number < largest_acked_ &&
-                              largest_acked_ - e.packet_number >= kPacketThreshold;
-    if (!by_time && !by_threshold) continue;
+    const bool overtaken = any_acked_ && !e.retransmitted && e.packet_number < largest_acked_;
+    const bool by_threshold = overtaken && largest_acked_ - e.packet_number >= kPacketThreshold;
+    const bool by_time_threshold =
+        overtaken && loss_delay_.count() > 0 && now - e.sent_at >= loss_delay_;
+    if (!by_time && !by_threshold && !by_time_threshold) continue;
     retire(e);
     if (e.ack_eliciting) lost_tokens.push_back(e.token);
   }
@@ -174,6 +176,31 @@ std::optional<Clock::time_point> SentPackets::loss_deadline(std::chrono::millise
   }
   if (!oldest) return std::nullopt;
   return *oldest + rto;
+}
+
+std::optional<Clock::time_point> SentPackets::time_threshold_deadline() const {
+  if (!any_acked_ || loss_delay_.count() == 0) return std::nullopt;
+  // Entries are in packet-number order: the first live one below the largest
+  // acknowledged is also the earliest sent of them.
+  for (const Entry& e : entries_) {
+    if (e.packet_number >= largest_acked_) break;
+    if (e.live && e.ack_eliciting && !e.retransmitted) return e.sent_at + loss_delay_;
+  }
+  return std::nullopt;
+}
+
+std::optional<Clock::time_point> SentPackets::newest_in_flight() const {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+    if (it->live && it->ack_eliciting) return it->sent_at;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> SentPackets::oldest_in_flight_token() const {
+  for (const Entry& e : entries_) {
+    if (e.live && e.ack_eliciting) return e.token;
+  }
+  return std::nullopt;
 }
 
 std::optional<uint64_t> SentPackets::largest_acked() const {

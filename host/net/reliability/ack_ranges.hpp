@@ -108,6 +108,19 @@ class SentPackets {
   // retransmission timer for. Empty when nothing is in flight.
   std::optional<Clock::time_point> loss_deadline(std::chrono::milliseconds rto) const;
 
+  // RFC 9002 §6.1.2, the time threshold: from now on detect_lost() also declares lost a
+  // packet below the largest acknowledged one that was sent `loss_delay` or more before
+  // `now`, so a loss followed by fewer than kPacketThreshold packets is found in about
+  // an RTT. Zero (the default) leaves only the packet threshold and the RTO.
+  void set_loss_delay(std::chrono::microseconds loss_delay) { loss_delay_ = loss_delay; }
+  // When the time threshold will declare the next packet lost, if one is waiting for it.
+  std::optional<Clock::time_point> time_threshold_deadline() const;
+  // The send time of the newest ack-eliciting packet in flight: the probe timeout runs
+  // from here (RFC 9002 §6.2.1).
+  std::optional<Clock::time_point> newest_in_flight() const;
+  // The token of the oldest ack-eliciting packet in flight: what a probe sends again.
+  std::optional<uint64_t> oldest_in_flight_token() const;
+
   size_t bytes_in_flight() const { return bytes_in_flight_; }
   size_t packets_tracked() const { return entries_.size() - done_count_; }
   std::optional<uint64_t> largest_acked() const;
@@ -130,6 +143,7 @@ class SentPackets {
   std::vector<uint64_t> acked_tokens_;
   size_t done_count_ = 0;
   size_t bytes_in_flight_ = 0;
+  std::chrono::microseconds loss_delay_{0};
   bool any_sent_ = false;
   uint64_t largest_sent_ = 0;
   bool any_acked_ = false;

@@ -27,6 +27,17 @@ constexpr size_t kFragmentOverhead = 48;
 constexpr milliseconds kFragmentTimeout{10000};
 // Packet-level wrapping of one frame: the Packet.frames tag and a length of up to 3 bytes.
 constexpr size_t kFrameWrap = 4;
+// RFC 9002 §6.1.2: a packet overtaken by an acknowledged one is lost once it is 9/8 of
+// an RTT old, and never sooner than the timer granularity.
+constexpr int64_t kTimeThresholdNumerator = 9;
+constexpr int64_t kTimeThresholdDenominator = 8;
+constexpr microseconds kGranularity{1000};
+// RFC 9002 §6.2.1's max_ack_delay: Prism's receiver acknowledges in the same loop turn
+// (protocol.md §5.5), so this only covers a busy turn, not a delayed-ACK timer.
+constexpr microseconds kMaxAckDelay{1000};
+// Doubling the probe timeout more often than this cannot matter: the RTO, which has a
+// cap, takes over long before.
+constexpr uint32_t kMaxProbeShift = 16;
 
 uint8_t mode_index(v1::Delivery delivery) {
   return delivery == v1::DELIVERY_RELIABLE_ORDERED ? 0 : 1;
@@ -399,8 +410,14 @@ void Channel::on_ack(const v1::Ack& ack, Clock::time_point now) {
   if (result.rtt_sample) {
     // RFC 9002 §5.3: the peer's own delay is not path delay, unless it exceeds the sample.
     const microseconds delay(ack.delay_us());
-    rtt_.on_sample(*result.rtt_sample > delay ? *result.rtt_sample - delay : *result.rtt_sample);
+    latest_rtt_ = *result.rtt_sample > delay ? *result.rtt_sample - delay : *result.rtt_sample;
+    rtt_.on_sample(latest_rtt_);
+    const microseconds base = std::max(rtt_.smoothed_rtt(), latest_rtt_);
+    sent_.set_loss_delay(
+        std::max(base * kTimeThresholdNumerator / kTimeThresholdDenominator, kGranularity));
   }
+  // §6.2.1: an ACK of anything ack-eliciting resets the probe backoff.
+  if (result.bytes_acked > 0) pto_count_ = 0;
   for (const uint64_t token : result.acked_tokens) {
     take_carried(token, [this](uint64_t unit) { unit_acked(unit); });
   }
@@ -421,6 +438,39 @@ void Channel::take_carried(uint64_t token, Each&& each) {
     carried_.pop_front();
     ++carried_base_;
   }
+}
+
+std::optional<Clock::time_point> Channel::probe_deadline() const {
+  const auto newest = sent_.newest_in_flight();
+  if (!newest) return std::nullopt;
+  // §6.2.1: PTO = smoothed_rtt + max(4 * rttvar, granularity) + max_ack_delay, doubled per
+  // probe since the last ACK; before any sample, the initial RTO.
+  microseconds timeout = rtt_.has_sample()
+                             ? rtt_.smoothed_rtt() +
+                                   std::max<microseconds>(4 * rtt_.rtt_variation(), kGranularity) +
+                                   kMaxAckDelay
+                             : microseconds(config_.rto.initial);
+  timeout *= int64_t{1} << std::min(pto_count_, kMaxProbeShift);
+  return *newest + timeout;
+}
+
+void Channel::send_probe() {
+  ++pto_count_;
+  ++stats_.probes;
+  bool resent = false;
+  if (const auto token = sent_.oldest_in_flight_token()) {
+    const uint64_t first = *token >> kCarriedCountBits;
+    const uint64_t end = first + (*token & ((uint64_t{1} << kCarriedCountBits) - 1));
+    for (uint64_t i = std::max(first, carried_base_); i < end; ++i) {
+      const uint64_t unit = carried_[i - carried_base_];
+      if (unit == kTaken || find_unit(unit) == nullptr) continue;
+      resend_.push_back(unit);
+      resent = true;
+    }
+  }
+  // Nothing to resend (a PING or control frames were lost): any ack-eliciting packet
+  // draws the ACK that lets the time threshold judge what is missing.
+  if (!resent) send_ping(next_packet_number_);
 }
 
 Channel::Unit* Channel::find_unit(uint64_t unit_id) {
@@ -685,6 +735,8 @@ Clock::time_point Channel::next_timer() const {
     next = std::min(next, std::max(last_received_, last_keepalive_) + config_.keepalive);
   }
   if (const auto loss = sent_.loss_deadline(rtt_.rto())) next = std::min(next, *loss);
+  if (const auto lost = sent_.time_threshold_deadline()) next = std::min(next, *lost);
+  if (const auto probe = probe_deadline()) next = std::min(next, *probe);
   if (const auto expiry = reassembler_.next_expiry()) next = std::min(next, *expiry);
   return next;
 }
@@ -699,6 +751,8 @@ void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
            &events);
     return;
   }
+  // §6.1.2: packets overtaken by an acknowledged one whose time threshold passed.
+  if (const auto lost = sent_.time_threshold_deadline(); lost && now >= *lost) requeue_lost(now);
   if (const auto loss = sent_.loss_deadline(rtt_.rto()); loss && now >= *loss) {
     requeue_lost(now);
     rtt_.on_timeout();
@@ -709,6 +763,9 @@ void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
       return;
     }
   }
+  // §6.2: nothing acknowledged for a probe timeout (a tail loss leaves no later packet
+  // for the thresholds to judge by): send the oldest data again, long before the RTO.
+  if (const auto probe = probe_deadline(); probe && now >= *probe) send_probe();
   if (config_.keepalive.count() > 0 &&
       now >= std::max(last_received_, last_keepalive_) + config_.keepalive) {
     last_keepalive_ = now;

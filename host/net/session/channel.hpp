@@ -61,6 +61,7 @@ struct ChannelStats {
   uint64_t retransmitted = 0; // reliable frames sent again
   uint64_t key_updates = 0;   // this side switched its sending key
   uint64_t unreliable_dropped = 0;  // queued unreliable messages dropped for a newer one
+  uint64_t probes = 0;        // probe timeouts (RFC 9002 §6.2) that sent data again
 };
 
 // The start of the reason on_closed() gives when the peer sent CLOSE; any other reason
@@ -170,6 +171,11 @@ class Channel {
   void take_carried(uint64_t token, Each&& each);
   // Hands the reliable frames of packets now declared lost back to the send queue.
   void requeue_lost(Clock::time_point now);
+  // RFC 9002 §6.2: when the probe timeout fires, if anything ack-eliciting is in flight.
+  std::optional<Clock::time_point> probe_deadline() const;
+  // The probe: the oldest packet in flight's units sent again (its entry stays; whichever
+  // copy is acknowledged first acknowledges them), or a PING when it carried none.
+  void send_probe();
   // Seals the frames written at out[kHeaderSize, frames_end) under the next packet number;
   // the packet carries the units appended to carried_ since index `carried_first`.
   size_t seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_eliciting,
@@ -206,6 +212,8 @@ class Channel {
   reliability::ReceivedPackets received_;
   reliability::SentPackets sent_;
   reliability::RttEstimator rtt_;
+  std::chrono::microseconds latest_rtt_{0};  // the last RTT sample (RFC 9002 §5.1)
+  uint32_t pto_count_ = 0;                   // probe timeouts since an ACK (§6.2.1)
   reliability::SendWindow window_;
   reliability::Fragmenter fragmenter_;
   reliability::ReceiveBudget receive_budget_;  // before reassembler_, which charges it
