@@ -52,12 +52,14 @@ test: build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
-# prism-bench against prismd and against the raw UDP echo baseline, in one run; then the
+# prism-bench against prismd and against the raw UDP echo baseline, in one run; then request
+# latency through the impairment proxy (10% loss, run_impaired_bench.sh) beside ENet; then the
 # practice service on sqlite and redis beside redis-benchmark ZADD/ZREVRANGE; then ws_bench
 # against the WebSocket gateway beside a plain libwebsockets echo (lws_echo_baseline); then
 # publishes across three cluster nodes beside Redis's own pub/sub.
 bench: build
 	tests/bench/run_bench.sh $(BUILD)
+	tests/bench/run_impaired_bench.sh $(BUILD)
 	tests/bench/run_store_bench.sh $(BUILD)
 	tests/bench/run_ws_bench.sh $(BUILD)
 	tests/bench/run_cluster_bench.sh $(BUILD)

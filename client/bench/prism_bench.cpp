@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -44,6 +45,7 @@ std::string_view mode_name(Mode mode) {
 
 int main(int argc, char** argv) {
   Options opts;
+  double connect_timeout_s = 2.0;  // prism::client::ConnectOptions' default
   CLI::App app{
       "prism-bench: load generator for prismd. By default, --clients sessions over the\n"
       "secure transport (libprism-client) each keep --inflight requests in flight. With\n"
@@ -99,6 +101,11 @@ int main(int argc, char** argv) {
   app.add_option("--players", opts.players, "practice workloads: players created and matched")
       ->check(CLI::Range(2u, 1000000u))
       ->capture_default_str();
+  app.add_option("--connect-timeout", connect_timeout_s,
+                 "Seconds each session may take to connect, its INITIAL resent on a doubling\n"
+                 "timer (docs/protocol.md §5.2): more for a lossy path")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
   app.add_flag("--json", opts.json, "Print the result as one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -110,6 +117,7 @@ int main(int argc, char** argv) {
   auto endpoint = prism::client::parse_endpoint(opts.server);
   if (!endpoint) return fail(endpoint.error());
   prism::client::ConnectOptions connect_options;
+  connect_options.timeout = std::chrono::milliseconds(std::llround(connect_timeout_s * 1000.0));
   if (mode != Mode::kBaseline) {
     if (opts.server_key.empty()) {
       return fail("--server-key is required: prism1:<hex> (prismd logs it at start as "

@@ -9,10 +9,12 @@
  *   port). Exits 0 on SIGTERM or SIGINT.
  * usage: enet_echo --client --server HOST:PORT [--clients N] [--inflight W]
  *                  [--payload-size B] [--duration S] [--warmup S] [--label L]
+ *                  [--reply-timeout-ms T]
  *   N ENet hosts (one peer and one UDP socket each) driven from one thread, each keeping
  *   W reliable packets of B bytes in flight. Prints one line on stdout:
  *   label=L mode=enet requests=.. seconds=.. rps=.. p50_us=.. p99_us=.. p999_us=..
- *   timeouts=0 errors=..   A peer unanswered for 1 s, or disconnected, ends the run: exit 1.
+ *   timeouts=0 errors=..   A peer unanswered for T ms (default 1000, prism-bench's request
+ *   timeout), or disconnected, ends the run: exit 1.
  */
 #define _GNU_SOURCE
 #include <enet/enet.h>
@@ -36,8 +38,9 @@
 #define SERVER_PEER_LIMIT 4095
 #define CHANNELS 1
 #define CONNECT_TIMEOUT_NS (5 * NS_PER_S)
-/* Unanswered for this long, a peer has lost its server: prism-bench's request timeout. */
-#define REPLY_TIMEOUT_NS (1 * NS_PER_S)
+/* Unanswered for this long, a peer has lost its server: prism-bench's request timeout.
+ * --reply-timeout-ms changes it, for paths that lose a lot (run_impaired_bench.sh). */
+#define DEFAULT_REPLY_TIMEOUT_MS 1000
 /* ENet keeps its timers (retransmission, acknowledgements, pings) only when serviced, to
  * the millisecond of enet_time_get(): every host is serviced at least this often. */
 #define SERVICE_INTERVAL_NS NS_PER_MS
@@ -52,7 +55,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: enet_echo --server --port P [--host 127.0.0.1]\n"
           "       enet_echo --client --server HOST:PORT [--clients N] [--inflight W]\n"
-          "                 [--payload-size B] [--duration S] [--warmup S] [--label L]\n");
+          "                 [--payload-size B] [--duration S] [--warmup S] [--label L]\n"
+          "                 [--reply-timeout-ms T]\n");
   exit(2);
 }
 
@@ -215,6 +219,7 @@ struct client_options {
   double duration_s;
   double warmup_s;
   const char *label;
+  long reply_timeout_ms;
 };
 
 /* One simulated client: its own ENet host, so its own UDP socket, with one peer. */
@@ -382,8 +387,8 @@ static void run_load(struct load *l) {
     }
     now = now_ns();
     for (long i = 0; i < o->clients; ++i) {
-      if (now - l->peers[i].last_reply_ns >= REPLY_TIMEOUT_NS) {
-        fail("client %ld: no reply from %s for 1 s", i, o->server);
+      if (now - l->peers[i].last_reply_ns >= o->reply_timeout_ms * NS_PER_MS) {
+        fail("client %ld: no reply from %s for %ld ms", i, o->server, o->reply_timeout_ms);
       }
     }
   }
@@ -423,6 +428,7 @@ static int run_client(int argc, char **argv) {
       .duration_s = 5.0,
       .warmup_s = 0.5,
       .label = "enet",
+      .reply_timeout_ms = DEFAULT_REPLY_TIMEOUT_MS,
   };
   for (int i = 2; i < argc; ++i) {
     if (i + 1 >= argc) usage();
@@ -450,6 +456,8 @@ static int run_client(int argc, char **argv) {
       o.warmup_s = parse_seconds(value, 1, "--warmup");
     } else if (strcmp(opt, "--label") == 0) {
       o.label = value;
+    } else if (strcmp(opt, "--reply-timeout-ms") == 0) {
+      o.reply_timeout_ms = parse_number(value, 1, 3600L * 1000, "--reply-timeout-ms");
     } else {
       usage();
     }
