@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 
 namespace prism::net::session {
 namespace {
@@ -136,6 +137,11 @@ class ParsedPacket {
 constexpr unsigned kCarriedCountBits = 16;
 uint64_t carried_token(uint64_t first, size_t count) {
   return first << kCarriedCountBits | static_cast<uint64_t>(count);
+}
+// The indices into carried_ a token names: [first, end).
+std::pair<uint64_t, uint64_t> carried_range(uint64_t token) {
+  const uint64_t first = token >> kCarriedCountBits;
+  return {first, first + (token & ((uint64_t{1} << kCarriedCountBits) - 1))};
 }
 
 }  // namespace
@@ -428,8 +434,7 @@ void Channel::on_ack(const v1::Ack& ack, Clock::time_point now) {
 
 template <typename Each>
 void Channel::take_carried(uint64_t token, Each&& each) {
-  const uint64_t first = token >> kCarriedCountBits;
-  const uint64_t end = first + (token & ((uint64_t{1} << kCarriedCountBits) - 1));
+  const auto [first, end] = carried_range(token);
   for (uint64_t i = std::max(first, carried_base_); i < end; ++i) {
     uint64_t& unit = carried_[i - carried_base_];
     if (unit == kTaken) continue;
@@ -461,8 +466,7 @@ void Channel::send_probe() {
   ++stats_.probes;
   bool resent = false;
   if (const auto token = sent_.oldest_in_flight_token()) {
-    const uint64_t first = *token >> kCarriedCountBits;
-    const uint64_t end = first + (*token & ((uint64_t{1} << kCarriedCountBits) - 1));
+    const auto [first, end] = carried_range(*token);
     for (uint64_t i = std::max(first, carried_base_); i < end; ++i) {
       const uint64_t unit = carried_[i - carried_base_];
       if (unit == kTaken || find_unit(unit) == nullptr) continue;
