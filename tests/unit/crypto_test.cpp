@@ -16,9 +16,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "net/crypto/ephemeral_pool.hpp"
 #include "net/crypto/key_file.hpp"
 #include "net/crypto/noise_nk.hpp"
 #include "net/crypto/packet_protection.hpp"
@@ -60,6 +63,30 @@ Sealed seal(const Key32& key, uint64_t pn, const Bytes& plaintext) {
 }
 
 // ---- Packet protection ---------------------------------------------------------------
+
+// The pool's pairs are real X25519 pairs (the public key is the private key's), each
+// handed out once; drained three times over, it refills on its own thread (which sleeps
+// whenever it is full and is woken by take()); destroyed, its thread is joined.
+TEST(CryptoEphemeralPool, HandsOutDistinctValidPairsAndRefillsWhenDrained) {
+  std::set<Key32> publics;
+  {
+    EphemeralPool pool;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (publics.size() < 3 * EphemeralPool::kCapacity &&
+           std::chrono::steady_clock::now() < deadline) {
+      auto pair = pool.take();
+      if (!pair) {
+        std::this_thread::yield();  // the producer is refilling
+        continue;
+      }
+      auto again = KeyPair::from_private(pair->private_key);
+      ASSERT_TRUE(again.ok());
+      EXPECT_EQ(again->public_key, pair->public_key);
+      EXPECT_TRUE(publics.insert(pair->public_key).second) << "a pair was handed out twice";
+    }
+  }
+  EXPECT_EQ(publics.size(), 3 * EphemeralPool::kCapacity);
+}
 
 TEST(CryptoPacket, SealedPacketOpensWithSameKeyAndHeader) {
   const Key32 key = key_with(0x42);

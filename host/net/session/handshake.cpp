@@ -170,9 +170,12 @@ InitialOutcome HandshakeServer::accept(std::span<const uint8_t> datagram,
     return out;
   }
   std::string payload = hello.SerializeAsString();
+  // The responder's ephemeral pair, made ahead by the pool's thread when it kept up.
+  if (!ephemerals_) ephemerals_ = std::make_unique<crypto::EphemeralPool>();
+  auto ephemeral = ephemerals_->take();
+  if (!ephemeral) ephemeral = crypto::KeyPair::generate(random_);
   const auto message2 = noise.write_message2(
-      std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()),
-      crypto::KeyPair::generate(random_));
+      std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()), *ephemeral);
   out.reply.resize(kHeaderSize + 2 + message2.size());
   if (write_handshake(out.client_id, message2, out.reply) == 0) {
     out.reason = DropReason::kHandshakeFailed;

@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "net/crypto/ephemeral_pool.hpp"
 #include "net/crypto/noise_nk.hpp"
 #include "net/crypto/retry_cookie.hpp"
 #include "net/crypto/secure_random.hpp"
@@ -101,6 +102,8 @@ class HandshakeServer {
   crypto::KeyPair static_;
   crypto::RetryCookies cookies_;
   crypto::SecureRandom random_;
+  // Made at the first handshake, so a table that never accepts one starts no thread.
+  std::unique_ptr<crypto::EphemeralPool> ephemerals_;
 };
 
 // The client's side of one connection attempt. Not thread-safe.
