@@ -10,6 +10,8 @@
 #       64 sockets x 1 in flight and 16 x 8, against the raw echo, ENet's reliable echo
 #       (enet_echo; the row is skipped when the build has no ENet) and prismd, with the
 #       ratios Prism/raw and Prism/ENet
+#   (f) scaling: the 16 x 8 load (THREADS client threads) against prismd with each of
+#       SCALE_WORKERS (default "1 2") workers, and each one's ratio to the first
 # Exits non-zero if any run fails, completes nothing or gets an error reply.
 #
 # usage: tests/bench/run_bench.sh BUILD_DIR
@@ -113,6 +115,21 @@ for shape in 64x1 16x8; do
   shape_rows+=("$shape $raw_rps $enet_rps $(field "$result" rps) $(field "$result" p99_us)")
 done
 
+# (f): a prismd per worker count, one after another.
+scale_rows=()
+for n in ${SCALE_WORKERS:-1 2}; do
+  sed "s/^  workers: .*/  workers: $n/" "$tmp/prism.yaml" >"$tmp/prism-w$n.yaml"
+  start_server "prismd-w$n" "$build/prismd" --config "$tmp/prism-w$n.yaml" \
+    --plugins-dir "$build/plugins" --state-dir "$tmp/state-w$n"
+  scaled_pid=${servers[-1]}
+  bench "workers-$n" --server "127.0.0.1:$port" --server-key "$tmp/state-w$n/server.pub" \
+    --clients 16 --inflight 8 --payload-size 100 --threads "${THREADS:-1}" \
+    --duration "$duration" --warmup "$warmup"
+  scale_rows+=("$n $(field "$result" rps)")
+  kill -TERM "$scaled_pid"
+  wait "$scaled_pid" 2>/dev/null || true
+done
+
 # thread_ticks PID: "TID TICKS" for each thread of PID (user + system clock ticks).
 thread_ticks() {
   local t
@@ -170,3 +187,6 @@ printf '%s\n' "${shape_rows[@]}" | awk '
     }
     print line
   }'
+printf '%s\n' "${scale_rows[@]}" | awk -v cores="$(nproc)" '
+  NR == 1 { first = $2 }
+  { printf "(f) workers=%d (16x8, %d cores): rps=%.0f vs_first=%.2f\n", $1, cores, $2, (first > 0 ? $2 / first : 0) }'
