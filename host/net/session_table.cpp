@@ -442,6 +442,7 @@ void SessionTable::destroy(Session& s) {
   const uint64_t id = s.id;
   const auto stats = s.channel.stats();
   counters_.retransmitted.add(stats.retransmitted);
+  counters_.probes.add(stats.probes);
   counters_.unreliable_dropped.add(stats.unreliable_dropped);
   counters_.closed.add();
   // Only a session the handler heard open is announced closed (an unconfirmed one never was).

@@ -25,6 +25,9 @@ TransportCounters make_counters() {
                           "Sessions moved to a new client address after validating it"),
       .retransmitted = counter("prism_retransmissions_total",
                                "Reliable frames sent again after a loss (counted at session end)"),
+      .probes = counter("prism_probe_timeouts_total",
+                        "Probe timeouts: nothing acknowledged for a PTO, the oldest data sent "
+                        "again (counted at session end)"),
       .replies_dropped = counter("prism_replies_dropped_total",
                                  "Replies for a session that is gone or whose backlog is full"),
       .handshakes_timed_out = counter("prism_handshakes_timed_out_total",

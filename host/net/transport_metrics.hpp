@@ -19,6 +19,7 @@ struct TransportCounters {
   metrics::Counter& closed;
   metrics::Counter& migrated;
   metrics::Counter& retransmitted;
+  metrics::Counter& probes;  // probe timeouts (RFC 9002 §6.2) that sent data again
   metrics::Counter& replies_dropped;
   metrics::Counter& handshakes_timed_out;
   metrics::Counter& handshakes_evicted;
