@@ -1,7 +1,26 @@
-# Shared by the make bench scripts (run_bench.sh, run_store_bench.sh, run_ws_bench.sh): a
-# temp dir removed on exit, servers started and awaited on their listening line,
-# prism-bench runs whose result lines are checked. Expects $build (absolute) set before it
-# is sourced.
+# Shared by the make bench scripts (run_bench.sh, run_impaired_bench.sh, run_store_bench.sh,
+# run_ws_bench.sh, run_cluster_bench.sh): their common settings, a temp dir removed on exit,
+# servers started and awaited on their listening line, prism-bench runs whose result lines
+# are checked.
+
+# bench_settings NAME BUILD_DIR: sets $build (absolute), $duration and $warmup (DURATION,
+# default 5 s, and WARMUP, 0.5 s; 0.5 and 0.1 with SMOKE=1, for `make test`), or exits
+# naming NAME when BUILD_DIR is missing.
+bench_settings() {
+  local name=$1
+  build=${2:?usage: $name.sh BUILD_DIR}
+  if [[ ! -d $build ]]; then
+    echo "$name: build directory '$build' does not exist" >&2
+    exit 1
+  fi
+  build=$(cd "$build" && pwd)
+  duration=${DURATION:-5}
+  warmup=${WARMUP:-0.5}
+  if [[ ${SMOKE:-0} == 1 ]]; then
+    duration=0.5
+    warmup=0.1
+  fi
+}
 
 tmp=$(mktemp -d -t prism-bench.XXXXXX)
 servers=()

@@ -20,18 +20,8 @@
 #        SMOKE=1 (0.5 s each, for `make test`)
 set -euo pipefail
 
-build=${1:?usage: run_bench.sh BUILD_DIR}
-if [[ ! -d $build ]]; then
-  echo "run_bench: build directory '$build' does not exist" >&2
-  exit 1
-fi
-build=$(cd "$build" && pwd)
-duration=${DURATION:-5}
-warmup=${WARMUP:-0.5}
-if [[ ${SMOKE:-0} == 1 ]]; then
-  duration=0.5
-  warmup=0.1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_settings run_bench "${1:-}"
 bench_options=(--clients "${CLIENTS:-4}" --inflight "${INFLIGHT:-16}" --threads "${THREADS:-1}"
                --duration "$duration" --warmup "$warmup")
 workers=1
@@ -43,7 +33,6 @@ for bin in prismd prism-bench udp_echo_baseline; do
   fi
 done
 
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 # log.level info, not warn: prismd reports event=listening at info. Nothing on the
 # request path logs at info, so this costs the measurement nothing.

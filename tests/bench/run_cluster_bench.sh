@@ -16,16 +16,11 @@
 # env:   DURATION (5), WARMUP (0.5), INFLIGHT (16), SUBSCRIBERS (30), SMOKE=1 (short, for make test)
 set -euo pipefail
 
-build=${1:?usage: run_cluster_bench.sh BUILD_DIR}
-[[ -d $build ]] || { echo "run_cluster_bench: build directory '$build' does not exist" >&2; exit 1; }
-build=$(cd "$build" && pwd)
-duration=${DURATION:-5}
-warmup=${WARMUP:-0.5}
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_settings run_cluster_bench "${1:-}"
 subscribers=${SUBSCRIBERS:-30}
 redis_requests=200000
 if [[ ${SMOKE:-0} == 1 ]]; then
-  duration=0.5
-  warmup=0.1
   subscribers=6
   redis_requests=5000
 fi
@@ -38,7 +33,6 @@ for tool in redis-server redis-cli redis-benchmark; do
     { echo "run_cluster_bench: $tool is not installed (scripts/setup.sh installs redis-server)" >&2; exit 1; }
 done
 
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 start_redis
 
 mkdir -p "$tmp/plugins"

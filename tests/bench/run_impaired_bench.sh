@@ -22,18 +22,8 @@
 #        ENET_REPLY_TIMEOUT_MS (5000), SMOKE=1 (0.5 s each, for `make test`)
 set -euo pipefail
 
-build=${1:?usage: run_impaired_bench.sh BUILD_DIR}
-if [[ ! -d $build ]]; then
-  echo "run_impaired_bench: build directory '$build' does not exist" >&2
-  exit 1
-fi
-build=$(cd "$build" && pwd)
-duration=${DURATION:-5}
-warmup=${WARMUP:-0.5}
-if [[ ${SMOKE:-0} == 1 ]]; then
-  duration=0.5
-  warmup=0.1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_settings run_impaired_bench "${1:-}"
 rate=${RATE:-2000}
 enet_reply_timeout_ms=${ENET_REPLY_TIMEOUT_MS:-5000}
 # The path, the same both ways (the proxy seeds server-to-client draws with seed + 1).
@@ -48,7 +38,6 @@ for bin in prismd prism-bench impairment_proxy; do
   fi
 done
 
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 # stop_proxy NAME: stops the proxy started as NAME (SIGTERM), waits for it and sets
 # $proxy_counters to the counters it prints as it exits.

@@ -14,19 +14,11 @@
 #        PLAYERS (1000), REDIS_CLIENTS (50, redis-benchmark -c), SMOKE=1 (short, for make test)
 set -euo pipefail
 
-build=${1:?usage: run_store_bench.sh BUILD_DIR}
-if [[ ! -d $build ]]; then
-  echo "run_store_bench: build directory '$build' does not exist" >&2
-  exit 1
-fi
-build=$(cd "$build" && pwd)
-duration=${DURATION:-5}
-warmup=${WARMUP:-0.5}
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_settings run_store_bench "${1:-}"
 players=${PLAYERS:-1000}
 redis_requests=200000
 if [[ ${SMOKE:-0} == 1 ]]; then
-  duration=0.5
-  warmup=0.1
   players=400
   redis_requests=2000
 fi
@@ -43,7 +35,6 @@ for tool in redis-server redis-cli redis-benchmark; do
   fi
 done
 
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 # A throwaway redis-server on a free loopback port, in $tmp; every write fsync'd.
 start_redis --appendonly yes --appendfsync always

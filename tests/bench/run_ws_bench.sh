@@ -31,18 +31,10 @@
 #        SMOKE=1 (0.5 s each, S = 10 and 100, for `make test`); S runs from the largest down
 set -euo pipefail
 
-build=${1:?usage: run_ws_bench.sh BUILD_DIR}
-if [[ ! -d $build ]]; then
-  echo "run_ws_bench: build directory '$build' does not exist" >&2
-  exit 1
-fi
-build=$(cd "$build" && pwd)
-duration=${DURATION:-5}
-warmup=${WARMUP:-0.5}
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_settings run_ws_bench "${1:-}"
 subscribers=${SUBSCRIBERS:-10 100 1000}
 if [[ ${SMOKE:-0} == 1 ]]; then
-  duration=0.5
-  warmup=0.1
   subscribers="10 100"
 fi
 # Largest first: (m) is read on the first run that opens many sockets.
@@ -58,7 +50,6 @@ for bin in prismd prismctl ws_bench lws_echo_baseline plugins/default.so plugins
   fi
 done
 
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 # Fan-out to 1000 sockets and the sessions of (i) need descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
