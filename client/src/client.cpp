@@ -196,7 +196,7 @@ Expected<std::chrono::nanoseconds> Client::ping() {
   const auto start = Clock::now();
   const uint64_t nonce = conn.send_ping();
   auto got = conn.pump_until(start + conn.timeout(), [&] {
-    return conn.last_pong() == nonce || !conn.connected();
+    return conn.pong_arrived(nonce) || !conn.connected();
   });
   const auto rtt = Clock::now() - start;
   if (!got) return got.failure();

@@ -3,6 +3,8 @@
 // replies, and the pump that moves datagrams and timers between them.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -46,7 +48,13 @@ class Client::Connection final : private net::session::ChannelEvents {
                                   std::chrono::milliseconds timeout);
   // Sends a PING; `on_pong` sees the nonce when its PONG arrives.
   uint64_t send_ping();
-  std::optional<uint64_t> last_pong() const { return last_pong_; }
+  // Whether the PONG for `nonce` (a send_ping() of ours) has arrived. Not "the last PONG":
+  // the channel's own PINGs (keepalive, probe timeouts) draw PONGs too, and one of them
+  // arriving just after ours must not hide it.
+  bool pong_arrived(uint64_t nonce) const {
+    return std::find(pongs_.begin(), pongs_.begin() + static_cast<long>(pongs_seen_), nonce) !=
+           pongs_.begin() + static_cast<long>(pongs_seen_);
+  }
 
   // Sends what is due, waits until `deadline` or the first datagrams, handles them and
   // every timer that came due. An error only for a socket failure.
@@ -89,7 +97,11 @@ class Client::Connection final : private net::session::ChannelEvents {
 
   // ChannelEvents
   void on_message(const v1::Message& message) override;
-  void on_pong(uint64_t nonce) override { last_pong_ = nonce; }
+  void on_pong(uint64_t nonce) override {
+    pongs_[next_pong_] = nonce;
+    next_pong_ = (next_pong_ + 1) % kPongsKept;
+    pongs_seen_ = std::min(pongs_seen_ + 1, kPongsKept);
+  }
   void on_closed(std::string_view reason) override;
 
   Endpoint endpoint_;
@@ -103,7 +115,11 @@ class Client::Connection final : private net::session::ChannelEvents {
   // No later than the earliest deadline in pending_ (max() when none).
   Clock::time_point next_expiry_ = Clock::time_point::max();
   uint32_t last_request_id_ = 0;
-  std::optional<uint64_t> last_pong_;
+  // The nonces of the last PONGs, a ring (a few: ping() asks right after its own arrives).
+  static constexpr size_t kPongsKept = 16;
+  std::array<uint64_t, kPongsKept> pongs_{};
+  size_t next_pong_ = 0;
+  size_t pongs_seen_ = 0;
   PushCallback push_;
   std::map<uint32_t, PushCallback> by_packet_id_;
   std::map<std::string, PushCallback, std::less<>> by_topic_;
