@@ -60,6 +60,28 @@ start_server() {
   await_listening "$name" "$!" 'event=listening udp=127\.0\.0\.1:([0-9]+)'
 }
 
+# start_bench_prismd NAME WORKERS: prismd with WORKERS workers and the build's plugins, its
+# config in $tmp/NAME.yaml and its state (server.pub) in $tmp/NAME-state; sets $port.
+# Every load of the bench comes from one address (127.0.0.1, or a proxy's): the
+# per-source limits (docs/security.md) would otherwise cap the sessions and handshakes.
+# log.level info, not warn: prismd reports event=listening at info, and nothing on the
+# request path logs at info, so this costs the measurement nothing.
+start_bench_prismd() {
+  local name=$1 workers=$2
+  cat >"$tmp/$name.yaml" <<EOF
+server:
+  udp: 127.0.0.1:0
+  workers: $workers
+  max_sessions_per_ip: 10000000
+  max_handshakes_per_ip: 1000000
+  handshake_rate_per_ip: 1000000
+log:
+  level: info
+EOF
+  start_server "$name" "$build/prismd" --config "$tmp/$name.yaml" --plugins-dir "$build/plugins" \
+    --state-dir "$tmp/$name-state"
+}
+
 # start_listener NAME REGEX COMMAND...: the same with stdout and stderr both in
 # $tmp/NAME.log, waiting for a line that matches REGEX (bash =~; its first group is the
 # port). Sets $port.

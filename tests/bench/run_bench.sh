@@ -33,28 +33,11 @@ for bin in prismd prism-bench udp_echo_baseline; do
   fi
 done
 
-
-# log.level info, not warn: prismd reports event=listening at info. Nothing on the
-# request path logs at info, so this costs the measurement nothing.
-# Every load comes from one address (127.0.0.1): the per-source handshake limits
-# (docs/security.md) would otherwise cap (d) at handshake_rate_per_ip.
-cat >"$tmp/prism.yaml" <<EOF
-server:
-  udp: 127.0.0.1:0
-  workers: $workers
-  max_sessions_per_ip: 10000000
-  max_handshakes_per_ip: 1000000
-  handshake_rate_per_ip: 1000000
-log:
-  level: info
-EOF
-
-start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$build/plugins" \
-  --state-dir "$tmp/state"
+start_bench_prismd prismd "$workers"
 prismd_pid=${servers[-1]}
 prism_port=$port
 # prismd writes its key pair before it listens.
-server_key=$tmp/state/server.pub
+server_key=$tmp/prismd-state/server.pub
 if [[ ! -s $server_key ]]; then
   echo "run_bench: prismd is listening but wrote no $server_key" >&2
   exit 1
@@ -107,11 +90,9 @@ done
 # (f): a prismd per worker count, one after another.
 scale_rows=()
 for n in ${SCALE_WORKERS:-1 2}; do
-  sed "s/^  workers: .*/  workers: $n/" "$tmp/prism.yaml" >"$tmp/prism-w$n.yaml"
-  start_server "prismd-w$n" "$build/prismd" --config "$tmp/prism-w$n.yaml" \
-    --plugins-dir "$build/plugins" --state-dir "$tmp/state-w$n"
+  start_bench_prismd "prismd-w$n" "$n"
   scaled_pid=${servers[-1]}
-  bench "workers-$n" --server "127.0.0.1:$port" --server-key "$tmp/state-w$n/server.pub" \
+  bench "workers-$n" --server "127.0.0.1:$port" --server-key "$tmp/prismd-w$n-state/server.pub" \
     --clients 16 --inflight 8 --payload-size 100 --threads "${THREADS:-1}" \
     --duration "$duration" --warmup "$warmup"
   scale_rows+=("$n $(field "$result" rps)")

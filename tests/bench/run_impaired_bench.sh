@@ -66,22 +66,10 @@ start_proxy() {
   proxy_pids[$1]=${servers[-1]}
 }
 
-# As run_bench.sh: every session comes from one address, the proxy's.
-cat >"$tmp/prism.yaml" <<EOF
-server:
-  udp: 127.0.0.1:0
-  workers: 1
-  max_sessions_per_ip: 10000000
-  max_handshakes_per_ip: 1000000
-  handshake_rate_per_ip: 1000000
-log:
-  level: info
-EOF
-
-start_server prismd "$build/prismd" --config "$tmp/prism.yaml" --plugins-dir "$build/plugins" \
-  --state-dir "$tmp/state"
+# Every session comes from one address, the proxy's (start_bench_prismd).
+start_bench_prismd prismd 1
 prism_port=$port
-server_key=$tmp/state/server.pub
+server_key=$tmp/prismd-state/server.pub
 if [[ ! -s $server_key ]]; then
   echo "run_impaired_bench: prismd is listening but wrote no $server_key" >&2
   exit 1
