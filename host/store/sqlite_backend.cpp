@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -29,16 +30,76 @@ SqliteBackend::SqliteBackend(std::filesystem::path file, SqliteOptions options) 
       // Reads then queue behind the writes, as one connection serves all.
       spdlog::warn("event=store_reader_unavailable backend=sqlite error=\"{}\"", reader_error);
     }
-    spdlog::info("event=store_opened backend=sqlite file={} synchronous={} reader={}", file.string(),
-                 options.synchronous_full ? "full" : "normal", reader_.db != nullptr ? "on" : "off");
+    std::string checkpointer_error;
+    checkpointer_.db = Database::open(file, options, checkpointer_error);
+    if (checkpointer_.db != nullptr) {
+      writer_.db->on_commit(
+          [](void* self, sqlite3*, const char*, int pages) {
+            static_cast<SqliteBackend*>(self)->committed(pages);
+            return SQLITE_OK;
+          },
+          this);
+    } else {
+      // The writer then checkpoints itself, as SQLite does by default.
+      spdlog::warn("event=store_checkpointer_unavailable backend=sqlite error=\"{}\"", checkpointer_error);
+    }
+    spdlog::info("event=store_opened backend=sqlite file={} synchronous={} reader={} checkpointer={}",
+                 file.string(), options.synchronous_full ? "full" : "normal",
+                 reader_.db != nullptr ? "on" : "off", checkpointer_.db != nullptr ? "on" : "off");
   }
   writer_.thread = std::thread([this] { run_lane(writer_, /*group=*/true); });
   reader_.thread = std::thread([this] { run_lane(reader_, /*group=*/false); });
+  checkpointer_.thread = std::thread([this] { run_lane(checkpointer_, /*group=*/false); });
 }
 
 SqliteBackend::~SqliteBackend() {
   stop(reader_);
-  stop(writer_);
+  stop(checkpointer_);
+  stop(writer_);  // last: closing the last connection checkpoints what is left
+}
+
+uint64_t SqliteBackend::key(char kind, std::string_view name, std::string_view second) {
+  // FNV-1a over kind, name, a separator and second.
+  uint64_t hash = 14695981039346656037ull;
+  auto mix = [&hash](unsigned char c) { hash = (hash ^ c) * 1099511628211ull; };
+  mix(static_cast<unsigned char>(kind));
+  for (char c : name) mix(static_cast<unsigned char>(c));
+  mix(0);
+  for (char c : second) mix(static_cast<unsigned char>(c));
+  return hash;
+}
+
+uint64_t SqliteBackend::last_write_to(const Keys& keys) {
+  std::lock_guard lock(writer_.mu);
+  if (keys.empty()) return writes_queued_;
+  uint64_t last = 0;
+  for (uint64_t k : keys) {
+    if (auto it = last_write_.find(k); it != last_write_.end()) last = std::max(last, it->second);
+  }
+  return last;
+}
+
+void SqliteBackend::committed(int wal_pages) {
+  if (wal_pages >= kWriterCheckpointPages) {
+    // The checkpointer has copied most of the WAL; copying the rest here, between commits,
+    // lets the next commit start the WAL over (a checkpoint beside a busy writer never
+    // catches up with it, and the WAL would grow without end). Busy when the checkpointer
+    // is at it: the next commit tries again.
+    if (Status s = writer_.db->checkpoint(); !s.ok() && s.code != Code::kUnavailable) {
+      spdlog::warn("event=store_checkpoint_failed backend=sqlite error=\"{}\"", s.message);
+    }
+    return;
+  }
+  if (wal_pages < kCheckpointPages || checkpoint_queued_.exchange(true)) return;
+  enqueue(checkpointer_, [this](Database* db, bool cancelled) -> Finish {
+    if (db != nullptr && !cancelled) {
+      if (Status s = db->checkpoint(); !s.ok() && s.code != Code::kUnavailable) {
+        spdlog::warn("event=store_checkpoint_failed backend=sqlite error=\"{}\"", s.message);
+      }
+    }
+    checkpoint_queued_.store(false);
+    return {};
+  });
 }
 
 void SqliteBackend::stop(Lane& lane) {
@@ -63,11 +124,26 @@ void SqliteBackend::wait_for_writes(uint64_t count) {
   done_cv_.wait(lock, [&] { return writes_done_ >= count; });
 }
 
-void SqliteBackend::enqueue(Lane& lane, Job job) {
+void SqliteBackend::enqueue(Lane& lane, Job job, const Keys* written) {
   {
     std::unique_lock lock(lane.mu);
     if (!lane.closed) {
-      if (&lane == &writer_) ++writes_queued_;
+      if (&lane == &writer_) {
+        ++writes_queued_;
+        if (written != nullptr) {
+          for (uint64_t k : *written) last_write_[k] = writes_queued_;
+        }
+        if (last_write_.size() >= prune_at_) {
+          // Forget the keys whose last write was answered: no read waits for those.
+          uint64_t done;
+          {
+            std::lock_guard done_lock(done_mu_);
+            done = writes_done_;
+          }
+          std::erase_if(last_write_, [done](const auto& entry) { return entry.second <= done; });
+          prune_at_ = std::max<size_t>(4096, 2 * last_write_.size());
+        }
+      }
       lane.queue.push_back(std::move(job));
       lock.unlock();
       lane.wake.notify_one();
@@ -154,6 +230,7 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
 // ---- documents ---------------------------------------------------------------------------
 
 void SqliteBackend::get(std::string collection, std::string key, Callback<Document> done) {
+  Keys keys{SqliteBackend::key('d', collection, key)};
   post<Document>(
       std::move(done),
       [collection = std::move(collection), key = std::move(key)](Database& db, Document& doc) {
@@ -161,11 +238,12 @@ void SqliteBackend::get(std::string collection, std::string key, Callback<Docume
         if (Status s = check_name("key", key); !s.ok()) return s;
         return db.get_doc(collection, key, doc);
       },
-      /*read=*/true);
+      std::move(keys), /*read=*/true);
 }
 
 void SqliteBackend::put(std::string collection, std::string key, std::string value,
                         ExpectedVersion expected, Callback<uint64_t> done) {
+  Keys keys{SqliteBackend::key('d', collection, key)};
   post<uint64_t>(std::move(done), [collection = std::move(collection), key = std::move(key),
                                    value = std::move(value),
                                    expected](Database& db, uint64_t& version) {
@@ -173,17 +251,19 @@ void SqliteBackend::put(std::string collection, std::string key, std::string val
     if (Status s = check_name("key", key); !s.ok()) return s;
     if (Status s = check_value(value); !s.ok()) return s;
     return db.transaction([&] { return db.put_doc(collection, key, value, expected, version); });
-  });
+  }, std::move(keys));
 }
 
 void SqliteBackend::remove(std::string collection, std::string key, ExpectedVersion expected,
                            Done done) {
+  Keys keys{SqliteBackend::key('d', collection, key)};
   post_done(std::move(done),
             [collection = std::move(collection), key = std::move(key), expected](Database& db) {
               if (Status s = check_name("collection", collection); !s.ok()) return s;
               if (Status s = check_name("key", key); !s.ok()) return s;
               return db.transaction([&] { return db.delete_doc(collection, key, expected); });
-            });
+            },
+            std::move(keys));
 }
 
 void SqliteBackend::list(std::string collection, std::string prefix, std::string after,
@@ -198,33 +278,37 @@ void SqliteBackend::list(std::string collection, std::string prefix, std::string
         if (Status s = check_limit(limit); !s.ok()) return s;
         return db.list_docs(collection, prefix, after, limit, docs);
       },
-      /*read=*/true);
+      Keys{}, /*read=*/true);
 }
 
 // ---- counters ----------------------------------------------------------------------------
 
 void SqliteBackend::counter_add(std::string counter, int64_t delta, Callback<int64_t> done) {
+  Keys keys{key('c', counter)};
   post<int64_t>(std::move(done),
                 [counter = std::move(counter), delta](Database& db, int64_t& value) {
                   if (Status s = check_name("counter", counter); !s.ok()) return s;
                   return db.transaction([&] { return db.add_counter(counter, delta, value); });
-                });
+                },
+                std::move(keys));
 }
 
 void SqliteBackend::counter_get(std::string counter, Callback<int64_t> done) {
+  Keys keys{key('c', counter)};
   post<int64_t>(
       std::move(done),
       [counter = std::move(counter)](Database& db, int64_t& value) {
         if (Status s = check_name("counter", counter); !s.ok()) return s;
         return db.get_counter(counter, value);
       },
-      /*read=*/true);
+      std::move(keys), /*read=*/true);
 }
 
 // ---- presence ----------------------------------------------------------------------------
 
 void SqliteBackend::presence_set(std::string owner, std::string status,
                                  std::chrono::milliseconds ttl, Done done) {
+  Keys keys{key('p', owner)};
   post_done(std::move(done),
             [owner = std::move(owner), status = std::move(status), ttl](Database& db) {
               if (Status s = check_name("owner", owner); !s.ok()) return s;
@@ -239,20 +323,23 @@ void SqliteBackend::presence_set(std::string owner, std::string status,
                 stmt.text(1, owner).text(2, status).integer(3, now + ttl.count());
                 return db.step_done(std::move(stmt), "set presence");
               });
-            });
+            },
+            std::move(keys));
 }
 
 void SqliteBackend::presence_get(std::string owner, Callback<Presence> done) {
+  Keys keys{key('p', owner)};
   post<Presence>(
       std::move(done),
       [owner = std::move(owner)](Database& db, Presence& presence) {
         if (Status s = check_name("owner", owner); !s.ok()) return s;
         return db.get_presence(owner, presence);
       },
-      /*read=*/true);
+      std::move(keys), /*read=*/true);
 }
 
 void SqliteBackend::presence_remove(std::string owner, Done done) {
+  Keys keys{key('p', owner)};
   post_done(std::move(done), [owner = std::move(owner)](Database& db) {
     if (Status s = check_name("owner", owner); !s.ok()) return s;
     return db.transaction([&] {
@@ -264,7 +351,7 @@ void SqliteBackend::presence_remove(std::string owner, Done done) {
       if (Status s = db.step_done(std::move(stmt), "remove presence"); !s.ok()) return s;
       return found;  // an expired entry is deleted too, but reported as absent
     });
-  });
+  }, std::move(keys));
 }
 
 void SqliteBackend::presence_list(std::string status_prefix, uint32_t limit,
@@ -282,12 +369,22 @@ void SqliteBackend::presence_list(std::string status_prefix, uint32_t limit,
       out.push_back(Presence{stmt.bytes_at(0), stmt.bytes_at(1), stmt.integer_at(2)});
     }
     return rc == SQLITE_DONE ? Status{} : db.error("list presence");
-  }, /*read=*/true);
+  }, Keys{}, /*read=*/true);
 }
 
 // ---- apply -------------------------------------------------------------------------------
 
 void SqliteBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_t>> done) {
+  Keys keys;
+  keys.reserve(writes.size());
+  for (const Write& write : writes) {
+    switch (write.kind) {
+      case Write::Kind::kPut:
+      case Write::Kind::kDelete: keys.push_back(key('d', write.collection, write.key)); break;
+      case Write::Kind::kCounterAdd: keys.push_back(key('c', write.counter)); break;
+      case Write::Kind::kSubmit: keys.push_back(key('b', write.board)); break;
+    }
+  }
   post<std::vector<int64_t>>(
       std::move(done), [writes = std::move(writes)](Database& db, std::vector<int64_t>& results) {
         if (Status s = check_batch(writes); !s.ok()) return s;
@@ -301,7 +398,8 @@ void SqliteBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_
           }
           return Status{};
         });
-      });
+      },
+      std::move(keys));
 }
 
 }  // namespace prism::store

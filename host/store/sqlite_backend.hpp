@@ -12,6 +12,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "store/backend.hpp"
 
@@ -34,15 +36,17 @@ struct SqliteOptions {
 // transaction (group commit: each a savepoint) and completes them after its commit.
 // SQLite allows one writer at a time, so one thread loses nothing and needs no locking
 // around the connection. Reads go to a reader thread with its own read-only connection:
-// a read waits for the writes queued before it, as if there were one queue, and runs
-// beside the ones queued after it (WAL lets it read the last commit while the writer
-// writes). Destroying the backend completes the calls still queued with
-// kUnavailable and joins the threads; calls made concurrently with the destructor are the
-// caller's bug.
+// a read waits for the writes queued before it to what it reads (the same document,
+// counter, board or presence owner; a list waits for every write), as if each of those
+// had one queue, and runs beside everything else (WAL lets it read the last commit while
+// the writer writes). A third thread with its own connection checkpoints the WAL into the
+// database file, so the writer never copies pages or waits for an fsync of a checkpoint.
+// Destroying the backend completes the calls still queued with kUnavailable and joins the
+// threads; calls made concurrently with the destructor are the caller's bug.
 class SqliteBackend final : public Backend {
  public:
   // The layout written to PRAGMA user_version; opening a newer file is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) `file` and migrates its schema. When that fails, healthy()
   // is false and every call completes with kUnavailable naming the cause.
@@ -100,6 +104,16 @@ class SqliteBackend final : public Backend {
   using Job = std::function<Finish(Database* db, bool cancelled)>;
   // At most this many calls share one commit (bounds the wait of the first).
   static constexpr size_t kMaxGroup = 256;
+  // The checkpointer copies the WAL into the database once it holds this many pages
+  // (SQLite's own default), the writer what is left once it holds kWriterCheckpointPages.
+  static constexpr int kCheckpointPages = 1000;
+  static constexpr int kWriterCheckpointPages = 4 * kCheckpointPages;
+
+  // What a call reads or writes, for a read's wait: one hash per document, counter, board
+  // or presence owner (two names sharing a hash only make a read wait longer than it must).
+  // A read with no keys (a list) waits for every write queued before it.
+  using Keys = std::vector<uint64_t>;
+  static uint64_t key(char kind, std::string_view name, std::string_view second = {});
 
   // A thread, its queue and its connection.
   struct Lane {
@@ -112,12 +126,17 @@ class SqliteBackend final : public Backend {
     std::thread thread;
   };
 
-  // `read`: the call only reads, and may run on the reader lane.
+  // `keys`: what the call writes, or (`read`) reads; a read may run on the reader lane.
   template <typename T, typename Work>
-  void post(Callback<T> done, Work work, bool read = false);
+  void post(Callback<T> done, Work work, Keys keys, bool read = false);
   template <typename Work>
-  void post_done(Done done, Work work);
-  void enqueue(Lane& lane, Job job);
+  void post_done(Done done, Work work, Keys keys);
+  // `written`: the keys of a call queued to the writer.
+  void enqueue(Lane& lane, Job job, const Keys* written = nullptr);
+  // The number of the last write queued to any of `keys` (of any write when there are none).
+  uint64_t last_write_to(const Keys& keys);
+  // The WAL hook of the writer's connection: queues a checkpoint when the WAL has grown.
+  void committed(int wal_pages);
   // The writer groups its calls into commits; the reader runs and answers each at once.
   void run_lane(Lane& lane, bool group);
   static void stop(Lane& lane);
@@ -127,10 +146,15 @@ class SqliteBackend final : public Backend {
   std::atomic<uint64_t> groups_{0};
   Lane writer_;  // every write; every call when the reader's connection did not open
   Lane reader_;  // reads, on a read-only connection
-  // A read waits until every write queued before it has been answered (so it sees them:
-  // the order of one queue, which compare-and-set retry loops rely on), then runs beside
-  // the writes queued after it. Counted in calls; under done_mu_ for the done side.
+  Lane checkpointer_;  // WAL checkpoints, on a connection of their own
+  std::atomic<bool> checkpoint_queued_{false};
+  // A read waits until the writes queued before it to its keys have been answered (so it
+  // sees them: the order of one queue per key, which compare-and-set retry loops rely on),
+  // then runs beside the writes queued after it. Writes are numbered in queue order;
+  // under done_mu_ for the done side.
   uint64_t writes_queued_ = 0;  // under writer_.mu
+  std::unordered_map<uint64_t, uint64_t> last_write_;  // key → its last write; under writer_.mu
+  size_t prune_at_ = 4096;  // last_write_ drops answered writes when it reaches this size
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   uint64_t writes_done_ = 0;

@@ -34,11 +34,33 @@ CREATE TABLE IF NOT EXISTS presence(
 CREATE INDEX IF NOT EXISTS presence_expiry ON presence(expires_at_ms);
 )sql";
 
+// Schema version 2: one rank index per entry instead of one per sort order. rank1 and rank2
+// are score and subscore as the board orders them (~x, which reverses int64 order without
+// overflow, on a descending board), so one ascending index serves both orders and a
+// submission updates two B-trees instead of three. SortOrder::kDescending is 0.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE entries ADD COLUMN rank1 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN rank2 INTEGER NOT NULL DEFAULT 0;
+UPDATE entries SET
+  rank1 = CASE WHEN (SELECT ord FROM boards WHERE boards.board = entries.board) = 0
+               THEN ~score ELSE score END,
+  rank2 = CASE WHEN (SELECT ord FROM boards WHERE boards.board = entries.board) = 0
+               THEN ~subscore ELSE subscore END;
+DROP INDEX IF EXISTS entries_rank_desc;
+DROP INDEX IF EXISTS entries_rank_asc;
+CREATE INDEX entries_rank ON entries(board, rank1, rank2, submitted_ms, owner);
+)sql";
+
 }  // namespace
 
 std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
     const std::filesystem::path& file, const SqliteOptions& options, std::string& error,
     bool read_only) {
+  // Before SQLite's first use in the process: without memory statistics, an allocation
+  // inside SQLite takes no global mutex (each connection is used by one thread, NOMUTEX).
+  // Too late (SQLITE_MISUSE) only if something else used SQLite first; nothing is lost.
+  static const bool configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)configured;
   sqlite3* handle = nullptr;
   const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int rc = sqlite3_open_v2(file.c_str(), &handle, flags | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -68,7 +90,10 @@ std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
                               // of a pread through the kernel for every page the 2 MiB
                               // default misses.
                               " PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
-                              " PRAGMA temp_store=MEMORY;";
+                              " PRAGMA temp_store=MEMORY;"
+                              // The WAL file shrinks back to this after a checkpoint
+                              // let it start over.
+                              " PRAGMA journal_size_limit=67108864;";
   if (Status s = db->exec(pragmas.c_str(), "configure"); !s.ok()) {
     error = s.message + " (" + file.string() + ")";
     return nullptr;
@@ -110,11 +135,20 @@ Status SqliteBackend::Database::begin_group() {
 Status SqliteBackend::Database::end_group() {
   in_group_ = false;
   if (group_lost_ || sqlite3_get_autocommit(db_)) {
+    forget_boards();
     return Status{Code::kUnavailable, "sqlite: the batch's transaction was rolled back"};
   }
   Status status = step_done(prepare("COMMIT"), "commit group");
+  if (!status.ok()) forget_boards();
   if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "rollback group");
   return status;
+}
+
+Status SqliteBackend::Database::checkpoint() {
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK) {
+    return error("checkpoint");
+  }
+  return {};
 }
 
 Status SqliteBackend::Database::exec(const char* sql, std::string_view what) {
@@ -287,6 +321,16 @@ int64_t SqliteBackend::Database::user_version() {
   return stmt.step() == SQLITE_ROW ? stmt.integer_at(0) : -1;
 }
 
+Status SqliteBackend::Database::migrate_step(const char* sql, int version) {
+  if (Status s = exec("BEGIN IMMEDIATE", "migrate"); !s.ok()) return s;
+  const std::string v = std::to_string(version);
+  Status s = exec(sql, "create schema v" + v);
+  if (s.ok()) s = exec(("PRAGMA user_version = " + v).c_str(), "record schema version");
+  if (s.ok()) s = exec("COMMIT", "commit schema v" + v);
+  if (!s.ok()) exec("ROLLBACK", "roll back schema");
+  return s;
+}
+
 Status SqliteBackend::Database::migrate() {
   const int64_t version = user_version();
   if (version < 0) return error("read schema version");
@@ -295,14 +339,10 @@ Status SqliteBackend::Database::migrate() {
                                  " is newer than this prismd's " + std::to_string(kSchemaVersion)};
   }
   if (version < 1) {
-    if (Status s = exec("BEGIN IMMEDIATE", "migrate"); !s.ok()) return s;
-    Status s = exec(kSchemaV1, "create schema v1");
-    if (s.ok()) s = exec("PRAGMA user_version = 1", "record schema version");
-    if (s.ok()) s = exec("COMMIT", "commit schema v1");
-    if (!s.ok()) {
-      exec("ROLLBACK", "roll back schema");
-      return s;
-    }
+    if (Status s = migrate_step(kSchemaV1, 1); !s.ok()) return s;
+  }
+  if (version < 2) {
+    if (Status s = migrate_step(kSchemaV2, 2); !s.ok()) return s;
   }
   return {};
 }

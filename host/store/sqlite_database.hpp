@@ -120,6 +120,7 @@ class SqliteBackend::Database {
       }
       if (Status s = step_done(prepare("SAVEPOINT job"), "savepoint"); !s.ok()) return s;
       Status status = body();
+      if (!status.ok()) forget_boards();
       if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK TO job"), "rollback to");
       if (!sqlite3_get_autocommit(db_)) {
         if (Status s = step_done(prepare("RELEASE job"), "release"); !s.ok() && status.ok()) status = s;
@@ -131,6 +132,7 @@ class SqliteBackend::Database {
     if (Status s = step_done(prepare("BEGIN IMMEDIATE"), "begin"); !s.ok()) return s;
     Status status = body();
     if (status.ok()) status = step_done(prepare("COMMIT"), "commit");
+    if (!status.ok()) forget_boards();
     if (!status.ok() && !sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "rollback");
     return status;
   }
@@ -158,6 +160,17 @@ class SqliteBackend::Database {
   int64_t changes() const { return sqlite3_changes64(db_); }
 
   int64_t user_version();
+
+  // Calls `hook` after every commit with the WAL's size in pages; it replaces SQLite's own
+  // checkpoints on this connection.
+  void on_commit(int (*hook)(void* arg, sqlite3* db, const char* name, int pages), void* arg) {
+    sqlite3_wal_hook(db_, hook, arg);
+  }
+
+  // Copies the WAL into the database file as far as no reader still needs it (PASSIVE:
+  // never waits for the writer or a reader). The writer starts the WAL over at its next
+  // commit once everything was copied.
+  Status checkpoint();
 
   // ---- documents ----
 
@@ -219,23 +232,27 @@ class SqliteBackend::Database {
 
   // Brings the schema to kSchemaVersion, one step per version, each in a transaction.
   Status migrate();
+  Status migrate_step(const char* sql, int version);
+
+  // Called when writes are undone: a board read since may be gone again.
+  void forget_boards() { boards_.clear(); }
 
   sqlite3* db_;
   std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the SQL literal
+  // Boards read so far. A board never changes once created and is never deleted, so only
+  // an undone write (a board created, then rolled back) makes an entry wrong.
+  std::unordered_map<std::string, BoardSpec> boards_;
   bool in_group_ = false;   // between begin_group and end_group
   bool group_lost_ = false;  // SQLite rolled the group's transaction back meanwhile
 };
 
 template <typename T, typename Work>
-void SqliteBackend::post(Callback<T> done, Work work, bool read) {
+void SqliteBackend::post(Callback<T> done, Work work, Keys keys, bool read) {
   const bool on_reader = read && reader_.db != nullptr;
-  uint64_t after = 0;  // writes queued before this read
-  if (on_reader) {
-    std::lock_guard lock(writer_.mu);
-    after = writes_queued_;
-  }
-  enqueue(on_reader ? reader_ : writer_, [this, done = std::move(done), work = std::move(work), on_reader,
-                                          after](Database* db, bool cancelled) mutable -> Finish {
+  const uint64_t after = on_reader ? last_write_to(keys) : 0;  // the write this read waits for
+  Lane& lane = on_reader ? reader_ : writer_;
+  enqueue(lane, [this, done = std::move(done), work = std::move(work), on_reader,
+                 after](Database* db, bool cancelled) mutable -> Finish {
     Status status;
     T value{};
     if (on_reader && !cancelled) wait_for_writes(after);
@@ -253,14 +270,15 @@ void SqliteBackend::post(Callback<T> done, Work work, bool read) {
       if (group_failed != nullptr && status.ok()) return done(*group_failed, T{});
       done(std::move(status), std::move(value));
     };
-  });
+  }, read ? nullptr : &keys);
 }
 
 template <typename Work>
-void SqliteBackend::post_done(Done done, Work work) {
+void SqliteBackend::post_done(Done done, Work work, Keys keys) {
   post<std::monostate>(
       [done = std::move(done)](Status status, std::monostate) { done(std::move(status)); },
-      [work = std::move(work)](Database& db, std::monostate&) mutable { return work(db); });
+      [work = std::move(work)](Database& db, std::monostate&) mutable { return work(db); },
+      std::move(keys));
 }
 
 }  // namespace prism::store

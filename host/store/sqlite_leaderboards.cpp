@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "store/sqlite_database.hpp"
 #include "store/validate.hpp"
@@ -12,43 +13,26 @@ namespace {
 
 using namespace sqlite;
 
+// An entry's position in the one rank index (schema v2): score or subscore as the board
+// orders them, ascending. ~x reverses int64 order without overflow.
+int64_t rank_key(SortOrder order, int64_t value) {
+  return order == SortOrder::kDescending ? ~value : value;
+}
+
 // Whether (score, subscore) ranks before (other_score, other_subscore) on a board.
 bool ranks_before(SortOrder order, int64_t score, int64_t subscore, int64_t other_score,
                   int64_t other_subscore) {
-  if (order == SortOrder::kDescending) {
-    return score > other_score || (score == other_score && subscore > other_subscore);
-  }
-  return score < other_score || (score == other_score && subscore < other_subscore);
-}
-
-// Ranking SQL per sort order: rows that rank before (?2 score, ?3 subscore, ?4 time,
-// ?5 owner), and a window of the ranking.
-struct RankingSql {
-  const char* better_count;
-  const char* range;
-};
-constexpr RankingSql kDescendingSql{
-    "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score > ?2)"
-    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore > ?3)"
-    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore = ?3"
-    "    AND (submitted_ms, owner) < (?4, ?5))",
-    "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
-    " ORDER BY score DESC, subscore DESC, submitted_ms, owner LIMIT ?2 OFFSET ?3"};
-constexpr RankingSql kAscendingSql{
-    "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score < ?2)"
-    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore < ?3)"
-    " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND score = ?2 AND subscore = ?3"
-    "    AND (submitted_ms, owner) < (?4, ?5))",
-    "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
-    " ORDER BY score, subscore, submitted_ms, owner LIMIT ?2 OFFSET ?3"};
-
-const RankingSql& ranking_sql(SortOrder order) {
-  return order == SortOrder::kDescending ? kDescendingSql : kAscendingSql;
+  return std::pair(rank_key(order, score), rank_key(order, subscore)) <
+         std::pair(rank_key(order, other_score), rank_key(order, other_subscore));
 }
 
 }  // namespace
 
 Status SqliteBackend::Database::load_board(const std::string& board, BoardSpec& spec) {
+  if (auto it = boards_.find(board); it != boards_.end()) {
+    spec = it->second;
+    return {};
+  }
   Statement stmt = prepare("SELECT ord, op FROM boards WHERE board = ?1");
   stmt.text(1, board);
   const int rc = stmt.step();
@@ -57,6 +41,7 @@ Status SqliteBackend::Database::load_board(const std::string& board, BoardSpec& 
   spec.board = board;
   spec.order = static_cast<SortOrder>(stmt.integer_at(0));
   spec.op = static_cast<Operator>(stmt.integer_at(1));
+  boards_.emplace(board, spec);
   return {};
 }
 
@@ -95,10 +80,15 @@ Status SqliteBackend::Database::load_entry(const std::string& board, const std::
 
 // Fills entry.rank: one more than the number of entries ranking before it.
 Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
-  Statement stmt = prepare(ranking_sql(spec.order).better_count);
+  // Rows ranking before (?2, ?3, ?4 time, ?5 owner), each term one range of the index.
+  Statement stmt = prepare(
+      "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 < ?2)"
+      " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 = ?2 AND rank2 < ?3)"
+      " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 = ?2 AND rank2 = ?3"
+      "    AND (submitted_ms, owner) < (?4, ?5))");
   stmt.text(1, spec.board)
-      .integer(2, entry.score)
-      .integer(3, entry.subscore)
+      .integer(2, rank_key(spec.order, entry.score))
+      .integer(3, rank_key(spec.order, entry.subscore))
       .integer(4, entry.submitted_ms)
       .text(5, entry.owner);
   if (stmt.step() != SQLITE_ROW) return error("rank entry");
@@ -110,7 +100,9 @@ Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
 Status SqliteBackend::Database::ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
                                         std::vector<Entry>& entries) {
   constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
-  Statement stmt = prepare(ranking_sql(spec.order).range);
+  Statement stmt = prepare(
+      "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
+      " ORDER BY rank1, rank2, submitted_ms, owner LIMIT ?2 OFFSET ?3");
   stmt.text(1, spec.board)
       .integer(2, static_cast<int64_t>(std::min(count, kMax)))
       .integer(3, static_cast<int64_t>(std::min(offset, kMax)));
@@ -161,27 +153,33 @@ Status SqliteBackend::Database::submit_entry(const BoardSpec& spec, const Entry&
     }
   }
   Statement stmt = prepare(
-      "INSERT OR REPLACE INTO entries(board, owner, score, subscore, metadata, submitted_ms)"
-      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO entries(board, owner, score, subscore, metadata, submitted_ms, rank1, rank2)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(board, owner) DO UPDATE SET"
+      " score = excluded.score, subscore = excluded.subscore, metadata = excluded.metadata,"
+      " submitted_ms = excluded.submitted_ms, rank1 = excluded.rank1, rank2 = excluded.rank2");
   stmt.text(1, spec.board)
       .text(2, result.owner)
       .integer(3, result.score)
       .integer(4, result.subscore)
       .blob(5, result.metadata)
-      .integer(6, result.submitted_ms);
+      .integer(6, result.submitted_ms)
+      .integer(7, rank_key(spec.order, result.score))
+      .integer(8, rank_key(spec.order, result.subscore));
   return step_done(std::move(stmt), "submit entry");
 }
 
 // ---- leaderboards ------------------------------------------------------------------------
 
 void SqliteBackend::board_create(BoardSpec spec, Done done) {
+  Keys keys{key('b', spec.board)};
   post_done(std::move(done), [spec = std::move(spec)](Database& db) {
     if (Status s = check_spec(spec); !s.ok()) return s;
     return db.transaction([&] { return db.create_board(spec); });
-  });
+  }, std::move(keys));
 }
 
 void SqliteBackend::board_submit(std::string board, Entry entry, Callback<Entry> done) {
+  Keys keys{key('b', board)};
   post<Entry>(std::move(done),
               [board = std::move(board), entry = std::move(entry)](Database& db, Entry& result) {
                 if (Status s = check_name("board", board); !s.ok()) return s;
@@ -192,7 +190,8 @@ void SqliteBackend::board_submit(std::string board, Entry entry, Callback<Entry>
                   if (Status s = db.submit_entry(spec, entry, result); !s.ok()) return s;
                   return db.fill_rank(spec, result);
                 });
-              });
+              },
+              std::move(keys));
 }
 
 void SqliteBackend::board_top(std::string board, uint32_t limit,
@@ -202,6 +201,7 @@ void SqliteBackend::board_top(std::string board, uint32_t limit,
 
 void SqliteBackend::board_page(std::string board, uint64_t after_rank, uint32_t limit,
                                Callback<std::vector<Entry>> done) {
+  Keys keys{key('b', board)};
   post<std::vector<Entry>>(
       std::move(done),
       [board = std::move(board), after_rank, limit](Database& db, std::vector<Entry>& entries) {
@@ -213,11 +213,12 @@ void SqliteBackend::board_page(std::string board, uint64_t after_rank, uint32_t 
           return db.ranking(spec, after_rank, limit, entries);
         });
       },
-      /*read=*/true);
+      std::move(keys), /*read=*/true);
 }
 
 void SqliteBackend::board_around(std::string board, std::string owner, uint32_t limit,
                                  Callback<std::vector<Entry>> done) {
+  Keys keys{key('b', board)};
   post<std::vector<Entry>>(std::move(done), [board = std::move(board), owner = std::move(owner),
                                              limit](Database& db, std::vector<Entry>& entries) {
     if (Status s = check_name("board", board); !s.ok()) return s;
@@ -232,10 +233,11 @@ void SqliteBackend::board_around(std::string board, std::string owner, uint32_t 
       const uint64_t before = std::min<uint64_t>(limit, entry.rank - 1);
       return db.ranking(spec, entry.rank - 1 - before, before + 1 + limit, entries);
     });
-  }, /*read=*/true);
+  }, std::move(keys), /*read=*/true);
 }
 
 void SqliteBackend::board_rank(std::string board, std::string owner, Callback<Entry> done) {
+  Keys keys{key('b', board)};
   post<Entry>(std::move(done),
               [board = std::move(board), owner = std::move(owner)](Database& db, Entry& entry) {
                 if (Status s = check_name("board", board); !s.ok()) return s;
@@ -247,10 +249,11 @@ void SqliteBackend::board_rank(std::string board, std::string owner, Callback<En
                   return db.fill_rank(spec, entry);
                 });
               },
-              /*read=*/true);
+              std::move(keys), /*read=*/true);
 }
 
 void SqliteBackend::board_remove(std::string board, std::string owner, Done done) {
+  Keys keys{key('b', board)};
   post_done(std::move(done), [board = std::move(board), owner = std::move(owner)](Database& db) {
     if (Status s = check_name("board", board); !s.ok()) return s;
     if (Status s = check_name("owner", owner); !s.ok()) return s;
@@ -263,10 +266,11 @@ void SqliteBackend::board_remove(std::string board, std::string owner, Done done
       if (db.changes() == 0) return not_found("owner " + owner + " not on board " + board);
       return Status{};
     });
-  });
+  }, std::move(keys));
 }
 
 void SqliteBackend::board_reset(std::string board, Done done) {
+  Keys keys{key('b', board)};
   post_done(std::move(done), [board = std::move(board)](Database& db) {
     if (Status s = check_name("board", board); !s.ok()) return s;
     return db.transaction([&] {
@@ -276,7 +280,7 @@ void SqliteBackend::board_reset(std::string board, Done done) {
       stmt.text(1, board);
       return db.step_done(std::move(stmt), "reset board");
     });
-  });
+  }, std::move(keys));
 }
 
 }  // namespace prism::store

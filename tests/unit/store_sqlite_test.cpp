@@ -217,9 +217,9 @@ TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOn
   }
 }
 
-// Reads run on their own connection, yet a read sees every write queued before it (as
-// one queue would: a compare-and-set loop re-reads and must find the write that beat it),
-// even while the writer is held back by another connection's lock.
+// Reads run on their own connection, yet a read sees every write queued before it to what
+// it reads (as one queue would: a compare-and-set loop re-reads and must find the write
+// that beat it), even while the writer is held back by another connection's lock.
 TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
   SqliteBackend store(file());
   ASSERT_TRUE(store.healthy());
@@ -239,6 +239,92 @@ TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
   EXPECT_TRUE(put_ok.load());
   ASSERT_TRUE(status.ok()) << status.message;
   EXPECT_EQ(doc.value, "written");
+}
+
+// ... and only those: a read of another document runs beside a queued write instead of
+// waiting for a commit it has no part in.
+TEST_F(SqliteBackendTest, AReadOfAnotherDocumentDoesNotWaitForQueuedWrites) {
+  SqliteBackend store(file());
+  ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "settled", "old", 0, cb); }).status.ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::atomic<bool> put_answered{false};
+  store.put("docs", "late", "written", 0, [&](Status, uint64_t) { put_answered = true; });
+  const auto read = await<Document>([&](auto cb) { store.get("docs", "settled", cb); });
+  ASSERT_TRUE(read.status.ok()) << read.status.message;
+  EXPECT_EQ(read.value.value, "old");
+  EXPECT_FALSE(put_answered.load()) << "the write could not commit while the lock was held";
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_EQ(await<Document>([&](auto cb) { store.get("docs", "late", cb); }).value.value, "written");
+  EXPECT_TRUE(put_answered.load());
+}
+
+// A file of schema version 1 (one rank index per sort order) is migrated to one index per
+// entry with every ranking unchanged, on a descending and an ascending board.
+TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+    const char* v1 = R"sql(
+      CREATE TABLE boards(board TEXT NOT NULL PRIMARY KEY, ord INTEGER NOT NULL,
+        op INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE entries(board TEXT NOT NULL, owner TEXT NOT NULL, score INTEGER NOT NULL,
+        subscore INTEGER NOT NULL, metadata BLOB NOT NULL, submitted_ms INTEGER NOT NULL,
+        PRIMARY KEY(board, owner)) WITHOUT ROWID;
+      CREATE INDEX entries_rank_desc ON entries(board, score DESC, subscore DESC, submitted_ms, owner);
+      CREATE INDEX entries_rank_asc ON entries(board, score, subscore, submitted_ms, owner);
+      INSERT INTO boards VALUES('high', 0, 1), ('low', 1, 1);
+      INSERT INTO entries VALUES
+        ('high', 'a', 20, 0, x'', 1), ('high', 'b', 30, 0, x'', 2), ('high', 'c', 20, 5, x'', 3),
+        ('high', 'd', -9223372036854775808, 0, x'', 4),
+        ('low', 'a', 20, 0, x'', 1), ('low', 'b', 30, 0, x'', 2), ('low', 'c', 20, 5, x'', 3);
+      PRAGMA user_version = 1;
+    )sql";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  SqliteBackend store(file());
+  ASSERT_TRUE(store.healthy()) << store.open_error();
+  auto owners = [&](const std::string& board) {
+    std::string out;
+    for (const Entry& e : await<std::vector<Entry>>([&](auto cb) { store.board_top(board, 10, cb); }).value) {
+      out += e.owner + std::to_string(e.rank);
+    }
+    return out;
+  };
+  EXPECT_EQ(owners("high"), "b1c2a3d4");
+  EXPECT_EQ(owners("low"), "a1c2b3");
+  // New submissions rank among the migrated entries.
+  Entry entry;
+  entry.owner = "e";
+  entry.score = 25;
+  EXPECT_EQ(await<Entry>([&](auto cb) { store.board_submit("high", entry, cb); }).value.rank, 2u);
+  EXPECT_EQ(await<Entry>([&](auto cb) { store.board_submit("low", entry, cb); }).value.rank, 3u);
+  EXPECT_EQ(await<Entry>([&](auto cb) { store.board_rank("high", "d", cb); }).value.rank, 5u);
+}
+
+// The WAL is copied into the database file while writes go on, and starts over: it does
+// not keep everything written (a checkpoint beside a busy writer never catches up with it
+// alone; the writer finishes what the checkpointer copied).
+TEST_F(SqliteBackendTest, TheWalStartsOverWhileWritesGoOn) {
+  SqliteBackend store(file());
+  const std::string value(4000, 'x');  // about a page each
+  constexpr int kPuts = 12000;         // three times the WAL size at which the writer steps in
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kPuts; ++i) {
+    store.put("bulk", "k" + std::to_string(i), value, std::nullopt, [&](Status status, uint64_t) {
+      if (status.ok()) ++ok;
+    });
+  }
+  ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }).status.ok());
+  EXPECT_EQ(ok.load(), kPuts);
+  EXPECT_GT(std::filesystem::file_size(file()), 16u << 20) << "nothing was checkpointed";
+  // The WAL file keeps its largest size: far less than what was written.
+  std::filesystem::path wal = file();
+  wal += "-wal";
+  EXPECT_LT(std::filesystem::file_size(wal), uint64_t{kPuts} * 4096 / 2) << "the WAL never started over";
 }
 
 TEST_F(SqliteBackendTest, DestroyingTheBackendCompletesQueuedCallsWithUnavailable) {
