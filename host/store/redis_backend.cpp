@@ -200,16 +200,21 @@ void RedisBackend::get(std::string collection, std::string key, Callback<Documen
       !s.ok()) {
     return fail(std::move(s), std::move(done));
   }
-  auto args = script_args("get", {collection, key});
-  connection_.eval(std::move(args), [this, collection = std::move(collection),
-                                     key = std::move(key), done = std::move(done)](
-                                        const redisReply* r) mutable {
+  // One HMGET, not the script: a read needs no atomicity beyond the command's, and a script
+  // call costs Redis several times the command (docs/performance.md, storage).
+  std::string doc = connection_.options().key_prefix + "doc:" + std::to_string(collection.size()) +
+                    ":" + collection + ":" + key;
+  connection_.command({"HMGET", std::move(doc), "v", "n"},
+                      [this, collection = std::move(collection), key = std::move(key),
+                       done = std::move(done)](const redisReply* r) mutable {
     Status s = reply_status(connection_, r);
     if (!s.ok()) return done(std::move(s), Document{});
-    int64_t version = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !to_int64(r->element[1], &version)) {
-      return done(malformed("get"), Document{});
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return done(malformed("get"), Document{});
+    if (r->element[1]->type == REDIS_REPLY_NIL) {
+      return done({Code::kNotFound, "no document " + collection + "/" + key}, Document{});
     }
+    int64_t version = 0;
+    if (!to_int64(r->element[1], &version)) return done(malformed("get"), Document{});
     done({}, Document{std::move(collection), std::move(key), std::string(reply_text(r->element[0])),
                       static_cast<uint64_t>(version)});
   });

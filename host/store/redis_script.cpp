@@ -75,9 +75,13 @@ local function from_sort_key(h, descending)
   if descending then hi, lo = TWO32 - 1 - hi, TWO32 - 1 - lo end
   return {(hi + TWO31) % TWO32, lo}
 end
+local clock  -- the server's clock, read once per call
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
 
 -- ---- documents: hash {v = value, n = version} plus a lexicographic index per collection
@@ -98,7 +102,8 @@ local function plan_put(c, k, value, expected)
   local current = doc_version(dk)
   check_expected(current, expected)
   docs[dk] = current + 1
-  return {kind = 'put', dk = dk, ik = index_key(c), key = k, value = value, n = current + 1}
+  return {kind = 'put', dk = dk, ik = index_key(c), key = k, value = value, n = current + 1,
+          new = current == 0}
 end
 local function plan_delete(c, k, expected)
   local dk = doc_key(c, k)
@@ -168,7 +173,7 @@ end
 local function write(a)
   if a.kind == 'put' then
     redis.call('HSET', a.dk, 'v', a.value, 'n', a.n)
-    redis.call('ZADD', a.ik, 0, a.key)
+    if a.new then redis.call('ZADD', a.ik, 0, a.key) end
   elseif a.kind == 'del' then
     redis.call('DEL', a.dk)
     redis.call('ZREM', a.ik, a.key)
@@ -180,7 +185,7 @@ local function write(a)
     redis.call('ZADD', board.z, 0, a.member)
     redis.call('HSET', board.o, a.owner, a.member)
     redis.call('HSET', board.m, a.owner, a.metadata)
-    redis.call('HSET', board.s, 'seq', a.seq)
+    if a.seq == board.seq then redis.call('HSET', board.s, 'seq', a.seq) end  -- the board's last
   end
 end
 
@@ -214,11 +219,6 @@ end
 
 local ops = {}
 -- get collection key -> {value, version}
-ops.get = function()
-  local r = redis.call('HMGET', doc_key(ARGV[3], ARGV[4]), 'v', 'n')
-  if not r[2] then throw('NOT_FOUND', 'no document ' .. ARGV[3] .. '/' .. ARGV[4]) end
-  return {r[1] or '', tonumber(r[2])}
-end
 -- list collection prefix start_bound limit -> {key, value, version, ...}
 ops.list = function()
   local c, prefix = ARGV[3], ARGV[4]
