@@ -1,6 +1,7 @@
 // prism-bench: load generator for prismd over the secure transport (libprism-client
 // sessions, docs/protocol.md §5), for a plain UDP echo server (--baseline), and for the
-// handshake path (--handshakes). Prints one result line per run. The loads live in
+// handshake path (--handshakes), or holds idle sessions open for a memory measurement
+// (--hold). Prints one result line per run. The loads live in
 // baseline_load.hpp, secure_load.hpp and handshake_load.hpp, what they share in load.hpp.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -108,6 +109,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--label", opts.label, "Name printed with the result")->capture_default_str();
   app.add_flag("--json", opts.json, "Print the result as one JSON object");
+  bool hold = false;
+  app.add_flag("--hold", hold,
+               "Open --clients sessions, each confirmed by a PING, print one line, then keep\n"
+               "them open without traffic until stdin ends (what an idle session costs)");
   CLI11_PARSE(app, argc, argv);
 
   const Mode mode = opts.mode();
@@ -128,6 +133,22 @@ int main(int argc, char** argv) {
     connect_options.server_key = *key;
   }
   const std::string peer = prism::client::to_string(*endpoint);
+  if (hold) {
+    if (mode != Mode::kSecure) return fail("--hold excludes --baseline and --handshakes");
+    std::vector<prism::client::Client> held;
+    held.reserve(static_cast<size_t>(opts.clients));
+    for (int i = 0; i < opts.clients; ++i) {
+      auto session = prism::client::Client::connect(*endpoint, connect_options);
+      if (!session) return fail("session " + std::to_string(i) + ": " + session.error());
+      if (auto pong = session->ping(); !pong) return fail("session " + std::to_string(i) + ": " + pong.error());
+      held.push_back(std::move(*session));
+    }
+    std::printf("label=%s mode=hold sessions=%zu\n", opts.label.c_str(), held.size());
+    std::fflush(stdout);
+    for (std::string line; std::getline(std::cin, line);) {
+    }
+    return 0;  // the sessions close (CLOSE) as `held` goes
+  }
 
   // Every mode: one runner per thread, each with its own Stats, merged at the end.
   std::vector<std::unique_ptr<BaselineLoad>> baseline_loads;

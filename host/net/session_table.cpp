@@ -427,6 +427,12 @@ void SessionTable::on_timer(uv_timer_t* timer) {
   table.touch(s);
 }
 
+size_t SessionTable::resting() const {
+  size_t n = 0;
+  for (const auto& [id, s] : sessions_) n += s->channel.resting() ? 1 : 0;
+  return n;
+}
+
 SessionTable::Session* SessionTable::oldest_unconfirmed() {
   while (!unconfirmed_order_.empty()) {
     const auto it = sessions_.find(unconfirmed_order_.front());

@@ -73,6 +73,8 @@ class SessionTable final : public ReplyTransport {
   size_t size() const { return sessions_.size(); }
   // Sessions whose client has not confirmed the handshake yet.
   size_t unconfirmed() const { return by_client_id_.size(); }
+  // Sessions at rest (idle, holding no AES-GCM context: ChannelConfig::rest_after).
+  size_t resting() const;
   const SourceLimits& source_limits() const { return limits_; }
 
  private:

@@ -19,7 +19,10 @@
 #       is drained, less before they connected, divided by S; and its RSS growth at the
 #       end of setup, which keeps the peak of what setup had queued (a room's presence as
 #       it fills: O(S²) bytes) since the allocator holds freed pages. Each is the first
-#       large run of a fresh process
+#       large run of a fresh process. Beside them, what an idle UDP session costs: IDLE_SESSIONS
+#       (2000) libprism-client sessions, each confirmed by a PING, then left idle past
+#       the channel's rest_after (1 s: docs/performance.md, "Memory per session"), over prismd's heap in use before
+#       they connected; the performance issue's target is 4 KiB
 # Every line also carries server_cpu (the server's CPU time over the run's wall time) and
 # client_cpu (ws_bench's own): both share the machine's cores.
 # Exits non-zero if any run fails, is refused, completes nothing or gets an error reply.
@@ -28,14 +31,17 @@
 # env:   DURATION (seconds measured, default 5), WARMUP (0.5), CONNECTIONS (4), INFLIGHT (16),
 #        SESSION_CONNECTIONS (4, sessions opened at once in (i)), SUBSCRIBERS ("10 100 1000"),
 #        PUBLISHERS (1), FANOUT_INFLIGHT (16 shouts per publisher),
-#        SMOKE=1 (0.5 s each, S = 10 and 100, for `make test`); S runs from the largest down
+#        IDLE_SESSIONS (2000), SMOKE=1 (0.5 s each, S = 10 and 100, 200 idle sessions, for
+#        `make test`); S runs from the largest down
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 bench_settings run_ws_bench "${1:-}"
 subscribers=${SUBSCRIBERS:-10 100 1000}
+idle_sessions=${IDLE_SESSIONS:-2000}
 if [[ ${SMOKE:-0} == 1 ]]; then
   subscribers="10 100"
+  idle_sessions=200
 fi
 # Largest first: (m) is read on the first run that opens many sockets.
 subscribers=$(tr ' ' '\n' <<<"$subscribers" | sort -rn | tr '\n' ' ')
@@ -43,7 +49,7 @@ load=(--connections "${CONNECTIONS:-4}" --inflight "${INFLIGHT:-16}" --duration 
       --warmup "$warmup")
 workers=1
 
-for bin in prismd prismctl ws_bench lws_echo_baseline plugins/default.so plugins/rooms.so; do
+for bin in prismd prismctl prism-bench ws_bench lws_echo_baseline plugins/default.so plugins/rooms.so; do
   if [[ ! -e $build/$bin ]]; then
     echo "run_ws_bench: $build/$bin is missing (build first, with PRISM_WITH_WS=ON)" >&2
     exit 1
@@ -67,6 +73,9 @@ start_prismd() {
 server:
   udp: 127.0.0.1:0
   workers: $workers
+  max_sessions_per_ip: 10000000
+  max_handshakes_per_ip: 1000000
+  handshake_rate_per_ip: 1000000
 state_dir: $tmp/$name-state
 ws:
   listen: 127.0.0.1:0
@@ -90,6 +99,36 @@ EOF
 
 start_prismd prismd default
 prism_port=$ws_port
+
+# heap_inuse PORT: prismd's prism_heap_inuse_bytes (docs/operations.md) from GET /metrics.
+heap_inuse() {
+  local fd bytes
+  exec {fd}<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&"$fd"
+  bytes=$(sed -n 's/^prism_heap_inuse_bytes \([0-9][0-9]*\).*/\1/p' <&"$fd")
+  exec {fd}<&-
+  if [[ -z $bytes ]]; then
+    echo "run_ws_bench: prismd's /metrics has no prism_heap_inuse_bytes" >&2
+    exit 1
+  fi
+  echo "$bytes"
+}
+
+# (m) for UDP: idle sessions, first, on the fresh process.
+heap_before=$(heap_inuse "$prism_port")
+coproc HOLD { exec "$build/prism-bench" --hold --clients "$idle_sessions" --label idle-udp \
+  --server "127.0.0.1:$udp_port" --server-key "$tmp/prismd-state/server.pub"; }
+hold_pid=$HOLD_PID
+if ! read -r -t 120 held <&"${HOLD[0]}" || [[ $held != *"mode=hold"* ]]; then
+  echo "run_ws_bench: prism-bench --hold did not open $idle_sessions sessions" >&2
+  exit 1
+fi
+sleep 2  # the sessions idle past rest_after (1 s): at rest, as an idle session is
+heap_idle=$(heap_inuse "$prism_port")
+eval "exec ${HOLD[1]}>&-"  # end of input: prism-bench closes the sessions
+wait "$hold_pid"
+idle_session_bytes=$(( (heap_idle - heap_before) / idle_sessions ))
+echo "label=idle-udp sessions=$idle_sessions heap_per_session_bytes=$idle_session_bytes"
 start_listener baseline 'event=listening ws=127\.0\.0\.1:([0-9]+)' \
   "$build/lws_echo_baseline" --host 127.0.0.1 --port 0
 pid_of[baseline]=${servers[-1]}
@@ -254,9 +293,11 @@ awk -v s="$(field "${fanout_rows[0]}" connections)" \
     -v gh="$(field "${fanout_rows[0]}" heap_per_connection_bytes)" \
     -v rh="$(field "${rooms_rows[0]}" heap_per_connection_bytes)" \
     -v gr="$(field "${fanout_rows[0]}" rss_per_connection_bytes)" \
-    -v rr="$(field "${rooms_rows[0]}" rss_per_connection_bytes)" '
+    -v rr="$(field "${rooms_rows[0]}" rss_per_connection_bytes)" \
+    -v n="$idle_sessions" -v ub="$idle_session_bytes" '
   BEGIN {
     printf "%-46s %14.0f %14.0f %8.2f\n", sprintf("(m) heap in use per member, %d joined (bytes)", s), gh, rh,
            (gh > 0 ? rh / gh : 0)
     printf "%-46s %14.0f %14.0f %8.2f\n", "    RSS growth per member (bytes)", gr, rr, (gr > 0 ? rr / gr : 0)
+    printf "%-46s %14.0f (target <= 4096)\n", sprintf("    heap in use per idle UDP session, %d (bytes)", n), ub
   }'

@@ -654,6 +654,31 @@ TEST(Channel, IdleSessionTimesOutAndKeepaliveKeepsALiveOneOpen) {
   }
 }
 
+// An idle channel rests: once nothing was sent or received for rest_after and nothing is
+// in flight it gives back its AES-GCM contexts (~4.6 KiB each), and it talks on afterwards
+// with contexts rebuilt from the keys, across key updates too.
+TEST(Channel, AnIdleChannelRestsAndTalksOnAfterwards) {
+  ChannelConfig config;
+  config.rest_after = 100ms;
+  config.packets_per_key = 2;
+  Sim sim(config);
+  sim.server_events().reply_with = &sim.server();
+  for (uint32_t round = 0; round < 3; ++round) {
+    for (uint32_t i = 1; i <= 5; ++i) {
+      auto m = request(round * 5 + i);
+      ASSERT_TRUE(sim.client().send(v1::DELIVERY_RELIABLE_ORDERED, m).ok());
+    }
+    ASSERT_TRUE(sim.run([&] { return sim.client_events().messages.size() == (round + 1) * 5; }));
+    EXPECT_FALSE(sim.server().resting()) << round;
+    const auto quiet_from = sim.now();
+    ASSERT_TRUE(sim.run([&] { return sim.client().resting() && sim.server().resting(); }, 1s)) << round;
+    EXPECT_GE(sim.now() - quiet_from, 100ms);
+  }
+  for (uint32_t i = 0; i < 15; ++i) EXPECT_EQ(sim.client_events().messages[i].request_id(), i + 1);
+  EXPECT_GT(sim.client().stats().key_updates, 0u);
+  EXPECT_GT(sim.server().stats().key_updates, 0u);
+}
+
 TEST(Channel, CloseIsDeliveredWithItsReason) {
   Sim sim;
   sim.client().close("bye now");

@@ -100,6 +100,13 @@ void SentPackets::retire(Entry& e) {
   if (e.ack_eliciting) bytes_in_flight_ -= e.bytes;
 }
 
+void SentPackets::release() {
+  if (packets_tracked() != 0) return;
+  std::vector<Entry>().swap(entries_);
+  std::vector<uint64_t>().swap(acked_tokens_);
+  done_count_ = 0;
+}
+
 void SentPackets::compact() {
   if (done_count_ == entries_.size()) {
     entries_.clear();  // keeps capacity

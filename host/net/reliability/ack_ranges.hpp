@@ -123,6 +123,8 @@ class SentPackets {
 
   size_t bytes_in_flight() const { return bytes_in_flight_; }
   size_t packets_tracked() const { return entries_.size() - done_count_; }
+  // Gives back the capacity of its lists when no packet is tracked (a resting session).
+  void release();
   std::optional<uint64_t> largest_acked() const;
 
  private:

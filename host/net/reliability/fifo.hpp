@@ -26,6 +26,13 @@ class Fifo {
   T& emplace_back(Args&&... args) {
     return items_.emplace_back(std::forward<Args>(args)...);
   }
+  // Gives the capacity back; only when empty (a resting session's queues).
+  void release() {
+    if (empty()) {
+      std::vector<T>().swap(items_);
+      head_ = 0;
+    }
+  }
   void pop_front() {
     items_[head_] = T();  // release what the element owns now, not at compaction
     if (++head_ == items_.size()) {

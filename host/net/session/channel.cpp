@@ -162,7 +162,8 @@ Channel::Channel(Role role, const crypto::SessionKeys& keys, uint64_t connection
       ordered_in_(config.reorder_capacity),
       unordered_in_(config.reorder_capacity),
       last_received_(now),
-      last_keepalive_(now) {
+      last_keepalive_(now),
+      last_sealed_(now) {
   const bool client = role == Role::kClient;
   send_keys_.key = client ? keys.initiator_to_responder : keys.responder_to_initiator;
   recv_keys_.key = client ? keys.responder_to_initiator : keys.initiator_to_responder;
@@ -177,7 +178,7 @@ Expected<size_t> Channel::open(const DatagramHeader& header, std::span<const uin
   const uint64_t pn = header.packet_number;
   const uint8_t phase = header.type == DatagramType::kSealed1 ? 1 : 0;
   if (phase == recv_keys_.phase) {
-    if (!opener_) opener_.emplace(recv_keys_.key);
+    if (!opener_) opener_ = std::make_unique<crypto::PacketOpener>(recv_keys_.key);
     return opener_->open(pn, head, body, plaintext);
   }
   // §5.8: the other phase is the previous key for packets sent before the update we saw,
@@ -187,13 +188,12 @@ Expected<size_t> Channel::open(const DatagramHeader& header, std::span<const uin
     return previous_opener_->open(pn, head, body, plaintext);
   }
   const crypto::Key32 next = crypto::next_key(recv_keys_.key);
-  if (!next_opener_) next_opener_.emplace(next);
+  if (!next_opener_) next_opener_ = std::make_unique<crypto::PacketOpener>(next);
   auto opened = next_opener_->open(pn, head, body, plaintext);
   if (opened) {
-    if (!opener_) opener_.emplace(recv_keys_.key);  // still the key reordered packets need
+    if (!opener_) opener_ = std::make_unique<crypto::PacketOpener>(recv_keys_.key);  // for reordered packets
     previous_opener_ = std::move(opener_);
     opener_ = std::move(next_opener_);
-    next_opener_.reset();
     recv_keys_.key = next;
     recv_keys_.phase = phase;
     current_phase_first_pn_ = pn;
@@ -707,7 +707,8 @@ size_t Channel::seal_packet(std::span<uint8_t> out, size_t frames_end, bool ack_
       .connection_id = connection_id_,
       .packet_number = pn};
   write_header(header, out);
-  if (!sealer_) sealer_.emplace(send_keys_.key);
+  if (!sealer_) sealer_ = std::make_unique<crypto::PacketSealer>(send_keys_.key);
+  last_sealed_ = now;
   const size_t sealed = sealer_->seal(pn, out.first(kHeaderSize),
                                       out.subspan(kHeaderSize, frames_end - kHeaderSize),
                                       out.subspan(kHeaderSize));
@@ -744,7 +745,32 @@ Clock::time_point Channel::next_timer() const {
   if (const auto lost = sent_.time_threshold_deadline()) next = std::min(next, *lost);
   if (const auto probe = probe_deadline()) next = std::min(next, *probe);
   if (const auto expiry = reassembler_.next_expiry()) next = std::min(next, *expiry);
+  if (config_.rest_after.count() > 0 && !resting() && can_rest()) {
+    next = std::min(next, std::max(last_received_, last_sealed_) + config_.rest_after);
+  }
   return next;
+}
+
+bool Channel::resting() const { return !sealer_ && !opener_ && !next_opener_ && !previous_opener_; }
+
+bool Channel::can_rest() const {
+  return sent_.packets_tracked() == 0 && units_.empty() && queued_.empty() && resend_.empty() &&
+         unreliable_.empty() && control_.empty() && !ack_owed_;
+}
+
+void Channel::rest() {
+  sealer_.reset();
+  opener_.reset();
+  next_opener_.reset();
+  previous_opener_.reset();  // a packet reordered this long is gone anyway
+  for (auto* fifo : {&queued_, &resend_, &carried_}) fifo->release();
+  units_.release();
+  unreliable_.release();
+  control_.release();
+  std::vector<uint64_t>().swap(lost_);
+  v1::Frame().Swap(&frame_);
+  v1::Message().Swap(&scratch_message_);
+  sent_.release();
 }
 
 void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
@@ -776,6 +802,10 @@ void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
       now >= std::max(last_received_, last_keepalive_) + config_.keepalive) {
     last_keepalive_ = now;
     send_ping(next_packet_number_);
+  }
+  if (config_.rest_after.count() > 0 && !resting() && can_rest() &&
+      now >= std::max(last_received_, last_sealed_) + config_.rest_after) {
+    rest();
   }
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -45,6 +46,10 @@ struct ChannelConfig {
   reliability::ReceiveBudget* shared_receive_budget = nullptr;
   std::chrono::milliseconds idle_timeout{30000};   // nothing received for this long: close
   std::chrono::milliseconds keepalive{10000};      // nothing received for this long: PING
+  // Nothing sent or received for this long and nothing in flight: the channel rests, giving
+  // back its AES-GCM contexts (~4.6 KiB each) and emptied buffers; the next packet rebuilds
+  // them from the keys (a few microseconds). 0: never.
+  std::chrono::milliseconds rest_after{1000};
   uint32_t max_retransmissions = 8;                // consecutive RTO expiries before closing
   uint64_t packets_per_key = crypto::kPacketsPerKey;
   reliability::RtoConfig rto;
@@ -127,6 +132,8 @@ class Channel {
   bool closed() const { return state_ == State::kClosed; }
   uint64_t connection_id() const { return connection_id_; }
   const ChannelStats& stats() const { return stats_; }
+  // Holds no AES-GCM context: nothing sent or received yet, or at rest (rest_after).
+  bool resting() const;
   size_t unacked_bytes() const { return window_.unacked_bytes(); }
   size_t backlog_bytes() const { return backlog_bytes_; }
   // Bytes the peer makes this side hold now (ordered messages behind a gap, fragments).
@@ -185,6 +192,11 @@ class Channel {
   Expected<size_t> open(const DatagramHeader& header, std::span<const uint8_t> datagram,
                         std::span<uint8_t> plaintext);
   void rotate_send_key();
+  // Whether rest() would lose nothing: nothing in flight, queued or owed.
+  bool can_rest() const;
+  // Gives back the AES-GCM contexts and the capacity of emptied buffers (ChannelConfig::
+  // rest_after); everything is rebuilt on demand.
+  void rest();
   void finish(std::string_view reason, ChannelEvents* events);
 
   uint64_t connection_id_;
@@ -196,15 +208,16 @@ class Channel {
   uint64_t next_packet_number_ = 0;
   uint64_t packets_under_key_ = 0;
   Keys send_keys_;
-  // Made on first use: an AES-GCM context is ~4.6 KiB, and a session that never sends or
-  // never receives (an unconfirmed handshake) needs neither.
-  std::optional<crypto::PacketSealer> sealer_;
+  // Made on first use and given back at rest: an AES-GCM context is ~4.6 KiB, and a
+  // session that never sends or never receives (an unconfirmed handshake) or that is idle
+  // needs none. On the heap, so that a channel without them is small too.
+  std::unique_ptr<crypto::PacketSealer> sealer_;
   // Receiving: current key, the next one (a peer's key update) and the previous one (for
   // packets reordered across the update).
   Keys recv_keys_;
-  std::optional<crypto::PacketOpener> opener_;
-  std::optional<crypto::PacketOpener> next_opener_;
-  std::optional<crypto::PacketOpener> previous_opener_;
+  std::unique_ptr<crypto::PacketOpener> opener_;
+  std::unique_ptr<crypto::PacketOpener> next_opener_;
+  std::unique_ptr<crypto::PacketOpener> previous_opener_;
   uint64_t current_phase_first_pn_ = 0;
   crypto::ReplayWindow replay_;
 
@@ -246,6 +259,7 @@ class Channel {
 
   Clock::time_point last_received_;
   Clock::time_point last_keepalive_;
+  Clock::time_point last_sealed_;  // the last packet sent
   std::vector<uint64_t> lost_;           // scratch
   v1::Frame frame_;                      // scratch
   v1::Message scratch_message_;
