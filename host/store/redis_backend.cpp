@@ -103,16 +103,26 @@ Status reply_status(const RedisConnection& connection, const redisReply* r,
 // each), the submission sequence (16), then the owner.
 constexpr size_t kMemberHeader = 64;
 
-bool decode_entry(const redisReply* member, const redisReply* metadata, bool descending,
-                  uint64_t rank, Entry* out) {
+// The entry a member encodes, without its metadata.
+bool decode_member(const redisReply* member, bool descending, uint64_t rank, Entry* out) {
   if (member->type != REDIS_REPLY_STRING || member->len < kMemberHeader) return false;
   const std::string_view m = reply_text(member);
   out->score = from_sort_key(m.substr(0, 16), descending);
   out->subscore = from_sort_key(m.substr(16, 16), descending);
   out->submitted_ms = from_sort_key(m.substr(32, 16), false);
   out->owner = std::string(m.substr(kMemberHeader));
-  out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(reply_text(metadata)) : "";
   out->rank = rank;
+  return true;
+}
+
+void decode_metadata(const redisReply* metadata, Entry* out) {
+  out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(reply_text(metadata)) : "";
+}
+
+bool decode_entry(const redisReply* member, const redisReply* metadata, bool descending,
+                  uint64_t rank, Entry* out) {
+  if (!decode_member(member, descending, rank, out)) return false;
+  decode_metadata(metadata, out);
   return true;
 }
 
@@ -339,16 +349,64 @@ void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> 
   });
 }
 
+// A window of the ranking is read with plain commands, not the script (which costs Redis
+// several times the commands: docs/performance.md, storage): the board's order (once per
+// board and process: it never changes and boards are never deleted), ZRANGE, then HMGET
+// of the window's metadata. Not one snapshot: metadata written between the two is newer
+// than the ranking, as if read a moment later.
 void RedisBackend::board_range(std::string board, uint64_t start, uint64_t stop,
                                Callback<std::vector<Entry>> done) {
-  auto args = script_args("board_range", {board, clamp_index(start), clamp_index(stop)});
-  connection_.eval(std::move(args), [this, done = std::move(done)](const redisReply* r) {
+  {
+    std::lock_guard lock(orders_mu_);
+    if (auto it = descending_.find(board); it != descending_.end()) {
+      return ranking(std::move(board), it->second, start, stop, std::move(done));
+    }
+  }
+  std::string spec = connection_.options().key_prefix + "lbs:" + board;
+  connection_.command({"HGET", std::move(spec), "order"}, [this, board = std::move(board), start, stop,
+                                                             done = std::move(done)](const redisReply* r) mutable {
     Status s = reply_status(connection_, r);
     if (!s.ok()) return done(std::move(s), {});
-    std::vector<Entry> entries;
-    if (!decode_entries(r, &entries)) return done(malformed("board_range"), {});
-    done({}, std::move(entries));
+    if (r->type == REDIS_REPLY_NIL) return done({Code::kNotFound, "no board " + board}, {});
+    const bool descending = reply_text(r) == "desc";
+    {
+      std::lock_guard lock(orders_mu_);
+      descending_.emplace(board, descending);
+    }
+    ranking(std::move(board), descending, start, stop, std::move(done));
   });
+}
+
+void RedisBackend::ranking(std::string board, bool descending, uint64_t start, uint64_t stop,
+                           Callback<std::vector<Entry>> done) {
+  const std::string& prefix = connection_.options().key_prefix;
+  connection_.command(
+      {"ZRANGE", prefix + "lb:" + board, clamp_index(start), clamp_index(stop)},
+      [this, metadata = prefix + "lbm:" + board, descending, start,
+       done = std::move(done)](const redisReply* r) mutable {
+        Status s = reply_status(connection_, r);
+        if (!s.ok()) return done(std::move(s), {});
+        if (r->type != REDIS_REPLY_ARRAY) return done(malformed("board_range"), {});
+        std::vector<Entry> entries(r->elements);
+        std::vector<std::string> hmget{"HMGET", std::move(metadata)};
+        for (size_t i = 0; i < r->elements; ++i) {
+          if (!decode_member(r->element[i], descending, start + i + 1, &entries[i])) {
+            return done(malformed("board_range"), {});
+          }
+          hmget.push_back(entries[i].owner);
+        }
+        if (entries.empty()) return done({}, {});
+        connection_.command(std::move(hmget), [this, entries = std::move(entries),
+                                               done = std::move(done)](const redisReply* r) mutable {
+          Status s = reply_status(connection_, r);
+          if (!s.ok()) return done(std::move(s), {});
+          if (r->type != REDIS_REPLY_ARRAY || r->elements != entries.size()) {
+            return done(malformed("board_range"), {});
+          }
+          for (size_t i = 0; i < entries.size(); ++i) decode_metadata(r->element[i], &entries[i]);
+          done({}, std::move(entries));
+        });
+      });
 }
 
 void RedisBackend::board_top(std::string board, uint32_t limit, Callback<std::vector<Entry>> done) {

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "store/backend.hpp"
 #include "store/redis_connection.hpp"
@@ -67,8 +69,15 @@ class RedisBackend final : public Backend {
   void fail(Status status, Done done);
   void board_range(std::string board, uint64_t start, uint64_t stop,
                    Callback<std::vector<Entry>> done);
+  // board_range once the board's order is known.
+  void ranking(std::string board, bool descending, uint64_t start, uint64_t stop,
+               Callback<std::vector<Entry>> done);
   std::vector<std::string> script_args(const char* op, std::initializer_list<std::string> args) const;
 
+  // Each board's order (true: descending) once read; never changes once created. Before
+  // connection_, whose destructor still completes calls.
+  std::mutex orders_mu_;
+  std::unordered_map<std::string, bool> descending_;
   RedisConnection connection_;
 };
 

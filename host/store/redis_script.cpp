@@ -286,11 +286,7 @@ ops.board_submit = function()
   return {board.descending and 'desc' or 'asc', rank,
           action.member, redis.call('HGET', board.m, ARGV[4]) or ''}
 end
--- board_range board start stop -> {order, start, member, metadata, ...}
-ops.board_range = function()
-  return board_range(load_board(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-end
--- board_around board owner limit -> as board_range
+-- board_around board owner limit -> {order, start, member, metadata, ...}
 ops.board_around = function()
   local board = load_board(ARGV[3])
   local member = redis.call('HGET', board.o, ARGV[4])
