@@ -275,13 +275,14 @@ class StoreConformance : public ::testing::TestWithParam<StoreFactory> {
     return w;
   }
   static Write submit_write(std::string board, std::string owner, int64_t score,
-                            int64_t subscore = 0) {
+                            int64_t subscore = 0, std::string metadata = "") {
     Write w;
     w.kind = Write::Kind::kSubmit;
     w.board = std::move(board);
     w.entry.owner = std::move(owner);
     w.entry.score = score;
     w.entry.subscore = subscore;
+    w.entry.metadata = std::move(metadata);
     return w;
   }
 
@@ -828,6 +829,27 @@ TEST_P(StoreConformance, ApplyWritesSeeEarlierWritesOfTheSameBatch) {
   ASSERT_TRUE(applied.status.ok()) << applied.status.message;
   EXPECT_EQ(applied.value, (std::vector<int64_t>{1, 2, 2, 5}));
   EXPECT_EQ(get("c", "k").value.value, "b");
+}
+
+// Two submissions of one owner to one board in a batch: the second applies the board's
+// operator to what the first left, and the owner ends up ranked once, with the last
+// metadata.
+TEST_P(StoreConformance, ApplySubmitsOfOneOwnerToOneBoardBuildOnEachOther) {
+  ASSERT_TRUE(board_create("sum", SortOrder::kDescending, Operator::kIncrement).ok());
+  ASSERT_TRUE(submit("sum", "alice", 5, 0, "old").status.ok());
+  ASSERT_TRUE(submit("sum", "bob", 9).status.ok());
+  auto applied = apply({submit_write("sum", "alice", 3), submit_write("sum", "carol", 1),
+                        submit_write("sum", "alice", 4, 0, "new")});
+  ASSERT_TRUE(applied.status.ok()) << applied.status.message;
+  auto all = top("sum", 10);
+  ASSERT_TRUE(all.status.ok()) << all.status.message;
+  ASSERT_EQ(all.value.size(), 3u);
+  EXPECT_EQ(all.value[0].owner, "alice");
+  EXPECT_EQ(all.value[0].score, 12);
+  EXPECT_EQ(all.value[0].metadata, "new");
+  EXPECT_EQ(all.value[1].owner, "bob");
+  EXPECT_EQ(all.value[2].owner, "carol");
+  EXPECT_EQ(all.value[2].rank, 3u);
 }
 
 TEST_P(StoreConformance, ApplyWithAStaleVersionInTheMiddleAppliesNothing) {
