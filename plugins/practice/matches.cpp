@@ -83,8 +83,15 @@ Task PracticeService::record_match(Request req, v1::RecordMatchRequest match) {
   }
 
   for (uint32_t attempt = 0; attempt < settings_.record_attempts; ++attempt) {
-    // Recorded already (a retry, or a concurrent copy that won): answer what it got.
-    Doc<v1::MatchRecord> recorded = co_await load<v1::MatchRecord>(kMatches, id);
+    // Recorded already (a retry, or a concurrent copy that won): answer what it got. The
+    // first of several attempts does not look: the batch writes the match only if it is
+    // absent, so a recorded match comes back as a conflict and the next attempt finds it,
+    // while a new match (nearly every call) saves a read.
+    Doc<v1::MatchRecord> recorded;
+    recorded.status = PRISM_NOT_FOUND;
+    if (attempt > 0 || settings_.record_attempts == 1) {
+      recorded = co_await load<v1::MatchRecord>(kMatches, id);
+    }
     if (recorded.ok()) {
       if (recorded.record.request().SerializeAsString() != match.SerializeAsString()) {
         co_return req.fail(PRISM_CONFLICT,
