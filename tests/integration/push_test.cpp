@@ -227,7 +227,7 @@ TEST(PushTest, AWebSocketHearsPushesOnThePushingPluginsChannels) {
   ASSERT_TRUE(ws.upgraded());
   for (const char* topic : {"push:a", "push:b", "echo:x"}) {
     ws.send(nlohmann::json::array({topic, "1", topic, "phx_join", nlohmann::json::object()}));
-    ASSERT_EQ(ws.next_json()[4]["status"], "ok") << topic;
+    ASSERT_TRUE(replied_ok(ws.next_json())) << topic;
   }
   ws.send(nlohmann::json::array({"push:b", "2", "push:b", "push_me", {{"hi", 1}}}));
   // Pushed before the reply, on push:a then push:b (the socket's channels in order);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nlohmann/json.hpp>
@@ -155,5 +156,15 @@ class WsClient {
   int close_code_ = 0;
   std::string close_reason_;
 };
+
+// Whether `frame` is a Phoenix reply with status "ok"; when not, the failure shows the
+// whole frame, whose reason says why (ASSERT_TRUE(replied_ok(ws.next_json()))).
+inline ::testing::AssertionResult replied_ok(const nlohmann::json& frame) {
+  if (frame.is_array() && frame.size() == 5 && frame[3] == "phx_reply" && frame[4].is_object() &&
+      frame[4].value("status", "") == "ok") {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "not an ok reply: " << frame.dump();
+}
 
 }  // namespace prism::testing
