@@ -190,6 +190,15 @@ void Dispatcher::on_session_opened(uint64_t connection_id) {
   tell_plugins(e);
 }
 
+void Dispatcher::on_turn_end(Clock::time_point now) {
+  for (const Answered& a : answered_) {
+    const auto latency = now - a.started;
+    a.plugin->record(latency);
+    a.transport->record(latency);
+  }
+  answered_.clear();
+}
+
 void Dispatcher::on_session_closed(uint64_t connection_id, std::string_view reason) {
   logins_.erase(connection_id);
   if (bus_ != nullptr) bus_->session_closed(connection_id);
@@ -370,9 +379,7 @@ bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_
                         std::span<const uint8_t> payload) {
   auto& plugin = *ctx->plugin;
   plugin.request_counter().add();
-  const auto latency = Clock::now() - ctx->started;
-  plugin.latency().record(latency);
-  transport_latency(ctx->origin.connection_id).record(latency);
+  answered_.push_back({&plugin.latency(), &transport_latency(ctx->origin.connection_id), ctx->started});
   const v1::Status wire = to_wire(status);
   const bool fit =
       out(ctx->origin).send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);

@@ -20,6 +20,10 @@
 #include "plugins/login_guard.hpp"
 #include "plugins/routing_table.hpp"
 
+namespace prism::metrics {
+class LatencyHistogram;
+}
+
 namespace prism::dispatch {
 
 using plugins::kAdminService;
@@ -38,6 +42,7 @@ class RequestContext;
 
 class Dispatcher final : public net::RequestHandler {
  public:
+  using Clock = std::chrono::steady_clock;
   Dispatcher(net::LoopAccess& loop, net::ReplyTransport& transport,
              std::chrono::milliseconds request_timeout);
   ~Dispatcher() override;
@@ -67,6 +72,8 @@ class Dispatcher final : public net::RequestHandler {
   // Both tell every plugin with an on_event (plugin.h PRISM_EVENT_SESSION_*).
   void on_session_opened(uint64_t connection_id) override;
   void on_session_closed(uint64_t connection_id, std::string_view reason) override;
+  // Records the latencies of the requests answered this turn, up to `now`.
+  void on_turn_end(Clock::time_point now) override;
 
   // The name the serving plugin gives `packet_id` in its method table ("" if none): how a
   // WebSocket client hears a push (its Phoenix event). Loop thread only.
@@ -130,6 +137,14 @@ class Dispatcher final : public net::RequestHandler {
   // Every context ever made (owned here) and the free ones, reused without allocating.
   std::vector<std::unique_ptr<RequestContext>> all_;
   std::vector<RequestContext*> free_;
+  // Requests answered this turn whose latency on_turn_end records: their replies leave
+  // at the turn's end, and one clock read serves them all.
+  struct Answered {
+    metrics::LatencyHistogram* plugin;
+    metrics::LatencyHistogram* transport;
+    Clock::time_point started;
+  };
+  std::vector<Answered> answered_;
   // Pending requests in arrival order: with one timeout, also deadline order.
   RequestContext* pending_head_ = nullptr;
   RequestContext* pending_tail_ = nullptr;

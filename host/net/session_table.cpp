@@ -377,6 +377,7 @@ void SessionTable::touch(Session& s) {
 
 void SessionTable::flush() {
   const auto now = Clock::now();
+  if (handler_ != nullptr) handler_->on_turn_end(now);
   // Sessions touched while flushing (a close notifying the dispatcher) go to dirty_ for
   // the next turn; the scratch list keeps its capacity, so a turn does not allocate.
   flushing_.swap(dirty_);

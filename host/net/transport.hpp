@@ -83,6 +83,9 @@ class RequestHandler {
   // The session ended; nothing more can be sent to it. Forget what was kept for it.
   // `reason` is for logs and plugins ("idle for 30000 ms", "peer closed the session: ...").
   virtual void on_session_closed(uint64_t /*connection_id*/, std::string_view /*reason*/) {}
+  // Once per loop turn, before the replies of the turn are sent: `now` is when they leave
+  // (what a request's latency runs to; one clock read per turn, not per reply).
+  virtual void on_turn_end(std::chrono::steady_clock::time_point /*now*/) {}
 };
 
 // What became of a push (ReplyTransport::send_push).

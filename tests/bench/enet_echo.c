@@ -239,6 +239,7 @@ struct load {
   unsigned char *request;  /* the payload every request copies, its stamp rewritten */
   int64_t measure_ns;      /* replies from here ... */
   int64_t end_ns;          /* ... to here are counted */
+  uint64_t timeouts;       /* 1 when a peer went unanswered past the reply timeout */
   uint64_t completed;
   uint64_t errors;         /* echoes that came back with another size */
 };
@@ -388,7 +389,14 @@ static void run_load(struct load *l) {
     now = now_ns();
     for (long i = 0; i < o->clients; ++i) {
       if (now - l->peers[i].last_reply_ns >= o->reply_timeout_ms * NS_PER_MS) {
-        fail("client %ld: no reply from %s for %ld ms", i, o->server, o->reply_timeout_ms);
+        /* A result, not a crash: ENet's retransmission backs off (doubling), so on a lossy
+         * path a request can wait that long. The run ends here and reports timeouts=1
+         * over the time it measured; a dead server still fails (nothing completed). */
+        fprintf(stderr, "enet_echo: client %ld: no reply from %s for %ld ms; the run ends here\n",
+                i, o->server, o->reply_timeout_ms);
+        l->timeouts = 1;
+        if (now < l->end_ns) l->end_ns = now;
+        return;
       }
     }
   }
@@ -486,13 +494,15 @@ static int run_client(int argc, char **argv) {
   free(l.pollfds);
   free(l.peers);
 
-  const double seconds = o.duration_s;
-  const double rps = (double)l.completed / seconds;
+  /* The measured window: shorter when a reply timeout ended the run. */
+  const double seconds = l.end_ns > l.measure_ns ? (double)(l.end_ns - l.measure_ns) / (double)NS_PER_S : 0;
+  const double rps = seconds > 0 ? (double)l.completed / seconds : 0;
   printf("label=%s mode=enet requests=%llu seconds=%.3f rps=%.1f p50_us=%.1f p99_us=%.1f "
-         "p999_us=%.1f timeouts=0 errors=%llu\n",
+         "p999_us=%.1f timeouts=%llu errors=%llu\n",
          o.label, (unsigned long long)l.completed, seconds, rps,
          latency_quantile_ns(0.50) / 1e3, latency_quantile_ns(0.99) / 1e3,
-         latency_quantile_ns(0.999) / 1e3, (unsigned long long)l.errors);
+         latency_quantile_ns(0.999) / 1e3, (unsigned long long)l.timeouts,
+         (unsigned long long)l.errors);
   fflush(stdout);
   if (l.completed == 0) fail("nothing completed against %s", o.server);
   if (l.errors > 0) {

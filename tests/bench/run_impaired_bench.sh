@@ -134,6 +134,10 @@ if [[ -n $enet ]]; then
   row r "enet" "$enet" "closed loop (no --rate)" 0
   echo "    enet_echo has no open loop, and a peer ${enet_reply_timeout_ms} ms without a reply" \
     "ends its run (--reply-timeout-ms; its default, 1000, often ends it on this path)"
+  if (($(field "$enet" timeouts) > 0)); then
+    echo "    this run: ENet left a request unanswered for ${enet_reply_timeout_ms} ms (its" \
+      "retransmission timeout doubles per loss) after $(field "$enet" seconds) s measured"
+  fi
 fi
 echo "proxy prism (both prism rows): $prism_counters"
 if [[ -n $enet_counters ]]; then echo "proxy enet: $enet_counters"; fi
