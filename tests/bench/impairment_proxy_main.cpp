@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
                  "Up to this many microseconds more, uniform per datagram (reorders by itself)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--spare-first", impairment.spare_first,
+                 "The first N datagrams of each client address, each way, pass untouched\n"
+                 "(connection setup)")
+      ->capture_default_str();
   app.add_option("--seed", impairment.seed,
                  "Seed of the client-to-server draws; server to client uses seed + 1")
       ->capture_default_str();

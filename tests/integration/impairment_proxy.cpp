@@ -217,6 +217,15 @@ void ImpairmentProxy::impair(Direction direction, size_t flow, const uint8_t* da
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  uint64_t spare_first = 0;
+  {
+    const std::lock_guard lock(impairment_mutex_);
+    spare_first = directions_[direction].impairment.spare_first;
+  }
+  if (flows_[flow].seen[direction]++ < spare_first) {
+    transmit(direction, flow, std::vector<uint8_t>(data, data + len));
+    return;
+  }
   // Every datagram takes the same number of draws whatever the outcome, so the fate
   // of datagram k depends only on the seed and k, not on the probabilities' values.
   bool lost = false;

@@ -28,6 +28,10 @@ struct Impairment {
   std::chrono::microseconds delay{0};   // every datagram leaves at now + delay + ...
   std::chrono::microseconds jitter{0};  // ... + uniform[0, jitter); can reorder by itself
   uint64_t seed = 1;
+  // The first this many datagrams of each client address, each way, pass untouched: its
+  // connection setup, so that a load measures the impaired path, not the luck of its
+  // handshakes (whose retry timers back off: run_impaired_bench.sh).
+  uint64_t spare_first = 0;
 };
 
 class ImpairmentProxy {
@@ -77,6 +81,7 @@ class ImpairmentProxy {
     sockaddr_storage client{};
     socklen_t client_len = 0;
     int upstream_fd = -1;
+    std::array<uint64_t, 2> seen{};  // datagrams so far, per direction (spare_first)
   };
 
   // A datagram waiting for its release time.

@@ -335,6 +335,18 @@ TEST_F(ImpairmentProxyTest, SameSeedLosesTheSameDatagrams) {
   EXPECT_NE(first, survivors(43));
 }
 
+// A connection's setup passes untouched: the first spare_first datagrams of each client
+// address, each way; the loss applies from the next one on.
+TEST_F(ImpairmentProxyTest, TheFirstDatagramsOfEachClientAreSpared) {
+  ImpairmentProxy proxy(echo_.address(), echo_.address_len(), {.loss = 1.0, .spare_first = 5}, {});
+  Client a(AF_INET, proxy.port()), b(AF_INET, proxy.port());
+  EXPECT_EQ(exchange(a, proxy, 20).size(), 5u);
+  EXPECT_EQ(exchange(b, proxy, 20).size(), 5u);
+  const auto c = proxy.counters();
+  EXPECT_EQ(c.c2s_out, 10u);
+  EXPECT_EQ(c.dropped, 30u);
+}
+
 TEST_F(ImpairmentProxyTest, SetImpairmentAppliesToLaterDatagrams) {
   ImpairmentProxy proxy(echo_.address(), echo_.address_len(), {}, {});
   Client client(AF_INET, proxy.port());
