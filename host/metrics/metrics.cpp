@@ -26,12 +26,17 @@ void LatencyHistogram::record(std::chrono::nanoseconds latency) {
     if (bucket >= kBuckets) bucket = kBuckets - 1;
   }
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
   sum_us_.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
 }
 
 double LatencyHistogram::bucket_upper_us(size_t bucket) {
   return std::exp2(static_cast<double>(bucket) / 4.0);
+}
+
+uint64_t LatencyHistogram::count() const {
+  uint64_t total = 0;
+  for (const auto& b : buckets_) total += b.load(std::memory_order_relaxed);
+  return total;
 }
 
 std::chrono::microseconds LatencyHistogram::quantile(double q) const {
@@ -143,12 +148,12 @@ std::string Registry::render_prometheus() const {
         std::snprintf(le, sizeof le, "le=\"%g\"", LatencyHistogram::bucket_upper_us(i) / 1e6);
         out += series(e.name + "_bucket", e.labels, le) + " " + std::to_string(cumulative) + "\n";
       }
-      out += series(e.name + "_bucket", e.labels, "le=\"+Inf\"") + " " +
-             std::to_string(e.metric.count()) + "\n";
+      // Every bucket summed: the count, consistent with the buckets above.
+      out += series(e.name + "_bucket", e.labels, "le=\"+Inf\"") + " " + std::to_string(cumulative) + "\n";
       char sum[48];
       std::snprintf(sum, sizeof sum, "%g", static_cast<double>(e.metric.sum_us()) / 1e6);
       out += series(e.name + "_sum", e.labels) + " " + sum + "\n";
-      out += series(e.name + "_count", e.labels) + " " + std::to_string(e.metric.count()) + "\n";
+      out += series(e.name + "_count", e.labels) + " " + std::to_string(cumulative) + "\n";
     }
   }
   for (const auto& e : gauges_) {

@@ -30,7 +30,8 @@ class LatencyHistogram {
   static constexpr size_t kBuckets = 128;
 
   void record(std::chrono::nanoseconds latency);
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  // The sum of the buckets (no counter of its own: one atomic add less per record).
+  uint64_t count() const;
   // Upper bound of the bucket holding quantile q (0 < q <= 1); zero when empty.
   std::chrono::microseconds quantile(double q) const;
   static double bucket_upper_us(size_t bucket);
@@ -41,7 +42,6 @@ class LatencyHistogram {
 
  private:
   std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
-  std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> sum_us_{0};
 };
 
