@@ -60,21 +60,28 @@ start_server() {
   await_listening "$name" "$!" 'event=listening udp=127\.0\.0\.1:([0-9]+)'
 }
 
+# bench_server WORKERS: the `server` section of a bench prismd's config. Every load of the
+# bench comes from one address (127.0.0.1, or a proxy's): the per-source limits
+# (docs/security.md) would otherwise cap the sessions and handshakes.
+bench_server() {
+  cat <<EOF
+server:
+  udp: 127.0.0.1:0
+  workers: $1
+  max_sessions_per_ip: 10000000
+  max_handshakes_per_ip: 1000000
+  handshake_rate_per_ip: 1000000
+EOF
+}
+
 # start_bench_prismd NAME WORKERS: prismd with WORKERS workers and the build's plugins, its
 # config in $tmp/NAME.yaml and its state (server.pub) in $tmp/NAME-state; sets $port.
-# Every load of the bench comes from one address (127.0.0.1, or a proxy's): the
-# per-source limits (docs/security.md) would otherwise cap the sessions and handshakes.
 # log.level info, not warn: prismd reports event=listening at info, and nothing on the
 # request path logs at info, so this costs the measurement nothing.
 start_bench_prismd() {
   local name=$1 workers=$2
   cat >"$tmp/$name.yaml" <<EOF
-server:
-  udp: 127.0.0.1:0
-  workers: $workers
-  max_sessions_per_ip: 10000000
-  max_handshakes_per_ip: 1000000
-  handshake_rate_per_ip: 1000000
+$(bench_server "$workers")
 log:
   level: info
 EOF

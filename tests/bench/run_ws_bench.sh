@@ -70,12 +70,7 @@ start_prismd() {
   mkdir -p "$tmp/$name-plugins"
   cp "$build/plugins/$plugin.so" "$tmp/$name-plugins/"
   cat >"$tmp/$name.yaml" <<EOF
-server:
-  udp: 127.0.0.1:0
-  workers: $workers
-  max_sessions_per_ip: 10000000
-  max_handshakes_per_ip: 1000000
-  handshake_rate_per_ip: 1000000
+$(bench_server "$workers")
 state_dir: $tmp/$name-state
 ws:
   listen: 127.0.0.1:0
