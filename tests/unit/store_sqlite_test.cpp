@@ -57,7 +57,26 @@ using namespace std::chrono_literals;
 
 class SqliteBackendTest : public prism::testing::TempDirTest {
  protected:
+  void TearDown() override {
+    if (other_ != nullptr) sqlite3_close(other_);
+    TempDirTest::TearDown();
+  }
   std::filesystem::path file() const { return dir_ / "prism.db"; }
+
+  // Another connection takes the file's write lock (BEGIN IMMEDIATE) and holds it until
+  // release_write_lock(): the backend's writer waits for it (up to its busy timeout).
+  void hold_write_lock() {
+    ASSERT_EQ(sqlite3_open(file().c_str(), &other_), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  void release_write_lock() {
+    ASSERT_EQ(sqlite3_exec(other_, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(other_);
+    other_ = nullptr;
+  }
+
+ private:
+  sqlite3* other_ = nullptr;
 };
 
 TEST_F(SqliteBackendTest, DataPersistsAcrossReopening) {
@@ -184,9 +203,7 @@ TEST_F(SqliteBackendTest, AnUnopenableFileIsUnhealthyAndCallsAreUnavailable) {
 TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOnlyItsOwn) {
   SqliteBackend store(file());
   ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "taken", "first", 0, cb); }).status.ok());
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
   constexpr int kPuts = 50;
   std::atomic<int> ok{0}, conflict{0}, other_status{0}, answered{0};
   auto count = [&](Status status, uint64_t) {
@@ -202,8 +219,7 @@ TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOn
   for (int i = 0; i < kPuts / 2; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
   store.put("docs", "taken", "second", 0, count);  // must be absent: a conflict
   for (int i = kPuts / 2; i < kPuts; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
-  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(other);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
   // A last write answered means every earlier one was (the writer answers in queue order).
   ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }).status.ok());
   EXPECT_EQ(answered.load(), kPuts + 1);
@@ -223,9 +239,7 @@ TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOn
 TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
   SqliteBackend store(file());
   ASSERT_TRUE(store.healthy());
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
   std::atomic<bool> put_ok{false};
   store.put("docs", "late", "written", 0, [&](Status status, uint64_t) { put_ok = status.ok(); });
   std::promise<std::pair<Status, Document>> read;
@@ -233,8 +247,7 @@ TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
   auto answer = read.get_future();
   // The read waits for the write, which waits for the lock.
   EXPECT_EQ(answer.wait_for(50ms), std::future_status::timeout);
-  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(other);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
   const auto [status, doc] = answer.get();
   EXPECT_TRUE(put_ok.load());
   ASSERT_TRUE(status.ok()) << status.message;
@@ -246,17 +259,14 @@ TEST_F(SqliteBackendTest, AReadSeesTheWritesQueuedBeforeIt) {
 TEST_F(SqliteBackendTest, AReadOfAnotherDocumentDoesNotWaitForQueuedWrites) {
   SqliteBackend store(file());
   ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "settled", "old", 0, cb); }).status.ok());
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open(file().c_str(), &other), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
   std::atomic<bool> put_answered{false};
   store.put("docs", "late", "written", 0, [&](Status, uint64_t) { put_answered = true; });
   const auto read = await<Document>([&](auto cb) { store.get("docs", "settled", cb); });
   ASSERT_TRUE(read.status.ok()) << read.status.message;
   EXPECT_EQ(read.value.value, "old");
   EXPECT_FALSE(put_answered.load()) << "the write could not commit while the lock was held";
-  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(other);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
   EXPECT_EQ(await<Document>([&](auto cb) { store.get("docs", "late", cb); }).value.value, "written");
   EXPECT_TRUE(put_answered.load());
 }
