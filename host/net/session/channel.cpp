@@ -745,17 +745,17 @@ Clock::time_point Channel::next_timer() const {
   if (const auto lost = sent_.time_threshold_deadline()) next = std::min(next, *lost);
   if (const auto probe = probe_deadline()) next = std::min(next, *probe);
   if (const auto expiry = reassembler_.next_expiry()) next = std::min(next, *expiry);
-  if (config_.rest_after.count() > 0 && !resting() && can_rest()) {
-    next = std::min(next, std::max(last_received_, last_sealed_) + config_.rest_after);
-  }
+  if (const auto rest = rest_deadline()) next = std::min(next, *rest);
   return next;
 }
 
 bool Channel::resting() const { return !sealer_ && !opener_ && !next_opener_ && !previous_opener_; }
 
-bool Channel::can_rest() const {
-  return sent_.packets_tracked() == 0 && units_.empty() && queued_.empty() && resend_.empty() &&
-         unreliable_.empty() && control_.empty() && !ack_owed_;
+std::optional<Clock::time_point> Channel::rest_deadline() const {
+  const bool idle = sent_.packets_tracked() == 0 && units_.empty() && queued_.empty() &&
+                    resend_.empty() && unreliable_.empty() && control_.empty() && !ack_owed_;
+  if (config_.rest_after.count() <= 0 || resting() || !idle) return std::nullopt;
+  return std::max(last_received_, last_sealed_) + config_.rest_after;
 }
 
 void Channel::rest() {
@@ -763,7 +763,9 @@ void Channel::rest() {
   opener_.reset();
   next_opener_.reset();
   previous_opener_.reset();  // a packet reordered this long is gone anyway
-  for (auto* fifo : {&queued_, &resend_, &carried_}) fifo->release();
+  queued_.release();
+  resend_.release();
+  carried_.release();
   units_.release();
   unreliable_.release();
   control_.release();
@@ -803,10 +805,7 @@ void Channel::on_timer(Clock::time_point now, ChannelEvents& events) {
     last_keepalive_ = now;
     send_ping(next_packet_number_);
   }
-  if (config_.rest_after.count() > 0 && !resting() && can_rest() &&
-      now >= std::max(last_received_, last_sealed_) + config_.rest_after) {
-    rest();
-  }
+  if (const auto rest_at = rest_deadline(); rest_at && now >= *rest_at) rest();
 }
 
 }  // namespace prism::net::session

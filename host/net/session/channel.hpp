@@ -192,8 +192,9 @@ class Channel {
   Expected<size_t> open(const DatagramHeader& header, std::span<const uint8_t> datagram,
                         std::span<uint8_t> plaintext);
   void rotate_send_key();
-  // Whether rest() would lose nothing: nothing in flight, queued or owed.
-  bool can_rest() const;
+  // When the channel rests (rest_after past the last packet either way), if it holds
+  // contexts and rest() would lose nothing: nothing in flight, queued or owed.
+  std::optional<Clock::time_point> rest_deadline() const;
   // Gives back the AES-GCM contexts and the capacity of emptied buffers (ChannelConfig::
   // rest_after); everything is rebuilt on demand.
   void rest();
