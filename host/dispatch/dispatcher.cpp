@@ -191,6 +191,7 @@ void Dispatcher::on_session_opened(uint64_t connection_id) {
 }
 
 void Dispatcher::on_turn_end(Clock::time_point now) {
+  turn_clock_ = now;
   for (const Answered& a : answered_) {
     const auto latency = now - a.started;
     a.plugin->record(latency);
@@ -385,7 +386,7 @@ bool Dispatcher::answer(RequestContext* ctx, prism_status_t status, std::string_
       out(ctx->origin).send_reply(ctx->origin, ctx->request_id, ctx->packet_id, wire, message, payload);
   // A reply that did not fit went out as INTERNAL: an error either way.
   if (wire != v1::STATUS_OK || !fit) plugin.error_counter().add();
-  plugin.record_outcome(fit ? status : PRISM_INTERNAL);  // the degraded verdict
+  plugin.record_outcome(fit ? status : PRISM_INTERNAL, turn_clock_);  // the degraded verdict
   if (!fit && log_limiter_.allow()) {
     SPDLOG_WARN("event=reply_too_large plugin={} packet_id={} bytes={} suppressed={}",
                 plugin.name(), ctx->packet_id, payload.size(), log_limiter_.take_suppressed());
@@ -436,6 +437,7 @@ void Dispatcher::on_deadline_timer(uv_timer_t* timer) {
 
 void Dispatcher::expire_overdue() {
   const auto now = Clock::now();
+  turn_clock_ = now;
   while (pending_head_ != nullptr && pending_head_->started + timeout_ <= now) {
     RequestContext* ctx = pending_head_;
     untrack(ctx);

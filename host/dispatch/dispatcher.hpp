@@ -145,6 +145,10 @@ class Dispatcher final : public net::RequestHandler {
     Clock::time_point started;
   };
   std::vector<Answered> answered_;
+  // The clock as of the last turn's end (or deadline check): the degraded verdict counts
+  // outcomes in one-second buckets (plugin_health.hpp), which need no fresher reading
+  // than that, so answering a request reads no clock.
+  Clock::time_point turn_clock_ = Clock::now();
   // Pending requests in arrival order: with one timeout, also deadline order.
   RequestContext* pending_head_ = nullptr;
   RequestContext* pending_tail_ = nullptr;

@@ -91,8 +91,10 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   Expected<void> hand_over_to(std::shared_ptr<LoadedPlugin> next);
 
   // Counts a reply for the degraded verdict (plugin_health.hpp). The dispatcher calls it
-  // once per answered request with the status sent.
-  void record_outcome(prism_status_t status) { health_.record(status); }
+  // once per answered request with the status sent and its loop's clock.
+  void record_outcome(prism_status_t status, PluginHealth::Clock::time_point now) {
+    health_.record(status, now);
+  }
   bool degraded() const { return health_.degraded(); }
   // "serving" or "degraded".
   const char* state() const { return degraded() ? "degraded" : "serving"; }

@@ -399,7 +399,7 @@ TEST_F(ReloadTest, StateReadsDegradedFromRecordedOutcomes) {
   load_v1();
   auto v1 = registry_->find("reloadable");
   EXPECT_STREQ(v1->state(), "serving");
-  for (int i = 0; i < 25; ++i) v1->record_outcome(PRISM_INTERNAL);
+  for (int i = 0; i < 25; ++i) v1->record_outcome(PRISM_INTERNAL, PluginHealth::Clock::now());
   EXPECT_TRUE(v1->degraded());
   EXPECT_STREQ(v1->state(), "degraded");
   EXPECT_EQ(registry_->status("reloadable")->state, "degraded");
