@@ -271,10 +271,10 @@ Expected<void> LoadedPlugin::init(const HostView& host, std::string_view config)
                       std::to_string(status) + (error[0] ? std::string(": ") + error : ""));
   }
   {
-    // Under the call locks: a timer the plugin started inside init may already fire.
+    // With no call inside: a timer the plugin started inside init may already fire.
     std::unique_lock<std::mutex> serial(serial_, std::defer_lock);
-    std::unique_lock<std::shared_mutex> gate(gate_, std::defer_lock);
-    if (concurrent_) gate.lock(); else serial.lock();
+    HandlerGate::Closed closed;
+    if (concurrent_) closed = gate_.close(); else serial.lock();
     instance_ = instance;
   }
   config_ = std::string(config);
@@ -287,9 +287,12 @@ prism_status_t LoadedPlugin::handle(prism_request_t* request, uint32_t method,
   const prism_bytes_t bytes{payload.data(), payload.size()};
   LoadedPlugin* successor = nullptr;
   if (concurrent_) {
-    std::shared_lock lock(gate_);
-    successor = successor_.get();
-    if (successor == nullptr) return descriptor_->handle(instance_, request, method, bytes);
+    if (gate_.enter()) {
+      const prism_status_t status = descriptor_->handle(instance_, request, method, bytes);
+      gate_.leave();
+      return status;
+    }
+    successor = successor_.get();  // retired: set before the gate closed for good
   } else {
     std::lock_guard lock(serial_);
     successor = successor_.get();
@@ -303,9 +306,12 @@ prism_status_t LoadedPlugin::channel(prism_request_t* request, const prism_chann
   if (channel_topics_.empty()) return PRISM_NOT_FOUND;  // validate() made sure of the callback
   LoadedPlugin* successor = nullptr;
   if (concurrent_) {
-    std::shared_lock lock(gate_);
+    if (gate_.enter()) {
+      const prism_status_t status = descriptor_->channel(instance_, request, &message);
+      gate_.leave();
+      return status;
+    }
     successor = successor_.get();
-    if (successor == nullptr) return descriptor_->channel(instance_, request, &message);
   } else {
     std::lock_guard lock(serial_);
     successor = successor_.get();
@@ -324,8 +330,9 @@ bool LoadedPlugin::serves_channel(std::string_view topic) const {
 void LoadedPlugin::deliver_event(const prism_event_t& event) {
   if (descriptor_->on_event == nullptr) return;
   if (concurrent_) {
-    std::shared_lock lock(gate_);
-    if (successor_ == nullptr && instance_ != nullptr) descriptor_->on_event(instance_, &event);
+    if (!gate_.enter()) return;  // retired: the successor hears it
+    if (instance_ != nullptr) descriptor_->on_event(instance_, &event);
+    gate_.leave();
   } else {
     std::lock_guard lock(serial_);
     if (successor_ == nullptr && instance_ != nullptr) descriptor_->on_event(instance_, &event);
@@ -334,10 +341,13 @@ void LoadedPlugin::deliver_event(const prism_event_t& event) {
 
 Expected<void> LoadedPlugin::hand_over_to(std::shared_ptr<LoadedPlugin> next) {
   // plugin.h: snapshot and restore run while no other callback of this version runs.
+  std::lock_guard one_at_a_time(handover_);
+  if (successor_ready_.load(std::memory_order_acquire)) {
+    return make_error(describe() + " has already handed over to a newer version");
+  }
   std::unique_lock<std::mutex> serial(serial_, std::defer_lock);
-  std::unique_lock<std::shared_mutex> gate(gate_, std::defer_lock);
-  if (concurrent_) gate.lock(); else serial.lock();
-  if (successor_) return make_error(describe() + " has already handed over to a newer version");
+  HandlerGate::Closed closed;  // opens again when this returns, unless retired
+  if (concurrent_) closed = gate_.close(); else serial.lock();
 
   if (descriptor_->snapshot != nullptr && next->descriptor_->restore != nullptr) {
     prism_bytes_t state{nullptr, 0};
@@ -362,6 +372,7 @@ Expected<void> LoadedPlugin::hand_over_to(std::shared_ptr<LoadedPlugin> next) {
   }
   successor_ = std::move(next);
   successor_ready_.store(true, std::memory_order_release);
+  if (concurrent_) closed.retire();
   return {};
 }
 

@@ -10,7 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <utility>
@@ -18,6 +17,7 @@
 
 #include "base/expected.hpp"
 #include "metrics/metrics.hpp"
+#include "plugins/handler_gate.hpp"
 #include "plugins/plugin_copy.hpp"
 #include "plugins/plugin_health.hpp"
 #include "plugins/plugin_types.hpp"
@@ -139,11 +139,13 @@ class LoadedPlugin : public std::enable_shared_from_this<LoadedPlugin> {
   uint64_t loaded_at_ms_ = 0;
   std::vector<MethodInfo> methods_;
   std::vector<std::string> channel_topics_;
-  // Serialised plugins hold serial_ per call; concurrent ones hold gate_ shared. A handover
-  // holds the one in use exclusively, so no handler runs during snapshot/restore.
+  // Serialised plugins hold serial_ per call; concurrent ones enter gate_, which takes no
+  // lock. A handover holds serial_ or closes gate_, so no handler runs during
+  // snapshot/restore; handover_ lets one handover in at a time.
   std::mutex serial_;
-  std::shared_mutex gate_;
-  std::shared_ptr<LoadedPlugin> successor_;  // set once, under that lock
+  HandlerGate gate_;
+  std::mutex handover_;
+  std::shared_ptr<LoadedPlugin> successor_;  // set once, under serial_ or the closed gate
   std::atomic<bool> successor_ready_{false};  // successor_ is set (readable without the lock)
   PluginHealth health_;
   metrics::Counter* requests_ = nullptr;
