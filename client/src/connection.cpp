@@ -187,6 +187,13 @@ Expected<size_t> Client::Connection::receive_all(
       return Error{socket_error("receive from", errno)};
     }
     const auto now = Clock::now();
+    receiving_at_ = now;
+    // Cleared however the loop ends (a callback may throw): a stale clock would put later
+    // deadlines in the past.
+    struct Clear {
+      std::optional<Clock::time_point>& at;
+      ~Clear() { at.reset(); }
+    } clear{receiving_at_};
     for (int i = 0; i < n; ++i) {
       ++count;
       const std::span<const uint8_t> datagram(static_cast<const uint8_t*>(iov[i].iov_base),
@@ -282,7 +289,8 @@ Expected<uint32_t> Client::Connection::send_request(uint32_t packet_id, std::str
   if (auto sent = channel_->send(delivery, request_); !sent) {
     return make_error("request to " + peer_ + ": " + sent.error());
   }
-  const auto deadline = Clock::now() + (timeout.count() > 0 ? timeout : timeout_);
+  const auto sent_at = receiving_at_ ? *receiving_at_ : Clock::now();
+  const auto deadline = sent_at + (timeout.count() > 0 ? timeout : timeout_);
   pending_.emplace(last_request_id_, Pending{deadline, std::move(done)});
   next_expiry_ = std::min(next_expiry_, deadline);
   return last_request_id_;

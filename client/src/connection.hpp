@@ -114,6 +114,9 @@ class Client::Connection final : private net::session::ChannelEvents {
   std::map<uint32_t, Pending> pending_;
   // No later than the earliest deadline in pending_ (max() when none).
   Clock::time_point next_expiry_ = Clock::time_point::max();
+  // While received datagrams are handled, the clock read for them: a request sent from a
+  // reply's callback takes its deadline from it instead of reading the clock again.
+  std::optional<Clock::time_point> receiving_at_;
   uint32_t last_request_id_ = 0;
   // The nonces of the last PONGs, a ring (a few: ping() asks right after its own arrives).
   static constexpr size_t kPongsKept = 16;
