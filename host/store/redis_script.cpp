@@ -127,17 +127,26 @@ end
 
 -- ---- leaderboards: a ZSET of members "score|subscore|submitted_ms|seq|owner" (16 hex
 -- digits each, all ZSET scores 0, so the byte order of members is the rank order), a hash
--- owner -> member, a hash owner -> metadata and the spec hash {order, op, seq}.
+-- owner -> member, a hash owner -> metadata and the spec hash {order, op}.
 local boards = {}
 local function load_board(b)
   if boards[b] then return boards[b] end
-  local spec = redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op', 'seq')
+  local spec = redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op')
   if not spec[1] then throw('NOT_FOUND', 'no board ' .. b) end
   local board = {z = P .. 'lb:' .. b, o = P .. 'lbo:' .. b, m = P .. 'lbm:' .. b,
-                 s = P .. 'lbs:' .. b, descending = spec[1] == 'desc', op = spec[2],
-                 seq = tonumber(spec[3] or '0'), members = {}}
+                 descending = spec[1] == 'desc', op = spec[2], members = {}}
   boards[b] = board
   return board
+end
+-- The sequence orders submissions of one millisecond as Redis ran them. One counter
+-- serves every board, raised once per call by the submissions the call carries (a counter
+-- per board cost a write per board per call; the spec's seq field is what older versions
+-- kept, and the millisecond before the sequence keeps their order apart from ours).
+local seq_reserve, seq_next = 1, nil
+local function next_seq()
+  if not seq_next then seq_next = redis.call('INCRBY', P .. 'seq', seq_reserve) - seq_reserve end
+  seq_next = seq_next + 1
+  return seq_next
 end
 local function member_of(board, owner)
   local m = board.members[owner]
@@ -162,12 +171,11 @@ local function plan_submit(b, owner, score_hex, sub_hex, metadata)
   end
   local now = now_ms()  -- the server's clock, shared by every node of the region
   local ms = {math.floor(now / TWO32), now % TWO32}
-  board.seq = board.seq + 1
   local member = sort_key(score, board.descending) .. sort_key(sub, board.descending) ..
-                 sort_key(ms, false) .. string.format('%016x', board.seq) .. owner
+                 sort_key(ms, false) .. string.format('%016x', next_seq()) .. owner
   board.members[owner] = member
   return {kind = 'sub', board = board, owner = owner, old = old, member = member,
-          metadata = metadata, seq = board.seq}
+          metadata = metadata}
 end
 
 local function write(a)
@@ -185,7 +193,6 @@ local function write(a)
     redis.call('ZADD', board.z, 0, a.member)
     redis.call('HSET', board.o, a.owner, a.member)
     redis.call('HSET', board.m, a.owner, a.metadata)
-    if a.seq == board.seq then redis.call('HSET', board.s, 'seq', a.seq) end  -- the board's last
   end
 end
 
@@ -238,6 +245,10 @@ end
 -- apply count (kind a b c d e f){count} -> {result, ...}; kinds put, del, add, sub
 ops.apply = function()
   local count, actions, results = tonumber(ARGV[3]), {}, {}
+  seq_reserve = 0
+  for i = 0, count - 1 do
+    if ARGV[4 + i * 7] == 'sub' then seq_reserve = seq_reserve + 1 end
+  end
   for i = 0, count - 1 do
     at = i
     local base = 4 + i * 7
