@@ -190,3 +190,18 @@ start_redis() {
   [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] ||
     { echo "bench: redis-server did not answer; its log:" >&2; tail "$tmp/redis.log" >&2; exit 1; }
 }
+
+# await_redis_quiet: returns once the redis-server of start_redis has no AOF rewrite
+# running or scheduled. A rewrite starts when writes have doubled the AOF, and its fork
+# would take one of the two cores from the next measurement. Polls: Redis announces no
+# end of a rewrite to a client.
+await_redis_quiet() {
+  local info try
+  for ((try = 0; try < 600; try++)); do
+    info=$(redis-cli -p "$redis_port" info persistence)
+    [[ $info == *aof_rewrite_in_progress:0* && $info == *aof_rewrite_scheduled:0* ]] && return
+    sleep 0.1
+  done
+  echo "bench: redis-server was still rewriting its AOF after 60 s" >&2
+  exit 1
+}

@@ -79,8 +79,11 @@ start_prismd prismd-redis "store:
     address: \"127.0.0.1:$redis_port\"
     key_prefix: \"bench:\""
 redis_prism_port=$port
+# Each redis row waits for the AOF rewrite the rows before it may have started.
+await_redis_quiet
 run_practice redis-record "$redis_prism_port" "$tmp/prismd-redis-state" practice-record
 redis_record=$result
+await_redis_quiet
 run_practice redis-top10 "$redis_prism_port" "$tmp/prismd-redis-state" practice-top10
 redis_top=$result
 
@@ -88,6 +91,7 @@ redis_top=$result
 redis_bench() {  # LABEL COMMAND...
   local label=$1 line rps
   shift
+  await_redis_quiet
   line=$(redis-benchmark -p "$redis_port" -c "${REDIS_CLIENTS:-50}" -n "$redis_requests" -r 100000 \
     --csv "$@" | tail -n 1)
   rps=$(awk -F'","' '{ print $2 }' <<<"$line")
