@@ -18,7 +18,8 @@ using namespace sqlite;
 
 // ---- the writer thread -------------------------------------------------------------------
 
-SqliteBackend::SqliteBackend(std::filesystem::path file, SqliteOptions options) {
+SqliteBackend::SqliteBackend(std::filesystem::path file, SqliteOptions options)
+    : checkpoint_pages_(options.checkpoint_pages) {
   writer_.db = Database::open(file, options, open_error_);
   if (writer_.db == nullptr) {
     spdlog::error("event=store_open_failed backend=sqlite error=\"{}\"", open_error_);
@@ -80,7 +81,7 @@ uint64_t SqliteBackend::last_write_to(const Keys& keys) {
 }
 
 void SqliteBackend::committed(int wal_pages) {
-  if (wal_pages >= kWriterCheckpointPages) {
+  if (wal_pages >= 4 * checkpoint_pages_) {
     // The checkpointer has copied most of the WAL; copying the rest here, between commits,
     // lets the next commit start the WAL over (a checkpoint beside a busy writer never
     // catches up with it, and the WAL would grow without end). Busy when the checkpointer
@@ -90,7 +91,7 @@ void SqliteBackend::committed(int wal_pages) {
     }
     return;
   }
-  if (wal_pages < kCheckpointPages || checkpoint_queued_.exchange(true)) return;
+  if (wal_pages < checkpoint_pages_ || checkpoint_queued_.exchange(true)) return;
   enqueue(checkpointer_, [this](Database* db, bool cancelled) -> Finish {
     if (db != nullptr && !cancelled) {
       if (Status s = db->checkpoint(); !s.ok() && s.code != Code::kUnavailable) {

@@ -30,6 +30,12 @@ struct SqliteOptions {
   // How long a statement waits for a lock held by another connection to the same file
   // (a backup tool, the sqlite3 shell) before failing with kUnavailable.
   std::chrono::milliseconds busy_timeout{5000};
+  // The checkpoint thread copies the WAL into the database once it holds this many pages;
+  // the writer copies what is left at four times as many, so the WAL starts over (64 MiB
+  // of 4 KiB pages at the default, the journal_size_limit). Four times SQLite's default:
+  // a page rewritten by many commits in between is copied once, and recordings ran ~10 %
+  // faster (docs/performance.md). Tests lower it.
+  int checkpoint_pages = 4000;
 };
 
 // Every write is queued to the writer thread, which runs the calls queued meanwhile in one
@@ -104,10 +110,6 @@ class SqliteBackend final : public Backend {
   using Job = std::function<Finish(Database* db, bool cancelled)>;
   // At most this many calls share one commit (bounds the wait of the first).
   static constexpr size_t kMaxGroup = 256;
-  // The checkpointer copies the WAL into the database once it holds this many pages
-  // (SQLite's own default), the writer what is left once it holds kWriterCheckpointPages.
-  static constexpr int kCheckpointPages = 1000;
-  static constexpr int kWriterCheckpointPages = 4 * kCheckpointPages;
 
   // What a call reads or writes, for a read's wait: one hash per document, counter, board
   // or presence owner (two names sharing a hash only make a read wait longer than it must).
@@ -148,6 +150,7 @@ class SqliteBackend final : public Backend {
   Lane reader_;  // reads, on a read-only connection
   Lane checkpointer_;  // WAL checkpoints, on a connection of their own
   std::atomic<bool> checkpoint_queued_{false};
+  int checkpoint_pages_ = 0;  // SqliteOptions::checkpoint_pages
   // A read waits until the writes queued before it to its keys have been answered (so it
   // sees them: the order of one queue per key, which compare-and-set retry loops rely on),
   // then runs beside the writes queued after it. Writes are numbered in queue order;

@@ -319,7 +319,9 @@ TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
 // not keep everything written (a checkpoint beside a busy writer never catches up with it
 // alone; the writer finishes what the checkpointer copied).
 TEST_F(SqliteBackendTest, TheWalStartsOverWhileWritesGoOn) {
-  SqliteBackend store(file());
+  SqliteOptions options;
+  options.checkpoint_pages = 1000;
+  SqliteBackend store(file(), options);
   const std::string value(4000, 'x');  // about a page each
   constexpr int kPuts = 12000;         // three times the WAL size at which the writer steps in
   std::atomic<int> ok{0};
