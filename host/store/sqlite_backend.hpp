@@ -45,7 +45,8 @@ struct SqliteOptions {
 // a read waits for the writes queued before it to what it reads (the same document,
 // counter, board or presence owner; a list waits for every write), as if each of those
 // had one queue, and runs beside everything else (WAL lets it read the last commit while
-// the writer writes). A third thread with its own connection checkpoints the WAL into the
+// the writer writes). A read with such a write still unanswered waits behind it on the
+// writer's queue, so that no other read waits with it. A third thread with its own connection checkpoints the WAL into the
 // database file, so the writer never copies pages or waits for an fsync of a checkpoint.
 // Destroying the backend completes the calls still queued with kUnavailable and joins the
 // threads; calls made concurrently with the destructor are the caller's bug.
@@ -162,6 +163,7 @@ class SqliteBackend final : public Backend {
   std::condition_variable done_cv_;
   uint64_t writes_done_ = 0;
   void wait_for_writes(uint64_t count);
+  bool writes_pending(uint64_t count);  // fewer than `count` writes answered yet
   void writes_answered(uint64_t count);  // the writer lane, after answering them
 };
 

@@ -248,8 +248,13 @@ class SqliteBackend::Database {
 
 template <typename T, typename Work>
 void SqliteBackend::post(Callback<T> done, Work work, Keys keys, bool read) {
-  const bool on_reader = read && reader_.db != nullptr;
-  const uint64_t after = on_reader ? last_write_to(keys) : 0;  // the write this read waits for
+  // The write this read waits for. While that write is queued or running, waiting on the
+  // reader thread would hold up every read behind this one until the write's commit (a
+  // player's stats read behind the last match's write, say): such a read goes behind the
+  // write on the writer's queue instead, which runs in order, and is answered after the
+  // commit of its group like the writes around it.
+  const uint64_t after = read ? last_write_to(keys) : 0;
+  const bool on_reader = read && reader_.db != nullptr && !writes_pending(after);
   Lane& lane = on_reader ? reader_ : writer_;
   enqueue(lane, [this, done = std::move(done), work = std::move(work), on_reader,
                  after](Database* db, bool cancelled) mutable -> Finish {

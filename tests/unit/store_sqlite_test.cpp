@@ -271,6 +271,27 @@ TEST_F(SqliteBackendTest, AReadOfAnotherDocumentDoesNotWaitForQueuedWrites) {
   EXPECT_TRUE(put_answered.load());
 }
 
+// A read that waits for a write holds up no other read: it waits behind the write on the
+// writer's queue, not on the reader thread, where every read behind it would wait too.
+TEST_F(SqliteBackendTest, AReadWaitingForAWriteHoldsUpNoOtherRead) {
+  SqliteBackend store(file());
+  ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "settled", "old", 0, cb); }).status.ok());
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
+  store.put("docs", "late", "written", 0, [](Status, uint64_t) {});
+  std::promise<Document> waiting;
+  store.get("docs", "late", [&](Status, Document doc) { waiting.set_value(doc); });
+  std::promise<Document> other;
+  store.get("docs", "settled", [&](Status, Document doc) { other.set_value(doc); });
+  auto other_answer = other.get_future();
+  // Waiting on the reader thread, this would wait for the lock released below.
+  ASSERT_EQ(other_answer.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(other_answer.get().value, "old");
+  auto waiting_answer = waiting.get_future();
+  EXPECT_EQ(waiting_answer.wait_for(0ms), std::future_status::timeout);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
+  EXPECT_EQ(waiting_answer.get().value, "written");
+}
+
 // A file of schema version 1 (one rank index per sort order) is migrated to one index per
 // entry with every ranking unchanged, on a descending and an ascending board.
 TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
