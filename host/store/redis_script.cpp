@@ -32,12 +32,6 @@ local function add(a, b)
   if sa == sb and sr ~= sa then throw('INVALID', 'the result overflows a 64-bit integer') end
   return {hi, lo}
 end
-local function compare(a, b)
-  local ah, bh = (a[1] + TWO31) % TWO32, (b[1] + TWO31) % TWO32
-  if ah ~= bh then return ah < bh and -1 or 1 end
-  if a[2] ~= b[2] then return a[2] < b[2] and -1 or 1 end
-  return 0
-end
 local function from_dec(s)
   local negative = s:sub(1, 1) == '-'
   local hi, lo = 0, 0
@@ -153,26 +147,26 @@ local function member_of(board, owner)
   if m == nil then m = redis.call('HGET', board.o, owner) end
   return m
 end
+local submitted  -- the sort key of the call's clock, made once
 local function plan_submit(b, owner, score_hex, sub_hex, metadata)
   local board = load_board(b)
   local score, sub = from_hex(score_hex), from_hex(sub_hex)
   local old = member_of(board, owner)
-  if old then
-    local old_score = from_sort_key(old:sub(1, 16), board.descending)
-    local old_sub = from_sort_key(old:sub(17, 32), board.descending)
-    if board.op == 'best' then
-      local c = compare(score, old_score)
-      if c == 0 then c = compare(sub, old_sub) end
-      if board.descending then c = -c end
-      if c >= 0 then return {kind = 'keep', board = board, owner = owner, member = old} end
-    elseif board.op == 'incr' then
-      score, sub = add(old_score, score), add(old_sub, sub)
-    end
+  if old and board.op == 'incr' then
+    score = add(from_sort_key(old:sub(1, 16), board.descending), score)
+    sub = add(from_sort_key(old:sub(17, 32), board.descending), sub)
   end
-  local now = now_ms()  -- the server's clock, shared by every node of the region
-  local ms = {math.floor(now / TWO32), now % TWO32}
-  local member = sort_key(score, board.descending) .. sort_key(sub, board.descending) ..
-                 sort_key(ms, false) .. string.format('%016x', next_seq()) .. owner
+  local ranked = sort_key(score, board.descending) .. sort_key(sub, board.descending)
+  -- Sort keys compare as strings in rank order: best keeps the old entry unless the new
+  -- one ranks strictly before it.
+  if old and board.op == 'best' and ranked >= old:sub(1, 32) then
+    return {kind = 'keep', board = board, owner = owner, member = old}
+  end
+  if not submitted then
+    local now = now_ms()  -- the server's clock, shared by every node of the region
+    submitted = sort_key({math.floor(now / TWO32), now % TWO32}, false)
+  end
+  local member = ranked .. submitted .. string.format('%016x', next_seq()) .. owner
   board.members[owner] = member
   return {kind = 'sub', board = board, owner = owner, old = old, member = member,
           metadata = metadata}
