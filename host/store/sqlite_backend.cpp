@@ -117,17 +117,11 @@ void SqliteBackend::writes_answered(uint64_t count) {
     std::lock_guard lock(done_mu_);
     writes_done_ += count;
   }
-  done_cv_.notify_all();
 }
 
 bool SqliteBackend::writes_pending(uint64_t count) {
   std::lock_guard lock(done_mu_);
   return writes_done_ < count;
-}
-
-void SqliteBackend::wait_for_writes(uint64_t count) {
-  std::unique_lock lock(done_mu_);
-  done_cv_.wait(lock, [&] { return writes_done_ >= count; });
 }
 
 void SqliteBackend::enqueue(Lane& lane, Job job, const Keys* written) {

@@ -46,8 +46,9 @@ struct SqliteOptions {
 // counter, board or presence owner; a list waits for every write), as if each of those
 // had one queue, and runs beside everything else (WAL lets it read the last commit while
 // the writer writes). A read with such a write still unanswered waits behind it on the
-// writer's queue, so that no other read waits with it. A third thread with its own connection checkpoints the WAL into the
-// database file, so the writer never copies pages or waits for an fsync of a checkpoint.
+// writer's queue, so that no other read waits with it. A third thread with its own
+// connection checkpoints the WAL into the database file, so the writer never copies pages
+// or waits for an fsync of a checkpoint.
 // Destroying the backend completes the calls still queued with kUnavailable and joins the
 // threads; calls made concurrently with the destructor are the caller's bug.
 class SqliteBackend final : public Backend {
@@ -152,17 +153,15 @@ class SqliteBackend final : public Backend {
   Lane checkpointer_;  // WAL checkpoints, on a connection of their own
   std::atomic<bool> checkpoint_queued_{false};
   int checkpoint_pages_ = 0;  // SqliteOptions::checkpoint_pages
-  // A read waits until the writes queued before it to its keys have been answered (so it
-  // sees them: the order of one queue per key, which compare-and-set retry loops rely on),
-  // then runs beside the writes queued after it. Writes are numbered in queue order;
-  // under done_mu_ for the done side.
+  // A read sees the writes queued before it to its keys (the order of one queue per key,
+  // which compare-and-set retry loops rely on): it runs on the reader once they have been
+  // answered, and behind them on the writer's queue while any is not. Writes are numbered
+  // in queue order; under done_mu_ for the done side.
   uint64_t writes_queued_ = 0;  // under writer_.mu
   std::unordered_map<uint64_t, uint64_t> last_write_;  // key → its last write; under writer_.mu
   size_t prune_at_ = 4096;  // last_write_ drops answered writes when it reaches this size
   std::mutex done_mu_;
-  std::condition_variable done_cv_;
   uint64_t writes_done_ = 0;
-  void wait_for_writes(uint64_t count);
   bool writes_pending(uint64_t count);  // fewer than `count` writes answered yet
   void writes_answered(uint64_t count);  // the writer lane, after answering them
 };

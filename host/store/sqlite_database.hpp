@@ -256,11 +256,10 @@ void SqliteBackend::post(Callback<T> done, Work work, Keys keys, bool read) {
   const uint64_t after = read ? last_write_to(keys) : 0;
   const bool on_reader = read && reader_.db != nullptr && !writes_pending(after);
   Lane& lane = on_reader ? reader_ : writer_;
-  enqueue(lane, [this, done = std::move(done), work = std::move(work), on_reader,
-                 after](Database* db, bool cancelled) mutable -> Finish {
+  enqueue(lane, [this, done = std::move(done), work = std::move(work)](
+                    Database* db, bool cancelled) mutable -> Finish {
     Status status;
     T value{};
-    if (on_reader && !cancelled) wait_for_writes(after);
     if (cancelled) {
       status = Status{Code::kUnavailable, "sqlite: the backend is shutting down"};
     } else if (db == nullptr) {
