@@ -135,7 +135,22 @@ v1::Message request(uint32_t id, std::string payload) {
 
 class SessionTableTest : public ::testing::Test {
  protected:
-  SessionTableTest() : server_key_(crypto::KeyPair::generate()) { make_table({}); }
+  SessionTableTest() : server_key_(crypto::KeyPair::generate()) {
+    make_table({});
+    // The worker flushes before its loop blocks (uv_prepare) as well as after a turn:
+    // sessions a timer touched just before the poll are sent and re-armed then, not once
+    // the poll returns for some later timer. And once what run_until awaits holds, the
+    // turn does not block in the poll at all (uv_stop makes its timeout 0): a timer just
+    // before the poll may be what brought it about, and the next one can be seconds away.
+    uv_prepare_init(loop_.loop(), &flush_before_poll_);
+    flush_before_poll_.data = this;
+    uv_prepare_start(&flush_before_poll_, [](uv_prepare_t* prepare) {
+      auto* self = static_cast<SessionTableTest*>(prepare->data);
+      if (self->table_) self->table_->flush();
+      if (self->awaited_ && self->awaited_()) uv_stop(prepare->loop);
+    });
+    loop_.at_stop([this] { uv_close(reinterpret_cast<uv_handle_t*>(&flush_before_poll_), nullptr); });
+  }
 
   void TearDown() override {
     if (table_) table_->close_all("test over");
@@ -201,10 +216,12 @@ class SessionTableTest : public ::testing::Test {
   // Runs the worker's loop turns until `done` (each turn blocks until a timer is due).
   template <typename Done>
   bool run_until(Done done) {
+    awaited_ = [&] { return done(); };
     for (int turn = 0; turn < 1000 && !done(); ++turn) {
       loop_.turn();
       table_->flush();
     }
+    awaited_ = nullptr;
     return done();
   }
 
@@ -235,6 +252,8 @@ class SessionTableTest : public ::testing::Test {
   CaptureOutbox outbox_;
   EchoHandler handler_;
   std::unique_ptr<SessionTable> table_;
+  uv_prepare_t flush_before_poll_{};  // closed by loop_'s stop (at_stop)
+  std::function<bool()> awaited_;      // run_until's condition while it turns
 };
 
 // ---- handshake (protocol.md §5.2-5.3) -------------------------------------------------------
