@@ -18,7 +18,6 @@ local function throw(code, message)
 end
 
 -- ---- 64-bit integers ----------------------------------------------------------------
-local function from_hex(h) return {tonumber(h:sub(1, 8), 16), tonumber(h:sub(9, 16), 16)} end
 local function negate(v)
   local hi, lo = TWO32 - 1 - v[1], TWO32 - v[2]
   if lo == TWO32 then lo = 0; hi = (hi + 1) % TWO32 end
@@ -96,8 +95,10 @@ local function plan_put(c, k, value, expected)
   local current = doc_version(dk)
   check_expected(current, expected)
   docs[dk] = current + 1
-  return {kind = 'put', dk = dk, ik = index_key(c), key = k, value = value, n = current + 1,
-          new = current == 0}
+  -- The version as text once: for the reply and for HSET (a Lua number as a command
+  -- argument is formatted with sprintf by Redis).
+  return {kind = 'put', dk = dk, ik = index_key(c), key = k, value = value,
+          version = string.format('%d', current + 1), new = current == 0}
 end
 local function plan_delete(c, k, expected)
   local dk = doc_key(c, k)
@@ -148,15 +149,19 @@ local function member_of(board, owner)
   return m
 end
 local submitted  -- the sort key of the call's clock, made once
-local function plan_submit(b, owner, score_hex, sub_hex, metadata)
+-- `ascending` and `descending`: the submitted score's and subscore's sort keys for each
+-- order, made by prismd, so that only an increment computes here.
+local function plan_submit(b, owner, ascending, descending, metadata)
   local board = load_board(b)
-  local score, sub = from_hex(score_hex), from_hex(sub_hex)
+  local ranked = board.descending and descending or ascending
   local old = member_of(board, owner)
   if old and board.op == 'incr' then
-    score = add(from_sort_key(old:sub(1, 16), board.descending), score)
-    sub = add(from_sort_key(old:sub(17, 32), board.descending), sub)
+    local score = add(from_sort_key(old:sub(1, 16), board.descending),
+                      from_sort_key(ascending:sub(1, 16), false))
+    local sub = add(from_sort_key(old:sub(17, 32), board.descending),
+                    from_sort_key(ascending:sub(17, 32), false))
+    ranked = sort_key(score, board.descending) .. sort_key(sub, board.descending)
   end
-  local ranked = sort_key(score, board.descending) .. sort_key(sub, board.descending)
   -- Sort keys compare as strings in rank order: best keeps the old entry unless the new
   -- one ranks strictly before it.
   if old and board.op == 'best' and ranked >= old:sub(1, 32) then
@@ -174,8 +179,8 @@ end
 
 local function write(a)
   if a.kind == 'put' then
-    redis.call('HSET', a.dk, 'v', a.value, 'n', a.n)
-    if a.new then redis.call('ZADD', a.ik, 0, a.key) end
+    redis.call('HSET', a.dk, 'v', a.value, 'n', a.version)
+    if a.new then redis.call('ZADD', a.ik, '0', a.key) end
   elseif a.kind == 'del' then
     redis.call('DEL', a.dk)
     redis.call('ZREM', a.ik, a.key)
@@ -184,7 +189,7 @@ local function write(a)
   elseif a.kind == 'sub' then
     local board = a.board
     if a.old then redis.call('ZREM', board.z, a.old) end
-    redis.call('ZADD', board.z, 0, a.member)
+    redis.call('ZADD', board.z, '0', a.member)
     redis.call('HSET', board.o, a.owner, a.member)
     redis.call('HSET', board.m, a.owner, a.metadata)
   end
@@ -251,7 +256,7 @@ ops.apply = function()
     local action
     if kind == 'put' then
       action = plan_put(a, b, c, d)
-      results[#results + 1] = string.format('%d', action.n)
+      results[#results + 1] = action.version
     elseif kind == 'del' then
       action = plan_delete(a, b, d)
       results[#results + 1] = '0'
@@ -282,7 +287,7 @@ ops.board_create = function()
   redis.call('HSET', s, 'order', ARGV[4], 'op', ARGV[5], 'seq', 0)
   return 1
 end
--- board_submit board owner score_hex sub_hex metadata -> {order, rank, member, metadata}
+-- board_submit board owner ascending descending metadata -> {order, rank, member, metadata}
 ops.board_submit = function()
   local action = plan_submit(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
   write(action)

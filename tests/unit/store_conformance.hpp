@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -624,6 +625,33 @@ TEST_P(StoreConformance, TopRanksAnAscendingBoardLowestFirst) {
   EXPECT_EQ(ranks_of(all.value), (std::vector<uint64_t>{1, 2, 3}));
 }
 
+// The ends of the 64-bit range, through every operator's path (an increment computes in
+// the store, set and best only order): each order ranks them exactly and gives them back.
+TEST_P(StoreConformance, ScoresAtTheEndsOfTheRangeRankExactlyInBothOrders) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const std::vector<std::pair<std::string, int64_t>> submitted{
+      {"min", kMin}, {"minus1", -1}, {"zero", 0}, {"one", 1}, {"max", kMax}};
+  for (Operator op : {Operator::kSet, Operator::kBest, Operator::kIncrement}) {
+    for (SortOrder order : {SortOrder::kDescending, SortOrder::kAscending}) {
+      const bool desc = order == SortOrder::kDescending;
+      const std::string board = std::string(desc ? "desc" : "asc") + std::to_string(static_cast<int>(op));
+      ASSERT_TRUE(board_create(board, order, op).ok());
+      for (const auto& [owner, score] : submitted) {
+        auto entry = submit(board, owner, score, score);
+        ASSERT_TRUE(entry.status.ok()) << board << " " << owner << ": " << entry.status.message;
+        EXPECT_EQ(entry.value.score, score) << board << " " << owner;
+        EXPECT_EQ(entry.value.subscore, score) << board << " " << owner;
+      }
+      auto all = top(board, 10);
+      ASSERT_TRUE(all.status.ok()) << all.status.message;
+      const std::vector<std::string> ascending{"min", "minus1", "zero", "one", "max"};
+      EXPECT_EQ(owners_of(all.value),
+                desc ? std::vector<std::string>(ascending.rbegin(), ascending.rend()) : ascending)
+          << board;
+    }
+  }
+}
 TEST_P(StoreConformance, TiesAreBrokenBySubscoreThenSubmissionTime) {
   for (SortOrder order : {SortOrder::kDescending, SortOrder::kAscending}) {
     const bool desc = order == SortOrder::kDescending;
