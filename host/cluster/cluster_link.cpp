@@ -37,7 +37,7 @@ const LinkCounters& counters() {
 }
 
 // The subscriber connection runs no script; RedisConnection loads one on every connect.
-constexpr std::string_view kNoScript = "return 0";
+constexpr std::string_view kNoScript = "local function main() return 0 end";
 
 }  // namespace
 

@@ -37,57 +37,59 @@ using nlohmann::json;
 // release ID NAME
 //   Drops the lease NAME if ID holds it.
 constexpr std::string_view kScript = R"lua(
-local op, prefix = ARGV[1], ARGV[2]
-local index = prefix .. 'cluster:nodes'
-local function key(id) return prefix .. 'cluster:node:' .. id end
-local function holder_of(id)
-  local current = redis.call('GET', key(id))
-  if not current then return nil, nil end
-  local ok, holder = pcall(cjson.decode, current)
-  if not ok or type(holder) ~= 'table' then return current, {} end
-  return current, holder
-end
-if op == 'beat' then
-  local id, entry, ttl, now, me, takeover = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
-  local current, holder = holder_of(id)
-  if current and holder.incarnation ~= me and tostring(holder.beat_at_ms) ~= takeover then
-    return {1, current}
+local function main(ARGV)
+  local op, prefix = ARGV[1], ARGV[2]
+  local index = prefix .. 'cluster:nodes'
+  local function key(id) return prefix .. 'cluster:node:' .. id end
+  local function holder_of(id)
+    local current = redis.call('GET', key(id))
+    if not current then return nil, nil end
+    local ok, holder = pcall(cjson.decode, current)
+    if not ok or type(holder) ~= 'table' then return current, {} end
+    return current, holder
   end
-  redis.call('SET', key(id), entry, 'PX', ttl)
-  redis.call('ZADD', index, now, id)
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl)
-  local out = {0}
-  for _, other in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local e = redis.call('GET', key(other))
-    if e then out[#out + 1] = e else redis.call('ZREM', index, other) end
-  end
-  return out
-elseif op == 'leave' then
-  local current, holder = holder_of(ARGV[3])
-  if current and holder.incarnation == ARGV[4] then
-    redis.call('DEL', key(ARGV[3]))
-    redis.call('ZREM', index, ARGV[3])
-  end
-  return 0
-elseif op == 'lease' then
-  local id, ttl = ARGV[3], tonumber(ARGV[4])
-  local out = {}
-  for i = 5, #ARGV do
-    local lease = prefix .. 'cluster:lease:' .. ARGV[i]
-    local holder = redis.call('GET', lease)
-    if not holder or holder == id or redis.call('EXISTS', key(holder)) == 0 then
-      redis.call('SET', lease, id, 'PX', ttl)
-      holder = id
+  if op == 'beat' then
+    local id, entry, ttl, now, me, takeover = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+    local current, holder = holder_of(id)
+    if current and holder.incarnation ~= me and tostring(holder.beat_at_ms) ~= takeover then
+      return {1, current}
     end
-    out[#out + 1] = holder
+    redis.call('SET', key(id), entry, 'PX', ttl)
+    redis.call('ZADD', index, now, id)
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl)
+    local out = {0}
+    for _, other in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+      local e = redis.call('GET', key(other))
+      if e then out[#out + 1] = e else redis.call('ZREM', index, other) end
+    end
+    return out
+  elseif op == 'leave' then
+    local current, holder = holder_of(ARGV[3])
+    if current and holder.incarnation == ARGV[4] then
+      redis.call('DEL', key(ARGV[3]))
+      redis.call('ZREM', index, ARGV[3])
+    end
+    return 0
+  elseif op == 'lease' then
+    local id, ttl = ARGV[3], tonumber(ARGV[4])
+    local out = {}
+    for i = 5, #ARGV do
+      local lease = prefix .. 'cluster:lease:' .. ARGV[i]
+      local holder = redis.call('GET', lease)
+      if not holder or holder == id or redis.call('EXISTS', key(holder)) == 0 then
+        redis.call('SET', lease, id, 'PX', ttl)
+        holder = id
+      end
+      out[#out + 1] = holder
+    end
+    return out
+  elseif op == 'release' then
+    local lease = prefix .. 'cluster:lease:' .. ARGV[4]
+    if redis.call('GET', lease) == ARGV[3] then redis.call('DEL', lease) end
+    return 0
   end
-  return out
-elseif op == 'release' then
-  local lease = prefix .. 'cluster:lease:' .. ARGV[4]
-  if redis.call('GET', lease) == ARGV[3] then redis.call('DEL', lease) end
-  return 0
+  return redis.error_reply('PRISM INVALID 0 unknown operation ' .. tostring(op))
 end
-return redis.error_reply('PRISM INVALID 0 unknown operation ' .. tostring(op))
 )lua";
 
 }  // namespace

@@ -103,10 +103,12 @@ struct RedisConnection::Impl {
     Impl* impl;
     Request request;
     bool with_script = false;  // sent as EVAL with the script text
+    bool as_function = false;  // sent as FCALL
   };
 
-  Impl(std::string h, uint16_t p, RedisOptions o, std::string s)
-      : host(std::move(h)), port(p), options(std::move(o)), script(std::move(s)) {
+  Impl(std::string h, uint16_t p, RedisOptions o, const std::string& body)
+      : host(std::move(h)), port(p), options(std::move(o)), script(body + "\nreturn main(ARGV)\n"),
+        library_body(body) {
     backoff = options.reconnect_min;
   }
 
@@ -114,7 +116,8 @@ struct RedisConnection::Impl {
   std::string host;
   uint16_t port;
   RedisOptions options;
-  std::string script;
+  std::string script;        // the EVAL form: the body, then its main(ARGV)
+  std::string library_body;  // the body alone, for the function library
 
   // ---- shared with other threads ----
   std::mutex mutex;
@@ -133,6 +136,7 @@ struct RedisConnection::Impl {
   State state = State::kDisconnected;
   bool stopping = false;
   std::string sha;
+  std::string function;  // the library's function, named after sha; "" while EVALSHA is used
   std::deque<Request> held;             // waiting for the connection attempt
   std::deque<Clock::time_point> sent;   // send time of each unanswered command, in order
   std::set<std::string> channels;       // subscriber mode: what is (to be) subscribed
@@ -141,6 +145,7 @@ struct RedisConnection::Impl {
   Clock::time_point connect_started{};
   std::chrono::milliseconds backoff{};
   bool logged_down = false;  // one warning per outage, not one per attempt
+  bool logged_no_functions = false;
 
   std::string endpoint() const { return host + ":" + std::to_string(port); }
 
@@ -186,10 +191,19 @@ struct RedisConnection::Impl {
       argv.push_back(s.data());
       lens.push_back(s.size());
     };
-    static const std::string kEvalSha = "EVALSHA", kEval = "EVAL", kNoKeys = "0";
+    static const std::string kFcall = "FCALL", kEvalSha = "EVALSHA", kEval = "EVAL", kNoKeys = "0";
     if (r.is_eval) {
-      add(pending->with_script ? kEval : kEvalSha);
-      add(pending->with_script ? script : sha);
+      if (pending->with_script) {
+        add(kEval);
+        add(script);
+      } else if (!function.empty()) {
+        add(kFcall);
+        add(function);
+        pending->as_function = true;
+      } else {
+        add(kEvalSha);
+        add(sha);
+      }
       add(kNoKeys);
     }
     for (const auto& arg : r.args) add(arg);
@@ -211,12 +225,21 @@ struct RedisConnection::Impl {
     // hiredis fails pending commands before it reports the disconnect: be unhealthy
     // before their handlers run.
     if (reply == nullptr) self->ready = false;
-    // Redis forgets scripts on SCRIPT FLUSH: send it again with its text, once.
+    // Redis forgets scripts on SCRIPT FLUSH and functions on FUNCTION FLUSH: send the call
+    // again with the script's text, once, and load the library again for the next ones.
     if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && pending->request.is_eval &&
-        !pending->with_script && reply_text(reply).starts_with("NOSCRIPT")) {
-      pending->with_script = true;
-      self->send(pending);
-      return;
+        !pending->with_script) {
+      const std::string_view error = reply_text(reply);
+      const bool lost_function = pending->as_function && error == "ERR Function not found";
+      if (lost_function || error.starts_with("NOSCRIPT")) {
+        if (lost_function && !self->function.empty()) {
+          self->function.clear();
+          self->load_library(nullptr);
+        }
+        pending->with_script = true;
+        self->send(pending);
+        return;
+      }
     }
     call_handler(pending->request.handler, reply);
     delete pending;
@@ -260,8 +283,38 @@ struct RedisConnection::Impl {
         return;
       }
       sha.assign(reply->str, reply->len);
-      on_ready();
+      function.clear();
+      load_library([this] { on_ready(); });
     });
+  }
+
+  // Redis 7 keeps a function library loaded once per server: the script's top level (its
+  // function definitions) then runs at the load, not at every call as under EVALSHA, which
+  // measured 7 % of Redis's instructions for a match recording (docs/performance.md). The
+  // library is named after the script's SHA-1, so nodes running different versions of
+  // prismd each call their own. A server without functions (Redis 6, or an ACL that denies
+  // FUNCTION) keeps EVALSHA. `then` runs after the answer, whatever it is.
+  void load_library(std::function<void()> then) {
+    const std::string name = "prism_" + sha;
+    std::string library = "#!lua name=" + name + "\n" + library_body +
+                          "\nredis.register_function('" + name +
+                          "', function(_, args) return main(args) end)\n";
+    send_setup({"FUNCTION", "LOAD", std::move(library)},
+               [this, name, then = std::move(then)](const redisReply* reply) {
+                 if (reply == nullptr) return;  // the disconnect path handles it
+                 const std::string_view error =
+                     reply->type == REDIS_REPLY_ERROR ? reply_text(reply) : std::string_view();
+                 if (reply->type == REDIS_REPLY_STRING ||
+                     error.find("already exists") != std::string_view::npos) {
+                   function = name;
+                 } else if (!logged_no_functions) {
+                   spdlog::info("event=redis_functions_unavailable endpoint={} fallback=evalsha "
+                                "error=\"{}\"",
+                                endpoint(), error);
+                   logged_no_functions = true;
+                 }
+                 if (then) then();
+               });
   }
 
   void send_setup(std::vector<std::string> argv, RedisConnection::ReplyHandler handler) {

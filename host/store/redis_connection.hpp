@@ -1,7 +1,8 @@
 // One asynchronous connection to Redis on its own thread: a uv_loop with hiredis attached
 // through its libuv adapter, a queue that any thread may push commands into, a Lua script
-// loaded on every (re)connect, reconnection with exponential backoff, and timeouts that
-// turn a silent server into a lost connection. Completions run on the connection's thread.
+// loaded on every (re)connect (a function library where Redis has functions, EVALSHA
+// otherwise), reconnection with exponential backoff, and timeouts that turn a silent server
+// into a lost connection. Completions run on the connection's thread.
 #pragma once
 
 #include <chrono>
@@ -38,6 +39,10 @@ class RedisConnection {
   using ReplyHandler = std::function<void(const redisReply* reply)>;
 
   // Starts the thread and the first connection attempt; never blocks on the network.
+  // `script` is a Lua body that defines `local function main(args)`, whose result is the
+  // reply to eval(args), and reads neither ARGV nor KEYS: Redis 7 runs it as a function
+  // library (its top level once per server), older servers as EVALSHA of the body followed
+  // by `return main(ARGV)`.
   RedisConnection(std::string host, uint16_t port, RedisOptions options, std::string script);
   // Fails whatever is still queued or in flight (nullptr replies), then joins the thread.
   // Must not be called from the connection's own thread (i.e. from a handler).
@@ -45,7 +50,7 @@ class RedisConnection {
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
 
-  // EVALSHA of the script with no keys and `args` as ARGV (EVAL when Redis lost it).
+  // The script's main(args): FCALL of its function, or EVALSHA (EVAL when Redis lost it).
   // While a connection attempt is under way the command waits for it; while disconnected
   // it fails at once.
   void eval(std::vector<std::string> args, ReplyHandler handler);

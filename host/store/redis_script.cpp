@@ -8,9 +8,11 @@
 namespace prism::store {
 
 const std::string_view kRedisStoreScript = R"LUA(
-local op, P = ARGV[1], ARGV[2]
+-- The call's arguments and state, set by main at every call: as a function library (Redis
+-- 7) this top level runs once per server, so nothing here may keep a value between calls.
+local ARGS, op, P
 local TWO32, TWO31 = 4294967296, 2147483648
-local at = 0  -- index of the write being checked, for error messages
+local at  -- index of the write being checked, for error messages
 
 local Failure = {}
 local function throw(code, message)
@@ -80,7 +82,7 @@ end
 -- ---- documents: hash {v = value, n = version} plus a lexicographic index per collection
 local function doc_key(c, k) return P .. 'doc:' .. #c .. ':' .. c .. ':' .. k end
 local function index_key(c) return P .. 'idx:' .. c end
-local docs = {}  -- doc key -> version as this batch has left it (0 = absent)
+local docs  -- doc key -> version as this batch has left it (0 = absent)
 local function doc_version(dk)
   if docs[dk] == nil then docs[dk] = tonumber(redis.call('HGET', dk, 'n') or '0') end
   return docs[dk]
@@ -110,7 +112,7 @@ local function plan_delete(c, k, expected)
 end
 
 -- ---- counters ----------------------------------------------------------------------------
-local counters = {}
+local counters
 local function plan_counter_add(name, delta)
   local ck = P .. 'ctr:' .. name
   local current = counters[ck]
@@ -123,7 +125,7 @@ end
 -- ---- leaderboards: a ZSET of members "score|subscore|submitted_ms|seq|owner" (16 hex
 -- digits each, all ZSET scores 0, so the byte order of members is the rank order), a hash
 -- owner -> member, a hash owner -> metadata and the spec hash {order, op}.
-local boards = {}
+local boards
 local function load_board(b)
   if boards[b] then return boards[b] end
   local spec = redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op')
@@ -137,7 +139,7 @@ end
 -- serves every board, raised once per call by the submissions the call carries (a counter
 -- per board cost a write per board per call; the spec's seq field is what older versions
 -- kept, and the millisecond before the sequence keeps their order apart from ours).
-local seq_reserve, seq_next = 1, nil
+local seq_reserve, seq_next
 local function next_seq()
   if not seq_next then seq_next = redis.call('INCRBY', P .. 'seq', seq_reserve) - seq_reserve end
   seq_next = seq_next + 1
@@ -227,8 +229,8 @@ local ops = {}
 -- get collection key -> {value, version}
 -- list collection prefix start_bound limit -> {key, value, version, ...}
 ops.list = function()
-  local c, prefix = ARGV[3], ARGV[4]
-  local keys = redis.call('ZRANGEBYLEX', index_key(c), ARGV[5], '+', 'LIMIT', 0, tonumber(ARGV[6]))
+  local c, prefix = ARGS[3], ARGS[4]
+  local keys = redis.call('ZRANGEBYLEX', index_key(c), ARGS[5], '+', 'LIMIT', 0, tonumber(ARGS[6]))
   local out = {}
   for _, k in ipairs(keys) do
     if k:sub(1, #prefix) ~= prefix then break end
@@ -243,16 +245,16 @@ ops.list = function()
 end
 -- apply count (kind a b c d e f){count} -> {result, ...}; kinds put, del, add, sub
 ops.apply = function()
-  local count, actions, results = tonumber(ARGV[3]), {}, {}
+  local count, actions, results = tonumber(ARGS[3]), {}, {}
   seq_reserve = 0
   for i = 0, count - 1 do
-    if ARGV[4 + i * 7] == 'sub' then seq_reserve = seq_reserve + 1 end
+    if ARGS[4 + i * 7] == 'sub' then seq_reserve = seq_reserve + 1 end
   end
   for i = 0, count - 1 do
     at = i
     local base = 4 + i * 7
-    local kind, a, b, c, d, e, f = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3],
-                                   ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+    local kind, a, b, c, d, e, f = ARGS[base], ARGS[base + 1], ARGS[base + 2], ARGS[base + 3],
+                                   ARGS[base + 4], ARGS[base + 5], ARGS[base + 6]
     local action
     if kind == 'put' then
       action = plan_put(a, b, c, d)
@@ -276,64 +278,64 @@ ops.apply = function()
 end
 -- board_create board order op -> 1
 ops.board_create = function()
-  local s = P .. 'lbs:' .. ARGV[3]
+  local s = P .. 'lbs:' .. ARGS[3]
   local spec = redis.call('HMGET', s, 'order', 'op')
   if spec[1] then
-    if spec[1] ~= ARGV[4] or spec[2] ~= ARGV[5] then
-      throw('CONFLICT', 'board ' .. ARGV[3] .. ' exists with order ' .. spec[1] .. ' and operator ' .. spec[2])
+    if spec[1] ~= ARGS[4] or spec[2] ~= ARGS[5] then
+      throw('CONFLICT', 'board ' .. ARGS[3] .. ' exists with order ' .. spec[1] .. ' and operator ' .. spec[2])
     end
     return 1
   end
-  redis.call('HSET', s, 'order', ARGV[4], 'op', ARGV[5], 'seq', 0)
+  redis.call('HSET', s, 'order', ARGS[4], 'op', ARGS[5], 'seq', 0)
   return 1
 end
 -- board_submit board owner ascending descending metadata -> {order, rank, member, metadata}
 ops.board_submit = function()
-  local action = plan_submit(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+  local action = plan_submit(ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7])
   write(action)
   local board = action.board
   local rank = redis.call('ZRANK', board.z, action.member)
   return {board.descending and 'desc' or 'asc', rank,
-          action.member, redis.call('HGET', board.m, ARGV[4]) or ''}
+          action.member, redis.call('HGET', board.m, ARGS[4]) or ''}
 end
 -- board_around board owner limit -> {order, start, member, metadata, ...}
 ops.board_around = function()
-  local board = load_board(ARGV[3])
-  local member = redis.call('HGET', board.o, ARGV[4])
-  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
-  local rank, limit = redis.call('ZRANK', board.z, member), tonumber(ARGV[5])
+  local board = load_board(ARGS[3])
+  local member = redis.call('HGET', board.o, ARGS[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGS[4] .. ' on board ' .. ARGS[3]) end
+  local rank, limit = redis.call('ZRANK', board.z, member), tonumber(ARGS[5])
   return board_range(board, math.max(0, rank - limit), rank + limit)
 end
 -- board_rank board owner -> {order, rank, member, metadata}
 ops.board_rank = function()
-  local board = load_board(ARGV[3])
-  local member = redis.call('HGET', board.o, ARGV[4])
-  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
+  local board = load_board(ARGS[3])
+  local member = redis.call('HGET', board.o, ARGS[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGS[4] .. ' on board ' .. ARGS[3]) end
   return {board.descending and 'desc' or 'asc', redis.call('ZRANK', board.z, member), member,
-          redis.call('HGET', board.m, ARGV[4]) or ''}
+          redis.call('HGET', board.m, ARGS[4]) or ''}
 end
 -- board_remove board owner -> 1
 ops.board_remove = function()
-  local board = load_board(ARGV[3])
-  local member = redis.call('HGET', board.o, ARGV[4])
-  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGV[4] .. ' on board ' .. ARGV[3]) end
+  local board = load_board(ARGS[3])
+  local member = redis.call('HGET', board.o, ARGS[4])
+  if not member then throw('NOT_FOUND', 'no entry for ' .. ARGS[4] .. ' on board ' .. ARGS[3]) end
   redis.call('ZREM', board.z, member)
-  redis.call('HDEL', board.o, ARGV[4])
-  redis.call('HDEL', board.m, ARGV[4])
+  redis.call('HDEL', board.o, ARGS[4])
+  redis.call('HDEL', board.m, ARGS[4])
   return 1
 end
 -- board_reset board -> 1
 ops.board_reset = function()
-  local board = load_board(ARGV[3])
+  local board = load_board(ARGS[3])
   redis.call('DEL', board.z, board.o, board.m)
   return 1
 end
 -- presence_set owner status ttl_ms -> expires_at_ms
 ops.presence_set = function()
-  local owner, ttl = ARGV[3], tonumber(ARGV[5])
+  local owner, ttl = ARGS[3], tonumber(ARGS[5])
   local now = now_ms()
   local expires = now + ttl
-  redis.call('SET', presence_key(owner), string.format('%d', expires) .. ':' .. ARGV[4], 'PX', ttl)
+  redis.call('SET', presence_key(owner), string.format('%d', expires) .. ':' .. ARGS[4], 'PX', ttl)
   redis.call('ZADD', P .. 'pri', 0, owner)
   redis.call('ZADD', P .. 'pre', expires, owner)
   prune_presence(now)
@@ -341,21 +343,21 @@ ops.presence_set = function()
 end
 -- presence_get owner -> "expires_ms:status"
 ops.presence_get = function()
-  local v = redis.call('GET', presence_key(ARGV[3]))
-  if not v then throw('NOT_FOUND', 'no presence for ' .. ARGV[3]) end
+  local v = redis.call('GET', presence_key(ARGS[3]))
+  if not v then throw('NOT_FOUND', 'no presence for ' .. ARGS[3]) end
   return v
 end
 -- presence_remove owner -> 1
 ops.presence_remove = function()
-  local existed = redis.call('DEL', presence_key(ARGV[3]))
-  redis.call('ZREM', P .. 'pri', ARGV[3])
-  redis.call('ZREM', P .. 'pre', ARGV[3])
-  if existed == 0 then throw('NOT_FOUND', 'no presence for ' .. ARGV[3]) end
+  local existed = redis.call('DEL', presence_key(ARGS[3]))
+  redis.call('ZREM', P .. 'pri', ARGS[3])
+  redis.call('ZREM', P .. 'pre', ARGS[3])
+  if existed == 0 then throw('NOT_FOUND', 'no presence for ' .. ARGS[3]) end
   return 1
 end
 -- presence_list status_prefix limit -> {owner, "expires_ms:status", ...}
 ops.presence_list = function()
-  local prefix, limit = ARGV[3], tonumber(ARGV[4])
+  local prefix, limit = ARGS[3], tonumber(ARGS[4])
   prune_presence(now_ms())
   local out, found, start = {}, 0, '-'
   while found < limit do
@@ -378,15 +380,21 @@ ops.presence_list = function()
   return out
 end
 
-local handler = ops[op]
-if not handler then return {err = 'PRISM INVALID 0 unknown operation ' .. tostring(op)} end
-local ok, result = pcall(handler)
-if ok then return result end
-if type(result) == 'table' and getmetatable(result) == Failure then
-  return {err = 'PRISM ' .. result.code .. ' ' .. at .. ' ' .. result.message}
+-- The entry point (RedisConnection calls it with the call's arguments).
+local function main(args)
+  ARGS, op, P = args, args[1], args[2]
+  at, clock, docs, counters, boards, seq_reserve, seq_next, submitted =
+    0, nil, {}, {}, {}, 1, nil, nil
+  local handler = ops[op]
+  if not handler then return {err = 'PRISM INVALID 0 unknown operation ' .. tostring(op)} end
+  local ok, result = pcall(handler)
+  if ok then return result end
+  if type(result) == 'table' and getmetatable(result) == Failure then
+    return {err = 'PRISM ' .. result.code .. ' ' .. at .. ' ' .. result.message}
+  end
+  if type(result) == 'table' and result.err then return {err = result.err} end
+  return {err = 'ERR ' .. tostring(result)}
 end
-if type(result) == 'table' and result.err then return {err = result.err} end
-return {err = 'ERR ' .. tostring(result)}
 )LUA";
 
 }  // namespace prism::store

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -63,7 +64,7 @@ std::string RedisServer::binary() {
   return "";
 }
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer(std::vector<std::string> options) : options_(std::move(options)) {
   std::string pattern =
       (std::filesystem::temp_directory_path() / "prism-redis-XXXXXX").string();
   if (mkdtemp(pattern.data()) != nullptr) dir_ = pattern;
@@ -105,6 +106,7 @@ std::string RedisServer::launch(uint16_t port) {
                                    "always",       "--daemonize",   "no",
                                    "--logfile",    log_path,        "--protected-mode",
                                    "no"};
+  args.insert(args.end(), options_.begin(), options_.end());
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace prism::testing {
 
@@ -16,7 +17,9 @@ class RedisServer {
   // Absolute path of redis-server on PATH, or "" when it is not installed.
   static std::string binary();
 
-  RedisServer();  // creates the temp dir; start() launches the server
+  // Creates the temp dir; start() launches the server, with `options` added to its
+  // command line (e.g. {"--rename-command", "FUNCTION", ""} for a server without functions).
+  explicit RedisServer(std::vector<std::string> options = {});
   ~RedisServer();  // kills the server and removes the dir
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -47,6 +50,7 @@ class RedisServer {
   std::string host_ = "127.0.0.1";
   uint16_t port_ = 0;
   std::filesystem::path dir_;
+  std::vector<std::string> options_;
   pid_t pid_ = -1;
 };
 

@@ -38,21 +38,31 @@ class RedisInstalled : public ::testing::Environment {
 
 // One server for the conformance suite, shared by its tests; each store gets its own key
 // prefix, so every store starts empty without flushing what another might still use.
+std::unique_ptr<RedisServer> start_shared(std::vector<std::string> options) {
+  auto s = std::make_unique<RedisServer>(std::move(options));
+  if (const std::string error = s->start(); !error.empty()) {
+    ADD_FAILURE() << "cannot start redis-server: " << error;
+    return nullptr;
+  }
+  return s;
+}
+
 RedisServer* shared_server() {
-  static std::unique_ptr<RedisServer> server = [] {
-    auto s = std::make_unique<RedisServer>();
-    if (const std::string error = s->start(); !error.empty()) {
-      ADD_FAILURE() << "cannot start redis-server: " << error;
-      return std::unique_ptr<RedisServer>();
-    }
-    return s;
-  }();
+  static std::unique_ptr<RedisServer> server = start_shared({});
   return server.get();
 }
 
-std::unique_ptr<Backend> fresh_store() {
+// A server that answers FUNCTION as Redis 6 does (unknown command): the script runs as
+// EVALSHA there, and the same suite checks that path.
+const std::vector<std::string> kNoFunctions = {"--rename-command", "FUNCTION", ""};
+
+RedisServer* shared_server_without_functions() {
+  static std::unique_ptr<RedisServer> server = start_shared(kNoFunctions);
+  return server.get();
+}
+
+std::unique_ptr<Backend> fresh_store(RedisServer* server) {
   static std::atomic<int> stores{0};
-  RedisServer* server = shared_server();
   if (server == nullptr) return nullptr;
   RedisOptions options;
   options.key_prefix = "prism-test-" + std::to_string(++stores) + ":";
@@ -62,7 +72,12 @@ std::unique_ptr<Backend> fresh_store() {
 }  // namespace
 }  // namespace prism::store
 
-INSTANTIATE_STORE_CONFORMANCE(Redis, [] { return prism::store::fresh_store(); });
+INSTANTIATE_STORE_CONFORMANCE(Redis, [] {
+  return prism::store::fresh_store(prism::store::shared_server());
+});
+INSTANTIATE_STORE_CONFORMANCE(RedisEvalsha, [] {
+  return prism::store::fresh_store(prism::store::shared_server_without_functions());
+});
 
 namespace prism::store {
 namespace {
@@ -342,10 +357,47 @@ TEST_F(RedisBackendTest, AcknowledgedWritesSurviveAServerCrash) {
   EXPECT_EQ(await<int64_t>([&](auto done) { backend_->counter_get("n", std::move(done)); }).second, 7);
 }
 
+// The calls made through the script, by command, from INFO commandstats ("cmdstat_fcall").
+uint64_t calls_of(const RedisServer& server, const std::string& command) {
+  const std::string stats = server.command("INFO commandstats");
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const size_t at = stats.find(field);
+  return at == std::string::npos ? 0 : std::stoull(stats.substr(at + field.size()));
+}
+
 TEST_F(RedisBackendTest, ScriptFlushedByAnotherClientIsSentAgain) {
   put("k", "1");
   ASSERT_EQ(server_->command("SCRIPT FLUSH"), "OK");
   EXPECT_EQ(put("k", "2"), 2u);
+}
+
+TEST_F(RedisBackendTest, TheScriptRunsAsAFunctionWhereTheServerHasFunctions) {
+  put("k", "1");
+  EXPECT_NE(server_->command("FUNCTION LIST").find("prism_"), std::string::npos);
+  EXPECT_EQ(calls_of(*server_, "fcall"), 1u);
+  EXPECT_EQ(calls_of(*server_, "evalsha"), 0u);
+}
+
+TEST_F(RedisBackendTest, AFunctionFlushedByAnotherClientIsLoadedAgain) {
+  put("k", "1");
+  ASSERT_EQ(server_->command("FUNCTION FLUSH"), "OK");
+  EXPECT_EQ(put("k", "2"), 2u);  // answered through EVAL while the library is loaded again
+  ASSERT_NE(server_->command("FUNCTION LIST").find("prism_"), std::string::npos);
+  const uint64_t before = calls_of(*server_, "fcall");
+  EXPECT_EQ(put("k", "3"), 3u);
+  EXPECT_EQ(calls_of(*server_, "fcall"), before + 1);
+}
+
+TEST(RedisBackendWithoutFunctions, TheScriptRunsAsEvalsha) {
+  RedisServer server(kNoFunctions);
+  ASSERT_EQ(server.start(), "");
+  RedisBackend backend(server.host(), server.port(), fast_reconnect());
+  auto [s, version] = await<uint64_t>(
+      [&](auto done) { backend.put("c", "k", "v", std::nullopt, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(calls_of(server, "evalsha"), 1u);
+  EXPECT_EQ(calls_of(server, "fcall"), 0u);
 }
 
 TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
