@@ -84,8 +84,11 @@ void SqliteBackend::committed(int wal_pages) {
   if (wal_pages >= 4 * checkpoint_pages_) {
     // The checkpointer has copied most of the WAL; copying the rest here, between commits,
     // lets the next commit start the WAL over (a checkpoint beside a busy writer never
-    // catches up with it, and the WAL would grow without end). Busy when the checkpointer
-    // is at it: the next commit tries again.
+    // catches up with it, and the WAL would grow without end). The writer waits for a pass
+    // of the checkpointer to end rather than try again at the next commit: re-queued after
+    // every pass, the checkpointer would keep it out while the WAL grows (measured: to
+    // ~7 400 pages in a test that steps in at 4 000).
+    std::lock_guard lock(checkpoint_mu_);
     if (Status s = writer_.db->checkpoint(); !s.ok() && s.code != Code::kUnavailable) {
       spdlog::warn("event=store_checkpoint_failed backend=sqlite error=\"{}\"", s.message);
     }
@@ -94,6 +97,7 @@ void SqliteBackend::committed(int wal_pages) {
   if (wal_pages < checkpoint_pages_ || checkpoint_queued_.exchange(true)) return;
   enqueue(checkpointer_, [this](Database* db, bool cancelled) -> Finish {
     if (db != nullptr && !cancelled) {
+      std::lock_guard lock(checkpoint_mu_);
       if (Status s = db->checkpoint(); !s.ok() && s.code != Code::kUnavailable) {
         spdlog::warn("event=store_checkpoint_failed backend=sqlite error=\"{}\"", s.message);
       }
@@ -188,8 +192,10 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
       Finish finish;
       guarded([&] { finish = job(lane.db.get(), false); });
       if (!grouped) {
-        if (finish) guarded([&] { finish(nullptr); });
+        // Counted before its completion runs: a read the caller sends from there (or after
+        // it) must find the write answered, or it would queue behind later writes.
         if (group) writes_answered(1);
+        if (finish) guarded([&] { finish(nullptr); });
       } else {
         finished.push_back(std::move(finish));
       }
@@ -202,10 +208,10 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
       spdlog::error("event=store_group_failed backend=sqlite calls={} error=\"{}\"", batch.size(),
                     committed.message);
     }
+    writes_answered(finished.size());
     for (Finish& finish : finished) {
       if (finish) guarded([&] { finish(committed.ok() ? nullptr : &committed); });
     }
-    writes_answered(finished.size());
   }
   // Shutting down: complete what is queued (and whatever those completions queue).
   for (;;) {
@@ -219,10 +225,10 @@ void SqliteBackend::run_lane(Lane& lane, bool group) {
       job = std::move(lane.queue.front());
       lane.queue.pop_front();
     }
-    guarded([&] {
-      if (Finish finish = job(nullptr, true)) finish(nullptr);
-    });
+    Finish finish;
+    guarded([&] { finish = job(nullptr, true); });
     if (group) writes_answered(1);
+    if (finish) guarded([&] { finish(nullptr); });
   }
   lane.db.reset();
 }

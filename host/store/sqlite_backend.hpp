@@ -152,6 +152,7 @@ class SqliteBackend final : public Backend {
   Lane reader_;  // reads, on a read-only connection
   Lane checkpointer_;  // WAL checkpoints, on a connection of their own
   std::atomic<bool> checkpoint_queued_{false};
+  std::mutex checkpoint_mu_;  // held by a checkpoint pass, the checkpointer's or the writer's
   int checkpoint_pages_ = 0;  // SqliteOptions::checkpoint_pages
   // A read sees the writes queued before it to its keys (the order of one queue per key,
   // which compare-and-set retry loops rely on): it runs on the reader once they have been
@@ -163,7 +164,7 @@ class SqliteBackend final : public Backend {
   std::mutex done_mu_;
   uint64_t writes_done_ = 0;
   bool writes_pending(uint64_t count);  // fewer than `count` writes answered yet
-  void writes_answered(uint64_t count);  // the writer lane, after answering them
+  void writes_answered(uint64_t count);  // the writer lane, once committed, before completions
 };
 
 }  // namespace prism::store

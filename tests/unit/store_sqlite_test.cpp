@@ -292,6 +292,24 @@ TEST_F(SqliteBackendTest, AReadWaitingForAWriteHoldsUpNoOtherRead) {
   EXPECT_EQ(waiting_answer.get().value, "written");
 }
 
+// A write counts as answered before its completion runs: a read its caller sends on, even
+// from inside the completion, goes to the reader and does not queue behind later writes
+// (here held back by another connection's lock).
+TEST_F(SqliteBackendTest, AReadSentFromAWritesCompletionDoesNotWaitForLaterWrites) {
+  SqliteBackend store(file());
+  std::promise<Document> read;
+  store.put("docs", "settled", "old", 0, [&](Status, uint64_t) {
+    hold_write_lock();
+    store.put("docs", "late", "written", 0, [](Status, uint64_t) {});
+    store.get("docs", "settled", [&](Status, Document doc) { read.set_value(doc); });
+  });
+  auto answer = read.get_future();
+  const bool answered = answer.wait_for(10s) == std::future_status::ready;
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
+  ASSERT_TRUE(answered) << "the read waited for the held write";
+  EXPECT_EQ(answer.get().value, "old");
+}
+
 // A file of schema version 1 (one rank index per sort order) is migrated to one index per
 // entry with every ranking unchanged, on a descending and an ascending board.
 TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
