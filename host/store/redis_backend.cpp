@@ -46,8 +46,8 @@ std::string sort_key(int64_t value, bool descending) {
 
 // A submission's score and subscore as the script ranks them: their sort keys for an
 // ascending board, then for a descending one. The script picks the board's, so a set or
-// best submission costs it no arithmetic: on Redis, the script's own Lua was ~65 % of a
-// match recording's time (docs/performance.md).
+// best submission costs it no arithmetic: on Redis, the script's own Lua was ~61 % of a
+// match recording's work (docs/performance.md).
 std::array<std::string, 2> ranked_keys(const Entry& entry) {
   return {sort_key(entry.score, false) + sort_key(entry.subscore, false),
           sort_key(entry.score, true) + sort_key(entry.subscore, true)};

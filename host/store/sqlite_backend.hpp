@@ -47,8 +47,9 @@ struct SqliteOptions {
 // had one queue, and runs beside everything else (WAL lets it read the last commit while
 // the writer writes). A read with such a write still unanswered waits behind it on the
 // writer's queue, so that no other read waits with it. A third thread with its own
-// connection checkpoints the WAL into the database file, so the writer never copies pages
-// or waits for an fsync of a checkpoint.
+// connection checkpoints the WAL into the database file, so the writer copies pages only
+// when the WAL has outgrown four times the checkpoint threshold (then after that thread's
+// pass in progress, so the WAL can start over).
 // Destroying the backend completes the calls still queued with kUnavailable and joins the
 // threads; calls made concurrently with the destructor are the caller's bug.
 class SqliteBackend final : public Backend {

@@ -36,8 +36,6 @@ class RedisInstalled : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kRedisInstalled =
     ::testing::AddGlobalTestEnvironment(new RedisInstalled);
 
-// One server for the conformance suite, shared by its tests; each store gets its own key
-// prefix, so every store starts empty without flushing what another might still use.
 std::unique_ptr<RedisServer> start_shared(std::vector<std::string> options) {
   auto s = std::make_unique<RedisServer>(std::move(options));
   if (const std::string error = s->start(); !error.empty()) {
@@ -47,6 +45,8 @@ std::unique_ptr<RedisServer> start_shared(std::vector<std::string> options) {
   return s;
 }
 
+// One server for the conformance suite, shared by its tests; each store gets its own key
+// prefix, so every store starts empty without flushing what another might still use.
 RedisServer* shared_server() {
   static std::unique_ptr<RedisServer> server = start_shared({});
   return server.get();
