@@ -4,6 +4,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cinttypes>
@@ -338,10 +339,43 @@ void RedisBackend::board_create(BoardSpec spec, Done done) {
   const char* order = order_name(spec.order);
   const char* op = operator_name(spec.op);
   if (Status s = check_spec(spec); !s.ok()) return fail(std::move(s), std::move(done));
+  std::string known = std::string(order) + " " + op;
   connection_.eval(script_args("board_create", {spec.board, order, op}),
-                   [this, done = std::move(done)](const redisReply* r) {
-                     done(reply_status(connection_, r));
+                   [this, board = spec.board, known = std::move(known),
+                    done = std::move(done)](const redisReply* r) mutable {
+                     Status s = reply_status(connection_, r);
+                     if (s.ok()) {
+                       std::lock_guard lock(specs_mu_);
+                       specs_.emplace(std::move(board), std::move(known));
+                     }
+                     done(std::move(s));
                    });
+}
+
+std::string RedisBackend::known_spec(const std::string& board) {
+  std::lock_guard lock(specs_mu_);
+  auto it = specs_.find(board);
+  return it == specs_.end() ? std::string() : it->second;
+}
+
+void RedisBackend::learn_spec(std::string board, std::function<void(Status, std::string)> then) {
+  std::string key = connection_.options().key_prefix + "lbs:" + board;
+  connection_.command({"HMGET", std::move(key), "order", "op"},
+                      [this, board = std::move(board), then = std::move(then)](const redisReply* r) {
+    Status s = reply_status(connection_, r);
+    if (!s.ok()) return then(std::move(s), "");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return then(malformed("HMGET"), "");
+    if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+      return then({}, "");  // no such board (yet)
+    }
+    std::string known = std::string(reply_text(r->element[0])) + " " +
+                        std::string(reply_text(r->element[1]));
+    {
+      std::lock_guard lock(specs_mu_);
+      specs_.emplace(board, known);
+    }
+    then({}, std::move(known));
+  });
 }
 
 void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> done) {
@@ -351,8 +385,9 @@ void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> 
   }
   // submitted_ms is the server's clock at the submission; the caller's value is ignored.
   auto [ascending, descending] = ranked_keys(entry);
+  std::string known = known_spec(board);
   auto args = script_args("board_submit", {board, entry.owner, std::move(ascending),
-                                           std::move(descending), entry.metadata});
+                                           std::move(descending), entry.metadata, std::move(known)});
   connection_.eval(std::move(args), [this, done = std::move(done)](const redisReply* r) {
     Status s = reply_status(connection_, r);
     if (!s.ok()) return done(std::move(s), Entry{});
@@ -371,24 +406,13 @@ void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> 
 // than the ranking, as if read a moment later.
 void RedisBackend::board_range(std::string board, uint64_t start, uint64_t stop,
                                Callback<std::vector<Entry>> done) {
-  {
-    std::lock_guard lock(orders_mu_);
-    if (auto it = descending_.find(board); it != descending_.end()) {
-      return ranking(std::move(board), it->second, start, stop, std::move(done));
-    }
+  if (std::string known = known_spec(board); !known.empty()) {
+    return ranking(std::move(board), known.starts_with("desc"), start, stop, std::move(done));
   }
-  std::string spec = connection_.options().key_prefix + "lbs:" + board;
-  connection_.command({"HGET", std::move(spec), "order"}, [this, board = std::move(board), start, stop,
-                                                             done = std::move(done)](const redisReply* r) mutable {
-    Status s = reply_status(connection_, r);
+  learn_spec(board, [this, board, start, stop, done = std::move(done)](Status s, std::string known) mutable {
     if (!s.ok()) return done(std::move(s), {});
-    if (r->type == REDIS_REPLY_NIL) return done({Code::kNotFound, "no board " + board}, {});
-    const bool descending = reply_text(r) == "desc";
-    {
-      std::lock_guard lock(orders_mu_);
-      descending_.emplace(board, descending);
-    }
-    ranking(std::move(board), descending, start, stop, std::move(done));
+    if (known.empty()) return done({Code::kNotFound, "no board " + board}, {});
+    ranking(std::move(board), known.starts_with("desc"), start, stop, std::move(done));
   });
 }
 
@@ -557,6 +581,11 @@ void RedisBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_t
   if (Status s = check_batch(writes); !s.ok()) return fail(std::move(s), std::move(done));
   std::vector<std::string> args = script_args("apply", {std::to_string(writes.size())});
   args.reserve(args.size() + writes.size() * 7);
+  // A submission names its board's spec when this process knows it, and the script then
+  // skips reading it: those reads were ~7 % of Redis's work on a match recording
+  // (docs/performance.md). An unknown one is read by the script and learned here for the
+  // next call.
+  std::vector<std::string> unknown;
   for (const Write& w : writes) {
     switch (w.kind) {
       case Write::Kind::kPut:
@@ -572,13 +601,18 @@ void RedisBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_t
         break;
       case Write::Kind::kSubmit: {
         auto [ascending, descending] = ranked_keys(w.entry);
+        std::string known = known_spec(w.board);
+        if (known.empty() && std::find(unknown.begin(), unknown.end(), w.board) == unknown.end()) {
+          unknown.push_back(w.board);
+        }
         args.insert(args.end(), {"sub", w.board, w.entry.owner, std::move(ascending),
-                                 std::move(descending), w.entry.metadata, ""});
+                                 std::move(descending), w.entry.metadata, std::move(known)});
         break;
       }
     }
   }
   if (writes.empty()) return fail(Status{}, std::move(done));
+  for (std::string& board : unknown) learn_spec(std::move(board), [](Status, std::string) {});
   const size_t count = writes.size();
   connection_.eval(std::move(args), [this, count, done = std::move(done)](const redisReply* r) {
     size_t index = 0;

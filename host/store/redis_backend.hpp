@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -74,11 +75,17 @@ class RedisBackend final : public Backend {
   void ranking(std::string board, bool descending, uint64_t start, uint64_t stop,
                Callback<std::vector<Entry>> done);
   std::vector<std::string> script_args(const char* op, std::initializer_list<std::string> args) const;
+  // A board's spec as the script takes it ("desc set"), or "" while this process has not
+  // seen it.
+  std::string known_spec(const std::string& board);
+  // Reads a board's spec into specs_ and hands it (or "" for no board) to `then`.
+  void learn_spec(std::string board, std::function<void(Status, std::string)> then);
 
-  // Each board's order (true: descending) once read; never changes once created. Before
+  // Each board's spec, "<order> <op>", once created or read by this process: a spec never
+  // changes once created and boards are never deleted (board_reset empties one). Before
   // connection_, whose destructor still completes calls.
-  std::mutex orders_mu_;
-  std::unordered_map<std::string, bool> descending_;
+  std::mutex specs_mu_;
+  std::unordered_map<std::string, std::string> specs_;
   RedisConnection connection_;
 };
 

@@ -126,9 +126,16 @@ end
 -- digits each, all ZSET scores 0, so the byte order of members is the rank order), a hash
 -- owner -> member, a hash owner -> metadata and the spec hash {order, op}.
 local boards
-local function load_board(b)
+-- The specs prismd may name for a board it knows ("desc set"): a spec never changes once
+-- created, so prismd's copy saves reading it here. (Written out: a function library's top
+-- level has no library functions such as ipairs.)
+local SPECS = {
+  ['asc best'] = {'asc', 'best'}, ['asc set'] = {'asc', 'set'}, ['asc incr'] = {'asc', 'incr'},
+  ['desc best'] = {'desc', 'best'}, ['desc set'] = {'desc', 'set'}, ['desc incr'] = {'desc', 'incr'},
+}
+local function load_board(b, known)
   if boards[b] then return boards[b] end
-  local spec = redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op')
+  local spec = SPECS[known] or redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op')
   if not spec[1] then throw('NOT_FOUND', 'no board ' .. b) end
   local board = {z = P .. 'lb:' .. b, o = P .. 'lbo:' .. b, m = P .. 'lbm:' .. b,
                  descending = spec[1] == 'desc', op = spec[2], members = {}}
@@ -152,9 +159,10 @@ local function member_of(board, owner)
 end
 local submitted  -- the sort key of the call's clock, made once
 -- `ascending` and `descending`: the submitted score's and subscore's sort keys for each
--- order, made by prismd, so that only an increment computes here.
-local function plan_submit(b, owner, ascending, descending, metadata)
-  local board = load_board(b)
+-- order, made by prismd, so that only an increment computes here. `known`: the board's
+-- spec as prismd knows it, or ''.
+local function plan_submit(b, owner, ascending, descending, metadata, known)
+  local board = load_board(b, known)
   local ranked = board.descending and descending or ascending
   local old = member_of(board, owner)
   if old and board.op == 'incr' then
@@ -244,6 +252,7 @@ ops.list = function()
   return out
 end
 -- apply count (kind a b c d e f){count} -> {result, ...}; kinds put, del, add, sub
+-- (sub board owner ascending descending metadata known_spec)
 ops.apply = function()
   local count, actions, results = tonumber(ARGS[3]), {}, {}
   seq_reserve = 0
@@ -266,7 +275,7 @@ ops.apply = function()
       action = plan_counter_add(a, c)
       results[#results + 1] = action.value
     elseif kind == 'sub' then
-      action = plan_submit(a, b, c, d, e)
+      action = plan_submit(a, b, c, d, e, f)
       results[#results + 1] = '0'
     else
       throw('INVALID', 'unknown write kind ' .. kind)
@@ -289,9 +298,9 @@ ops.board_create = function()
   redis.call('HSET', s, 'order', ARGS[4], 'op', ARGS[5], 'seq', 0)
   return 1
 end
--- board_submit board owner ascending descending metadata -> {order, rank, member, metadata}
+-- board_submit board owner ascending descending metadata known_spec -> {order, rank, member, metadata}
 ops.board_submit = function()
-  local action = plan_submit(ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7])
+  local action = plan_submit(ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8])
   write(action)
   local board = action.board
   local rank = redis.call('ZRANK', board.z, action.member)

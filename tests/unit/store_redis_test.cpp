@@ -400,6 +400,58 @@ TEST(RedisBackendWithoutFunctions, TheScriptRunsAsEvalsha) {
   EXPECT_EQ(calls_of(server, "fcall"), 0u);
 }
 
+// One submission to `board` through apply(), as a match recording makes them.
+Status submit_in_batch(RedisBackend& backend, const std::string& board, const std::string& owner,
+                       int64_t score) {
+  Write w;
+  w.kind = Write::Kind::kSubmit;
+  w.board = board;
+  w.entry.owner = owner;
+  w.entry.score = score;
+  return await<std::vector<int64_t>>([&](auto done) { backend.apply({w}, std::move(done)); }).first;
+}
+
+TEST_F(RedisBackendTest, ABoardThisProcessCreatedIsSubmittedToWithoutReadingItsSpec) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"elo", SortOrder::kDescending, Operator::kSet}, std::move(done));
+              }).ok());
+  ASSERT_EQ(server_->command("CONFIG RESETSTAT"), "OK");
+  ASSERT_TRUE(submit_in_batch(*backend_, "elo", "a", 1200).ok());
+  Entry entry;
+  entry.owner = "b";
+  entry.score = 1300;
+  ASSERT_TRUE(await<Entry>([&](auto done) { backend_->board_submit("elo", entry, std::move(done)); }).first.ok());
+  EXPECT_EQ(calls_of(*server_, "hmget"), 0u);  // the spec is read by neither the script nor prismd
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].owner, "b");  // descending, as created
+}
+
+TEST_F(RedisBackendTest, ABoardAnotherProcessCreatedIsReadOnceThenKnown) {
+  RedisBackend creator(server_->host(), server_->port(), fast_reconnect());
+  ASSERT_TRUE(await_done([&](auto done) {
+                creator.board_create({"kills", SortOrder::kAscending, Operator::kIncrement}, std::move(done));
+              }).ok());
+  ASSERT_TRUE(submit_in_batch(*backend_, "kills", "a", 5).ok());  // the script reads the spec
+  ASSERT_TRUE(eventually([&] {  // and prismd learns it beside the call
+    server_->command("CONFIG RESETSTAT");
+    EXPECT_TRUE(submit_in_batch(*backend_, "kills", "a", 5).ok());
+    return calls_of(*server_, "hmget") == 0;
+  }));
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("kills", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_GE(top[0].score, 10);  // incremented, as the other process created it
+}
+
+TEST_F(RedisBackendTest, ASubmissionToABoardNobodyCreatedIsRefused) {
+  const Status s = submit_in_batch(*backend_, "nowhere", "a", 1);
+  EXPECT_EQ(s.code, Code::kNotFound);
+  EXPECT_NE(s.message.find("no board nowhere"), std::string::npos) << s.message;
+  EXPECT_EQ(server_->command("EXISTS prism:lb:nowhere"), "0");
+}
+
 TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
   server_->stop();
   ASSERT_TRUE(eventually([&] { return !backend_->healthy(); }));
