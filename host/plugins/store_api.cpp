@@ -85,12 +85,22 @@ class Completion {
   Completion(prism_host_t* host, prism_store_done_fn done, void* user)
       : done_(done), user_(user), loop_(net::current_loop()),
         plugin_(host != nullptr && host->plugin != nullptr ? host->plugin->weak_from_this().lock()
-                                                           : nullptr) {}
+                                                           : nullptr),
+        result_(std::make_shared<Result>()) {}
+
+  // The call's result, made here on the calling thread, which also frees it after the
+  // completion: made on the backend's thread instead, every result was a free of another
+  // thread's memory, and glibc's malloc then takes that thread's arena lock (the worker
+  // and the sqlite writer blocked on it hundreds of times a second; docs/performance.md).
+  const std::shared_ptr<Result>& result() const { return result_; }
 
   void operator()(std::shared_ptr<Result> result) const {
+    // This copy lets go of the result: the delivery's reference is then the last, and the
+    // result is freed on the calling thread, not when the backend drops its closure.
+    result_.reset();
     if (done_ == nullptr) return;
     // The task (and with it `plugin`) is destroyed after it returned, off the plugin's stack.
-    auto deliver = [done = done_, user = user_, result, plugin = plugin_] {
+    auto deliver = [done = done_, user = user_, result = std::move(result), plugin = plugin_] {
       result->deliver(done, user);
     };
     if (loop_ != nullptr) {
@@ -100,7 +110,7 @@ class Completion {
     }
   }
   void fail(store::Code code, std::string message) const {
-    auto r = std::make_shared<Result>();
+    std::shared_ptr<Result> r = result_;
     r->status = {code, std::move(message)};
     (*this)(std::move(r));
   }
@@ -110,6 +120,7 @@ class Completion {
   void* user_;
   net::LoopAccess* loop_;
   std::shared_ptr<LoadedPlugin> plugin_;
+  mutable std::shared_ptr<Result> result_;  // until the completion fires
 };
 
 // The backend of a facet, or null after completing the call with UNAVAILABLE.
@@ -137,14 +148,14 @@ store::Entry entry_of(const prism_entry_t& e) {
 // Completion adapters from the backend's callbacks to a Result.
 auto with_status(Completion c) {
   return [c](store::Status s) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     r->status = std::move(s);
     c(std::move(r));
   };
 }
 auto with_document(Completion c) {
   return [c](store::Status s, store::Document d) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     if (s.ok()) r->documents.push_back(std::move(d));
     r->status = std::move(s);
     c(std::move(r));
@@ -152,7 +163,7 @@ auto with_document(Completion c) {
 }
 auto with_documents(Completion c) {
   return [c](store::Status s, std::vector<store::Document> d) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     r->status = std::move(s);
     r->documents = std::move(d);
     c(std::move(r));
@@ -161,7 +172,7 @@ auto with_documents(Completion c) {
 template <typename Number>
 auto with_value(Completion c) {
   return [c](store::Status s, Number v) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     if (s.ok()) r->values.push_back(static_cast<int64_t>(v));
     r->status = std::move(s);
     c(std::move(r));
@@ -169,7 +180,7 @@ auto with_value(Completion c) {
 }
 auto with_values(Completion c) {
   return [c](store::Status s, std::vector<int64_t> v) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     r->status = std::move(s);
     r->values = std::move(v);
     c(std::move(r));
@@ -177,7 +188,7 @@ auto with_values(Completion c) {
 }
 auto with_entry(Completion c) {
   return [c](store::Status s, store::Entry e) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     if (s.ok()) r->entries.push_back(std::move(e));
     r->status = std::move(s);
     c(std::move(r));
@@ -185,7 +196,7 @@ auto with_entry(Completion c) {
 }
 auto with_entries(Completion c) {
   return [c](store::Status s, std::vector<store::Entry> e) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     r->status = std::move(s);
     r->entries = std::move(e);
     c(std::move(r));
@@ -193,7 +204,7 @@ auto with_entries(Completion c) {
 }
 auto with_presence(Completion c) {
   return [c](store::Status s, store::Presence p) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     if (s.ok()) r->presences.push_back(std::move(p));
     r->status = std::move(s);
     c(std::move(r));
@@ -201,7 +212,7 @@ auto with_presence(Completion c) {
 }
 auto with_presences(Completion c) {
   return [c](store::Status s, std::vector<store::Presence> p) {
-    auto r = std::make_shared<Result>();
+    auto r = c.result();
     r->status = std::move(s);
     r->presences = std::move(p);
     c(std::move(r));
@@ -356,7 +367,7 @@ struct SplitBatch {
 
   static void run(std::shared_ptr<SplitBatch> batch, size_t g) {
     if (g == batch->groups.size()) {
-      auto r = std::make_shared<Result>();
+      auto r = batch->complete.result();
       r->values = std::move(batch->values);
       return batch->complete(std::move(r));
     }
@@ -369,7 +380,7 @@ struct SplitBatch {
         for (size_t i : group.indices) where += " " + std::to_string(i);
         where += ")";
         if (g > 0) where += " after the writes on earlier backends committed";
-        auto r = std::make_shared<Result>();
+        auto r = batch->complete.result();
         r->status = {s.code, "batch part on " + where + ": " + s.message};
         return batch->complete(std::move(r));
       }
