@@ -167,28 +167,38 @@ run_load() {
 
 
 # start_redis [OPTION...]: a throwaway redis-server on a free loopback port, in $tmp/redis,
-# with OPTIONs added (e.g. --appendonly yes); stopped on exit. Sets $redis_port.
+# with OPTIONs added (e.g. --appendonly yes); stopped on exit. Sets $redis_port. A port is
+# picked below the kernel's ephemeral range (a client socket elsewhere may hold any port in
+# it, and redis-server's bind then fails), and another process may still take it between
+# the check and the bind: then redis-server exits and a new port is tried, as the C++
+# harnesses do (tests/support/free_port.hpp). Only an answer carrying this server's pid
+# counts, not another test's server on the same port.
 start_redis() {
-  local try candidate
-  redis_port=""
-  for ((try = 0; try < 50; try++)); do
-    candidate=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
-      redis_port=$candidate
-      break
-    fi
-  done
-  [[ -n $redis_port ]] || { echo "bench: no free port for redis-server" >&2; exit 1; }
+  local attempt try pid low
+  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((low > 11000)) || low=32768
   mkdir -p "$tmp/redis"
-  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$tmp/redis" --save "" --daemonize no \
-    --logfile "$tmp/redis.log" "$@" &
-  servers+=("$!")
-  for ((try = 0; try < 100; try++)); do
-    [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
-    sleep 0.05
+  for ((attempt = 0; attempt < 5; attempt++)); do
+    redis_port=$((10000 + RANDOM % (low - 10000)))
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && continue  # something listens
+    redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$tmp/redis" --save "" \
+      --daemonize no --logfile "$tmp/redis.log" "$@" &
+    pid=$!
+    for ((try = 0; try < 100; try++)); do
+      if [[ $(redis-cli -p "$redis_port" info server 2>/dev/null | tr -d '\r' | grep '^process_id:') == \
+            "process_id:$pid" ]]; then
+        servers+=("$pid")
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break  # it exited: the port was taken
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
-  [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] ||
-    { echo "bench: redis-server did not answer; its log:" >&2; tail "$tmp/redis.log" >&2; exit 1; }
+  echo "bench: redis-server did not start on any of 5 ports; its log:" >&2
+  tail "$tmp/redis.log" >&2
+  exit 1
 }
 
 # await_redis_quiet: returns once the redis-server of start_redis has no AOF rewrite
