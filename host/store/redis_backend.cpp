@@ -184,6 +184,11 @@ const char* operator_name(Operator op) {
   return nullptr;
 }
 
+// A board's spec as the script takes it: "<order> <op>" ("desc set").
+std::string spec_text(std::string_view order, std::string_view op) {
+  return std::string(order) + " " + std::string(op);
+}
+
 std::string clamp_index(uint64_t value) {
   constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   return std::to_string(std::min(value, kMax));
@@ -339,7 +344,7 @@ void RedisBackend::board_create(BoardSpec spec, Done done) {
   const char* order = order_name(spec.order);
   const char* op = operator_name(spec.op);
   if (Status s = check_spec(spec); !s.ok()) return fail(std::move(s), std::move(done));
-  std::string known = std::string(order) + " " + op;
+  std::string known = spec_text(order, op);
   connection_.eval(script_args("board_create", {spec.board, order, op}),
                    [this, board = spec.board, known = std::move(known),
                     done = std::move(done)](const redisReply* r) mutable {
@@ -368,8 +373,7 @@ void RedisBackend::learn_spec(std::string board, std::function<void(Status, std:
     if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
       return then({}, "");  // no such board (yet)
     }
-    std::string known = std::string(reply_text(r->element[0])) + " " +
-                        std::string(reply_text(r->element[1]));
+    std::string known = spec_text(reply_text(r->element[0]), reply_text(r->element[1]));
     {
       std::lock_guard lock(specs_mu_);
       specs_.emplace(board, known);
