@@ -55,7 +55,7 @@ struct SqliteOptions {
 class SqliteBackend final : public Backend {
  public:
   // The layout written to PRAGMA user_version; opening a newer file is refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed) `file` and migrates its schema. When that fails, healthy()
   // is false and every call completes with kUnavailable naming the cause.

@@ -14,7 +14,8 @@ namespace {
 using namespace sqlite;
 
 // An entry's position in the one rank index (schema v2): score or subscore as the board
-// orders them, ascending. ~x reverses int64 order without overflow.
+// orders them, ascending. ~x reverses int64 order without overflow, and is its own
+// inverse: rank_key(order, rank_key(order, x)) == x.
 int64_t rank_key(SortOrder order, int64_t value) {
   return order == SortOrder::kDescending ? ~value : value;
 }
@@ -96,23 +97,27 @@ Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
   return {};
 }
 
-// Entries ranked offset+1 .. offset+count.
+// Entries ranked offset+1 .. offset+count, read from the rank index alone (schema v3: it
+// covers every column named here; score and subscore are its rank1 and rank2 read back).
 Status SqliteBackend::Database::ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
                                         std::vector<Entry>& entries) {
   constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
+  // Windows are at most a few hundred entries (a page's limit, or around's both sides).
+  constexpr uint64_t kMaxReserve = 256;
   Statement stmt = prepare(
-      "SELECT owner, score, subscore, metadata, submitted_ms FROM entries WHERE board = ?1"
+      "SELECT owner, rank1, rank2, metadata, submitted_ms FROM entries WHERE board = ?1"
       " ORDER BY rank1, rank2, submitted_ms, owner LIMIT ?2 OFFSET ?3");
   stmt.text(1, spec.board)
       .integer(2, static_cast<int64_t>(std::min(count, kMax)))
       .integer(3, static_cast<int64_t>(std::min(offset, kMax)));
+  entries.reserve(entries.size() + std::min(count, kMaxReserve));
   int rc;
   uint64_t rank = offset;
   while ((rc = stmt.step()) == SQLITE_ROW) {
     Entry entry;
     entry.owner = stmt.bytes_at(0);
-    entry.score = stmt.integer_at(1);
-    entry.subscore = stmt.integer_at(2);
+    entry.score = rank_key(spec.order, stmt.integer_at(1));
+    entry.subscore = rank_key(spec.order, stmt.integer_at(2));
     entry.metadata = stmt.bytes_at(3);
     entry.submitted_ms = stmt.integer_at(4);
     entry.rank = ++rank;
