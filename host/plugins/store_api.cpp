@@ -47,15 +47,19 @@ struct Result {
   std::vector<int64_t> values;
 
   void deliver(prism_store_done_fn done, void* user) const {
+    // Each view array is one allocation (reserved), not one per doubling.
     std::vector<prism_document_t> docs;
+    docs.reserve(documents.size());
     for (const auto& d : documents) {
       docs.push_back({bytes(d.collection), bytes(d.key), bytes(d.value), d.version});
     }
     std::vector<prism_entry_t> ents;
+    ents.reserve(entries.size());
     for (const auto& e : entries) {
       ents.push_back({bytes(e.owner), e.score, e.subscore, bytes(e.metadata), e.rank, e.submitted_ms});
     }
     std::vector<prism_presence_t> pres;
+    pres.reserve(presences.size());
     for (const auto& p : presences) pres.push_back({bytes(p.owner), bytes(p.status), p.expires_at_ms});
     prism_store_result_t r{};
     r.struct_size = sizeof r;
