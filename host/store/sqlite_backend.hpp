@@ -142,8 +142,11 @@ class SqliteBackend final : public Backend {
   uint64_t last_write_to(const Keys& keys);
   // The WAL hook of the writer's connection: queues a checkpoint when the WAL has grown.
   void committed(int wal_pages);
-  // The writer groups its calls into commits; the reader runs and answers each at once.
-  void run_lane(Lane& lane, bool group);
+  // How a lane runs the calls it takes together: the writer's in one write transaction
+  // (answered after its commit), the reader's on one snapshot (each answered at once), the
+  // checkpointer's each alone.
+  enum class Batching { kGroupCommit, kOneSnapshot, kNone };
+  void run_lane(Lane& lane, Batching batching);
   static void stop(Lane& lane);
 
   std::string open_error_;

@@ -154,6 +154,10 @@ class SqliteBackend::Database {
   // or SQLite rolled the transaction back) means no write of the group is kept.
   Status begin_group();
   Status end_group();
+  // The reader's batch (SqliteBackend::run_lane): its calls' reads share one read
+  // transaction; a snapshot() inside it runs in it.
+  Status begin_reads() { return step_done(prepare("BEGIN"), "begin reads"); }
+  void end_reads() { step_done(prepare("COMMIT"), "end reads"); }
 
   Status step_done(Statement&& stmt, std::string_view what);
 
