@@ -132,6 +132,7 @@ struct RedisConnection::Impl {
   uv_timer_t reconnect_timer{};
   uv_timer_t watchdog{};
   std::thread thread;
+  std::atomic<std::thread::id> loop_thread{};  // set by the loop thread when it starts
   redisAsyncContext* context = nullptr;
   State state = State::kDisconnected;
   bool stopping = false;
@@ -150,6 +151,12 @@ struct RedisConnection::Impl {
   std::string endpoint() const { return host + ":" + std::to_string(port); }
 
   void push(Request request) {
+    if (std::this_thread::get_id() == loop_thread.load(std::memory_order_relaxed)) {
+      // From a reply's handler (a window's HMGET after its ZRANGE): goes out with this
+      // loop turn's writes, without a wake-up of the loop by itself.
+      dispatch(std::move(request));
+      return;
+    }
     std::lock_guard lock(mutex);
     incoming.push_back(std::move(request));
     if (!closed) uv_async_send(&wake);
@@ -460,6 +467,7 @@ struct RedisConnection::Impl {
   }
 
   void run() {
+    loop_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
     connect();
     uv_run(&loop, UV_RUN_DEFAULT);
   }
