@@ -55,7 +55,8 @@ CREATE INDEX entries_rank ON entries(board, rank1, rank2, submitted_ms, owner);
 // Score and subscore are rank1 and rank2 read back (~ is its own inverse), so a window of
 // N entries is one walk of the index instead of N more seeks into the table: those seeks
 // were most of a top-10 read's cost (docs/performance.md). A submission rewrites the
-// index entry either way (its rank1 and submitted_ms change), now a few bytes longer.
+// index entry either way (its rank1 and submitted_ms change); the longer entries cost
+// recordings ~8 % (measured there), against ~1.5x the top-10 reads.
 constexpr const char* kSchemaV3 = R"sql(
 DROP INDEX IF EXISTS entries_rank;
 CREATE INDEX entries_rank ON entries(board, rank1, rank2, submitted_ms, owner, metadata);
