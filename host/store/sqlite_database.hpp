@@ -203,22 +203,27 @@ class SqliteBackend::Database {
 
   // ---- leaderboards ----
 
-  Status load_board(const std::string& board, BoardSpec& spec);
+  // A board as the file keeps it: its spec, and the number its entries are keyed by
+  // (schema v3: the name is stored once, in `boards`, not in every entry and index entry).
+  struct Board : BoardSpec {
+    int64_t id = 0;
+  };
+
+  Status load_board(const std::string& board, Board& spec);
 
   Status create_board(const BoardSpec& spec);
 
-  Status load_entry(const std::string& board, const std::string& owner, Entry& entry);
+  Status load_entry(const Board& spec, const std::string& owner, Entry& entry);
 
   // Fills entry.rank: one more than the number of entries ranking before it.
-  Status fill_rank(const BoardSpec& spec, Entry& entry);
+  Status fill_rank(const Board& spec, Entry& entry);
 
   // Entries ranked offset+1 .. offset+count.
-  Status ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
-                 std::vector<Entry>& entries);
+  Status ranking(const Board& spec, uint64_t offset, uint64_t count, std::vector<Entry>& entries);
 
   // Applies the board's operator to the owner's entry; `result` is the entry afterwards
   // (without its rank).
-  Status submit_entry(const BoardSpec& spec, const Entry& submitted, Entry& result);
+  Status submit_entry(const Board& spec, const Entry& submitted, Entry& result);
 
   // ---- presence ----
 
@@ -245,7 +250,7 @@ class SqliteBackend::Database {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the SQL literal
   // Boards read so far. A board never changes once created and is never deleted, so only
   // an undone write (a board created, then rolled back) makes an entry wrong.
-  std::unordered_map<std::string, BoardSpec> boards_;
+  std::unordered_map<std::string, Board> boards_;
   bool in_group_ = false;   // between begin_group and end_group
   bool group_lost_ = false;  // SQLite rolled the group's transaction back meanwhile
 };

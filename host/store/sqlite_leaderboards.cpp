@@ -29,12 +29,12 @@ bool ranks_before(SortOrder order, int64_t score, int64_t subscore, int64_t othe
 
 }  // namespace
 
-Status SqliteBackend::Database::load_board(const std::string& board, BoardSpec& spec) {
+Status SqliteBackend::Database::load_board(const std::string& board, Board& spec) {
   if (auto it = boards_.find(board); it != boards_.end()) {
     spec = it->second;
     return {};
   }
-  Statement stmt = prepare("SELECT ord, op FROM boards WHERE board = ?1");
+  Statement stmt = prepare("SELECT ord, op, id FROM boards WHERE board = ?1");
   stmt.text(1, board);
   const int rc = stmt.step();
   if (rc == SQLITE_DONE) return not_found("board " + board + " not found");
@@ -42,33 +42,37 @@ Status SqliteBackend::Database::load_board(const std::string& board, BoardSpec& 
   spec.board = board;
   spec.order = static_cast<SortOrder>(stmt.integer_at(0));
   spec.op = static_cast<Operator>(stmt.integer_at(1));
+  spec.id = stmt.integer_at(2);
   boards_.emplace(board, spec);
   return {};
 }
 
 Status SqliteBackend::Database::create_board(const BoardSpec& spec) {
-  BoardSpec existing;
+  Board existing;
   Status s = load_board(spec.board, existing);
   if (s.ok()) {
     if (existing.order == spec.order && existing.op == spec.op) return {};
     return conflict("board " + spec.board + " exists with a different order or operator");
   }
   if (s.code != Code::kNotFound) return s;
-  Statement stmt = prepare("INSERT INTO boards(board, ord, op) VALUES(?1, ?2, ?3)");
+  // Ids are never reused: boards are never deleted.
+  Statement stmt = prepare(
+      "INSERT INTO boards(board, ord, op, id)"
+      " VALUES(?1, ?2, ?3, (SELECT COALESCE(MAX(id), 0) + 1 FROM boards))");
   stmt.text(1, spec.board)
       .integer(2, static_cast<int64_t>(spec.order))
       .integer(3, static_cast<int64_t>(spec.op));
   return step_done(std::move(stmt), "create board");
 }
 
-Status SqliteBackend::Database::load_entry(const std::string& board, const std::string& owner,
+Status SqliteBackend::Database::load_entry(const Board& spec, const std::string& owner,
                                            Entry& entry) {
   Statement stmt = prepare(
       "SELECT score, subscore, metadata, submitted_ms FROM entries"
-      " WHERE board = ?1 AND owner = ?2");
-  stmt.text(1, board).text(2, owner);
+      " WHERE board_id = ?1 AND owner = ?2");
+  stmt.integer(1, spec.id).text(2, owner);
   const int rc = stmt.step();
-  if (rc == SQLITE_DONE) return not_found("owner " + owner + " not on board " + board);
+  if (rc == SQLITE_DONE) return not_found("owner " + owner + " not on board " + spec.board);
   if (rc != SQLITE_ROW) return error("read entry");
   entry.owner = owner;
   entry.score = stmt.integer_at(0);
@@ -80,14 +84,14 @@ Status SqliteBackend::Database::load_entry(const std::string& board, const std::
 }
 
 // Fills entry.rank: one more than the number of entries ranking before it.
-Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
+Status SqliteBackend::Database::fill_rank(const Board& spec, Entry& entry) {
   // Rows ranking before (?2, ?3, ?4 time, ?5 owner), each term one range of the index.
   Statement stmt = prepare(
-      "SELECT (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 < ?2)"
-      " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 = ?2 AND rank2 < ?3)"
-      " + (SELECT COUNT(*) FROM entries WHERE board = ?1 AND rank1 = ?2 AND rank2 = ?3"
+      "SELECT (SELECT COUNT(*) FROM entries WHERE board_id = ?1 AND rank1 < ?2)"
+      " + (SELECT COUNT(*) FROM entries WHERE board_id = ?1 AND rank1 = ?2 AND rank2 < ?3)"
+      " + (SELECT COUNT(*) FROM entries WHERE board_id = ?1 AND rank1 = ?2 AND rank2 = ?3"
       "    AND (submitted_ms, owner) < (?4, ?5))");
-  stmt.text(1, spec.board)
+  stmt.integer(1, spec.id)
       .integer(2, rank_key(spec.order, entry.score))
       .integer(3, rank_key(spec.order, entry.subscore))
       .integer(4, entry.submitted_ms)
@@ -99,15 +103,15 @@ Status SqliteBackend::Database::fill_rank(const BoardSpec& spec, Entry& entry) {
 
 // Entries ranked offset+1 .. offset+count, read from the rank index alone (schema v3: it
 // covers every column named here; score and subscore are its rank1 and rank2 read back).
-Status SqliteBackend::Database::ranking(const BoardSpec& spec, uint64_t offset, uint64_t count,
+Status SqliteBackend::Database::ranking(const Board& spec, uint64_t offset, uint64_t count,
                                         std::vector<Entry>& entries) {
   constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
   // Windows are at most a few hundred entries (a page's limit, or around's both sides).
   constexpr uint64_t kMaxReserve = 256;
   Statement stmt = prepare(
-      "SELECT owner, rank1, rank2, metadata, submitted_ms FROM entries WHERE board = ?1"
+      "SELECT owner, rank1, rank2, metadata, submitted_ms FROM entries WHERE board_id = ?1"
       " ORDER BY rank1, rank2, submitted_ms, owner LIMIT ?2 OFFSET ?3");
-  stmt.text(1, spec.board)
+  stmt.integer(1, spec.id)
       .integer(2, static_cast<int64_t>(std::min(count, kMax)))
       .integer(3, static_cast<int64_t>(std::min(offset, kMax)));
   entries.reserve(entries.size() + std::min(count, kMaxReserve));
@@ -128,10 +132,10 @@ Status SqliteBackend::Database::ranking(const BoardSpec& spec, uint64_t offset, 
 
 // Applies the board's operator to the owner's entry; `result` is the entry afterwards
 // (without its rank).
-Status SqliteBackend::Database::submit_entry(const BoardSpec& spec, const Entry& submitted,
+Status SqliteBackend::Database::submit_entry(const Board& spec, const Entry& submitted,
                                              Entry& result) {
   Entry old;
-  Status found = load_entry(spec.board, submitted.owner, old);
+  Status found = load_entry(spec, submitted.owner, old);
   if (!found.ok() && found.code != Code::kNotFound) return found;
   const int64_t now = now_ms();
   result = submitted;
@@ -158,11 +162,11 @@ Status SqliteBackend::Database::submit_entry(const BoardSpec& spec, const Entry&
     }
   }
   Statement stmt = prepare(
-      "INSERT INTO entries(board, owner, score, subscore, metadata, submitted_ms, rank1, rank2)"
-      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(board, owner) DO UPDATE SET"
+      "INSERT INTO entries(board_id, owner, score, subscore, metadata, submitted_ms, rank1, rank2)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(board_id, owner) DO UPDATE SET"
       " score = excluded.score, subscore = excluded.subscore, metadata = excluded.metadata,"
       " submitted_ms = excluded.submitted_ms, rank1 = excluded.rank1, rank2 = excluded.rank2");
-  stmt.text(1, spec.board)
+  stmt.integer(1, spec.id)
       .text(2, result.owner)
       .integer(3, result.score)
       .integer(4, result.subscore)
@@ -189,7 +193,7 @@ void SqliteBackend::board_submit(std::string board, Entry entry, Callback<Entry>
               [board = std::move(board), entry = std::move(entry)](Database& db, Entry& result) {
                 if (Status s = check_name("board", board); !s.ok()) return s;
                 if (Status s = check_entry(entry); !s.ok()) return s;
-                BoardSpec spec;
+                Database::Board spec;
                 return db.transaction([&] {
                   if (Status s = db.load_board(board, spec); !s.ok()) return s;
                   if (Status s = db.submit_entry(spec, entry, result); !s.ok()) return s;
@@ -213,7 +217,7 @@ void SqliteBackend::board_page(std::string board, uint64_t after_rank, uint32_t 
         if (Status s = check_name("board", board); !s.ok()) return s;
         if (Status s = check_limit(limit); !s.ok()) return s;
         return db.snapshot([&] {
-          BoardSpec spec;
+          Database::Board spec;
           if (Status s = db.load_board(board, spec); !s.ok()) return s;
           return db.ranking(spec, after_rank, limit, entries);
         });
@@ -230,10 +234,10 @@ void SqliteBackend::board_around(std::string board, std::string owner, uint32_t 
     if (Status s = check_name("owner", owner); !s.ok()) return s;
     if (Status s = check_limit(limit); !s.ok()) return s;
     return db.snapshot([&] {
-      BoardSpec spec;
+      Database::Board spec;
       if (Status s = db.load_board(board, spec); !s.ok()) return s;
       Entry entry;
-      if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+      if (Status s = db.load_entry(spec, owner, entry); !s.ok()) return s;
       if (Status s = db.fill_rank(spec, entry); !s.ok()) return s;
       const uint64_t before = std::min<uint64_t>(limit, entry.rank - 1);
       return db.ranking(spec, entry.rank - 1 - before, before + 1 + limit, entries);
@@ -248,9 +252,9 @@ void SqliteBackend::board_rank(std::string board, std::string owner, Callback<En
                 if (Status s = check_name("board", board); !s.ok()) return s;
                 if (Status s = check_name("owner", owner); !s.ok()) return s;
                 return db.snapshot([&] {
-                  BoardSpec spec;
+                  Database::Board spec;
                   if (Status s = db.load_board(board, spec); !s.ok()) return s;
-                  if (Status s = db.load_entry(board, owner, entry); !s.ok()) return s;
+                  if (Status s = db.load_entry(spec, owner, entry); !s.ok()) return s;
                   return db.fill_rank(spec, entry);
                 });
               },
@@ -263,10 +267,10 @@ void SqliteBackend::board_remove(std::string board, std::string owner, Done done
     if (Status s = check_name("board", board); !s.ok()) return s;
     if (Status s = check_name("owner", owner); !s.ok()) return s;
     return db.transaction([&] {
-      BoardSpec spec;
+      Database::Board spec;
       if (Status s = db.load_board(board, spec); !s.ok()) return s;
-      auto stmt = db.prepare("DELETE FROM entries WHERE board = ?1 AND owner = ?2");
-      stmt.text(1, board).text(2, owner);
+      auto stmt = db.prepare("DELETE FROM entries WHERE board_id = ?1 AND owner = ?2");
+      stmt.integer(1, spec.id).text(2, owner);
       if (Status s = db.step_done(std::move(stmt), "remove entry"); !s.ok()) return s;
       if (db.changes() == 0) return not_found("owner " + owner + " not on board " + board);
       return Status{};
@@ -279,10 +283,10 @@ void SqliteBackend::board_reset(std::string board, Done done) {
   post_done(std::move(done), [board = std::move(board)](Database& db) {
     if (Status s = check_name("board", board); !s.ok()) return s;
     return db.transaction([&] {
-      BoardSpec spec;
+      Database::Board spec;
       if (Status s = db.load_board(board, spec); !s.ok()) return s;
-      auto stmt = db.prepare("DELETE FROM entries WHERE board = ?1");
-      stmt.text(1, board);
+      auto stmt = db.prepare("DELETE FROM entries WHERE board_id = ?1");
+      stmt.integer(1, spec.id);
       return db.step_done(std::move(stmt), "reset board");
     });
   }, std::move(keys));

@@ -310,8 +310,10 @@ TEST_F(SqliteBackendTest, AReadSentFromAWritesCompletionDoesNotWaitForLaterWrite
   EXPECT_EQ(answer.get().value, "old");
 }
 
-// A file of schema version 1 (one rank index per sort order) is migrated to one index per
-// entry with every ranking unchanged, on a descending and an ascending board.
+// A file of schema version 1 (one rank index per sort order) is migrated through every
+// version (one rank index per entry, then entries keyed by their board's number) with every
+// ranking unchanged, on a descending and an ascending board; a board made afterwards gets a
+// number of its own.
 TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
   {
     sqlite3* db = nullptr;
@@ -352,6 +354,13 @@ TEST_F(SqliteBackendTest, AVersion1FileIsMigratedWithItsRankingsIntact) {
   EXPECT_EQ(await<Entry>([&](auto cb) { store.board_submit("high", entry, cb); }).value.rank, 2u);
   EXPECT_EQ(await<Entry>([&](auto cb) { store.board_submit("low", entry, cb); }).value.rank, 3u);
   EXPECT_EQ(await<Entry>([&](auto cb) { store.board_rank("high", "d", cb); }).value.rank, 5u);
+  const BoardSpec mid{"mid", SortOrder::kDescending, Operator::kBest};
+  ASSERT_TRUE(await_done([&](Done cb) { store.board_create(mid, cb); }).ok());
+  entry.owner = "m";
+  EXPECT_EQ(await<Entry>([&](auto cb) { store.board_submit("mid", entry, cb); }).value.rank, 1u);
+  EXPECT_EQ(owners("mid"), "m1");
+  EXPECT_EQ(owners("high"), "b1e2c3a4d5");
+  EXPECT_EQ(owners("low"), "a1c2e3b4");
 }
 
 // The WAL is copied into the database file while writes go on, and starts over: it does
