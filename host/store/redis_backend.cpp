@@ -115,17 +115,26 @@ Status reply_status(const RedisConnection& connection, const redisReply* r,
 }
 
 // A leaderboard member: sort keys of score, subscore and submission time (16 hex digits
-// each), the submission sequence (16), then the owner.
+// each), the submission sequence (16), the owner, then a NUL and the entry's metadata, so
+// that one ZRANGE reads a whole window. The sequence makes the 64 digits unique, so what
+// follows them never decides an order. Members written before the metadata moved into
+// them end with the owner; their metadata is in the board's "lbm:" hash.
 constexpr size_t kMemberHeader = 64;
 
-// The entry a member encodes, without its metadata.
-bool decode_member(const redisReply* member, bool descending, uint64_t rank, Entry* out) {
+// The entry a member encodes. Returns false for a malformed member; `*has_metadata` says
+// whether the member carried the metadata (else `out->metadata` is left alone).
+bool decode_member(const redisReply* member, bool descending, uint64_t rank, Entry* out,
+                   bool* has_metadata) {
   if (member->type != REDIS_REPLY_STRING || member->len < kMemberHeader) return false;
   const std::string_view m = reply_text(member);
   out->score = from_sort_key(m.substr(0, 16), descending);
   out->subscore = from_sort_key(m.substr(16, 16), descending);
   out->submitted_ms = from_sort_key(m.substr(32, 16), false);
-  out->owner = std::string(m.substr(kMemberHeader));
+  const std::string_view rest = m.substr(kMemberHeader);
+  const size_t owner_end = rest.find('\0');  // owners hold no NUL (validate.cpp)
+  *has_metadata = owner_end != std::string_view::npos;
+  out->owner = std::string(rest.substr(0, owner_end));
+  if (*has_metadata) out->metadata = std::string(rest.substr(owner_end + 1));
   out->rank = rank;
   return true;
 }
@@ -134,10 +143,12 @@ void decode_metadata(const redisReply* metadata, Entry* out) {
   out->metadata = metadata->type == REDIS_REPLY_STRING ? std::string(reply_text(metadata)) : "";
 }
 
+// A member and the metadata the script read beside it ('' for a member that carries it).
 bool decode_entry(const redisReply* member, const redisReply* metadata, bool descending,
                   uint64_t rank, Entry* out) {
-  if (!decode_member(member, descending, rank, out)) return false;
-  decode_metadata(metadata, out);
+  bool has_metadata = false;
+  if (!decode_member(member, descending, rank, out, &has_metadata)) return false;
+  if (!has_metadata) decode_metadata(metadata, out);
   return true;
 }
 
@@ -405,9 +416,10 @@ void RedisBackend::board_submit(std::string board, Entry entry, Callback<Entry> 
 
 // A window of the ranking is read with plain commands, not the script (which costs Redis
 // several times the commands: docs/performance.md, storage): the board's order (once per
-// board and process: it never changes and boards are never deleted), ZRANGE, then HMGET
-// of the window's metadata. Not one snapshot: metadata written between the two is newer
-// than the ranking, as if read a moment later.
+// board and process: it never changes and boards are never deleted), then one ZRANGE,
+// whose members carry their metadata. Only members older versions wrote need an HMGET of
+// theirs, which is then not one snapshot with the ranking: metadata written between the
+// two is newer, as if read a moment later.
 void RedisBackend::board_range(std::string board, uint64_t start, uint64_t stop,
                                Callback<std::vector<Entry>> done) {
   if (std::string known = known_spec(board); !known.empty()) {
@@ -431,22 +443,25 @@ void RedisBackend::ranking(std::string board, bool descending, uint64_t start, u
         if (!s.ok()) return done(std::move(s), {});
         if (r->type != REDIS_REPLY_ARRAY) return done(malformed("board_range"), {});
         std::vector<Entry> entries(r->elements);
-        std::vector<std::string> hmget{"HMGET", std::move(metadata)};
+        std::vector<size_t> older;  // entries whose member does not carry the metadata
         for (size_t i = 0; i < r->elements; ++i) {
-          if (!decode_member(r->element[i], descending, start + i + 1, &entries[i])) {
+          bool has_metadata = false;
+          if (!decode_member(r->element[i], descending, start + i + 1, &entries[i], &has_metadata)) {
             return done(malformed("board_range"), {});
           }
-          hmget.push_back(entries[i].owner);
+          if (!has_metadata) older.push_back(i);
         }
-        if (entries.empty()) return done({}, {});
-        connection_.command(std::move(hmget), [this, entries = std::move(entries),
+        if (older.empty()) return done({}, std::move(entries));
+        std::vector<std::string> hmget{"HMGET", std::move(metadata)};
+        for (size_t i : older) hmget.push_back(entries[i].owner);
+        connection_.command(std::move(hmget), [this, entries = std::move(entries), older = std::move(older),
                                                done = std::move(done)](const redisReply* r) mutable {
           Status s = reply_status(connection_, r);
           if (!s.ok()) return done(std::move(s), {});
-          if (r->type != REDIS_REPLY_ARRAY || r->elements != entries.size()) {
+          if (r->type != REDIS_REPLY_ARRAY || r->elements != older.size()) {
             return done(malformed("board_range"), {});
           }
-          for (size_t i = 0; i < entries.size(); ++i) decode_metadata(r->element[i], &entries[i]);
+          for (size_t i = 0; i < older.size(); ++i) decode_metadata(r->element[i], &entries[older[i]]);
           done({}, std::move(entries));
         });
       });

@@ -4,8 +4,9 @@
 // Data model (under options.key_prefix): documents as hashes "doc:<len(collection)>:
 // <collection>:<key>" {v, n} plus a lexicographic ZSET "idx:<collection>"; counters as
 // strings "ctr:<name>" (INCRBY); boards as a ZSET "lb:<board>" whose members encode
-// score, subscore, submission time and order so that byte order is rank order, with
-// hashes "lbo:", "lbm:" (owner -> member, metadata), the spec "lbs:" and one submission
+// score, subscore, submission time and order so that byte order is rank order, then the
+// owner and the metadata, with a hash "lbo:" (owner -> member), "lbm:" (owner -> metadata,
+// for members older versions wrote), the spec "lbs:" and one submission
 // sequence for every board, "seq" (INCRBY once per call); presence as
 // "pr:<owner>" with PX expiry, indexed by owner ("pri") and by expiry ("pre").
 #pragma once

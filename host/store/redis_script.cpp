@@ -122,9 +122,11 @@ local function plan_counter_add(name, delta)
   return {kind = 'ctr', ck = ck, value = to_dec(value)}
 end
 
--- ---- leaderboards: a ZSET of members "score|subscore|submitted_ms|seq|owner" (16 hex
--- digits each, all ZSET scores 0, so the byte order of members is the rank order), a hash
--- owner -> member, a hash owner -> metadata and the spec hash {order, op}.
+-- ---- leaderboards: a ZSET of members "score|subscore|submitted_ms|seq|owner\0metadata"
+-- (16 hex digits each, all ZSET scores 0, so the byte order of members is the rank order;
+-- the unique seq means nothing after the digits decides it), a hash owner -> member and the
+-- spec hash {order, op}. Members older versions wrote end with the owner; their metadata is
+-- in a hash owner -> metadata, dropped when the owner's entry is next written.
 local boards
 -- The specs prismd may name for a board it knows ("desc set"): a spec never changes once
 -- created, so prismd's copy saves reading it here. (Written out: a function library's top
@@ -157,6 +159,13 @@ local function member_of(board, owner)
   if m == nil then m = redis.call('HGET', board.o, owner) end
   return m
 end
+-- Whether a member carries its metadata (after the NUL that ends its owner).
+local function carries_metadata(member) return member:find('\0', 65, true) ~= nil end
+-- The metadata to reply beside a member: '' where the member carries it.
+local function metadata_of(board, member)
+  if carries_metadata(member) then return '' end
+  return redis.call('HGET', board.m, member:sub(65)) or ''
+end
 local submitted  -- the sort key of the call's clock, made once
 -- `ascending` and `descending`: the submitted score's and subscore's sort keys for each
 -- order, made by prismd, so that only an increment computes here. `known`: the board's
@@ -181,10 +190,9 @@ local function plan_submit(b, owner, ascending, descending, metadata, known)
     local now = now_ms()  -- the server's clock, shared by every node of the region
     submitted = sort_key({math.floor(now / TWO32), now % TWO32}, false)
   end
-  local member = ranked .. submitted .. string.format('%016x', next_seq()) .. owner
+  local member = ranked .. submitted .. string.format('%016x', next_seq()) .. owner .. '\0' .. metadata
   board.members[owner] = member
-  return {kind = 'sub', board = board, owner = owner, old = old, member = member,
-          metadata = metadata}
+  return {kind = 'sub', board = board, owner = owner, old = old, member = member}
 end
 
 local function write(a)
@@ -201,7 +209,7 @@ local function write(a)
     if a.old then redis.call('ZREM', board.z, a.old) end
     redis.call('ZADD', board.z, '0', a.member)
     redis.call('HSET', board.o, a.owner, a.member)
-    redis.call('HSET', board.m, a.owner, a.metadata)
+    if a.old and not carries_metadata(a.old) then redis.call('HDEL', board.m, a.owner) end
   end
 end
 
@@ -210,12 +218,9 @@ local function board_range(board, start, stop)
   if stop < start then return out end
   local members = redis.call('ZRANGE', board.z, start, stop)
   if #members == 0 then return out end
-  local owners = {}
-  for i, m in ipairs(members) do owners[i] = m:sub(65) end
-  local metadata = redis.call('HMGET', board.m, unpack(owners))
-  for i, m in ipairs(members) do
+  for _, m in ipairs(members) do
     out[#out + 1] = m
-    out[#out + 1] = metadata[i] or ''
+    out[#out + 1] = metadata_of(board, m)
   end
   return out
 end
@@ -304,8 +309,7 @@ ops.board_submit = function()
   write(action)
   local board = action.board
   local rank = redis.call('ZRANK', board.z, action.member)
-  return {board.descending and 'desc' or 'asc', rank,
-          action.member, redis.call('HGET', board.m, ARGS[4]) or ''}
+  return {board.descending and 'desc' or 'asc', rank, action.member, metadata_of(board, action.member)}
 end
 -- board_around board owner limit -> {order, start, member, metadata, ...}
 ops.board_around = function()
@@ -321,7 +325,7 @@ ops.board_rank = function()
   local member = redis.call('HGET', board.o, ARGS[4])
   if not member then throw('NOT_FOUND', 'no entry for ' .. ARGS[4] .. ' on board ' .. ARGS[3]) end
   return {board.descending and 'desc' or 'asc', redis.call('ZRANK', board.z, member), member,
-          redis.call('HGET', board.m, ARGS[4]) or ''}
+          metadata_of(board, member)}
 end
 -- board_remove board owner -> 1
 ops.board_remove = function()

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <atomic>
 #include <future>
 #include <limits>
@@ -450,6 +451,96 @@ TEST_F(RedisBackendTest, ASubmissionToABoardNobodyCreatedIsRefused) {
   EXPECT_EQ(s.code, Code::kNotFound);
   EXPECT_NE(s.message.find("no board nowhere"), std::string::npos) << s.message;
   EXPECT_EQ(server_->command("EXISTS prism:lb:nowhere"), "0");
+}
+
+// The 16-hex-digit sort key the script makes of `v` (redis_script.cpp, sort_key).
+std::string sort_key(int64_t v, bool descending) {
+  uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
+  if (descending) u = ~u;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(u));
+  return text;
+}
+
+Entry entry_of(const std::string& owner, int64_t score, const std::string& metadata) {
+  Entry entry;
+  entry.owner = owner;
+  entry.score = score;
+  entry.metadata = metadata;
+  return entry;
+}
+
+TEST_F(RedisBackendTest, AWindowOfTheRankingIsOneCommand) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"elo", SortOrder::kDescending, Operator::kSet}, std::move(done));
+              }).ok());
+  for (int i = 0; i < 12; ++i) {
+    const Entry entry = entry_of("p" + std::to_string(i), 1000 + i, "meta-" + std::to_string(i));
+    ASSERT_TRUE(await<Entry>([&](auto done) { backend_->board_submit("elo", entry, std::move(done)); }).first.ok());
+  }
+  ASSERT_EQ(server_->command("CONFIG RESETSTAT"), "OK");
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(top.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(top[i].owner, "p" + std::to_string(11 - i));
+    EXPECT_EQ(top[i].metadata, "meta-" + std::to_string(11 - i));  // carried by the member
+  }
+  EXPECT_EQ(calls_of(*server_, "zrange"), 1u);
+  EXPECT_EQ(calls_of(*server_, "hmget"), 0u);
+}
+
+// Before the metadata moved into the member, a member ended with its owner and the
+// metadata was in "lbm:". Such entries still rank among new ones with their metadata, and
+// the owner's next submission rewrites the entry in the new form.
+TEST_F(RedisBackendTest, EntriesAnOlderVersionWroteKeepTheirMetadataUntilRewritten) {
+  ASSERT_TRUE(await_done([&](auto done) {
+                backend_->board_create({"elo", SortOrder::kDescending, Operator::kSet}, std::move(done));
+              }).ok());
+  const std::string older = sort_key(1200, true) + sort_key(0, true) + sort_key(1000, false) +
+                            "0000000000000001" + "veteran";
+  ASSERT_EQ(server_->command("ZADD prism:lb:elo 0 " + older), "1");
+  ASSERT_EQ(server_->command("HSET prism:lbo:elo veteran " + older), "1");
+  ASSERT_EQ(server_->command("HSET prism:lbm:elo veteran kept-meta"), "1");
+  const Entry rookie = entry_of("rookie", 1300, "new-meta");
+  ASSERT_TRUE(await<Entry>([&](auto done) { backend_->board_submit("elo", rookie, std::move(done)); }).first.ok());
+  // also below the veteran, so that the window around it mixes both forms on both sides
+  const Entry last = entry_of("last", 1100, "last-meta");
+  ASSERT_TRUE(await<Entry>([&](auto done) { backend_->board_submit("elo", last, std::move(done)); }).first.ok());
+
+  auto [s, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
+  ASSERT_TRUE(s.ok()) << s.message;
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].owner, "rookie");
+  EXPECT_EQ(top[0].metadata, "new-meta");
+  EXPECT_EQ(top[1].owner, "veteran");
+  EXPECT_EQ(top[1].score, 1200);
+  EXPECT_EQ(top[1].metadata, "kept-meta");
+  EXPECT_EQ(top[2].metadata, "last-meta");
+  auto [sa, around] = await<std::vector<Entry>>(
+      [&](auto done) { backend_->board_around("elo", "veteran", 1, std::move(done)); });
+  ASSERT_TRUE(sa.ok()) << sa.message;
+  ASSERT_EQ(around.size(), 3u);
+  EXPECT_EQ(around[0].metadata, "new-meta");
+  EXPECT_EQ(around[1].metadata, "kept-meta");
+  EXPECT_EQ(around[2].metadata, "last-meta");
+  auto [sr, rank] = await<Entry>([&](auto done) { backend_->board_rank("elo", "veteran", std::move(done)); });
+  ASSERT_TRUE(sr.ok()) << sr.message;
+  EXPECT_EQ(rank.rank, 2u);
+  EXPECT_EQ(rank.metadata, "kept-meta");
+
+  const Entry again = entry_of("veteran", 1500, "again-meta");
+  auto [sv, written] = await<Entry>([&](auto done) { backend_->board_submit("elo", again, std::move(done)); });
+  ASSERT_TRUE(sv.ok()) << sv.message;
+  EXPECT_EQ(written.rank, 1u);
+  EXPECT_EQ(written.metadata, "again-meta");
+  EXPECT_EQ(server_->command("HEXISTS prism:lbm:elo veteran"), "0");
+  EXPECT_EQ(server_->command("ZCARD prism:lb:elo"), "3");
+  auto [s2, top2] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
+  ASSERT_TRUE(s2.ok()) << s2.message;
+  ASSERT_EQ(top2.size(), 3u);
+  EXPECT_EQ(top2[0].owner, "veteran");
+  EXPECT_EQ(top2[0].metadata, "again-meta");
 }
 
 TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
