@@ -192,22 +192,34 @@ void SqliteBackend::run_lane(Lane& lane, Batching batching) {
         lane.queue.pop_front();
       }
     }
-    const bool grouped = group && lane.db != nullptr && batch.size() > 1 && lane.db->begin_group().ok();
-    // Without it (BEGIN failed) each read runs in its own transaction, as alone.
+    // Without a group (BEGIN failed) each call runs in its own transaction, as alone;
+    // a group runs first without a savepoint per call (Database::begin_group).
+    bool grouped = group && lane.db != nullptr && batch.size() > 1 && lane.db->begin_group(false).ok();
     const bool one_snapshot = batching == Batching::kOneSnapshot && lane.db != nullptr &&
                               batch.size() > 1 && lane.db->begin_reads().ok();
-    finished.clear();
-    for (Job& job : batch) {
-      Finish finish;
-      guarded([&] { finish = job(lane.db.get(), false); });
-      if (!grouped) {
-        // Counted before its completion runs: a read the caller sends from there (or after
-        // it) must find the write answered, or it would queue behind later writes.
-        if (group) writes_answered(1);
-        if (finish) guarded([&] { finish(nullptr); });
-      } else {
-        finished.push_back(std::move(finish));
+    auto run_batch = [&] {
+      finished.clear();
+      for (Job& job : batch) {
+        Finish finish;
+        guarded([&] { finish = job(lane.db.get(), false); });
+        if (!grouped) {
+          // Counted before its completion runs: a read the caller sends from there (or
+          // after it) must find the write answered, or it would queue behind later writes.
+          if (group) writes_answered(1);
+          if (finish) guarded([&] { finish(nullptr); });
+        } else {
+          finished.push_back(std::move(finish));
+        }
       }
+    };
+    run_batch();
+    if (grouped && lane.db->group_tainted()) {
+      // A call failed after changing rows: only the whole group can be undone. Nothing was
+      // answered yet; the same calls run again, each in a savepoint.
+      lane.db->abandon_group();
+      groups_rerun_.fetch_add(1, std::memory_order_relaxed);
+      grouped = lane.db->begin_group(true).ok();
+      run_batch();
     }
     if (one_snapshot) lane.db->end_reads();
     if (!grouped) continue;
@@ -407,8 +419,13 @@ void SqliteBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_
         results.assign(writes.size(), 0);
         if (writes.empty()) return Status{};
         return db.transaction([&] {
+          std::vector<uint64_t> found;
+          size_t failed = 0;
+          if (Status s = db.check_writes(writes, found, failed); !s.ok()) {
+            return batch_error(failed, std::move(s));
+          }
           for (size_t i = 0; i < writes.size(); ++i) {
-            if (Status s = db.apply_write(writes[i], results[i]); !s.ok()) {
+            if (Status s = db.apply_write(writes[i], found[i], results[i]); !s.ok()) {
               return batch_error(i, std::move(s));
             }
           }

@@ -102,13 +102,18 @@ class SqliteBackend final : public Backend {
   const std::string& open_error() const { return open_error_; }
   // Commits that kept more than one call (group commit, run_writer): for tests and figures.
   uint64_t groups_committed() const { return groups_.load(std::memory_order_relaxed); }
+  // Groups run a second time, with a savepoint per call, because a call failed after
+  // changing rows (Database::begin_group): for tests.
+  uint64_t groups_rerun() const { return groups_rerun_.load(std::memory_order_relaxed); }
 
  private:
   class Database;  // the connection and its prepared statements; writer thread only
   // A queued call: run(db, false) does the work on the lane's connection (null when it
   // could not be opened), run(db, true) only fails it (shutdown); either returns its
   // answer, which the lane gives once the call's group is committed: with nullptr, or with
-  // the group's failure (an OK the commit did not keep becomes it).
+  // the group's failure (an OK the commit did not keep becomes it). The writer may run a
+  // call again (a tainted group: run_lane); each run's answer replaces the last. An answer
+  // may refer to its call, so it is given before the call is destroyed.
   using Finish = std::function<void(const Status* group_failed)>;
   using Job = std::function<Finish(Database* db, bool cancelled)>;
   // At most this many calls share one commit (bounds the wait of the first).
@@ -152,6 +157,7 @@ class SqliteBackend final : public Backend {
   std::string open_error_;
   std::atomic<bool> healthy_{false};
   std::atomic<uint64_t> groups_{0};
+  std::atomic<uint64_t> groups_rerun_{0};
   Lane writer_;  // every write; every call when the reader's connection did not open
   Lane reader_;  // reads, on a read-only connection
   Lane checkpointer_;  // WAL checkpoints, on a connection of their own

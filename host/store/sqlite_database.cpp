@@ -151,15 +151,25 @@ Status SqliteBackend::Database::error(std::string_view what) const {
   return {mapped, "sqlite: " + std::string(what) + ": " + sqlite3_errmsg(db_)};
 }
 
-Status SqliteBackend::Database::begin_group() {
+Status SqliteBackend::Database::begin_group(bool savepoints) {
   if (Status s = step_done(prepare("BEGIN IMMEDIATE"), "begin group"); !s.ok()) return s;
   in_group_ = true;
   group_lost_ = false;
+  group_tainted_ = false;
+  savepoints_ = savepoints;
   return {};
+}
+
+void SqliteBackend::Database::abandon_group() {
+  in_group_ = false;
+  savepoints_ = true;
+  forget_boards();
+  if (!sqlite3_get_autocommit(db_)) step_done(prepare("ROLLBACK"), "abandon group");
 }
 
 Status SqliteBackend::Database::end_group() {
   in_group_ = false;
+  savepoints_ = true;
   if (group_lost_ || sqlite3_get_autocommit(db_)) {
     forget_boards();
     return Status{Code::kUnavailable, "sqlite: the batch's transaction was rolled back"};
@@ -225,6 +235,15 @@ Status SqliteBackend::Database::check_expected(const std::string& collection,
                   std::to_string(current) + ", not " + std::to_string(*expected));
 }
 
+Status SqliteBackend::Database::check_delete(const std::string& collection,
+                                             const std::string& key, ExpectedVersion expected,
+                                             uint64_t current) {
+  if (current == 0 && (!expected || *expected == 0)) {
+    return not_found("document " + collection + "/" + key + " not found");
+  }
+  return check_expected(collection, key, expected, current);
+}
+
 Status SqliteBackend::Database::put_doc(const std::string& collection, const std::string& key,
                                         const std::string& value, ExpectedVersion expected,
                                         uint64_t& version) {
@@ -232,6 +251,11 @@ Status SqliteBackend::Database::put_doc(const std::string& collection, const std
   if (Status s = version_of(collection, key, current); !s.ok()) return s;
   if (Status s = check_expected(collection, key, expected, current); !s.ok()) return s;
   version = current + 1;
+  return write_doc(collection, key, value, version);
+}
+
+Status SqliteBackend::Database::write_doc(const std::string& collection, const std::string& key,
+                                          const std::string& value, uint64_t version) {
   Statement stmt = prepare(
       "INSERT INTO docs(collection, key, value, version) VALUES(?1, ?2, ?3, ?4)"
       " ON CONFLICT(collection, key) DO UPDATE SET value = excluded.value,"
@@ -244,10 +268,11 @@ Status SqliteBackend::Database::delete_doc(const std::string& collection, const 
                                            ExpectedVersion expected) {
   uint64_t current = 0;
   if (Status s = version_of(collection, key, current); !s.ok()) return s;
-  if (current == 0 && (!expected || *expected == 0)) {
-    return not_found("document " + collection + "/" + key + " not found");
-  }
-  if (Status s = check_expected(collection, key, expected, current); !s.ok()) return s;
+  if (Status s = check_delete(collection, key, expected, current); !s.ok()) return s;
+  return erase_doc(collection, key);
+}
+
+Status SqliteBackend::Database::erase_doc(const std::string& collection, const std::string& key) {
   Statement stmt = prepare("DELETE FROM docs WHERE collection = ?1 AND key = ?2");
   stmt.text(1, collection).text(2, key);
   return step_done(std::move(stmt), "delete document");
@@ -314,17 +339,51 @@ Status SqliteBackend::Database::purge_presence(int64_t now) {
   return step_done(std::move(stmt), "purge presence");
 }
 
-Status SqliteBackend::Database::apply_write(const Write& write, int64_t& result) {
-  result = 0;
-  switch (write.kind) {
-    case Write::Kind::kPut: {
-      uint64_t version = 0;
-      Status s = put_doc(write.collection, write.key, write.value, write.expected, version);
-      result = static_cast<int64_t>(version);
+Status SqliteBackend::Database::check_writes(const std::vector<Write>& writes,
+                                             std::vector<uint64_t>& found, size_t& failed) {
+  auto is_doc_write = [](const Write& w) {
+    return w.kind == Write::Kind::kPut || w.kind == Write::Kind::kDelete;
+  };
+  found.assign(writes.size(), 0);
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const Write& w = writes[i];
+    failed = i;
+    if (w.kind == Write::Kind::kSubmit) {
+      Board spec;
+      if (Status s = load_board(w.board, spec); !s.ok()) return s;
+      continue;
+    }
+    if (!is_doc_write(w)) continue;
+    // The version the batch's last earlier write of this document leaves, else the stored
+    // one. Batches are a few writes: looking back costs less than a map.
+    size_t earlier = i;
+    while (earlier > 0 && !(is_doc_write(writes[earlier - 1]) &&
+                            writes[earlier - 1].collection == w.collection &&
+                            writes[earlier - 1].key == w.key)) {
+      --earlier;
+    }
+    uint64_t current = 0;
+    if (earlier > 0) {
+      if (writes[earlier - 1].kind == Write::Kind::kPut) current = found[earlier - 1] + 1;
+    } else if (Status s = version_of(w.collection, w.key, current); !s.ok()) {
       return s;
     }
+    found[i] = current;
+    Status s = w.kind == Write::Kind::kPut ? check_expected(w.collection, w.key, w.expected, current)
+                                           : check_delete(w.collection, w.key, w.expected, current);
+    if (!s.ok()) return s;
+  }
+  return {};
+}
+
+Status SqliteBackend::Database::apply_write(const Write& write, uint64_t found, int64_t& result) {
+  result = 0;
+  switch (write.kind) {
+    case Write::Kind::kPut:
+      result = static_cast<int64_t>(found + 1);
+      return write_doc(write.collection, write.key, write.value, found + 1);
     case Write::Kind::kDelete:
-      return delete_doc(write.collection, write.key, write.expected);
+      return erase_doc(write.collection, write.key);
     case Write::Kind::kCounterAdd:
       return add_counter(write.counter, write.delta, result);
     case Write::Kind::kSubmit: {

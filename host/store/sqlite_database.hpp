@@ -118,6 +118,16 @@ class SqliteBackend::Database {
         group_lost_ = true;
         return Status{Code::kUnavailable, "sqlite: the batch's transaction was rolled back"};
       }
+      if (!savepoints_) {
+        const int64_t before = sqlite3_total_changes64(db_);
+        Status status = body();
+        if (status.ok()) return status;
+        forget_boards();
+        // The rows it changed before it failed cannot be undone alone: see begin_group.
+        if (sqlite3_total_changes64(db_) != before) group_tainted_ = true;
+        if (sqlite3_get_autocommit(db_)) group_lost_ = true;
+        return status;
+      }
       if (Status s = step_done(prepare("SAVEPOINT job"), "savepoint"); !s.ok()) return s;
       Status status = body();
       if (!status.ok()) forget_boards();
@@ -152,8 +162,17 @@ class SqliteBackend::Database {
   // transaction, committed once by end_group; a call is answered after that commit, so an
   // OK still means durable. end_group's status is the group's: not OK (the commit failed,
   // or SQLite rolled the transaction back) means no write of the group is kept.
-  Status begin_group();
+  // With `savepoints`, each call's transaction() is a savepoint, so a call that fails
+  // undoes its own writes and no other's. A savepoint copies every page the call then
+  // touches into a statement journal: ~10 % of the writer's time in match recordings
+  // (docs/performance.md). So a group first runs without them: a call that fails before
+  // it changed a row (a conflict, a missing board: the usual failures, checked first)
+  // left nothing to undo; one that fails after taints the group (group_tainted()), which
+  // the writer then rolls back whole (abandon_group) and runs again with savepoints.
+  Status begin_group(bool savepoints);
   Status end_group();
+  void abandon_group();
+  bool group_tainted() const { return group_tainted_; }
   // The reader's batch (SqliteBackend::run_lane): its calls' reads share one read
   // transaction; a snapshot() inside it runs in it.
   Status begin_reads() { return step_done(prepare("BEGIN"), "begin reads"); }
@@ -186,11 +205,19 @@ class SqliteBackend::Database {
   static Status check_expected(const std::string& collection, const std::string& key,
                                ExpectedVersion expected, uint64_t current);
 
+  // A delete's condition: the document exists (unless 0 is expected) at `expected`.
+  static Status check_delete(const std::string& collection, const std::string& key,
+                             ExpectedVersion expected, uint64_t current);
+
+  // Checked, then written.
   Status put_doc(const std::string& collection, const std::string& key, const std::string& value,
                  ExpectedVersion expected, uint64_t& version);
-
   Status delete_doc(const std::string& collection, const std::string& key,
                     ExpectedVersion expected);
+  // Written, unchecked.
+  Status write_doc(const std::string& collection, const std::string& key, const std::string& value,
+                   uint64_t version);
+  Status erase_doc(const std::string& collection, const std::string& key);
 
   Status list_docs(const std::string& collection, const std::string& prefix,
                    const std::string& after, uint32_t limit, std::vector<Document>& docs);
@@ -234,7 +261,14 @@ class SqliteBackend::Database {
 
   // ---- apply ----
 
-  Status apply_write(const Write& write, int64_t& result);
+  // A batch's conditions, checked before any of its writes (so that the usual failures
+  // leave nothing to undo: begin_group): each document write's expected version against
+  // the version the batch's earlier writes leave, and each board submitted to exists.
+  // `found[i]`: the version write i finds; `failed`: the index of the write that failed.
+  Status check_writes(const std::vector<Write>& writes, std::vector<uint64_t>& found,
+                      size_t& failed);
+  // Write `write` of a checked batch, whose document it finds at version `found`.
+  Status apply_write(const Write& write, uint64_t found, int64_t& result);
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}
@@ -253,6 +287,8 @@ class SqliteBackend::Database {
   std::unordered_map<std::string, Board> boards_;
   bool in_group_ = false;   // between begin_group and end_group
   bool group_lost_ = false;  // SQLite rolled the group's transaction back meanwhile
+  bool savepoints_ = true;   // begin_group's: a savepoint per call
+  bool group_tainted_ = false;  // a call failed after changing rows, with no savepoint
 };
 
 template <typename T, typename Work>
@@ -278,7 +314,8 @@ void SqliteBackend::post(Callback<T> done, Work work, Keys keys, bool read) {
       if (!status.ok()) value = T{};
     }
     // Answered once the group it ran in is committed (or failed with the group's status).
-    return [done = std::move(done), status = std::move(status), value = std::move(value)](
+    // `done` stays in the job, which the writer may run again (run_lane).
+    return [&done, status = std::move(status), value = std::move(value)](
                const Status* group_failed) mutable {
       if (group_failed != nullptr && status.ok()) return done(*group_failed, T{});
       done(std::move(status), std::move(value));

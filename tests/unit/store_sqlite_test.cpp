@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -227,10 +228,88 @@ TEST_F(SqliteBackendTest, CallsQueuedTogetherShareOneCommitAndAFailedOneUndoesOn
   EXPECT_EQ(conflict.load(), 1);
   EXPECT_EQ(other_status.load(), 0);
   EXPECT_GE(store.groups_committed(), 1u) << "the queued calls did not share a commit";
+  // The conflict is found before the call writes anything: nothing to undo, no second run.
+  EXPECT_EQ(store.groups_rerun(), 0u);
   EXPECT_EQ(await<Document>([&](auto cb) { store.get("docs", "taken", cb); }).value.value, "first");
   for (int i = 0; i < kPuts; ++i) {
     EXPECT_TRUE(await<Document>([&](auto cb) { store.get("docs", "k" + std::to_string(i), cb); }).status.ok()) << i;
   }
+}
+
+// A group runs without a savepoint per call (Database::begin_group). A call that fails
+// after it wrote (a batch's counter overflows after its put) is still undone alone: the
+// group is rolled back and run again, each call in a savepoint, before anyone is answered.
+TEST_F(SqliteBackendTest, ACallThatFailsAfterWritingIsUndoneAloneAndTheOthersKept) {
+  SqliteBackend store(file());
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("full", kMax, cb); }).status.ok());
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
+  constexpr int kPuts = 10;
+  std::atomic<int> ok{0}, answered{0};
+  auto count = [&](Status status, uint64_t) {
+    if (status.ok()) ++ok;
+    ++answered;
+  };
+  for (int i = 0; i < kPuts / 2; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
+  Write fresh;
+  fresh.collection = "docs";
+  fresh.key = "fresh";
+  fresh.value = "written, then undone";
+  Write overflow;
+  overflow.kind = Write::Kind::kCounterAdd;
+  overflow.counter = "full";
+  overflow.delta = 1;
+  std::promise<Status> batch;
+  store.apply({fresh, overflow}, [&](Status status, std::vector<int64_t>) { batch.set_value(status); });
+  for (int i = kPuts / 2; i < kPuts; ++i) store.put("docs", "k" + std::to_string(i), "v", 0, count);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
+  PRISM_EXPECT_CODE(batch.get_future().get(), Code::kInvalidArgument);
+  ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }).status.ok());
+  EXPECT_EQ(answered.load(), kPuts);
+  EXPECT_EQ(ok.load(), kPuts);
+  EXPECT_GE(store.groups_rerun(), 1u) << "the failed call was not in a group";
+  PRISM_EXPECT_CODE(await<Document>([&](auto cb) { store.get("docs", "fresh", cb); }).status,
+                    Code::kNotFound);
+  EXPECT_EQ(await<int64_t>([&](auto cb) { store.counter_get("full", cb); }).value, kMax);
+  for (int i = 0; i < kPuts; ++i) {
+    auto doc = await<Document>([&](auto cb) { store.get("docs", "k" + std::to_string(i), cb); });
+    ASSERT_TRUE(doc.status.ok()) << i;
+    EXPECT_EQ(doc.value.version, 1u) << "k" << i << " was written twice";
+  }
+}
+
+// A batch's expected versions are checked before any of its writes, so a conflict in its
+// last write (a match recording's stats, say) leaves nothing to undo: its group commits
+// without a second run.
+TEST_F(SqliteBackendTest, AConflictAnywhereInABatchIsFoundBeforeItWrites) {
+  SqliteBackend store(file());
+  ASSERT_TRUE(await<uint64_t>([&](auto cb) { store.put("docs", "taken", "first", 0, cb); }).status.ok());
+  ASSERT_NO_FATAL_FAILURE(hold_write_lock());
+  std::atomic<int> ok{0};
+  auto count = [&](Status status, uint64_t) { ok += status.ok(); };
+  store.put("docs", "before", "v", 0, count);
+  Write fresh;
+  fresh.collection = "docs";
+  fresh.key = "fresh";
+  fresh.value = "never written";
+  fresh.expected = 0;
+  Write again = fresh;  // expects what the first write of the batch leaves: passes
+  again.expected = 1;
+  Write taken = fresh;
+  taken.key = "taken";
+  std::promise<std::pair<Status, std::vector<int64_t>>> batch;
+  store.apply({fresh, again, taken},
+              [&](Status status, std::vector<int64_t> r) { batch.set_value({status, r}); });
+  store.put("docs", "after", "v", 0, count);
+  ASSERT_NO_FATAL_FAILURE(release_write_lock());
+  const auto [status, results] = batch.get_future().get();
+  PRISM_EXPECT_CODE(status, Code::kConflict);
+  EXPECT_NE(status.message.find("write 2"), std::string::npos) << status.message;
+  ASSERT_TRUE(await<int64_t>([&](auto cb) { store.counter_add("sync", 1, cb); }).status.ok());
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_EQ(store.groups_rerun(), 0u);
+  PRISM_EXPECT_CODE(await<Document>([&](auto cb) { store.get("docs", "fresh", cb); }).status,
+                    Code::kNotFound);
 }
 
 // Reads run on their own connection, yet a read sees every write queued before it to what
