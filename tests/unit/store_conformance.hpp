@@ -163,6 +163,45 @@ inline void wait_past_ms(int64_t ms) {
   while (now_ms() <= ms) std::this_thread::yield();
 }
 
+// Builders for apply() batches.
+inline Write put_write(std::string collection, std::string key, std::string value,
+                       ExpectedVersion expected = std::nullopt) {
+  Write w;
+  w.kind = Write::Kind::kPut;
+  w.collection = std::move(collection);
+  w.key = std::move(key);
+  w.value = std::move(value);
+  w.expected = expected;
+  return w;
+}
+inline Write delete_write(std::string collection, std::string key,
+                          ExpectedVersion expected = std::nullopt) {
+  Write w;
+  w.kind = Write::Kind::kDelete;
+  w.collection = std::move(collection);
+  w.key = std::move(key);
+  w.expected = expected;
+  return w;
+}
+inline Write counter_write(std::string counter, int64_t delta) {
+  Write w;
+  w.kind = Write::Kind::kCounterAdd;
+  w.counter = std::move(counter);
+  w.delta = delta;
+  return w;
+}
+inline Write submit_write(std::string board, std::string owner, int64_t score,
+                          int64_t subscore = 0, std::string metadata = "") {
+  Write w;
+  w.kind = Write::Kind::kSubmit;
+  w.board = std::move(board);
+  w.entry.owner = std::move(owner);
+  w.entry.score = score;
+  w.entry.subscore = subscore;
+  w.entry.metadata = std::move(metadata);
+  return w;
+}
+
 class StoreConformance : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
@@ -247,45 +286,6 @@ class StoreConformance : public ::testing::TestWithParam<StoreFactory> {
   Reply<std::vector<int64_t>> apply(std::vector<Write> writes) {
     return await<std::vector<int64_t>>(
         [&](Callback<std::vector<int64_t>> cb) { store().apply(writes, cb); });
-  }
-
-  // Builders for apply() batches.
-  static Write put_write(std::string collection, std::string key, std::string value,
-                         ExpectedVersion expected = std::nullopt) {
-    Write w;
-    w.kind = Write::Kind::kPut;
-    w.collection = std::move(collection);
-    w.key = std::move(key);
-    w.value = std::move(value);
-    w.expected = expected;
-    return w;
-  }
-  static Write delete_write(std::string collection, std::string key,
-                            ExpectedVersion expected = std::nullopt) {
-    Write w;
-    w.kind = Write::Kind::kDelete;
-    w.collection = std::move(collection);
-    w.key = std::move(key);
-    w.expected = expected;
-    return w;
-  }
-  static Write counter_write(std::string counter, int64_t delta) {
-    Write w;
-    w.kind = Write::Kind::kCounterAdd;
-    w.counter = std::move(counter);
-    w.delta = delta;
-    return w;
-  }
-  static Write submit_write(std::string board, std::string owner, int64_t score,
-                            int64_t subscore = 0, std::string metadata = "") {
-    Write w;
-    w.kind = Write::Kind::kSubmit;
-    w.board = std::move(board);
-    w.entry.owner = std::move(owner);
-    w.entry.score = score;
-    w.entry.subscore = subscore;
-    w.entry.metadata = std::move(metadata);
-    return w;
   }
 
   std::unique_ptr<Backend> store_;
