@@ -1,6 +1,8 @@
 // The Redis storage backend (DESIGN.md §6): hiredis on its own libuv loop thread, every
 // operation one command or one call of the store's Lua script, so each is atomic; apply()
 // is all or nothing. With the server's appendfsync always, an OK reply is durable.
+// apply() calls that arrive while a group of earlier ones runs wait and go out together as
+// the next group, one script call (see send_group).
 // Data model (under options.key_prefix): documents as hashes "doc:<len(collection)>:
 // <collection>:<key>" {v, n} plus a lexicographic ZSET "idx:<collection>"; counters as
 // strings "ctr:<name>" (INCRBY); boards as a ZSET "lb:<board>" whose members encode
@@ -12,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -81,6 +84,21 @@ class RedisBackend final : public Backend {
   std::string known_spec(const std::string& board);
   // Reads a board's spec into specs_ and hands it (or "" for no board) to `then`.
   void learn_spec(std::string board, std::function<void(Status, std::string)> then);
+
+  // An apply() waiting for its group: the script's arguments for its batch ("count" and
+  // seven per write) and its completion.
+  struct QueuedApply {
+    std::vector<std::string> args;
+    size_t count = 0;
+    Callback<std::vector<int64_t>> done;
+  };
+  // On the connection's thread: queues the batch and sends a group if few are running.
+  void queue_apply(QueuedApply batch);
+  // On the connection's thread: sends the queued batches (up to a bound) as one call.
+  void send_group();
+  // The connection's thread only. Before connection_, whose destructor completes calls.
+  std::deque<QueuedApply> queued_;
+  int groups_in_flight_ = 0;
 
   // Each board's spec, "<order> <op>", once created or read by this process: a spec never
   // changes once created and boards are never deleted (board_reset empties one). Before

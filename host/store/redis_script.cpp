@@ -1,8 +1,11 @@
 // The Redis backend's Lua script. Redis runs a script atomically, but does not undo what
 // a failing script already wrote, so every mutating operation first checks and computes
 // (phase 1, reads only, with a local overlay for earlier writes of the same batch) and
-// only then writes (phase 2). Lua numbers are doubles, so 64-bit integers are carried as
-// {hi, lo} pairs of 32-bit halves of their two's complement.
+// only then writes (phase 2). One `apply` carries a group of batches: each is checked
+// against the overlay the ones before it left, and a batch that fails has its changes
+// to the overlay undone, so the others are written as if each had been its own call.
+// Lua numbers are doubles, so 64-bit integers are carried as {hi, lo} pairs of 32-bit
+// halves of their two's complement.
 #include "store/redis_script.hpp"
 
 namespace prism::store {
@@ -17,6 +20,37 @@ local at  -- index of the write being checked, for error messages
 local Failure = {}
 local function throw(code, message)
   error(setmetatable({code = code, message = message}, Failure), 0)
+end
+-- The reply for an error a call (or a batch of a group) raised.
+local function error_reply(result)
+  if type(result) == 'table' and getmetatable(result) == Failure then
+    return {err = 'PRISM ' .. result.code .. ' ' .. at .. ' ' .. result.message}
+  end
+  if type(result) == 'table' and result.err then return {err = result.err} end
+  return {err = 'ERR ' .. tostring(result)}
+end
+
+-- The overlay's changes made by the batch being planned, oldest first, as flat triples
+-- table, key, old value (no table per change): undone when the batch fails, so the next
+-- batch of the group does not see them.
+local undo, undo_size
+local function remember(t, k)
+  if undo then
+    undo[undo_size + 1], undo[undo_size + 2], undo[undo_size + 3] = t, k, t[k]
+    undo_size = undo_size + 3
+  end
+end
+-- Sends `command key item...` for a flat list of items, in chunks of `stride` (even, so
+-- pairs stay whole): Lua's unpack is limited to a few thousand values.
+local function spread(command, key, items, stride)
+  local out = {}
+  for first = 1, #items, stride do
+    local part = redis.call(command, key, unpack(items, first, math.min(first + stride - 1, #items)))
+    if type(part) == 'table' then
+      for _, v in ipairs(part) do out[#out + 1] = v end
+    end
+  end
+  return out
 end
 
 -- ---- 64-bit integers ----------------------------------------------------------------
@@ -96,6 +130,7 @@ local function plan_put(c, k, value, expected)
   local dk = doc_key(c, k)
   local current = doc_version(dk)
   check_expected(current, expected)
+  remember(docs, dk)
   docs[dk] = current + 1
   -- The version as text once: for the reply and for HSET (a Lua number as a command
   -- argument is formatted with sprintf by Redis).
@@ -107,6 +142,7 @@ local function plan_delete(c, k, expected)
   local current = doc_version(dk)
   check_expected(current, expected)
   if current == 0 then throw('NOT_FOUND', 'no document ' .. c .. '/' .. k) end
+  remember(docs, dk)
   docs[dk] = 0
   return {kind = 'del', dk = dk, ik = index_key(c), key = k}
 end
@@ -118,6 +154,7 @@ local function plan_counter_add(name, delta)
   local current = counters[ck]
   if current == nil then current = from_dec(redis.call('GET', ck) or '0') end
   local value = add(current, from_dec(delta))
+  remember(counters, ck)
   counters[ck] = value
   return {kind = 'ctr', ck = ck, value = to_dec(value)}
 end
@@ -127,7 +164,11 @@ end
 -- the unique seq means nothing after the digits decides it), a hash owner -> member and the
 -- spec hash {order, op}. Members older versions wrote end with the owner; their metadata is
 -- in a hash owner -> metadata, dropped when the owner's entry is next written.
-local boards
+-- A board's table holds `stored` (owner -> the member Redis holds, false for none, once
+-- read), `members` (owner -> the member the group leaves) and `touched` (owners in the
+-- order the group first submitted for them), so that the group's submissions to a board
+-- are written with one command of each kind.
+local boards, board_list
 -- The specs prismd may name for a board it knows ("desc set"): a spec never changes once
 -- created, so prismd's copy saves reading it here. (Written out: a function library's top
 -- level has no library functions such as ipairs.)
@@ -140,8 +181,10 @@ local function load_board(b, known)
   local spec = SPECS[known] or redis.call('HMGET', P .. 'lbs:' .. b, 'order', 'op')
   if not spec[1] then throw('NOT_FOUND', 'no board ' .. b) end
   local board = {z = P .. 'lb:' .. b, o = P .. 'lbo:' .. b, m = P .. 'lbm:' .. b,
-                 descending = spec[1] == 'desc', op = spec[2], members = {}}
+                 descending = spec[1] == 'desc', op = spec[2], stored = {}, members = {},
+                 touched = {}}
   boards[b] = board
+  board_list[#board_list + 1] = board
   return board
 end
 -- The sequence orders submissions of one millisecond as Redis ran them. One counter
@@ -156,8 +199,18 @@ local function next_seq()
 end
 local function member_of(board, owner)
   local m = board.members[owner]
-  if m == nil then m = redis.call('HGET', board.o, owner) end
-  return m
+  if m ~= nil then return m end
+  m = board.stored[owner]
+  if m == nil then
+    m = redis.call('HGET', board.o, owner)
+    board.stored[owner] = m
+  end
+  return m or nil
+end
+-- Reads the stored members of `owners` with one HMGET (chunked) instead of one HGET each.
+local function read_members(board, owners)
+  local found = spread('HMGET', board.o, owners, 1000)
+  for i, owner in ipairs(owners) do board.stored[owner] = found[i] end
 end
 -- Whether a member carries its metadata (after the NUL that ends its owner).
 local function carries_metadata(member) return member:find('\0', 65, true) ~= nil end
@@ -191,8 +244,10 @@ local function plan_submit(b, owner, ascending, descending, metadata, known)
     submitted = sort_key({math.floor(now / TWO32), now % TWO32}, false)
   end
   local member = ranked .. submitted .. string.format('%016x', next_seq()) .. owner .. '\0' .. metadata
+  if board.members[owner] == nil then board.touched[#board.touched + 1] = owner end
+  remember(board.members, owner)
   board.members[owner] = member
-  return {kind = 'sub', board = board, owner = owner, old = old, member = member}
+  return {kind = 'sub', board = board, owner = owner, member = member}
 end
 
 local function write(a)
@@ -204,12 +259,34 @@ local function write(a)
     redis.call('ZREM', a.ik, a.key)
   elseif a.kind == 'ctr' then
     redis.call('SET', a.ck, a.value)
-  elseif a.kind == 'sub' then
-    local board = a.board
-    if a.old then redis.call('ZREM', board.z, a.old) end
-    redis.call('ZADD', board.z, '0', a.member)
-    redis.call('HSET', board.o, a.owner, a.member)
-    if a.old and not carries_metadata(a.old) then redis.call('HDEL', board.m, a.owner) end
+  end
+end
+-- Every board's entries as the call left them: per board one ZREM of the replaced
+-- members, one ZADD and one HSET of the new ones (a group carries many submissions to
+-- the same few boards, and each redis.call costs the script more than the work it asks).
+local function write_boards()
+  for _, board in ipairs(board_list) do
+    local removed, added, owned, dropped = {}, {}, {}, {}
+    for _, owner in ipairs(board.touched) do
+      local member = board.members[owner]
+      if member then  -- nil where only batches that failed submitted for the owner
+        local old = board.stored[owner]
+        if old then
+          removed[#removed + 1] = old
+          if not carries_metadata(old) then dropped[#dropped + 1] = owner end
+        end
+        added[#added + 1] = '0'
+        added[#added + 1] = member
+        owned[#owned + 1] = owner
+        owned[#owned + 1] = member
+      end
+    end
+    if #removed > 0 then spread('ZREM', board.z, removed, 1000) end
+    if #added > 0 then
+      spread('ZADD', board.z, added, 1000)
+      spread('HSET', board.o, owned, 1000)
+    end
+    if #dropped > 0 then spread('HDEL', board.m, dropped, 1000) end
   end
 end
 
@@ -256,19 +333,16 @@ ops.list = function()
   end
   return out
 end
--- apply count (kind a b c d e f){count} -> {result, ...}; kinds put, del, add, sub
--- (sub board owner ascending descending metadata known_spec)
-ops.apply = function()
-  local count, actions, results = tonumber(ARGS[3]), {}, {}
-  seq_reserve = 0
-  for i = 0, count - 1 do
-    if ARGS[4 + i * 7] == 'sub' then seq_reserve = seq_reserve + 1 end
-  end
+-- apply calls (count (kind a b c d e f){count}){calls} -> per batch {result, ...} or an
+-- error; kinds put, del, add, sub (sub board owner ascending descending metadata
+-- known_spec). prismd groups the batches its callers queued while an earlier group ran:
+-- each is all or nothing and sees the ones before it, as if each were its own call.
+local function plan_batch(base, count, actions, results)
   for i = 0, count - 1 do
     at = i
-    local base = 4 + i * 7
-    local kind, a, b, c, d, e, f = ARGS[base], ARGS[base + 1], ARGS[base + 2], ARGS[base + 3],
-                                   ARGS[base + 4], ARGS[base + 5], ARGS[base + 6]
+    local w = base + i * 7
+    local kind, a, b, c, d, e, f = ARGS[w], ARGS[w + 1], ARGS[w + 2], ARGS[w + 3],
+                                   ARGS[w + 4], ARGS[w + 5], ARGS[w + 6]
     local action
     if kind == 'put' then
       action = plan_put(a, b, c, d)
@@ -287,8 +361,49 @@ ops.apply = function()
     end
     actions[#actions + 1] = action
   end
+end
+ops.apply = function()
+  local calls, bases, counts, pos = tonumber(ARGS[3]), {}, {}, 4
+  -- First pass: where each batch starts, how many sequence numbers the group takes, and
+  -- the owners to read per board (of boards whose spec prismd named, which exist).
+  local wanted = {}
+  seq_reserve = 0
+  for n = 1, calls do
+    counts[n], bases[n] = tonumber(ARGS[pos]), pos + 1
+    for w = bases[n], bases[n] + (counts[n] - 1) * 7, 7 do
+      if ARGS[w] == 'sub' then
+        seq_reserve = seq_reserve + 1
+        if SPECS[ARGS[w + 6]] then
+          local board = load_board(ARGS[w + 1], ARGS[w + 6])
+          if not wanted[board] then wanted[board] = {}; wanted[#wanted + 1] = board end
+          local owners = wanted[board]
+          owners[#owners + 1] = ARGS[w + 2]
+        end
+      end
+    end
+    pos = bases[n] + counts[n] * 7
+  end
+  for _, board in ipairs(wanted) do
+    if #wanted[board] > 1 then read_members(board, wanted[board]) end  -- else one HGET later
+  end
+
+  local replies, actions = {}, {}
+  for n = 1, calls do
+    undo, undo_size = {}, 0
+    local planned, results = {}, {}
+    local ok, failure = pcall(plan_batch, bases[n], counts[n], planned, results)
+    if ok then
+      for _, action in ipairs(planned) do actions[#actions + 1] = action end
+      replies[n] = results
+    else
+      for i = undo_size - 2, 1, -3 do undo[i][undo[i + 1]] = undo[i + 2] end
+      replies[n] = error_reply(failure)
+    end
+  end
+  undo = nil
   for _, action in ipairs(actions) do write(action) end
-  return results
+  write_boards()
+  return replies
 end
 -- board_create board order op -> 1
 ops.board_create = function()
@@ -306,7 +421,7 @@ end
 -- board_submit board owner ascending descending metadata known_spec -> {order, rank, member, metadata}
 ops.board_submit = function()
   local action = plan_submit(ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8])
-  write(action)
+  write_boards()
   local board = action.board
   local rank = redis.call('ZRANK', board.z, action.member)
   return {board.descending and 'desc' or 'asc', rank, action.member, metadata_of(board, action.member)}
@@ -396,17 +511,13 @@ end
 -- The entry point (RedisConnection calls it with the call's arguments).
 local function main(args)
   ARGS, op, P = args, args[1], args[2]
-  at, clock, docs, counters, boards, seq_reserve, seq_next, submitted =
-    0, nil, {}, {}, {}, 1, nil, nil
+  at, clock, docs, counters, boards, board_list, seq_reserve, seq_next, submitted, undo =
+    0, nil, {}, {}, {}, {}, 1, nil, nil, nil
   local handler = ops[op]
   if not handler then return {err = 'PRISM INVALID 0 unknown operation ' .. tostring(op)} end
   local ok, result = pcall(handler)
   if ok then return result end
-  if type(result) == 'table' and getmetatable(result) == Failure then
-    return {err = 'PRISM ' .. result.code .. ' ' .. at .. ' ' .. result.message}
-  end
-  if type(result) == 'table' and result.err then return {err = result.err} end
-  return {err = 'ERR ' .. tostring(result)}
+  return error_reply(result)
 end
 )LUA";
 

@@ -543,6 +543,79 @@ TEST_F(RedisBackendTest, EntriesAnOlderVersionWroteKeepTheirMetadataUntilRewritt
   EXPECT_EQ(top2[0].metadata, "again-meta");
 }
 
+// apply() calls made while a group runs go out together as the next group, one script
+// call. Each batch of the group is still all or nothing, sees the batches before it, and
+// one that fails leaves nothing of itself for the batches after it.
+TEST_F(RedisBackendTest, BatchesGroupedIntoOneScriptCallEachKeepTheirOwnOutcome) {
+  using conformance::counter_write;
+  using conformance::put_write;
+  using conformance::submit_write;
+  for (auto [board, op] : {std::pair{"elo", Operator::kSet}, std::pair{"top", Operator::kBest}}) {
+    ASSERT_TRUE(await_done([&](auto done) {
+                  backend_->board_create({board, SortOrder::kDescending, op}, std::move(done));
+                }).ok());
+  }
+  ASSERT_EQ(put("taken", "v"), 1u);
+  const std::vector<std::vector<Write>> batches = {
+      {counter_write("first", 1)},  // goes alone; the others wait for it
+      {put_write("c", "x", "1", 0)},
+      {put_write("c", "x", "2", 0)},  // x exists since the batch before
+      {put_write("c", "z", "1"), submit_write("elo", "p", 500), put_write("c", "taken", "w", 7)},
+      {put_write("c", "z", "2", 0), submit_write("elo", "q", 300)},  // the batch before left no z
+      {submit_write("elo", "q", 700), put_write("c", "x", "3", 1)},
+      {submit_write("top", "r", 50)},
+      {submit_write("top", "r", 40)},  // best: 50 stays
+      {counter_write("n", 5), counter_write("n", 6)},
+  };
+  struct Outcome {
+    Status status;
+    std::vector<int64_t> results;
+  };
+  std::vector<Outcome> outcomes(batches.size());
+  conformance::CompletionLatch latch(static_cast<int>(batches.size()));
+  ASSERT_EQ(server_->command("CONFIG RESETSTAT"), "OK");
+  // Issued from a completion, on the connection's thread: the first batch is still in
+  // flight when the others are queued, so they form one group whatever the timing.
+  backend_->get("c", "taken", [&](Status, Document) {
+    for (size_t n = 0; n < batches.size(); ++n) {
+      backend_->apply(batches[n], [&, n](Status s, std::vector<int64_t> results) {
+        outcomes[n] = {std::move(s), std::move(results)};
+        latch.arrive();
+      });
+    }
+  });
+  ASSERT_TRUE(latch.wait());
+  EXPECT_EQ(calls_of(*server_, "fcall"), 2u);  // the first batch, then the group of the rest
+
+  EXPECT_EQ(outcomes[1].results, std::vector<int64_t>{1});
+  EXPECT_EQ(outcomes[2].status.code, Code::kConflict);
+  EXPECT_EQ(outcomes[2].status.message, "write 0: expected version 0, found 1");
+  EXPECT_EQ(outcomes[3].status.code, Code::kConflict);
+  EXPECT_EQ(outcomes[3].status.message, "write 2: expected version 7, found 1");
+  EXPECT_EQ(outcomes[4].results, (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(outcomes[5].results, (std::vector<int64_t>{0, 2}));
+  EXPECT_TRUE(outcomes[6].status.ok()) << outcomes[6].status.message;
+  EXPECT_TRUE(outcomes[7].status.ok()) << outcomes[7].status.message;
+  EXPECT_EQ(outcomes[8].results, (std::vector<int64_t>{5, 11}));
+
+  auto [zs, z] = await<Document>([&](auto done) { backend_->get("c", "z", std::move(done)); });
+  ASSERT_TRUE(zs.ok()) << zs.message;
+  EXPECT_EQ(z.value, "2");  // the failed batch's put of z was never written
+  EXPECT_EQ(z.version, 1u);
+  auto [xs, x] = await<Document>([&](auto done) { backend_->get("c", "x", std::move(done)); });
+  EXPECT_EQ(x.value, "3");
+  EXPECT_EQ(x.version, 2u);
+  auto [es, elo] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
+  ASSERT_TRUE(es.ok()) << es.message;
+  ASSERT_EQ(elo.size(), 1u);  // no entry for p (its batch failed), one for q
+  EXPECT_EQ(elo[0].owner, "q");
+  EXPECT_EQ(elo[0].score, 700);
+  EXPECT_EQ(server_->command("ZCARD prism:lb:elo"), "1");  // q's first entry was replaced
+  auto [ts, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("top", 10, std::move(done)); });
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].score, 50);
+}
+
 TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
   server_->stop();
   ASSERT_TRUE(eventually([&] { return !backend_->healthy(); }));
