@@ -166,8 +166,8 @@ end
 -- in a hash owner -> metadata, dropped when the owner's entry is next written.
 -- A board's table holds `stored` (owner -> the member Redis holds, false for none, once
 -- read), `members` (owner -> the member the group leaves) and `touched` (owners in the
--- order the group first submitted for them), so that the group's submissions to a board
--- are written with one command of each kind.
+-- order the group first submitted for them, each once: `listed`), so that the group's
+-- submissions to a board are written with one command of each kind.
 local boards, board_list
 -- The specs prismd may name for a board it knows ("desc set"): a spec never changes once
 -- created, so prismd's copy saves reading it here. (Written out: a function library's top
@@ -182,7 +182,7 @@ local function load_board(b, known)
   if not spec[1] then throw('NOT_FOUND', 'no board ' .. b) end
   local board = {z = P .. 'lb:' .. b, o = P .. 'lbo:' .. b, m = P .. 'lbm:' .. b,
                  descending = spec[1] == 'desc', op = spec[2], stored = {}, members = {},
-                 touched = {}}
+                 touched = {}, listed = {}}
   boards[b] = board
   board_list[#board_list + 1] = board
   return board
@@ -244,7 +244,10 @@ local function plan_submit(b, owner, ascending, descending, metadata, known)
     submitted = sort_key({math.floor(now / TWO32), now % TWO32}, false)
   end
   local member = ranked .. submitted .. string.format('%016x', next_seq()) .. owner .. '\0' .. metadata
-  if board.members[owner] == nil then board.touched[#board.touched + 1] = owner end
+  if not board.listed[owner] then  -- kept when a batch is undone: write_boards skips it
+    board.listed[owner] = true
+    board.touched[#board.touched + 1] = owner
+  end
   remember(board.members, owner)
   board.members[owner] = member
   return {kind = 'sub', board = board, owner = owner, member = member}

@@ -562,7 +562,7 @@ TEST_F(RedisBackendTest, BatchesGroupedIntoOneScriptCallEachKeepTheirOwnOutcome)
       {put_write("c", "x", "2", 0)},  // x exists since the batch before
       {put_write("c", "z", "1"), submit_write("elo", "p", 500), put_write("c", "taken", "w", 7)},
       {put_write("c", "z", "2", 0), submit_write("elo", "q", 300)},  // the batch before left no z
-      {submit_write("elo", "q", 700), put_write("c", "x", "3", 1)},
+      {submit_write("elo", "q", 700), put_write("c", "x", "3", 1), submit_write("elo", "p", 600)},
       {submit_write("top", "r", 50)},
       {submit_write("top", "r", 40)},  // best: 50 stays
       {counter_write("n", 5), counter_write("n", 6)},
@@ -593,7 +593,7 @@ TEST_F(RedisBackendTest, BatchesGroupedIntoOneScriptCallEachKeepTheirOwnOutcome)
   EXPECT_EQ(outcomes[3].status.code, Code::kConflict);
   EXPECT_EQ(outcomes[3].status.message, "write 2: expected version 7, found 1");
   EXPECT_EQ(outcomes[4].results, (std::vector<int64_t>{1, 0}));
-  EXPECT_EQ(outcomes[5].results, (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(outcomes[5].results, (std::vector<int64_t>{0, 2, 0}));
   EXPECT_TRUE(outcomes[6].status.ok()) << outcomes[6].status.message;
   EXPECT_TRUE(outcomes[7].status.ok()) << outcomes[7].status.message;
   EXPECT_EQ(outcomes[8].results, (std::vector<int64_t>{5, 11}));
@@ -607,10 +607,12 @@ TEST_F(RedisBackendTest, BatchesGroupedIntoOneScriptCallEachKeepTheirOwnOutcome)
   EXPECT_EQ(x.version, 2u);
   auto [es, elo] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("elo", 10, std::move(done)); });
   ASSERT_TRUE(es.ok()) << es.message;
-  ASSERT_EQ(elo.size(), 1u);  // no entry for p (its batch failed), one for q
+  ASSERT_EQ(elo.size(), 2u);  // q's last entry, and p's from batch 5, not the failed 3
   EXPECT_EQ(elo[0].owner, "q");
   EXPECT_EQ(elo[0].score, 700);
-  EXPECT_EQ(server_->command("ZCARD prism:lb:elo"), "1");  // q's first entry was replaced
+  EXPECT_EQ(elo[1].owner, "p");
+  EXPECT_EQ(elo[1].score, 600);
+  EXPECT_EQ(server_->command("ZCARD prism:lb:elo"), "2");  // q's first entry was replaced
   auto [ts, top] = await<std::vector<Entry>>([&](auto done) { backend_->board_top("top", 10, std::move(done)); });
   ASSERT_EQ(top.size(), 1u);
   EXPECT_EQ(top[0].score, 50);
