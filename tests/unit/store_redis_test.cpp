@@ -629,6 +629,30 @@ TEST_F(RedisBackendTest, DestroyingTheBackendCompletesPendingCalls) {
   EXPECT_EQ(future.get().code, Code::kUnavailable);
 }
 
+// Batches waiting for a group when the backend goes complete too, each exactly once:
+// written by a group that ran in time, or unavailable.
+TEST_F(RedisBackendTest, DestroyingTheBackendCompletesBatchesWaitingForAGroup) {
+  constexpr int kBatches = 20;
+  std::atomic<int> completions{0}, unexpected{0};
+  conformance::CompletionLatch latch(kBatches);
+  std::promise<void> issued;
+  backend_->get("c", "k", [&](Status, Document) {  // on the connection's thread: see above
+    for (int n = 0; n < kBatches; ++n) {
+      backend_->apply({conformance::counter_write("n", 1)}, [&](Status s, std::vector<int64_t>) {
+        if (!s.ok() && s.code != Code::kUnavailable) ++unexpected;
+        ++completions;
+        latch.arrive();
+      });
+    }
+    issued.set_value();
+  });
+  ASSERT_EQ(issued.get_future().wait_for(kWait), std::future_status::ready);
+  backend_.reset();
+  ASSERT_TRUE(latch.wait());
+  EXPECT_EQ(completions.load(), kBatches);
+  EXPECT_EQ(unexpected.load(), 0);
+}
+
 TEST_F(RedisBackendTest, KeysStayUnderTheConfiguredPrefix) {
   put("k", "v");
   const std::string keys = server_->command("KEYS *");
