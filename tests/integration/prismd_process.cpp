@@ -124,12 +124,20 @@ bool PrismdProcess::read_some(std::chrono::milliseconds wait) {
   return true;
 }
 
-bool PrismdProcess::wait_for_log(std::string_view needle, std::chrono::milliseconds limit) {
+bool PrismdProcess::wait_for_log(std::string_view needle, std::chrono::milliseconds limit,
+                                 size_t times) {
+  const auto found = [&] {
+    size_t count = 0;
+    for (size_t at = log_.find(needle); at != std::string::npos; at = log_.find(needle, at + 1)) {
+      if (++count == times) return true;
+    }
+    return false;
+  };
   const auto end = Clock::now() + limit;
-  while (log_.find(needle) == std::string::npos) {
+  while (!found()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
     if (left.count() <= 0 || !read_some(std::min(left, std::chrono::milliseconds(200)))) {
-      return log_.find(needle) != std::string::npos;
+      return found();
     }
   }
   return true;

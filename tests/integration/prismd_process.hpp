@@ -52,9 +52,10 @@ class PrismdProcess {
   // The admin token prismd created in its state dir on start.
   std::string admin_token() const;
 
-  // Reads the log until it contains `needle` or the process exits or `limit` passes.
+  // Reads the log until it contains `needle` `times` times, or the process exits, or
+  // `limit` passes. (A count, where two versions of a plugin log the same line.)
   bool wait_for_log(std::string_view needle,
-                    std::chrono::milliseconds limit = std::chrono::seconds(10));
+                    std::chrono::milliseconds limit = std::chrono::seconds(10), size_t times = 1);
   // Sends `signal`, waits for exit, returns the exit status (or 128 + signal).
   int stop(int signal = 15);
 
