@@ -679,35 +679,32 @@ void RedisBackend::send_group() {
     Status s = reply_status(connection_, r);
     if (s.ok() && (r->type != REDIS_REPLY_ARRAY || r->elements != group.size())) s = malformed("apply");
     for (size_t n = 0; n < group.size(); ++n) {
-      QueuedApply& batch = group[n];
-      if (!s.ok()) {
-        batch.done(s, {});
-        continue;
-      }
-      const redisReply* reply = r->element[n];
-      size_t index = 0;
-      Status own = reply_status(connection_, reply, &index);
-      if (!own.ok()) {
-        if (own.code != Code::kUnavailable && own.code != Code::kInternal) {
-          own = batch_error(index, std::move(own));
-        }
-        batch.done(std::move(own), {});
-        continue;
-      }
-      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != batch.count) {
-        batch.done(malformed("apply"), {});
-        continue;
-      }
-      std::vector<int64_t> results(batch.count);
-      bool valid = true;
-      for (size_t i = 0; i < batch.count && valid; ++i) valid = to_int64(reply->element[i], &results[i]);
-      if (!valid) {
-        batch.done(malformed("apply"), {});
-        continue;
-      }
-      batch.done({}, std::move(results));
+      std::vector<int64_t> results;
+      Status own = s.ok() ? batch_outcome(r->element[n], group[n].count, &results) : s;
+      group[n].done(std::move(own), std::move(results));
     }
   });
+}
+
+// One batch's part of a group's reply: its results, or its error with the failing write's
+// index.
+Status RedisBackend::batch_outcome(const redisReply* reply, size_t count,
+                                   std::vector<int64_t>* results) const {
+  size_t index = 0;
+  Status s = reply_status(connection_, reply, &index);
+  if (!s.ok()) {
+    if (s.code != Code::kUnavailable && s.code != Code::kInternal) s = batch_error(index, std::move(s));
+    return s;
+  }
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != count) return malformed("apply");
+  results->resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (!to_int64(reply->element[i], &(*results)[i])) {
+      results->clear();
+      return malformed("apply");
+    }
+  }
+  return {};
 }
 
 }  // namespace prism::store

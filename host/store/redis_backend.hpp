@@ -96,6 +96,7 @@ class RedisBackend final : public Backend {
   void queue_apply(QueuedApply batch);
   // On the connection's thread: sends the queued batches (up to a bound) as one call.
   void send_group();
+  Status batch_outcome(const redisReply* reply, size_t count, std::vector<int64_t>* results) const;
   // The connection's thread only. Before connection_, whose destructor completes calls.
   std::deque<QueuedApply> queued_;
   int groups_in_flight_ = 0;
