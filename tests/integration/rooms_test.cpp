@@ -263,14 +263,16 @@ TEST_F(RoomsTest, AHotReloadKeepsMembersAndPresence) {
   ASSERT_EQ(join(bob, "chat")[4]["status"], "ok");
   // The first version's load may end after SetUp created game-1, so it may log
   // "instances=1" too: the next version's line is the second one.
-  ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=")) << prismd.log();
+  constexpr std::string_view kLoaded = "rooms loaded instances=";
+  ASSERT_TRUE(prismd.wait_for_log(kLoaded)) << prismd.log();
   const auto reloaded = run_command({std::string(PRISM_BINARY_DIR) + "/prismctl", "--server",
                                      prismd.endpoint(), "--config", prismd.config_path().string(),
                                      "reload", "rooms"});
   ASSERT_EQ(reloaded.exit_code, 0) << reloaded.output << prismd.log();
-  ASSERT_TRUE(prismd.wait_for_log("rooms loaded instances=", std::chrono::seconds(10), 2)) << prismd.log();
-  const size_t second = prismd.log().rfind("rooms loaded instances=");
-  EXPECT_EQ(prismd.log().substr(second, 24), "rooms loaded instances=1") << prismd.log();
+  ASSERT_TRUE(prismd.wait_for_log(kLoaded, std::chrono::seconds(10), 2)) << prismd.log();
+  const size_t second = prismd.log().rfind(kLoaded);
+  // The line ends msg="rooms loaded instances=1".
+  EXPECT_EQ(prismd.log().substr(second + kLoaded.size(), 2), "1\"") << prismd.log();
   alice.send(json::array({"chat", "2", "chat", "push", {{"text", "after the reload"}}}));
   const json ack = next_not_presence(alice);
   ASSERT_EQ(ack[4]["status"], "ok") << ack << prismd.log();
