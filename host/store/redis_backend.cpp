@@ -642,7 +642,7 @@ void RedisBackend::apply(std::vector<Write> writes, Callback<std::vector<int64_t
 // script once per group and writes each board once per group, with one command of each
 // kind for all the group's submissions to it: the script's own Lua and the glue of its
 // redis.calls were most of Redis's time on a match recording (docs/performance.md).
-// One group in flight: with two, groups were half the size and recordings gained +3 %
+// One group in flight: with two, groups carried ~5 batches, not ~8, and recordings gained +3 %
 // over single calls (noise), against +8 to +17 % with one.
 constexpr int kGroupsInFlight = 1;
 // A group's bound, so that no script holds Redis for long (the first batch goes even if
