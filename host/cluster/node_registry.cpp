@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "base/clock.hpp"
+#include "base/thread_name.hpp"
 
 namespace prism::cluster {
 namespace {
@@ -242,6 +243,7 @@ Expected<void> NodeRegistry::start() {
                  connection_.endpoint(), nodes().size());
   }
   thread_ = std::thread([this] { run(); });
+  name_thread(thread_, "node-registry");
   return {};
 }
 

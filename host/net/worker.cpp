@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/thread_name.hpp"
 #include "net/transport_metrics.hpp"
 
 namespace prism::net {
@@ -169,6 +170,7 @@ void Worker::start() {
     set_current_loop(this);
     uv_run(&loop_, UV_RUN_DEFAULT);
   });
+  name_thread(thread_, "prism-worker-" + std::to_string(index_));
 }
 
 void Worker::stop() {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <random>
 
+#include "base/thread_name.hpp"
+
 namespace prism::store::postgres {
 namespace {
 
@@ -57,7 +59,10 @@ ConnectionPool::ConnectionPool(std::string conninfo, PoolOptions options, Setup 
     w->jitter.seed(static_cast<uint32_t>(i * 7919 + 1));
     workers_.push_back(std::move(w));
   }
-  for (auto& w : workers_) w->thread = std::thread([this, raw = w.get()] { run(*raw); });
+  for (auto& w : workers_) {
+    w->thread = std::thread([this, raw = w.get()] { run(*raw); });
+    name_thread(w->thread, "postgres-" + std::to_string(w->index));
+  }
 }
 
 ConnectionPool::~ConnectionPool() {

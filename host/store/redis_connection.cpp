@@ -17,6 +17,8 @@
 #include <thread>
 #include <utility>
 
+#include "base/thread_name.hpp"
+
 namespace prism::store {
 namespace {
 
@@ -487,6 +489,7 @@ RedisConnection::RedisConnection(std::string host, uint16_t port, RedisOptions o
   const auto period = static_cast<uint64_t>(kWatchdogPeriod.count());
   uv_timer_start(&impl.watchdog, &Impl::on_watchdog, period, period);
   impl.thread = std::thread([&impl] { impl.run(); });
+  name_thread(impl.thread, "redis-conn");
 }
 
 RedisConnection::~RedisConnection() {

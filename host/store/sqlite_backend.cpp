@@ -9,6 +9,7 @@
 #include <exception>
 #include <utility>
 
+#include "base/thread_name.hpp"
 #include "store/sqlite_database.hpp"
 #include "store/validate.hpp"
 
@@ -51,6 +52,9 @@ SqliteBackend::SqliteBackend(std::filesystem::path file, SqliteOptions options)
   writer_.thread = std::thread([this] { run_lane(writer_, Batching::kGroupCommit); });
   reader_.thread = std::thread([this] { run_lane(reader_, Batching::kOneSnapshot); });
   checkpointer_.thread = std::thread([this] { run_lane(checkpointer_, Batching::kNone); });
+  name_thread(writer_.thread, "sqlite-writer");
+  name_thread(reader_.thread, "sqlite-reader");
+  name_thread(checkpointer_.thread, "sqlite-ckpt");
 }
 
 SqliteBackend::~SqliteBackend() {

@@ -10,6 +10,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
 
 #include "net/datagram.hpp"
 #include "net/session/handshake.hpp"
@@ -121,6 +123,24 @@ TEST_F(PrismdTest, InfoReportsVersionWorkersAndPlugins) {
   EXPECT_EQ(reply->status, v1::STATUS_OK);
   EXPECT_NE(reply->payload.find("\"workers\":2"), std::string::npos) << reply->payload;
   EXPECT_NE(reply->payload.find("\"name\":\"default\""), std::string::npos) << reply->payload;
+}
+
+// `top -H`, perf and gdb show what each thread is (docs/operations.md, "Threads").
+TEST_F(PrismdTest, EachThreadIsNamedForWhatItDoes) {
+  auto c = connect_to(prismd);  // a handshake starts the worker's ephemeral key thread
+  std::multiset<std::string> names;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(prismd.pid()) + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  std::string all;
+  for (const auto& name : names) all += name + " ";
+  for (const char* expected : {"prism-worker-0", "prism-worker-1", "sqlite-writer", "sqlite-reader",
+                               "sqlite-ckpt", "ephemeral-keys"}) {
+    EXPECT_EQ(names.count(expected), 1u) << expected << " in: " << all;
+  }
 }
 
 // The INITIAL a client without a cookie sends (protocol.md §5.2), for raw-socket tests.

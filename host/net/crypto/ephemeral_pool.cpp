@@ -3,6 +3,7 @@
 
 #include <cryptopp/misc.h>
 
+#include "base/thread_name.hpp"
 #include "net/crypto/secure_random.hpp"
 
 namespace prism::net::crypto {
@@ -15,7 +16,9 @@ void wipe(KeyPair& pair) {
 
 }  // namespace
 
-EphemeralPool::EphemeralPool() : producer_([this] { produce(); }) {}
+EphemeralPool::EphemeralPool() : producer_([this] { produce(); }) {
+  name_thread(producer_, "ephemeral-keys");
+}
 
 EphemeralPool::~EphemeralPool() {
   stopping_.store(true, std::memory_order_release);
