@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "store/sqlite_wal_vfs.hpp"
+
 namespace prism::store {
 namespace {
 
@@ -89,7 +91,7 @@ std::unique_ptr<SqliteBackend::Database> SqliteBackend::Database::open(
   (void)configured;
   sqlite3* handle = nullptr;
   const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  const int rc = sqlite3_open_v2(file.c_str(), &handle, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(file.c_str(), &handle, flags | SQLITE_OPEN_NOMUTEX, sqlite_wal_vfs());
   auto db = std::unique_ptr<Database>(new Database(handle));
   if (rc != SQLITE_OK) {
     error = "sqlite: cannot open " + file.string() + ": " +
