@@ -170,7 +170,7 @@ void Worker::start() {
     set_current_loop(this);
     uv_run(&loop_, UV_RUN_DEFAULT);
   });
-  name_thread(thread_, "prism-worker-" + std::to_string(index_));
+  name_thread(thread_, "worker-" + std::to_string(index_));  // "worker-254" fits in 15 bytes
 }
 
 void Worker::stop() {

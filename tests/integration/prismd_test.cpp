@@ -137,7 +137,7 @@ TEST_F(PrismdTest, EachThreadIsNamedForWhatItDoes) {
   }
   std::string all;
   for (const auto& name : names) all += name + " ";
-  for (const char* expected : {"prism-worker-0", "prism-worker-1", "sqlite-writer", "sqlite-reader",
+  for (const char* expected : {"worker-0", "worker-1", "sqlite-writer", "sqlite-reader",
                                "sqlite-ckpt", "ephemeral-keys"}) {
     EXPECT_EQ(names.count(expected), 1u) << expected << " in: " << all;
   }
