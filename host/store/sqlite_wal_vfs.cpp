@@ -138,7 +138,9 @@ int wal_file_size(sqlite3_file* file, sqlite3_int64* size) {
   return real_methods(f).xFileSize(f->real, size);
 }
 
-int wal_lock(sqlite3_file* file, int level) { return real_methods(wal(file)).xLock(wal(file)->real, level); }
+int wal_lock(sqlite3_file* file, int level) {
+  return real_methods(wal(file)).xLock(wal(file)->real, level);
+}
 int wal_unlock(sqlite3_file* file, int level) {
   return real_methods(wal(file)).xUnlock(wal(file)->real, level);
 }
@@ -174,8 +176,7 @@ const sqlite3_io_methods wal_methods = {
 
 int vfs_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   if ((flags & SQLITE_OPEN_WAL) == 0) return base_vfs->xOpen(base_vfs, name, file, flags, out_flags);
-  auto* f = new (file) WalFile{};
-  f->base.pMethods = nullptr;
+  auto* f = new (file) WalFile{};  // base.pMethods null until the default VFS opened it
   f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
   f->real->pMethods = nullptr;
   const int rc = base_vfs->xOpen(base_vfs, name, f->real, flags, out_flags);
