@@ -1,5 +1,6 @@
 // The SQLite VFS the embedded store opens its file with: the default one, except that a
-// transaction's WAL frames reach the kernel in one write instead of two per frame.
+// transaction's WAL frames reach the kernel in a few writes of up to 120 KiB instead of
+// two per frame.
 #pragma once
 
 #include <cstdint>
