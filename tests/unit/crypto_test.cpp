@@ -65,8 +65,8 @@ Sealed seal(const Key32& key, uint64_t pn, const Bytes& plaintext) {
 // ---- Packet protection ---------------------------------------------------------------
 
 // The pool's pairs are real X25519 pairs (the public key is the private key's), each
-// handed out once; drained three times over, it refills on its own thread (which sleeps
-// whenever it is full and is woken by take()); destroyed, its thread is joined.
+// handed out once; drained three times over, it refills on its own thread; destroyed, its
+// thread is joined.
 TEST(CryptoEphemeralPool, HandsOutDistinctValidPairsAndRefillsWhenDrained) {
   std::set<Key32> publics;
   {
@@ -86,6 +86,36 @@ TEST(CryptoEphemeralPool, HandsOutDistinctValidPairsAndRefillsWhenDrained) {
     }
   }
   EXPECT_EQ(publics.size(), 3 * EphemeralPool::kCapacity);
+}
+
+// A full pool's producer sleeps until a take leaves kRefillAt pairs, and is woken then to
+// fill the pool again: one wake-up (a futex call on the worker and a context switch on the
+// producer) per half a pool, not per handshake. A wake-up lost at the mark would leave the
+// pool half empty, and the next wait_full fails.
+TEST(CryptoEphemeralPool, AFullPoolWakesItsProducerOnceHalfIsTaken) {
+  EphemeralPool pool;
+  const auto wait_full = [&pool] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (pool.ready() < EphemeralPool::kCapacity && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return pool.ready() == EphemeralPool::kCapacity;
+  };
+  constexpr int kRounds = 3;
+  int takes = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    ASSERT_TRUE(wait_full()) << "the producer did not refill the pool before round " << round;
+    while (pool.ready() > EphemeralPool::kRefillAt) {
+      ASSERT_TRUE(pool.take());
+      ++takes;
+    }
+  }
+  ASSERT_TRUE(wait_full()) << "the producer was not woken at the mark";
+  EXPECT_GE(takes, kRounds * static_cast<int>(EphemeralPool::kCapacity - EphemeralPool::kRefillAt));
+  // One per round, or two where the producer, not yet asleep when the pool was full, added
+  // a pair at the mark and the next take passed it again.
+  EXPECT_GE(pool.wakeups(), 1u);
+  EXPECT_LE(pool.wakeups(), 2u * kRounds);
 }
 
 TEST(CryptoPacket, SealedPacketOpensWithSameKeyAndHeader) {

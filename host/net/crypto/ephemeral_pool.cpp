@@ -51,8 +51,14 @@ std::optional<KeyPair> EphemeralPool::take() {
   const KeyPair pair = slot;
   wipe(slot);
   taken_.store(taken + 1, std::memory_order_release);
-  signal_.fetch_add(1, std::memory_order_release);
-  signal_.notify_one();
+  // The producer only sleeps on a full pool, so every sleep ends with takes that pass
+  // this mark. It read `signal_` before it saw the pool full: a bump between that read and
+  // its wait makes the wait return at once.
+  if (made_.load(std::memory_order_acquire) - (taken + 1) == kRefillAt) {
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
+    signal_.fetch_add(1, std::memory_order_release);
+    signal_.notify_one();
+  }
   return pair;
 }
 
