@@ -9,7 +9,7 @@
 #   (e) the per-datagram shapes of issue 15, 100-byte payloads, one client thread each:
 #       64 sockets x 1 in flight and 16 x 8, against the raw echo, ENet's reliable echo
 #       (enet_echo; the row is skipped when the build has no ENet) and prismd, with the
-#       ratios Prism/raw and Prism/ENet
+#       ratios Prism/raw and Prism/ENet: medians over ROUNDS rounds (default 3)
 #   (f) scaling: the 16 x 8 load (THREADS client threads) against prismd with each of
 #       SCALE_WORKERS (default "1 2") workers, and each one's ratio to the first
 # Exits non-zero if any run fails, completes nothing or gets an error reply.
@@ -17,7 +17,7 @@
 # usage: tests/bench/run_bench.sh BUILD_DIR
 # env:   DURATION (seconds measured, default 5), WARMUP (0.5), CLIENTS (4), INFLIGHT (16),
 #        THREADS (prism-bench threads, 1), DELIVERY (ordered), HANDSHAKE_CLIENTS (4),
-#        SMOKE=1 (0.5 s each, for `make test`)
+#        ROUNDS (rounds of (e), 3), SMOKE=1 (0.5 s each and one round, for `make test`)
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
@@ -70,21 +70,28 @@ if [[ -x $build/enet_echo ]]; then
 else
   echo "run_bench: $build/enet_echo is missing (no libenet-dev at configure): no ENet row" >&2
 fi
+# On a shared VM one run's rate can be a third off the next one's, so each shape runs
+# `rounds` times, the three servers back to back in each, and the ratios printed are the
+# medians of each round's own ratios.
+rounds=${ROUNDS:-3}
+[[ ${SMOKE:-0} == 1 ]] && rounds=1
 shape_rows=()
 for shape in 64x1 16x8; do
   shape_options=(--clients "${shape%x*}" --inflight "${shape#*x}" --payload-size 100
                  --duration "$duration" --warmup "$warmup")
-  bench "raw-$shape" --baseline --server "127.0.0.1:$baseline_port" "${shape_options[@]}"
-  raw_rps=$(field "$result" rps)
-  enet_rps=0
-  if [[ -n $enet_port ]]; then
-    run_load "$build/enet_echo" "enet-$shape" --client --server "127.0.0.1:$enet_port" \
-      "${shape_options[@]}"
-    enet_rps=$(field "$result" rps)
-  fi
-  bench "prism-$shape" --server "127.0.0.1:$prism_port" --server-key "$server_key" \
-    --delivery ordered "${shape_options[@]}"
-  shape_rows+=("$shape $raw_rps $enet_rps $(field "$result" rps) $(field "$result" p99_us)")
+  for ((round = 1; round <= rounds; round++)); do
+    bench "raw-$shape-$round" --baseline --server "127.0.0.1:$baseline_port" "${shape_options[@]}"
+    raw_rps=$(field "$result" rps)
+    enet_rps=0
+    if [[ -n $enet_port ]]; then
+      run_load "$build/enet_echo" "enet-$shape-$round" --client --server "127.0.0.1:$enet_port" \
+        "${shape_options[@]}"
+      enet_rps=$(field "$result" rps)
+    fi
+    bench "prism-$shape-$round" --server "127.0.0.1:$prism_port" --server-key "$server_key" \
+      --delivery ordered "${shape_options[@]}"
+    shape_rows+=("$shape $raw_rps $enet_rps $(field "$result" rps) $(field "$result" p99_us)")
+  done
 done
 
 # (f): a prismd per worker count, one after another.
@@ -140,22 +147,36 @@ awk -v br="$(field "$baseline" rps)" -v bp="$(field "$baseline" p99_us)" \
     printf "(d) handshakes:    per_s=%.0f workers=%d per_worker=%.0f worker_busy=%.2f per_worker_core=%.0f (target >= 12000: %s)\n",
            hs, workers, hs / workers, busy, capacity, verdict(capacity >= 12000)
   }'
-# Targets (issue 15): 64x1 >= 0.6 of raw and >= 1.2x ENet; 16x8 >= 1.5x ENet.
+# Targets (issue 15): 64x1 >= 0.6 of raw and >= 1.2x ENet; 16x8 >= 1.5x ENet. Rates are
+# each server's median over the rounds; ratios the median of the rounds' own ratios.
 printf '%s\n' "${shape_rows[@]}" | awk '
   function verdict(ok) { return ok ? "met" : "NOT met" }
+  function median(list, n,    a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  !($1 in seen) { seen[$1] = 1; order[++shapes] = $1 }
   {
-    shape = $1; raw = $2; enet = $3; prism = $4
-    vs_raw = raw > 0 ? prism / raw : 0
-    vs_enet = enet > 0 ? prism / enet : 0
-    line = sprintf("(e) %s, 100 B: raw=%.0f enet=%.0f prism=%.0f p99_us=%.1f prism/raw=%.2f prism/enet=%.2f",
-                   shape, raw, enet, prism, $5, vs_raw, vs_enet)
-    if (shape == "64x1") {
-      line = line sprintf(" (targets >= 0.60 raw: %s", verdict(vs_raw >= 0.6))
-      line = line (enet > 0 ? sprintf(", >= 1.2 enet: %s)", verdict(vs_enet >= 1.2)) : ")")
-    } else if (enet > 0) {
-      line = line sprintf(" (target >= 1.5 enet: %s)", verdict(vs_enet >= 1.5))
+    raw[$1] = raw[$1] " " $2; enet[$1] = enet[$1] " " $3; prism[$1] = prism[$1] " " $4; p99[$1] = p99[$1] " " $5
+    vs_raw[$1] = vs_raw[$1] " " ($2 > 0 ? $4 / $2 : 0)
+    vs_enet[$1] = vs_enet[$1] " " ($3 > 0 ? $4 / $3 : 0)
+    rounds[$1] = rounds[$1] sprintf("%s%.2f", rounds[$1] == "" ? "" : ",", $3 > 0 ? $4 / $3 : 0)
+  }
+  END {
+    for (k = 1; k <= shapes; k++) {
+      shape = order[k]; e = median(enet[shape]); r = median(vs_raw[shape]); v = median(vs_enet[shape])
+      line = sprintf("(e) %s, 100 B: raw=%.0f enet=%.0f prism=%.0f p99_us=%.1f prism/raw=%.2f prism/enet=%.2f",
+                     shape, median(raw[shape]), e, median(prism[shape]), median(p99[shape]), r, v)
+      if (e > 0) line = line " (rounds: " rounds[shape] ")"
+      if (shape == "64x1") {
+        line = line sprintf(" (targets >= 0.60 raw: %s", verdict(r >= 0.6))
+        line = line (e > 0 ? sprintf(", >= 1.2 enet: %s)", verdict(v >= 1.2)) : ")")
+      } else if (e > 0) {
+        line = line sprintf(" (target >= 1.5 enet: %s)", verdict(v >= 1.5))
+      }
+      print line
     }
-    print line
   }'
 printf '%s\n' "${scale_rows[@]}" | awk -v cores="$(nproc)" '
   NR == 1 { first = $2 }
