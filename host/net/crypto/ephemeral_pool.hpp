@@ -47,7 +47,8 @@ class EphemeralPool {
   std::array<KeyPair, kCapacity> slots_{};
   std::atomic<uint64_t> made_{0};   // pairs written (producer)
   std::atomic<uint64_t> taken_{0};  // pairs handed out (consumer)
-  // Bumped by take() at the refill mark and by the destructor: what the producer sleeps on when full.
+  // Bumped by take() at the refill mark and by the destructor: what the producer sleeps on
+  // when full.
   std::atomic<uint32_t> signal_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> wakeups_{0};
