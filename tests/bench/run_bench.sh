@@ -161,14 +161,18 @@ printf '%s\n' "${shape_rows[@]}" | awk '
     raw[$1] = raw[$1] " " $2; enet[$1] = enet[$1] " " $3; prism[$1] = prism[$1] " " $4; p99[$1] = p99[$1] " " $5
     vs_raw[$1] = vs_raw[$1] " " ($2 > 0 ? $4 / $2 : 0)
     vs_enet[$1] = vs_enet[$1] " " ($3 > 0 ? $4 / $3 : 0)
-    rounds[$1] = rounds[$1] sprintf("%s%.2f", rounds[$1] == "" ? "" : ",", $3 > 0 ? $4 / $3 : 0)
   }
   END {
     for (k = 1; k <= shapes; k++) {
       shape = order[k]; e = median(enet[shape]); r = median(vs_raw[shape]); v = median(vs_enet[shape])
       line = sprintf("(e) %s, 100 B: raw=%.0f enet=%.0f prism=%.0f p99_us=%.1f prism/raw=%.2f prism/enet=%.2f",
                      shape, median(raw[shape]), e, median(prism[shape]), median(p99[shape]), r, v)
-      if (e > 0) line = line " (rounds: " rounds[shape] ")"
+      if (e > 0) {
+        n = split(vs_enet[shape], each, " ")
+        listed = ""
+        for (i = 1; i <= n; i++) listed = listed sprintf("%s%.2f", i > 1 ? "," : "", each[i])
+        line = line " (rounds: " listed ")"
+      }
       if (shape == "64x1") {
         line = line sprintf(" (targets >= 0.60 raw: %s", verdict(r >= 0.6))
         line = line (e > 0 ? sprintf(", >= 1.2 enet: %s)", verdict(v >= 1.2)) : ")")
